@@ -1,0 +1,44 @@
+"""Errors raised by ember and small helpers that build their messages.
+
+Every shape or dtype problem raises :class:`ShapeError` (a ``ValueError``) whose
+message names the module (its repr), what was expected and what was received, e.g.::
+
+    Linear(784 -> 1000): expected input (N, 784) or (784,), got (8, 100)
+"""
+
+from __future__ import annotations
+
+
+class ShapeError(ValueError):
+    """An array of the wrong shape, dtype or device was given to a module."""
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (for example the loss became NaN or infinite)."""
+
+
+class FormatError(ValueError):
+    """A model or checkpoint file is truncated, corrupted or not an ember file."""
+
+
+def describe(array) -> str:
+    """A short human description of what was received: shape and dtype, or type."""
+    shape = getattr(array, "shape", None)
+    if shape is None:
+        if isinstance(array, (list, tuple)):
+            return f"a {type(array).__name__} of {len(array)} entries"
+        return f"a {type(array).__name__}"
+    return f"{tuple(shape)} {getattr(array, 'dtype', '')}".rstrip()
+
+
+def shape_error(module, expected: str, got) -> ShapeError:
+    """Build the standard message: ``<module>: expected <expected>, got <got>``."""
+    if not isinstance(got, str):
+        got = describe(got)
+    return ShapeError(f"{module!r}: expected {expected}, got {got}")
+
+
+def check_same_shape(module, name: str, array, reference) -> None:
+    """Raise a ShapeError unless ``array.shape == reference.shape``."""
+    if getattr(array, "shape", None) != reference.shape:
+        raise shape_error(module, f"{name} of shape {tuple(reference.shape)}", array)

@@ -1,0 +1,343 @@
+"""Transfer functions (non-linearities), applied elementwise or over the feature axis.
+
+Pointwise modules share :class:`Pointwise`: a subclass writes ``fprop`` and ``bprop``
+with ``out=`` arguments; the base class handles buffers and shape checks.
+"""
+
+from __future__ import annotations
+
+from ..errors import check_same_shape, shape_error
+from .module import Module
+
+
+class Pointwise(Module):
+    """Base of elementwise modules ``y_i = f(x_i)``; any input shape.
+
+    Subclasses implement ``fprop(xp, x, y)`` (write f(x) into y) and
+    ``bprop(xp, x, y, grad_output, grad_input)`` (write dE/dx into grad_input).
+    """
+
+    def update_output(self, input):
+        out = self.output = self.backend.ensure(self.output, input.shape)
+        self.fprop(self.backend.xp, input, out)
+        return out
+
+    def update_grad_input(self, input, grad_output):
+        check_same_shape(self, "grad_output", grad_output, input)
+        gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape)
+        self.bprop(self.backend.xp, input, self.output, grad_output, gx)
+        return gx
+
+
+class Threshold(Pointwise):
+    """``y = x if x > threshold else value`` (Torch7 default threshold 1e-6, value 0).
+
+    bprop: dE/dx = dE/dy where x > threshold, else 0.
+    """
+
+    def __init__(self, threshold=1e-6, value=0.0):
+        super().__init__()
+        self.threshold, self.value = float(threshold), float(value)
+
+    def fprop(self, xp, x, y):
+        xp.greater(x, self.threshold, out=y)
+        if self.value == 0:
+            y *= x
+        else:
+            xp.copyto(y, self.value)
+            xp.copyto(y, x, where=x > self.threshold)
+
+    def bprop(self, xp, x, y, go, gx):
+        xp.greater(x, self.threshold, out=gx)
+        gx *= go
+
+    def extra_repr(self):
+        return f"threshold={self.threshold:g}, value={self.value:g}"
+
+
+class ReLU(Pointwise):
+    """Rectified linear unit ``y = max(0, x)`` (= ``Threshold(0, 0)``).
+
+    bprop: dE/dx = dE/dy where x > 0, else 0 (computed from the stored output).
+    """
+
+    def fprop(self, xp, x, y):
+        xp.maximum(x, 0, out=y)
+
+    def bprop(self, xp, x, y, go, gx):
+        xp.greater(y, 0, out=gx)
+        gx *= go
+
+
+class Tanh(Pointwise):
+    """``y = tanh(x)``.  bprop: dE/dx = dE/dy * (1 - y^2), from the stored output."""
+
+    def fprop(self, xp, x, y):
+        xp.tanh(x, out=y)
+
+    def bprop(self, xp, x, y, go, gx):
+        xp.multiply(y, y, out=gx)
+        xp.subtract(1, gx, out=gx)
+        gx *= go
+
+
+class Sigmoid(Pointwise):
+    """Logistic ``y = 1 / (1 + exp(-x))``.  bprop: dE/dx = dE/dy * y * (1 - y)."""
+
+    def fprop(self, xp, x, y):
+        # tanh form: 1/(1+e^-x) = (1 + tanh(x/2)) / 2, stable for every x
+        xp.multiply(x, 0.5, out=y)
+        xp.tanh(y, out=y)
+        y += 1
+        y *= 0.5
+
+    def bprop(self, xp, x, y, go, gx):
+        xp.subtract(1, y, out=gx)
+        gx *= y
+        gx *= go
+
+
+class HardTanh(Pointwise):
+    """Clip to ``[min_value, max_value]`` (default [-1, 1]).
+
+    bprop: dE/dx = dE/dy strictly inside the interval, else 0.
+    """
+
+    def __init__(self, min_value=-1.0, max_value=1.0):
+        super().__init__()
+        if not min_value < max_value:
+            raise ValueError(f"HardTanh: min_value must be < max_value, got {min_value}, {max_value}")
+        self.min_value, self.max_value = float(min_value), float(max_value)
+
+    def fprop(self, xp, x, y):
+        xp.clip(x, self.min_value, self.max_value, out=y)
+
+    def bprop(self, xp, x, y, go, gx):
+        inside = self._scratch("inside", x.shape, dtype=bool)
+        xp.greater(x, self.min_value, out=inside)
+        xp.multiply(go, inside, out=gx)
+        xp.less(x, self.max_value, out=inside)
+        gx *= inside
+
+    def extra_repr(self):
+        return f"{self.min_value:g}, {self.max_value:g}"
+
+
+class SoftPlus(Pointwise):
+    """``y = (1/beta) log(1 + exp(beta x))``, and ``y = x`` where ``beta x > threshold``.
+
+    bprop: dE/dx = dE/dy * sigmoid(beta x) (1 above the threshold). Defaults beta=1,
+    threshold=20 (Torch7 and PyTorch).
+    """
+
+    def __init__(self, beta=1.0, threshold=20.0):
+        super().__init__()
+        if beta <= 0:
+            raise ValueError(f"SoftPlus: beta must be > 0, got {beta}")
+        self.beta, self.threshold = float(beta), float(threshold)
+
+    def fprop(self, xp, x, y):
+        xp.multiply(x, self.beta, out=y)
+        xp.logaddexp(0, y, out=y)
+        y /= self.beta
+        xp.copyto(y, x, where=x * self.beta > self.threshold)
+
+    def bprop(self, xp, x, y, go, gx):
+        # sigmoid(beta x) = 1 - exp(-beta y)
+        xp.multiply(y, -self.beta, out=gx)
+        xp.exp(gx, out=gx)
+        xp.subtract(1, gx, out=gx)
+        xp.copyto(gx, 1, where=x * self.beta > self.threshold)
+        gx *= go
+
+    def extra_repr(self):
+        return f"beta={self.beta:g}" if self.beta != 1 else ""
+
+
+class SoftShrink(Pointwise):
+    """Soft shrinkage: ``y = x - l`` if ``x > l``, ``x + l`` if ``x < -l``, else 0 (l=0.5).
+
+    bprop: dE/dx = dE/dy where |x| > l (strict), else 0.
+    """
+
+    def __init__(self, lambd=0.5):
+        super().__init__()
+        if lambd < 0:
+            raise ValueError(f"SoftShrink: lambd must be >= 0, got {lambd}")
+        self.lambd = float(lambd)
+
+    def fprop(self, xp, x, y):
+        xp.abs(x, out=y)
+        y -= self.lambd
+        xp.maximum(y, 0, out=y)
+        y *= xp.sign(x)
+
+    def bprop(self, xp, x, y, go, gx):
+        xp.abs(x, out=gx)
+        xp.greater(gx, self.lambd, out=gx)
+        gx *= go
+
+    def extra_repr(self):
+        return f"{self.lambd:g}"
+
+
+class HardShrink(Pointwise):
+    """Hard shrinkage: ``y = x`` if ``|x| > l``, else 0 (l = 0.5).
+
+    bprop: dE/dx = dE/dy where |x| > l, else 0.
+    """
+
+    def __init__(self, lambd=0.5):
+        super().__init__()
+        if lambd < 0:
+            raise ValueError(f"HardShrink: lambd must be >= 0, got {lambd}")
+        self.lambd = float(lambd)
+
+    def fprop(self, xp, x, y):
+        xp.abs(x, out=y)
+        xp.greater(y, self.lambd, out=y)
+        y *= x
+
+    def bprop(self, xp, x, y, go, gx):
+        xp.abs(x, out=gx)
+        xp.greater(gx, self.lambd, out=gx)
+        gx *= go
+
+    def extra_repr(self):
+        return f"{self.lambd:g}"
+
+
+class Abs(Pointwise):
+    """``y = |x|`` (the "abs" rectification of Jarrett et al. 2009).
+
+    bprop: dE/dx = sign(x) dE/dy (0 at x = 0).
+    """
+
+    def fprop(self, xp, x, y):
+        xp.abs(x, out=y)
+
+    def bprop(self, xp, x, y, go, gx):
+        xp.sign(x, out=gx)
+        gx *= go
+
+
+def feature_axis(ndim, dim):
+    """The softmax axis: ``dim`` if given, else 0 for 1-D/3-D input and 1 otherwise
+    (Torch7's rule: a single sample (C,) or (C, H, W), or a batch (N, C) or (N, C, H, W))."""
+    if dim is not None:
+        return dim % ndim
+    return 0 if ndim in (1, 3) else 1
+
+
+class _OverFeatures(Module):
+    """Modules that normalise over the feature axis (see :func:`feature_axis`)."""
+
+    def __init__(self, dim=None):
+        super().__init__()
+        self.dim = dim
+
+    def _axis(self, input):
+        if input.ndim == 0 or (self.dim is not None and not -input.ndim <= self.dim < input.ndim):
+            raise shape_error(self, f"input with axis {self.dim}", input)
+        return feature_axis(input.ndim, self.dim)
+
+    def _reduced_shape(self, input, axis):
+        return input.shape[:axis] + (1,) + input.shape[axis + 1 :]
+
+    def _log_sum_exp(self, input, axis, out):
+        """out (keepdims) = m + log sum exp(x - m), m = max over the axis (no overflow)."""
+        xp = self.backend.xp
+        shifted = self._scratch("shifted", input.shape)
+        xp.max(input, axis=axis, keepdims=True, out=out)
+        xp.subtract(input, out, out=shifted)
+        xp.exp(shifted, out=shifted)
+        total = self._scratch("total", out.shape)
+        xp.sum(shifted, axis=axis, keepdims=True, out=total)
+        xp.log(total, out=total)
+        out += total
+        return out
+
+    def extra_repr(self):
+        return f"dim={self.dim}" if self.dim is not None else ""
+
+
+class LogSumExp(_OverFeatures):
+    """The lecture's LogSumExp module: ``y = log sum_j exp(x_j)`` over the feature axis.
+
+    The axis is removed from the output. Computed as m + log sum exp(x - m).
+    bprop: dE/dx_j = dE/dy * exp(x_j - y) = dE/dy * softmax(x)_j.
+    """
+
+    def update_output(self, input):
+        axis = self._axis(input)
+        keep = self._scratch("lse", self._reduced_shape(input, axis))
+        self._log_sum_exp(input, axis, keep)
+        self.output = keep.reshape(input.shape[:axis] + input.shape[axis + 1 :])
+        return self.output
+
+    def update_grad_input(self, input, grad_output):
+        axis = self._axis(input)
+        keep_shape = self._reduced_shape(input, axis)
+        check_same_shape(self, "grad_output", grad_output, self.output)
+        xp = self.backend.xp
+        gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape)
+        xp.subtract(input, self.output.reshape(keep_shape), out=gx)
+        xp.exp(gx, out=gx)
+        gx *= grad_output.reshape(keep_shape)
+        return gx
+
+
+class LogSoftMax(_OverFeatures):
+    """``y_i = x_i - log sum_j exp(x_j)`` over the feature axis (= Identity - LogSumExp).
+
+    bprop: dE/dx_i = dE/dy_i - exp(y_i) * sum_j dE/dy_j.
+    """
+
+    def update_output(self, input):
+        axis = self._axis(input)
+        lse = self._scratch("lse", self._reduced_shape(input, axis))
+        self._log_sum_exp(input, axis, lse)
+        out = self.output = self.backend.ensure(self.output, input.shape)
+        self.backend.xp.subtract(input, lse, out=out)
+        return out
+
+    def update_grad_input(self, input, grad_output):
+        axis = self._axis(input)
+        check_same_shape(self, "grad_output", grad_output, input)
+        xp = self.backend.xp
+        total = self._scratch("total", self._reduced_shape(input, axis))
+        xp.sum(grad_output, axis=axis, keepdims=True, out=total)
+        gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape)
+        xp.exp(self.output, out=gx)
+        gx *= total
+        xp.subtract(grad_output, gx, out=gx)
+        return gx
+
+
+class SoftMax(_OverFeatures):
+    """``y_i = exp(x_i) / sum_j exp(x_j)`` over the feature axis.
+
+    bprop: dE/dx_i = y_i * (dE/dy_i - sum_j y_j dE/dy_j).
+    """
+
+    def update_output(self, input):
+        axis = self._axis(input)
+        lse = self._scratch("lse", self._reduced_shape(input, axis))
+        self._log_sum_exp(input, axis, lse)
+        out = self.output = self.backend.ensure(self.output, input.shape)
+        xp = self.backend.xp
+        xp.subtract(input, lse, out=out)
+        xp.exp(out, out=out)
+        return out
+
+    def update_grad_input(self, input, grad_output):
+        axis = self._axis(input)
+        check_same_shape(self, "grad_output", grad_output, input)
+        xp = self.backend.xp
+        gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape)
+        xp.multiply(self.output, grad_output, out=gx)
+        total = self._scratch("total", self._reduced_shape(input, axis))
+        xp.sum(gx, axis=axis, keepdims=True, out=total)
+        xp.subtract(grad_output, total, out=gx)
+        gx *= self.output
+        return gx

@@ -1,0 +1,145 @@
+"""Containers: modules made of modules.
+
+``Sequential`` is the lecture's cascade: X_k = F_k(X_{k-1}, W_k) for k = 1..n, and
+bprop is the backward sweep dE/dX_{k-1} = dE/dX_k . dF_k/dX_{k-1} in reverse order.
+"""
+
+from __future__ import annotations
+
+from .module import Module
+
+
+def add_context(error: BaseException, container, index, child):
+    """Add "in module i (child) of Container" to an exception without rewriting it."""
+    error.add_note(f"  in module {index} ({child!r}) of {type(container).__name__}")
+
+
+class Container(Module):
+    """A module holding an ordered list of children; ``add``, ``get``, ``len``, iteration."""
+
+    _input_kind = "any"
+
+    def __init__(self, *modules):
+        super().__init__()
+        self._children = []
+        for module in modules:
+            self.add(module)
+
+    def children(self):
+        return list(self._children)
+
+    def add(self, module):
+        """Append a module; returns self so calls chain (``seq.add(a).add(b)``)."""
+        if not isinstance(module, Module):
+            raise TypeError(f"{type(self).__name__}.add: expected a Module, got {type(module).__name__}")
+        if module.backend != self.backend and self._children:
+            module.to(self.backend)
+        self._children.append(module)
+        return self
+
+    def insert(self, module, index=None):
+        """Insert a module at position ``index`` (0-based; default: the end)."""
+        if index is None:
+            return self.add(module)
+        if not isinstance(module, Module):
+            raise TypeError(f"{type(self).__name__}.insert: expected a Module, got {type(module).__name__}")
+        self._children.insert(self._check_index(index, len(self._children) + 1), module)
+        return self
+
+    def remove(self, index=None):
+        """Remove and return the module at ``index`` (default: the last one)."""
+        if not self._children:
+            raise IndexError(f"{type(self).__name__}.remove: the container is empty")
+        index = len(self._children) - 1 if index is None else index
+        return self._children.pop(self._check_index(index, len(self._children)))
+
+    def get(self, index):
+        """The child at ``index`` (0-based, negative counts from the end)."""
+        return self._children[self._check_index(index, len(self._children))]
+
+    def size(self):
+        return len(self._children)
+
+    def _check_index(self, index, limit):
+        if not -limit <= index < limit:
+            raise IndexError(
+                f"{type(self).__name__}: index {index} out of range for {len(self._children)} modules"
+            )
+        return index % limit if limit else index
+
+    def __len__(self):
+        return len(self._children)
+
+    def __iter__(self):
+        return iter(self._children)
+
+    def __getitem__(self, index):
+        return self.get(index)
+
+    def spec(self):
+        spec = super().spec()
+        spec["args"] = {k: v for k, v in spec["args"].items() if not k.startswith("*")}
+        spec["children"] = [child.spec() for child in self._children]
+        return spec
+
+    def _tree_repr(self, header, lines):
+        pad = "  "
+        body = [f"{pad}({i}): " + repr(child).replace("\n", "\n" + pad) for i, child in enumerate(self._children)]
+        return header + " {\n" + "\n".join(lines + body) + "\n}"
+
+
+class Sequential(Container):
+    """Chain of modules: the output of child k is the input of child k+1.
+
+    fprop:  X_0 = input, X_k = F_k(X_{k-1}), output = X_n
+    bprop:  G_n = grad_output, G_{k-1} = F_k.backward(X_{k-1}, G_k), grad_input = G_0
+
+    Each child's ``backward`` also accumulates its parameter gradients (scaled).
+    """
+
+    def update_output(self, input):
+        current = input
+        for index, child in enumerate(self._children):
+            try:
+                current = child.forward(current)
+            except Exception as error:
+                add_context(error, self, index, child)
+                raise
+        self.output = current
+        return current
+
+    def _backward_sweep(self, input, grad_output, scale, accumulate):
+        children = self._children
+        current = grad_output
+        for index in range(len(children) - 1, -1, -1):
+            child = children[index]
+            previous = children[index - 1].output if index > 0 else input
+            try:
+                if accumulate:
+                    current = child.backward(previous, current, scale)
+                else:
+                    current = child.update_grad_input(previous, current)
+            except Exception as error:
+                add_context(error, self, index, child)
+                raise
+        self.grad_input = current
+        return current
+
+    def update_grad_input(self, input, grad_output):
+        return self._backward_sweep(input, grad_output, 1.0, accumulate=False)
+
+    def acc_grad_parameters(self, input, grad_output, scale=1.0):
+        children = self._children
+        current = grad_output
+        for index in range(len(children) - 1, -1, -1):
+            child = children[index]
+            previous = children[index - 1].output if index > 0 else input
+            child.acc_grad_parameters(previous, current, scale)
+            current = child.grad_input
+
+    def backward(self, input, grad_output, scale=1.0):
+        return self._backward_sweep(input, grad_output, scale, accumulate=True)
+
+    def __repr__(self):
+        flow = " -> ".join(["input"] + [f"({i})" for i in range(len(self._children))] + ["output"])
+        return self._tree_repr("Sequential", [f"  [{flow}]"])

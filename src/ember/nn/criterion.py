@@ -1,0 +1,339 @@
+"""Criteria (cost modules): ``loss = forward(input, target)``, ``backward(input, target)``.
+
+Class targets are **0-based** integers (Torch7 used 1-based ones). ``size_average``
+(default True) divides by the number of samples or elements as each class says.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ShapeError, describe, shape_error
+from .activation import LogSoftMax
+from .module import Criterion
+
+
+def _class_batch(criterion, input):
+    """(batch input (N, C), single) for a (C,) sample or an (N, C) batch."""
+    if input.ndim == 1:
+        return input.reshape(1, -1), True
+    if input.ndim == 2:
+        return input, False
+    raise shape_error(criterion, "input (N, C) or (C,) of class scores", input)
+
+
+def _class_targets(criterion, target, n, n_classes, single, ignore_index=None):
+    """Validate class labels; returns an int64 array (N,) on the backend."""
+    xp = criterion.backend.xp
+    if single and isinstance(target, (int, np.integer)) and not isinstance(target, bool):
+        target = xp.asarray([int(target)])
+    if not hasattr(target, "dtype"):
+        raise ShapeError(f"{criterion!r}: expected integer class labels, got {describe(target)}")
+    if target.dtype.kind not in "iu":
+        raise ShapeError(
+            f"{criterion!r}: expected integer class labels (0-based), got dtype {target.dtype}"
+        )
+    target = target.reshape(-1) if single else target
+    if target.shape != (n,):
+        raise ShapeError(f"{criterion!r}: expected {n} labels, shape ({n},), got {describe(target)}")
+    valid = target if ignore_index is None else target[target != ignore_index]
+    if valid.size and (int(valid.min()) < 0 or int(valid.max()) >= n_classes):
+        bad = int(valid.min()) if int(valid.min()) < 0 else int(valid.max())
+        raise ShapeError(
+            f"{criterion!r}: labels must be in [0, {n_classes - 1}] (0-based), got {bad}"
+            + (f" (ignore_index is {ignore_index})" if ignore_index is not None else "")
+        )
+    return target
+
+
+class ClassNLLCriterion(Criterion):
+    """Negative log-likelihood of the correct class, for log-probabilities (LogSoftMax).
+
+    Input (N, C) or (C,); target (N,) ints in [0, C) or one int. With class weights w
+    (default 1) and samples whose target is ``ignore_index`` left out:
+
+        loss = -sum_n w[t_n] x[n, t_n] / (size_average ? sum_n w[t_n] : 1)
+        dE/dx[n, t_n] = -w[t_n] / (size_average ? sum_n w[t_n] : 1), 0 elsewhere.
+    """
+
+    def __init__(self, weights=None, size_average=True, ignore_index=-100):
+        super().__init__(size_average)
+        self.weights = None if weights is None else np.asarray(weights, dtype=np.float64)
+        if self.weights is not None and self.weights.ndim != 1:
+            raise ValueError(f"ClassNLLCriterion: weights must be 1-D (one per class), got {self.weights.shape}")
+        self.ignore_index = int(ignore_index)
+
+    def _moved_to(self, backend, convert):
+        if self.weights is not None:
+            self.weights = backend.asarray(self.weights, dtype=backend.dtype)
+
+    def _prepare(self, input, target):
+        batch, single = _class_batch(self, input)
+        n, c = batch.shape
+        if self.weights is not None and self.weights.shape[0] != c:
+            raise shape_error(self, f"{self.weights.shape[0]} classes (one weight each)", input)
+        target = _class_targets(self, target, n, c, single, self.ignore_index)
+        xp = self.backend.xp
+        keep = target != self.ignore_index
+        safe = xp.where(keep, target, 0)
+        if self.weights is None:
+            w = keep.astype(input.dtype)
+        else:
+            w = xp.asarray(self.weights, dtype=input.dtype)[safe] * keep
+        total = float(w.sum())
+        norm = total if (self.size_average and total > 0) else 1.0
+        return batch, safe, w, norm
+
+    def update_output(self, input, target):
+        batch, safe, w, norm = self._prepare(input, target)
+        xp = self.backend.xp
+        picked = xp.take_along_axis(batch, safe.reshape(-1, 1), 1).reshape(-1)
+        self.output = -float((picked * w).sum()) / norm
+        return self.output
+
+    def update_grad_input(self, input, target):
+        batch, safe, w, norm = self._prepare(input, target)
+        xp = self.backend.xp
+        gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape)
+        gx.fill(0)
+        xp.put_along_axis(gx.reshape(batch.shape), safe.reshape(-1, 1), (-w / norm).reshape(-1, 1), 1)
+        return gx
+
+    def extra_repr(self):
+        return "" if self.size_average else "size_average=False"
+
+
+class CrossEntropyCriterion(Criterion):
+    """``LogSoftMax`` followed by ``ClassNLLCriterion`` on raw class scores.
+
+    loss = -sum_n w[t_n] log softmax(x_n)[t_n] / (size_average ? sum_n w[t_n] : 1)
+    dE/dx_n = (softmax(x_n) - onehot(t_n)) * w[t_n] / norm.
+    """
+
+    def __init__(self, weights=None, size_average=True, ignore_index=-100):
+        super().__init__(size_average)
+        self.log_softmax = LogSoftMax()
+        self.nll = ClassNLLCriterion(weights, size_average, ignore_index)
+
+    def children(self):
+        return [self.log_softmax, self.nll]
+
+    def update_output(self, input, target):
+        _class_batch(self, input)
+        self.output = self.nll.forward(self.log_softmax.forward(input), target)
+        return self.output
+
+    def update_grad_input(self, input, target):
+        grad = self.nll.backward(self.log_softmax.output, target)
+        self.grad_input = self.log_softmax.backward(input, grad)
+        return self.grad_input
+
+
+class _Pairwise(Criterion):
+    """Elementwise regression criteria: loss = reduce_i f(x_i, y_i)."""
+
+    def _finish(self, total, count):
+        return float(total) / (count if self.size_average else 1)
+
+    def _scale(self, input):
+        return 1.0 / input.size if self.size_average else 1.0
+
+
+class MSECriterion(_Pairwise):
+    """Mean squared error (no 1/2): ``loss = sum_i (x_i - y_i)^2 / n`` (n = all elements;
+    a sum when ``size_average=False``).  dE/dx = 2 (x - y) / n."""
+
+    def update_output(self, input, target):
+        self._check_float_target(input, target)
+        diff = self._scratch("diff", input.shape)
+        xp = self.backend.xp
+        xp.subtract(input, target, out=diff)
+        self.output = self._finish(xp.vdot(diff.reshape(-1), diff.reshape(-1)), input.size)
+        return self.output
+
+    def update_grad_input(self, input, target):
+        self._check_float_target(input, target)
+        gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape)
+        self.backend.xp.subtract(input, target, out=gx)
+        gx *= 2 * self._scale(input)
+        return gx
+
+
+class AbsCriterion(_Pairwise):
+    """Mean absolute error: ``loss = sum_i |x_i - y_i| / n``.  dE/dx = sign(x - y) / n."""
+
+    def update_output(self, input, target):
+        self._check_float_target(input, target)
+        xp = self.backend.xp
+        diff = self._scratch("diff", input.shape)
+        xp.subtract(input, target, out=diff)
+        xp.abs(diff, out=diff)
+        self.output = self._finish(diff.sum(), input.size)
+        return self.output
+
+    def update_grad_input(self, input, target):
+        self._check_float_target(input, target)
+        gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape)
+        xp = self.backend.xp
+        xp.subtract(input, target, out=gx)
+        xp.sign(gx, out=gx)
+        gx *= self._scale(input)
+        return gx
+
+
+class SmoothL1Criterion(_Pairwise):
+    """Huber loss with threshold 1: per element d = x - y,
+    ``l = 0.5 d^2 if |d| < 1 else |d| - 0.5``; averaged over n elements.
+    dE/dx = clip(d, -1, 1) / n."""
+
+    def update_output(self, input, target):
+        self._check_float_target(input, target)
+        xp = self.backend.xp
+        d = xp.abs(input - target)
+        self.output = self._finish(xp.where(d < 1, 0.5 * d * d, d - 0.5).sum(), input.size)
+        return self.output
+
+    def update_grad_input(self, input, target):
+        self._check_float_target(input, target)
+        gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape)
+        xp = self.backend.xp
+        xp.subtract(input, target, out=gx)
+        xp.clip(gx, -1, 1, out=gx)
+        gx *= self._scale(input)
+        return gx
+
+
+class BCECriterion(_Pairwise):
+    """Binary cross-entropy on probabilities x in (0, 1) and targets y in [0, 1]:
+
+        loss = -sum_i w_i [y_i log(x_i + eps) + (1 - y_i) log(1 - x_i + eps)] / n
+        dE/dx = -w (y - x) / ((x + eps)(1 - x + eps)) / n,    eps = 1e-12 (Torch7)
+
+    ``weights`` (optional) broadcast against the input.
+    """
+
+    eps = 1e-12
+
+    def __init__(self, weights=None, size_average=True):
+        super().__init__(size_average)
+        self.weights = None if weights is None else np.asarray(weights, dtype=np.float64)
+
+    def _moved_to(self, backend, convert):
+        if self.weights is not None:
+            self.weights = backend.asarray(self.weights, dtype=backend.dtype)
+
+    def _w(self, input):
+        return 1.0 if self.weights is None else self.backend.xp.asarray(self.weights, dtype=input.dtype)
+
+    def update_output(self, input, target):
+        self._check_float_target(input, target)
+        xp, eps = self.backend.xp, self.eps
+        terms = target * xp.log(input + eps) + (1 - target) * xp.log(1 - input + eps)
+        self.output = self._finish(-(terms * self._w(input)).sum(), input.size)
+        return self.output
+
+    def update_grad_input(self, input, target):
+        self._check_float_target(input, target)
+        eps = self.eps
+        gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape)
+        gx[...] = -(target - input) / ((input + eps) * (1 - input + eps)) * self._w(input)
+        gx *= self._scale(input)
+        return gx
+
+
+def _sign_targets(criterion, input, target):
+    if not hasattr(target, "shape") or target.shape != input.shape:
+        raise ShapeError(f"{criterion!r}: expected targets of shape {tuple(input.shape)} (values +1/-1), got {describe(target)}")
+    return target.astype(input.dtype, copy=False)
+
+
+class MarginCriterion(_Pairwise):
+    """Two-class hinge loss with labels y in {+1, -1}:
+    ``loss = sum_i max(0, margin - y_i x_i) / n``;  dE/dx_i = -y_i / n where the hinge is active."""
+
+    def __init__(self, margin=1.0, size_average=True):
+        super().__init__(size_average)
+        self.margin = float(margin)
+
+    def update_output(self, input, target):
+        y = _sign_targets(self, input, target)
+        xp = self.backend.xp
+        self.output = self._finish(xp.maximum(0, self.margin - y * input).sum(), input.size)
+        return self.output
+
+    def update_grad_input(self, input, target):
+        y = _sign_targets(self, input, target)
+        gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape)
+        gx[...] = -y * (self.margin - y * input > 0) * self._scale(input)
+        return gx
+
+
+class MultiMarginCriterion(Criterion):
+    """Multi-class hinge loss (Torch7 / PyTorch ``MultiMarginLoss``). Per sample with target t:
+
+        l = sum_{i != t} w_t max(0, margin - x_t + x_i)^p / C,   p in {1, 2}
+
+    averaged over the batch when ``size_average``. dE/dx_i = w_t p h_i^(p-1) / C for each
+    active term h_i = margin - x_t + x_i > 0, and dE/dx_t = -(sum of those).
+    """
+
+    def __init__(self, p=1, weights=None, margin=1.0, size_average=True):
+        super().__init__(size_average)
+        if p not in (1, 2):
+            raise ValueError(f"MultiMarginCriterion: p must be 1 or 2, got {p}")
+        self.p, self.margin = int(p), float(margin)
+        self.weights = None if weights is None else np.asarray(weights, dtype=np.float64)
+
+    def _moved_to(self, backend, convert):
+        if self.weights is not None:
+            self.weights = backend.asarray(self.weights, dtype=backend.dtype)
+
+    def _hinge(self, input, target):
+        batch, single = _class_batch(self, input)
+        n, c = batch.shape
+        t = _class_targets(self, target, n, c, single)
+        xp = self.backend.xp
+        picked = xp.take_along_axis(batch, t.reshape(-1, 1), 1)
+        h = self.margin - picked + batch
+        h = xp.maximum(h, 0)
+        xp.put_along_axis(h, t.reshape(-1, 1), 0, 1)
+        w = 1.0 if self.weights is None else xp.asarray(self.weights, dtype=input.dtype)[t].reshape(-1, 1)
+        return batch, t, h, w, n, c
+
+    def update_output(self, input, target):
+        batch, t, h, w, n, c = self._hinge(input, target)
+        total = float(((h**self.p) * w).sum()) / c
+        self.output = total / n if self.size_average else total
+        return self.output
+
+    def update_grad_input(self, input, target):
+        batch, t, h, w, n, c = self._hinge(input, target)
+        xp = self.backend.xp
+        g = (h > 0) * (1.0 if self.p == 1 else 2 * h) * w / c
+        if self.size_average:
+            g = g / n
+        xp.put_along_axis(g, t.reshape(-1, 1), -g.sum(axis=1, keepdims=True), 1)
+        self.grad_input = self.backend.ensure(self.grad_input, input.shape)
+        self.grad_input[...] = g.reshape(input.shape)
+        return self.grad_input
+
+
+class DistKLDivCriterion(_Pairwise):
+    """Kullback-Leibler divergence; input = log-probabilities, target = probabilities:
+
+        loss = sum_i y_i (log y_i - x_i) / n   (terms with y_i = 0 count 0)
+        dE/dx = -y / n
+    """
+
+    def update_output(self, input, target):
+        self._check_float_target(input, target)
+        xp = self.backend.xp
+        logy = xp.log(xp.where(target > 0, target, 1))
+        self.output = self._finish((target * (logy - input)).sum(), input.size)
+        return self.output
+
+    def update_grad_input(self, input, target):
+        self._check_float_target(input, target)
+        gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape)
+        self.backend.xp.multiply(target, -self._scale(input), out=gx)
+        return gx

@@ -1,0 +1,63 @@
+"""Dropout (Hinton et al. 2012), Torch7 semantics with v1 and v2 scaling."""
+
+from __future__ import annotations
+
+from ..errors import check_same_shape
+from .init import get_rng
+from .module import Module
+
+
+class Dropout(Module):
+    """Zero each input with probability ``p`` while training.
+
+    A mask m_i ~ Bernoulli(1 - p) is drawn at every forward call in training mode.
+
+    * v2 (default; Torch7's default and PyTorch's): train ``y = x * m / (1 - p)``,
+      evaluate ``y = x``.
+    * v1 (``v1=True``, the original paper): train ``y = x * m``, evaluate
+      ``y = (1 - p) x``. A model trained with v1 must be evaluated with v1.
+
+    bprop: dE/dx = dE/dy * (the same mask and scale as fprop).
+    """
+
+    def __init__(self, p=0.5, v1=False, rng=None):
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ValueError(f"Dropout: p (the drop probability) must be in [0, 1), got {p}")
+        self.p, self.v1 = float(p), bool(v1)
+        self.rng = get_rng(rng)
+        self.mask = None
+
+    def update_output(self, input):
+        xp = self.backend.xp
+        out = self.output = self.backend.ensure(self.output, input.shape)
+        if self.train and self.p > 0:
+            mask = self.mask = self.backend.ensure(self.mask, input.shape)
+            if xp.__name__ == "numpy":
+                self.rng.random(out=mask, dtype=mask.dtype)
+            else:  # pragma: no cover - GPU only
+                mask[...] = xp.random.random_sample(input.shape, dtype=mask.dtype)
+            xp.greater_equal(mask, self.p, out=mask)
+            if not self.v1:
+                mask *= 1.0 / (1.0 - self.p)
+            xp.multiply(input, mask, out=out)
+        elif self.v1:
+            xp.multiply(input, 1.0 - self.p, out=out)
+        else:
+            out[...] = input
+        return out
+
+    def update_grad_input(self, input, grad_output):
+        check_same_shape(self, "grad_output", grad_output, input)
+        xp = self.backend.xp
+        gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape)
+        if self.train and self.p > 0:
+            xp.multiply(grad_output, self.mask, out=gx)
+        elif self.v1:
+            xp.multiply(grad_output, 1.0 - self.p, out=gx)
+        else:
+            gx[...] = grad_output
+        return gx
+
+    def extra_repr(self):
+        return f"p={self.p:g}" + (", v1" if self.v1 else "")

@@ -1,0 +1,102 @@
+"""Elementwise arithmetic: Square, Sqrt, Power, Exp, Log, AddConstant, MulConstant."""
+
+from __future__ import annotations
+
+from .activation import Pointwise
+
+
+class Square(Pointwise):
+    """``y = x^2``.  bprop: dE/dx = 2 x dE/dy."""
+
+    def fprop(self, xp, x, y):
+        xp.multiply(x, x, out=y)
+
+    def bprop(self, xp, x, y, go, gx):
+        xp.multiply(x, go, out=gx)
+        gx *= 2
+
+
+class Sqrt(Pointwise):
+    """``y = sqrt(x)`` for x >= 0.  bprop: dE/dx = dE/dy / (2 y), defined as 0 where y = 0
+    (Torch7's convention, which keeps Lp pooling finite on all-zero windows)."""
+
+    def fprop(self, xp, x, y):
+        xp.sqrt(x, out=y)
+
+    def bprop(self, xp, x, y, go, gx):
+        xp.multiply(y, 2, out=gx)
+        xp.divide(go, gx, out=gx, where=y != 0)
+        xp.copyto(gx, 0, where=y == 0)
+
+
+class Power(Pointwise):
+    """``y = x^p``.  bprop: dE/dx = p x^(p-1) dE/dy. Negative x with non-integer p gives NaN."""
+
+    def __init__(self, p):
+        super().__init__()
+        self.p = float(p)
+
+    def fprop(self, xp, x, y):
+        xp.power(x, self.p, out=y)
+
+    def bprop(self, xp, x, y, go, gx):
+        xp.power(x, self.p - 1, out=gx)
+        gx *= self.p
+        gx *= go
+
+    def extra_repr(self):
+        return f"{self.p:g}"
+
+
+class Exp(Pointwise):
+    """``y = exp(x)``.  bprop: dE/dx = y dE/dy."""
+
+    def fprop(self, xp, x, y):
+        xp.exp(x, out=y)
+
+    def bprop(self, xp, x, y, go, gx):
+        xp.multiply(y, go, out=gx)
+
+
+class Log(Pointwise):
+    """``y = log(x)`` for x > 0.  bprop: dE/dx = dE/dy / x."""
+
+    def fprop(self, xp, x, y):
+        xp.log(x, out=y)
+
+    def bprop(self, xp, x, y, go, gx):
+        xp.divide(go, x, out=gx)
+
+
+class AddConstant(Pointwise):
+    """``y = x + c`` for a fixed scalar c.  bprop: dE/dx = dE/dy."""
+
+    def __init__(self, constant):
+        super().__init__()
+        self.constant = float(constant)
+
+    def fprop(self, xp, x, y):
+        xp.add(x, self.constant, out=y)
+
+    def bprop(self, xp, x, y, go, gx):
+        xp.copyto(gx, go)
+
+    def extra_repr(self):
+        return f"{self.constant:g}"
+
+
+class MulConstant(Pointwise):
+    """``y = c x`` for a fixed scalar c.  bprop: dE/dx = c dE/dy."""
+
+    def __init__(self, constant):
+        super().__init__()
+        self.constant = float(constant)
+
+    def fprop(self, xp, x, y):
+        xp.multiply(x, self.constant, out=y)
+
+    def bprop(self, xp, x, y, go, gx):
+        xp.multiply(go, self.constant, out=gx)
+
+    def extra_repr(self):
+        return f"{self.constant:g}"

@@ -1,0 +1,413 @@
+"""The module contract: :class:`Module` and :class:`Criterion`.
+
+A module computes ``output = F(input, W)`` (fprop) and, given ``dE/d(output)``, the two
+back-propagated quantities of the lecture (bprop)::
+
+    update_grad_input:     dE/d(input) = dE/d(output) . dF/d(input)
+    acc_grad_parameters:   dE/dW      += scale * dE/d(output) . dF/dW
+
+A subclass overrides at most these three methods (and lists its trainable arrays in
+``_param_names``); everything else -- ``forward``/``backward``, flattening,
+clone/share, mode switches, backend moves, the architecture description used by the
+file format -- lives here.
+
+Buffers: ``output`` and ``grad_input`` are reused across calls. The array a call
+returns is overwritten by the next call; copy it if you need to keep it.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import inspect
+
+from ..backend import NUMPY32, Backend, get_backend
+from ..errors import ShapeError, describe
+
+_GRAD = "grad_"
+
+
+def _record_constructor_arguments(init):
+    """Wrap ``__init__`` so the outermost call stores its arguments in ``_spec_args``.
+
+    The stored arguments are the declarative description of the module that the file
+    format writes (see :func:`ember.io.save`), so a model can be rebuilt without code.
+    """
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def wrapper(self, *args, **kwargs):
+        if "_spec_args" not in self.__dict__:
+            bound = signature.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            recorded = {}
+            for name, value in list(bound.arguments.items())[1:]:
+                kind = signature.parameters[name].kind
+                if kind is inspect.Parameter.VAR_KEYWORD:
+                    recorded.update(value)
+                elif kind is inspect.Parameter.VAR_POSITIONAL:
+                    recorded["*" + name] = list(value)
+                elif name != "rng":
+                    recorded[name] = value
+            self.__dict__["_spec_args"] = recorded
+        init(self, *args, **kwargs)
+
+    return wrapper
+
+
+class Module:
+    """Base class of every layer and container.
+
+    Attributes:
+        output: the last output (a reused buffer).
+        grad_input: the last gradient with respect to the input (a reused buffer).
+        train: True in training mode (see :meth:`training` / :meth:`evaluate`).
+        backend: the :class:`~ember.backend.Backend` the arrays live on.
+    """
+
+    #: names of the trainable arrays; the gradient of ``weight`` is ``grad_weight``.
+    _param_names: tuple = ()
+    #: names of non-trainable persistent arrays (e.g. running statistics).
+    _buffer_names: tuple = ()
+    #: "float": the input must be a floating array of the backend's dtype;
+    #: "any": the module checks its own input (tables, index inputs).
+    _input_kind: str = "float"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _record_constructor_arguments(cls.__dict__["__init__"])
+
+    def __init__(self):
+        self.output = None
+        self.grad_input = None
+        self.train = True
+        self.backend: Backend = NUMPY32
+
+    # ------------------------------------------------------------------ fprop / bprop
+    def forward(self, input):
+        """Compute and return the output (= :meth:`update_output` after input checks)."""
+        if self._input_kind == "float":
+            self._check_float_input(input)
+        return self.update_output(input)
+
+    def backward(self, input, grad_output, scale=1.0):
+        """bprop: :meth:`update_grad_input` then :meth:`acc_grad_parameters`.
+
+        Returns ``grad_input``. Parameter gradients accumulate (``+= scale * ...``).
+        """
+        self.update_grad_input(input, grad_output)
+        self.acc_grad_parameters(input, grad_output, scale)
+        return self.grad_input
+
+    def __call__(self, *args):
+        return self.forward(*args)
+
+    def update_output(self, input):
+        raise NotImplementedError(f"{type(self).__name__} does not implement update_output")
+
+    def update_grad_input(self, input, grad_output):
+        raise NotImplementedError(f"{type(self).__name__} does not implement update_grad_input")
+
+    def acc_grad_parameters(self, input, grad_output, scale=1.0):
+        """Accumulate ``scale * dE/dW`` into the gradient arrays (no-op without parameters)."""
+
+    def _check_float_input(self, input):
+        backend = self.backend
+        if not isinstance(input, backend.xp.ndarray):
+            where = "a NumPy array" if backend.name == "numpy" else "a CuPy array"
+            raise ShapeError(f"{self!r}: expected input as {where}, got {describe(input)}")
+        if input.dtype != backend.dtype:
+            raise ShapeError(
+                f"{self!r}: expected input of dtype {backend.dtype}, got {input.dtype} "
+                f"(convert with backend.asarray(x) or move the module with .to(...))"
+            )
+
+    # ------------------------------------------------------------------ tree walks
+    def children(self) -> list:
+        """Direct sub-modules (empty for a leaf module)."""
+        return []
+
+    def modules(self) -> list:
+        """This module and every module below it, depth first (Torch7 ``listModules``)."""
+        found = [self]
+        for child in self.children():
+            found.extend(child.modules())
+        return found
+
+    def apply(self, fn):
+        """Call ``fn(module)`` on this module and every module below it; returns self."""
+        for module in self.modules():
+            fn(module)
+        return self
+
+    def find_modules(self, cls) -> list:
+        """Every module of the given class (or class name) in the tree."""
+        if isinstance(cls, str):
+            return [m for m in self.modules() if type(m).__name__ == cls]
+        return [m for m in self.modules() if isinstance(m, cls)]
+
+    def training(self):
+        """Switch the whole tree to training mode (Dropout drops, BatchNorm learns)."""
+        for module in self.modules():
+            module.train = True
+        return self
+
+    def evaluate(self):
+        """Switch the whole tree to evaluation mode."""
+        for module in self.modules():
+            module.train = False
+        return self
+
+    # ------------------------------------------------------------------ parameters
+    def _own_parameters(self):
+        """(name, param, grad) for this module's own trainable arrays that exist."""
+        own = []
+        for name in self._param_names:
+            param = getattr(self, name, None)
+            if param is not None:
+                own.append((name, param, getattr(self, _GRAD + name)))
+        return own
+
+    def parameters(self):
+        """``(params, grads)``: two lists, each shared array once (Torch7 ``parameters``)."""
+        params, grads, seen = [], [], set()
+        for module in self.modules():
+            for name, param, grad in module._own_parameters():
+                if id(param) in seen:
+                    continue
+                seen.add(id(param))
+                params.append(param)
+                grads.append(grad)
+        return params, grads
+
+    def zero_grad_parameters(self):
+        """Set every parameter gradient to zero."""
+        for grad in self.parameters()[1]:
+            grad.fill(0)
+        return self
+
+    def update_parameters(self, learning_rate):
+        """Plain gradient step on every parameter: ``W -= learning_rate * dE/dW``."""
+        for param, grad in zip(*self.parameters()):
+            param -= learning_rate * grad
+        return self
+
+    def get_parameters(self):
+        """Gather all parameters into one flat vector and all gradients into another.
+
+        Every parameter and gradient array of the tree is re-pointed to a view into the
+        flat vectors, so an optimizer that updates the flat vector in place updates the
+        network. Arrays shared between modules (clones, ``share``) appear once. Calling
+        it again re-flattens and keeps everything consistent (the earlier flat vectors
+        are then detached from the network). Returns ``(flat_params, flat_grads)``.
+        """
+        params, grads = self.parameters()
+        seen_grads = {}
+        for module in self.modules():
+            for name, param, grad in module._own_parameters():
+                owner = seen_grads.setdefault(id(param), grad)
+                if owner is not grad:
+                    raise ValueError(
+                        f"{module!r}: parameter {name!r} is shared with another module but "
+                        f"its gradient is not; share both (clone('{name}') shares the pair)"
+                    )
+        xp = self.backend.xp
+        total = sum(int(p.size) for p in params)
+        flat_params = xp.empty(total, dtype=self.backend.dtype)
+        flat_grads = xp.zeros(total, dtype=self.backend.dtype)
+        replacement = {}
+        offset = 0
+        for param, grad in zip(params, grads):
+            n = int(param.size)
+            p_view = flat_params[offset : offset + n].reshape(param.shape)
+            g_view = flat_grads[offset : offset + n].reshape(param.shape)
+            p_view[...] = param
+            g_view[...] = grad
+            replacement[id(param)] = p_view
+            replacement[id(grad)] = g_view
+            offset += n
+        for module in self.modules():
+            for name in module._param_names:
+                for attr in (name, _GRAD + name):
+                    value = getattr(module, attr, None)
+                    if value is not None and id(value) in replacement:
+                        setattr(module, attr, replacement[id(value)])
+            module._parameters_moved()
+        return flat_params, flat_grads
+
+    def _parameters_moved(self):
+        """Hook called after parameters were re-pointed (flattening, sharing, moves)."""
+
+    def named_arrays(self, prefix=""):
+        """``[(path, array)]`` for every parameter and buffer, shared arrays included.
+
+        Paths look like ``"2.weight"`` (child indices separated by dots).
+        """
+        named = []
+        for name in self._param_names + self._buffer_names:
+            value = getattr(self, name, None)
+            if value is not None:
+                named.append((prefix + name, value))
+        for index, child in enumerate(self.children()):
+            named.extend(child.named_arrays(f"{prefix}{index}."))
+        return named
+
+    # ------------------------------------------------------------------ copies and sharing
+    def clone(self, *shared):
+        """A deep copy of the module tree; the arrays named in ``shared`` stay shared.
+
+        ``m.clone("weight", "bias")`` gives a module whose weight and bias (and their
+        gradients ``grad_weight``, ``grad_bias``) are the very arrays of ``m``: gradients
+        from both copies accumulate in one place, as siamese nets and unfolding in time
+        need.
+        """
+        memo = {}
+        for module in self.modules():
+            for attr in ("output", "grad_input"):
+                value = module.__dict__.get(attr)
+                if value is not None:
+                    memo[id(value)] = None
+        twin = copy.deepcopy(self, memo)
+        if shared:
+            twin.share(self, *shared)
+        return twin
+
+    def share(self, other, *names):
+        """Make this tree use ``other``'s arrays for ``names`` (and their gradients).
+
+        Both trees must have the same structure; returns self.
+        """
+        mine, theirs = self.modules(), other.modules()
+        if len(mine) != len(theirs):
+            raise ValueError(f"{self!r}: cannot share with {other!r}: different structure")
+        for a, b in zip(mine, theirs):
+            for name in names:
+                attrs = [name]
+                if name in b._param_names:
+                    attrs.append(_GRAD + name)
+                for attr in attrs:
+                    if getattr(b, attr, None) is not None:
+                        setattr(a, attr, getattr(b, attr))
+            a._parameters_moved()
+        return self
+
+    def clear_state(self):
+        """Drop output, grad_input and scratch buffers (they are rebuilt on demand)."""
+        for module in self.modules():
+            module.output = None
+            module.grad_input = None
+            for key in [k for k in module.__dict__ if k.startswith("_buf_")]:
+                del module.__dict__[key]
+        return self
+
+    def to(self, backend):
+        """Move every array of the tree to ``backend`` (a Backend or e.g. ``"numpy:float64"``).
+
+        Sharing between modules is preserved. Returns self.
+        """
+        backend = get_backend(backend)
+        moved = {}
+
+        def convert(value):
+            if id(value) not in moved:
+                dtype = backend.dtype if value.dtype.kind == "f" else value.dtype
+                moved[id(value)] = backend.asarray(value, dtype=dtype)
+            return moved[id(value)]
+
+        self.clear_state()
+        for module in self.modules():
+            module.backend = backend
+            for name in module._param_names + module._buffer_names:
+                for attr in (name, _GRAD + name):
+                    value = getattr(module, attr, None)
+                    if value is not None and hasattr(value, "dtype"):
+                        setattr(module, attr, convert(value))
+            module._moved_to(backend, convert)
+            module._parameters_moved()
+        return self
+
+    def _moved_to(self, backend, convert):
+        """Hook for modules holding other arrays (constants, kernels) to move them too."""
+
+    def type(self, dtype):
+        """Torch7-style cast: ``module.type("float64")`` keeps the array namespace."""
+        return self.to(Backend(self.backend.name, dtype))
+
+    def float(self):
+        return self.type("float32")
+
+    def double(self):
+        return self.type("float64")
+
+    # ------------------------------------------------------------------ description
+    def spec(self) -> dict:
+        """The declarative description of this module (class name and constructor args)."""
+        return {"type": type(self).__name__, "args": dict(self.__dict__.get("_spec_args", {}))}
+
+    def extra_repr(self) -> str:
+        """What goes inside the parentheses of the repr (override in subclasses)."""
+        return ""
+
+    def __repr__(self):
+        extra = self.extra_repr()
+        return f"{type(self).__name__}({extra})" if extra else type(self).__name__
+
+    # scratch buffers: self._scratch("name", shape) reuses an array across calls
+    def _scratch(self, name, shape, dtype=None):
+        key = "_buf_" + name
+        buf = self.backend.ensure(self.__dict__.get(key), shape, dtype)
+        self.__dict__[key] = buf
+        return buf
+
+
+class Criterion(Module):
+    """Base class of the cost modules: ``loss = forward(input, target)`` (a float),
+    ``grad_input = backward(input, target)`` (dE/d(input)).
+
+    ``size_average`` (default True) divides the loss by the number of samples or
+    elements, as each criterion documents.
+    """
+
+    def __init__(self, size_average=True):
+        super().__init__()
+        self.size_average = bool(size_average)
+
+    def forward(self, input, target):
+        if self._input_kind == "float":
+            self._check_float_input(input)
+        return self.update_output(input, target)
+
+    def backward(self, input, target):
+        return self.update_grad_input(input, target)
+
+    def __call__(self, input, target):
+        return self.forward(input, target)
+
+    def update_output(self, input, target):
+        raise NotImplementedError(f"{type(self).__name__} does not implement update_output")
+
+    def update_grad_input(self, input, target):
+        raise NotImplementedError(f"{type(self).__name__} does not implement update_grad_input")
+
+    def _check_float_target(self, input, target, name="target"):
+        """Targets of regression criteria: an array of the input's shape and dtype."""
+        if not isinstance(target, self.backend.xp.ndarray) or target.shape != input.shape:
+            raise ShapeError(
+                f"{self!r}: expected {name} of shape {tuple(input.shape)} like the input, "
+                f"got {describe(target)}"
+            )
+        if target.dtype != input.dtype:
+            raise ShapeError(f"{self!r}: expected {name} of dtype {input.dtype}, got {target.dtype}")
+
+
+def as_float(value) -> float:
+    """A Python float from a NumPy/CuPy scalar (synchronises on the GPU)."""
+    return float(value)
+
+
+def is_array(value) -> bool:
+    return hasattr(value, "shape") and hasattr(value, "dtype")
+
+
+__all__ = ["Module", "Criterion"]

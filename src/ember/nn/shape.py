@@ -1,0 +1,74 @@
+"""Modules that only change how data is laid out: Identity, Reshape, View."""
+
+from __future__ import annotations
+
+import math
+
+from ..errors import shape_error
+from .module import Module
+
+
+class Identity(Module):
+    """``y = x`` (no copy).  bprop: dE/dx = dE/dy (no copy). Any input, tables included."""
+
+    _input_kind = "any"
+
+    def update_output(self, input):
+        self.output = input
+        return input
+
+    def update_grad_input(self, input, grad_output):
+        self.grad_input = grad_output
+        return grad_output
+
+
+class Reshape(Module):
+    """Reshape each sample to ``size`` (e.g. ``Reshape(3 * 32 * 32)`` flattens SVHN images).
+
+    An input with exactly prod(size) elements is one sample; otherwise the first axis is
+    the batch and the rest must hold prod(size) elements: (N, ...) -> (N, *size).
+    ``size`` may contain one -1, inferred from the others. Returns a view when the
+    input is contiguous. bprop reshapes dE/dy back to the input's shape.
+    """
+
+    def __init__(self, *size):
+        super().__init__()
+        size = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else tuple(size)
+        if not size or any(not isinstance(s, int) or (s <= 0 and s != -1) for s in size) or size.count(-1) > 1:
+            raise ValueError(f"{type(self).__name__}: size must be positive ints (one -1 allowed), got {size!r}")
+        self.size = size
+        self._known = math.prod(s for s in size if s != -1)
+
+    def spec(self):
+        return {"type": type(self).__name__, "args": {"*size": list(self.size)}}
+
+    def _target_shape(self, input):
+        if -1 not in self.size and input.size == self._known:
+            return self.size
+        if input.ndim >= 1 and -1 not in self.size and input.size // max(input.shape[0], 1) == self._known:
+            return (input.shape[0],) + self.size
+        if -1 in self.size and input.ndim >= 2 and (input.size // input.shape[0]) % self._known == 0:
+            return (input.shape[0],) + self.size
+        raise shape_error(self, f"a sample of {self._known} elements or a batch (N, ...) of them", input)
+
+    def update_output(self, input):
+        self.output = input.reshape(self._target_shape(input))
+        return self.output
+
+    def update_grad_input(self, input, grad_output):
+        if grad_output.size != input.size:
+            raise shape_error(self, f"grad_output with {input.size} elements", grad_output)
+        self.grad_input = grad_output.reshape(input.shape)
+        return self.grad_input
+
+    def extra_repr(self):
+        return "x".join(map(str, self.size))
+
+
+class View(Reshape):
+    """Like :class:`Reshape` but never copies: raises if the input is not contiguous."""
+
+    def update_output(self, input):
+        if not input.flags.c_contiguous:
+            raise shape_error(self, "a contiguous input (View never copies; use Reshape)", "a strided view")
+        return super().update_output(input)

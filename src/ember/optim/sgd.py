@@ -1,0 +1,116 @@
+"""Stochastic gradient descent with Torch7's semantics and order (``optim.sgd``)."""
+
+from __future__ import annotations
+
+from ._validate import known_keys, number, scratch, vector
+
+_KEYS = {
+    "learning_rate", "learning_rate_decay", "weight_decay", "weight_decays", "l1_weight_decay",
+    "momentum", "dampening", "nesterov", "learning_rates",
+}  # fmt: skip
+
+
+def sgd(feval, x, config=None, state=None):
+    """One SGD step on the flat parameter vector ``x`` (updated in place).
+
+    ``feval(x) -> (loss, dloss/dx)`` is the lecture's closure. ``config`` keys (Torch7
+    names in snake_case; defaults in brackets):
+
+    - ``learning_rate`` [1e-3], ``learning_rate_decay`` [0]
+    - ``weight_decay`` [0] (L2), ``weight_decays`` (per-parameter vector)
+    - ``l1_weight_decay`` [0] (L1 on the weights; the lecture recommends "a bit of L1
+      or L2"; Torch7's sgd has only L2)
+    - ``momentum`` [0], ``dampening`` [= momentum, Torch7's default; PyTorch uses 0],
+      ``nesterov`` [False] (needs momentum > 0 and dampening 0)
+    - ``learning_rates`` (per-parameter vector of learning-rate multipliers)
+
+    ``state`` (default: ``config``) is a plain dict holding ``eval_counter`` and the
+    momentum buffer ``dfdx``; keys starting with ``_`` are scratch space.
+
+    Order, per call (as torch/optim sgd.lua):
+      1. fx, g = feval(x)
+      2. g += wd * x (or wds * x); g += l1 * sign(x)
+      3. momentum: v = g on the first call, then v = mu v + (1 - d) g;
+         g = g + mu v (Nesterov) or g = v
+      4. clr = lr / (1 + n * lrd), n = evaluations so far (the first step uses lr)
+      5. x -= clr * g (or clr * lrs * g)
+      6. n += 1
+    Returns ``(x, [fx])`` with fx the loss before the update.
+    """
+    config = {} if config is None else config
+    state = config if state is None else state
+    known_keys("sgd", {k: v for k, v in config.items() if not k.startswith("_") and k not in ("eval_counter", "dfdx")}, _KEYS)
+    lr = number("sgd", config, "learning_rate", 1e-3, low=0)
+    lrd = number("sgd", config, "learning_rate_decay", 0.0, low=0)
+    wd = number("sgd", config, "weight_decay", 0.0, low=0)
+    l1 = number("sgd", config, "l1_weight_decay", 0.0, low=0)
+    mom = number("sgd", config, "momentum", 0.0, low=0, high=1)
+    damp = number("sgd", config, "dampening", mom, low=0, high=1)
+    nesterov = bool(config.get("nesterov", False))
+    wds = vector("sgd", config, "weight_decays", x)
+    lrs = vector("sgd", config, "learning_rates", x)
+    if nesterov and (mom <= 0 or damp != 0):
+        raise ValueError(f"optim.sgd: nesterov needs momentum > 0 and dampening 0, got momentum={mom}, dampening={damp}")
+    n = state.setdefault("eval_counter", 0)
+
+    # 1. loss and gradient at x
+    fx, g = feval(x)
+    if g is None or getattr(g, "shape", None) != x.shape:
+        raise ValueError(f"optim.sgd: feval must return (loss, gradient of shape {x.shape}), got {getattr(g, 'shape', g)!r}")
+    tmp = scratch(state, x)
+    xp = _namespace(x)
+
+    # 2. weight decay, in place on the caller's gradient (as Torch7)
+    if wd != 0:
+        xp.multiply(x, wd, out=tmp)
+        g += tmp
+    if wds is not None:
+        xp.multiply(x, wds, out=tmp)
+        g += tmp
+    if l1 != 0:
+        xp.sign(x, out=tmp)
+        tmp *= l1
+        g += tmp
+
+    # 3. momentum
+    if mom != 0:
+        v = state.get("dfdx")
+        if v is None or v.shape != x.shape:
+            v = state["dfdx"] = g.copy()
+        else:
+            v *= mom
+            if damp == 0:
+                v += g
+            else:
+                xp.multiply(g, 1 - damp, out=tmp)
+                v += tmp
+        if nesterov:
+            xp.multiply(v, mom, out=tmp)
+            g += tmp
+        else:
+            g = v
+
+    # 4. learning-rate decay (annealing)
+    clr = lr / (1 + n * lrd)
+
+    # 5. parameter update
+    if lrs is not None:
+        xp.multiply(lrs, g, out=tmp)
+        tmp *= -clr
+    else:
+        xp.multiply(g, -clr, out=tmp)
+    x += tmp
+
+    # 6. count the evaluation
+    state["eval_counter"] = n + 1
+    return x, [fx]
+
+
+def _namespace(x):
+    if type(x).__module__.startswith("cupy"):  # pragma: no cover - GPU only
+        import cupy
+
+        return cupy
+    import numpy
+
+    return numpy
