@@ -1,0 +1,7 @@
+"""ember.data: dataset readers, minibatch iteration and input preprocessing."""
+
+from .batches import Standardizer, minibatches
+from .idx import parse_idx, read_idx
+from .mnist import download_mnist, load_mnist
+
+__all__ = ["load_mnist", "download_mnist", "read_idx", "parse_idx", "minibatches", "Standardizer"]

@@ -1,0 +1,114 @@
+"""MNIST: bundled with ember (offline), with download code for other locations.
+
+``load_mnist()`` returns ``{"train": (images, labels), "test": (images, labels)}``, images
+uint8 (N, 28, 28) and labels int64 (N,). Files are looked up in ``data_dir`` (default:
+the copy bundled in the package); :func:`download_mnist` fetches them from the mirrors,
+verifying checksums, for users who want them elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+import urllib.request
+from importlib import resources
+
+from ..errors import FormatError
+from ..io import atomic_write
+from .idx import read_bytes, read_idx, sha256
+
+FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+#: SHA-256 of the uncompressed files (the canonical digests; they match Keras' list).
+SHA256 = {
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+)
+
+
+def bundled_dir() -> str:
+    """The folder of the MNIST copy shipped inside the package."""
+    return str(resources.files("ember.datasets") / "mnist")
+
+
+def _find(data_dir, stem):
+    for name in (stem + ".gz", stem):
+        path = os.path.join(data_dir, name)
+        if os.path.exists(path):
+            return path
+    raise FileNotFoundError(
+        f"MNIST file {stem}(.gz) not found in {data_dir}; run ember.data.download_mnist({data_dir!r}) "
+        f"or copy the files there from {MIRRORS[0]}"
+    )
+
+
+def load_mnist(data_dir=None, splits=("train", "test")) -> dict:
+    """Load MNIST splits as ``{split: (images uint8 (N,28,28), labels int64 (N,))}``.
+
+    Every file is checked against its SHA-256 (of the uncompressed bytes).
+    """
+    data_dir = data_dir or bundled_dir()
+    out = {}
+    for split in splits:
+        if split not in FILES:
+            raise ValueError(f"load_mnist: split must be 'train' or 'test', got {split!r}")
+        images_stem, labels_stem = FILES[split]
+        images = read_idx(_find(data_dir, images_stem), digests=(SHA256[images_stem],))
+        labels = read_idx(_find(data_dir, labels_stem), digests=(SHA256[labels_stem],)).astype("int64")
+        if images.shape[0] != labels.shape[0]:
+            raise FormatError(f"MNIST {split}: {images.shape[0]} images but {labels.shape[0]} labels")
+        out[split] = (images, labels)
+    return out
+
+
+def download_mnist(data_dir, mirrors=MIRRORS, timeout=30) -> list:
+    """Download the four MNIST files into ``data_dir`` (skipping valid ones).
+
+    Each file is tried on every mirror, verified by SHA-256, and written atomically
+    (temporary file then rename). Raises ``OSError`` naming the file, the mirrors
+    tried and where to put the file by hand when every mirror fails (e.g. offline).
+    Returns the paths written or found.
+    """
+    os.makedirs(data_dir, exist_ok=True)
+    paths = []
+    for stem, digest in SHA256.items():
+        target = os.path.join(data_dir, stem + ".gz")
+        if os.path.exists(target) and sha256(read_bytes(target)) == digest:
+            paths.append(target)
+            continue
+        errors = []
+        for mirror in mirrors:
+            url = mirror + stem + ".gz"
+            try:
+                with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - fixed https mirrors
+                    blob = response.read()
+            except (urllib.error.URLError, OSError, TimeoutError) as exc:
+                errors.append(f"{url}: {getattr(exc, 'reason', exc)}")
+                continue
+            import gzip
+
+            try:
+                raw = gzip.decompress(blob)
+            except OSError:
+                errors.append(f"{url}: not gzip data")
+                continue
+            if sha256(raw) != digest:
+                errors.append(f"{url}: checksum mismatch")
+                continue
+            atomic_write(target, [blob])
+            paths.append(target)
+            break
+        else:
+            raise OSError(
+                f"could not download MNIST file {stem}.gz; tried:\n  " + "\n  ".join(errors)
+                + f"\nDownload it by hand and put it at {target} (sha256 of the uncompressed file: {digest})"
+            )
+    return paths
