@@ -1,0 +1,35 @@
+"""The lecture's fully connected networks."""
+
+from __future__ import annotations
+
+from .. import nn
+from . import ModelSpec, register
+
+
+def mnist_mlp(n_classes=10, rng=None, hidden=1000, dropout=0.0):
+    """The lecture's MNIST network: 784 -> 1000 ReLU -> 10 LogSoftMax.
+
+    Input: (N, 784) or (N, 1, 28, 28) (reshaped). Optional dropout before each Linear
+    after the first.
+    """
+    net = nn.Sequential(nn.Reshape(784), nn.Linear(784, hidden, rng=rng), nn.ReLU())
+    if dropout:
+        net.add(nn.Dropout(dropout, rng=rng))
+    net.add(nn.Linear(hidden, n_classes, rng=rng)).add(nn.LogSoftMax())
+    return net
+
+
+def svhn_mlp(n_classes=10, rng=None, hidden=1500, dropout=0.0):
+    """The lecture's SVHN example: Reshape(3*32*32) -> Linear(3072, 1500) -> Tanh ->
+    Linear(1500, 10) -> LogSoftMax. Works on any 3x32x32 data."""
+    net = nn.Sequential(nn.Reshape(3 * 32 * 32), nn.Linear(3 * 32 * 32, hidden, rng=rng), nn.Tanh())
+    if dropout:
+        net.add(nn.Dropout(dropout, rng=rng))
+    net.add(nn.Linear(hidden, n_classes, rng=rng)).add(nn.LogSoftMax())
+    return net
+
+
+register(ModelSpec("mnist-mlp", mnist_mlp, (784,), "784-1000-10 ReLU MLP of the lecture (MNIST)",
+                   {"epochs": 10, "batch_size": 64, "lr": 0.05, "momentum": 0.9}))
+register(ModelSpec("svhn-mlp", svhn_mlp, (3, 32, 32), "3x32x32 -> 1500 Tanh -> 10 (the lecture's SVHN net)",
+                   {"epochs": 10, "batch_size": 64, "lr": 0.02, "momentum": 0.9}))
