@@ -37,6 +37,10 @@ from .module import Criterion, Module
 from .reduction import Max, Mean, Min, Sum
 from .shape import Identity, Reshape, View
 
+# convolutional networks: filter banks, pooling, normalization
+from .convolution import SpatialConvolution, SpatialDilatedConvolution
+from .pooling import SpatialAveragePooling, SpatialMaxPooling
+
 __all__ = [
     # base classes
     "Module", "Criterion", "Container", "manual_seed",
@@ -53,4 +57,7 @@ __all__ = [
     # criteria
     "ClassNLLCriterion", "CrossEntropyCriterion", "MSECriterion", "AbsCriterion", "BCECriterion",
     "SmoothL1Criterion", "MarginCriterion", "MultiMarginCriterion", "DistKLDivCriterion",
+    # convolutional networks: filter banks, pooling, normalization
+    "SpatialConvolution", "SpatialDilatedConvolution",
+    "SpatialMaxPooling", "SpatialAveragePooling",
 ]  # fmt: skip
