@@ -50,6 +50,12 @@ class Backend:
                 ) from exc
         object.__setattr__(self, "xp", xp)
 
+    def __deepcopy__(self, memo):  # immutable: copies of modules share their backend
+        return self
+
+    def __copy__(self):
+        return self
+
     # -- arrays -----------------------------------------------------------------
     @property
     def np_dtype(self):
