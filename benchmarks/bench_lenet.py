@@ -44,7 +44,7 @@ def ember_lenet(rng):
         nn.SpatialConvolution(20, 50, 5, 5, rng=rng), nn.ReLU(), nn.SpatialMaxPooling(2, 2),
         nn.Reshape(800), nn.Linear(800, 500, rng=rng), nn.ReLU(), nn.Linear(500, 10, rng=rng), nn.LogSoftMax(),
     )  # fmt: skip
-    net.get(0).need_grad_input = False  # the images need no gradient (PyTorch skips it too)
+    net.compute_grad_input = False  # the images need no gradient (PyTorch skips it too)
     return net
 
 

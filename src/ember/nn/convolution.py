@@ -27,6 +27,7 @@ class _Convolution(SpatialModule):
     """Shared machinery of the GEMM convolutions (see the module docstring)."""
 
     _param_names = ("weight", "bias")
+    _grad_input_optional = True  # acc_grad_parameters only needs the forward's columns
 
     def _init_geometry(self, n_input_plane, n_output_plane, kw, kh, dw, dh, pad_w, pad_h, dilation_w, dilation_h):
         owner = type(self).__name__
@@ -37,10 +38,6 @@ class _Convolution(SpatialModule):
         self.kw, self.kh, self.dw, self.dh = kw, kh, dw, dh
         self.pad_w, self.pad_h = pad_w, pad_h
         self.dilation_w, self.dilation_h = dilation_w, dilation_h
-        #: set to False on a network's first layer: its input gradient is never used
-        #: and is then not computed (``update_grad_input`` returns None), as in
-        #: Torch7's ``module.gradInput = nil`` idiom.
-        self.need_grad_input = True
         self._out4 = None
 
     def _init_parameters(self, weight_shape, fan_in, bias, rng):
@@ -116,7 +113,8 @@ class SpatialConvolution(_Convolution):
                       dE/db[o] += scale * sum_{n,p,q} dE/dy[n,o,p,q]
 
     Init (Torch7): W, b ~ U(-1/sqrt(kw kh C_in), +1/sqrt(kw kh C_in)). ``bias=False`` drops b.
-    ``need_grad_input = False`` skips the input gradient (for a network's first layer).
+    A ``Sequential`` with ``compute_grad_input = False`` skips this module's input
+    gradient when it is the first layer with parameters (its input is data).
     The output is laid out CHWN in memory (a transposed view); :meth:`acc_grad_parameters`
     reuses the columns of the last forward call, which must be on the same input.
     """
@@ -170,9 +168,6 @@ class SpatialConvolution(_Convolution):
     def update_grad_input(self, input, grad_output):
         x4 = self._batch(input)
         g4 = self._check_grad_output(grad_output, input)
-        if not self.need_grad_input:
-            self.grad_input = None
-            return None
         n, c, h, w = x4.shape
         oh, ow = g4.shape[2:]
         xp = self.backend.xp
