@@ -19,8 +19,52 @@ import math
 from ..errors import shape_error
 from ._im2col import col2im, im2col, out_size
 from ._layout import CHWN, as_matrix_chwn, axis_order, ensure_layout
+from ._parallel import split
 from ._spatial import SpatialModule, check_non_negative, check_positive
 from .init import uniform
+
+#: OpenBLAS multiplies (n_out x K) by (K x huge) at about half its speed when K is small
+#: (a first layer: K = kh*kw + 1); as a batch of ~CHUNK-column products it runs about
+#: twice as fast, and each product is small enough to stay single-threaded inside BLAS,
+#: so the batch is split over ember's two threads instead (measured: docs/convnets.md).
+SMALL_K, CHUNK = 64, 1024
+
+
+def column_chunks(rows, ncols):
+    """How many equal column chunks to cut an (rows x ncols) product into (1: none)."""
+    if rows > SMALL_K:
+        return 1
+    for count in range(max(1, ncols // CHUNK), ncols // (CHUNK // 4) + 1):
+        if ncols % count == 0 and ncols // count <= 2 * CHUNK:
+            return count
+    return 1
+
+
+def gemm_columns(xp, weight, cols, out):
+    """out (n_out, ncols) = weight (n_out, K) @ cols (K, ncols), chunked when K is small."""
+    count = column_chunks(*cols.shape)
+    if count == 1:
+        xp.matmul(weight, cols, out=out)
+        return out
+    c3 = cols.reshape(cols.shape[0], count, -1).transpose(1, 0, 2)
+    o3 = out.reshape(out.shape[0], count, -1).transpose(1, 0, 2)
+    split(lambda a, b: xp.matmul(weight, c3[a:b], out=o3[a:b]), count, out.size, xp)
+    return out
+
+
+def gemm_columns_t(xp, grad, cols, out, partial):
+    """out (n_out, K) = grad (n_out, ncols) @ cols.T, chunked when K is small;
+    ``partial(shape)`` gives a scratch array for the per-chunk products."""
+    count = column_chunks(*cols.shape)
+    if count == 1:
+        xp.matmul(grad, cols.T, out=out)
+        return out
+    g3 = grad.reshape(grad.shape[0], count, -1).transpose(1, 0, 2)
+    c3 = cols.reshape(cols.shape[0], count, -1).transpose(1, 2, 0)
+    parts = partial((count,) + out.shape)
+    split(lambda a, b: xp.matmul(g3[a:b], c3[a:b], out=parts[a:b]), count, grad.size, xp)
+    xp.sum(parts, axis=0, out=out)
+    return out
 
 
 class _Convolution(SpatialModule):
@@ -161,7 +205,7 @@ class SpatialConvolution(_Convolution):
         kernel, stride, dilation = self._geometry()
         im2col(xp, src, cols[:k].reshape(c, self.kh, self.kw, oh, ow, n), kernel, (oh, ow), stride, dilation)
         out4 = self._out4 = ensure_layout(self.backend, self._out4, (n, self.n_output_plane, oh, ow), CHWN)
-        xp.matmul(self._weight_matrix(k), cols, out=as_matrix_chwn(out4))
+        gemm_columns(xp, self._weight_matrix(k), cols, as_matrix_chwn(out4))
         self.output = self._unbatch(out4, input)
         return self.output
 
@@ -194,7 +238,7 @@ class SpatialConvolution(_Convolution):
         k = x4.shape[1] * self.kh * self.kw
         cols = self.__dict__["_buf_cols"]
         grad = self._scratch("grad_weight_matrix", (self.n_output_plane, cols.shape[0]))
-        self.backend.xp.matmul(self._grad_matrix(g4), cols.T, out=grad)
+        gemm_columns_t(self.backend.xp, self._grad_matrix(g4), cols, grad, lambda shape: self._scratch("partial", shape))
         if scale != 1:
             grad *= scale
         self._accumulate_dense_grad(grad[:, :k].reshape(self.n_output_plane, x4.shape[1], self.kh, self.kw), 1.0)
