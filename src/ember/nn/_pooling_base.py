@@ -109,8 +109,46 @@ class WindowPooling(SpatialModule):
 
         return gpad, finish
 
-    def _grad_taps(self, gsrc, oh, ow):
-        return self._taps(gsrc, oh, ow)
+    def _grad_setup(self, input, grad_output):
+        """(x4, grad_output 4-D in the output's layout, (OH, OW)) for a backward pass."""
+        x4 = self._batch(input)
+        g4 = self._check_grad_output(grad_output, input)
+        return x4, self._in_layout_of("grad_output", g4, self._out4), g4.shape[2:]
+
+    def _reduce_taps(self, ufunc, src, out4, oh, ow):
+        """out4 = ufunc-reduction (add, maximum) of the tap views of src, plane halves in parallel."""
+        xp = self.backend.xp
+
+        def work(a, b):
+            taps, out = self._taps(src[:, a:b], oh, ow), out4[:, a:b]
+            if len(taps) == 1:
+                xp.copyto(out, taps[0])
+                return
+            ufunc(taps[0], taps[1], out=out)
+            for view in taps[2:]:
+                ufunc(out, view, out=out)
+
+        self._split(work, src)
+        return out4
+
+    def _spread(self, x4, oh, ow, values):
+        """grad_input (4-D) whose tap views receive ``values(t, a, b)`` (an output-shaped
+        array for tap t and planes a..b-1): assigned when the windows tile the input,
+        else added up."""
+        xp = self.backend.xp
+        assign = self._tiles(x4, oh, ow)
+        gsrc, finish = self._grad_target(x4, oh, ow, zero=not assign)
+
+        def work(a, b):
+            for t, gview in enumerate(self._taps(gsrc[:, a:b], oh, ow)):
+                contribution = values(t, a, b)
+                if assign:
+                    xp.copyto(gview, contribution)
+                else:
+                    xp.add(gview, contribution, out=gview)
+
+        self._split(work, x4)
+        return finish()
 
     def extra_repr(self):
         text = f"{self.kw}x{self.kh}, {self.dw},{self.dh}"
