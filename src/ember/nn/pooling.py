@@ -24,8 +24,8 @@ class SpatialMaxPooling(WindowPooling):
     PyTorch do. Ties are common on images with a constant background (MNIST); sending
     the gradient to every tied position would be wrong. Overlapping windows add up.
 
-    No state is kept besides the output: the backward pass finds the first maximum of
-    each window by comparing the taps with the output in scan order.
+    The backward pass finds the first maximum of each window by comparing the window's
+    values (kept from the forward pass) with the output, in scan order.
     """
 
     _pad_fill = float("-inf")
@@ -37,7 +37,8 @@ class SpatialMaxPooling(WindowPooling):
     def update_output(self, input):
         x4 = self._batch(input)
         oh, ow = self._out_hw(input, x4)
-        out4 = self._reduce_taps(self.backend.xp.maximum, self._source(x4, oh, ow), self._output4(x4, oh, ow), oh, ow)
+        taps = self._gather("taps", self._source(x4, oh, ow), oh, ow)
+        out4 = self._reduce_taps(self.backend.xp.maximum, taps, self._output4(x4, oh, ow))
         self.output = self._unbatch(out4, input)
         return self.output
 
@@ -45,7 +46,7 @@ class SpatialMaxPooling(WindowPooling):
         x4, g4, (oh, ow) = self._grad_setup(input, grad_output)
         xp = self.backend.xp
         out4 = self._out4
-        taps4 = self._taps(self._source(x4, oh, ow), oh, ow)
+        taps4 = self.__dict__["_buf_taps"]  # gathered by the forward pass
         taken4, mask4 = self._scratch_like("taken", out4, bool), self._scratch_like("mask", out4, bool)
         product4 = self._scratch_like("product", out4)
         last = len(taps4) - 1
@@ -117,7 +118,8 @@ class SpatialAveragePooling(WindowPooling):
         x4 = self._batch(input)
         oh, ow = self._out_hw(input, x4)
         xp = self.backend.xp
-        out4 = self._reduce_taps(xp.add, self._source(x4, oh, ow), self._output4(x4, oh, ow), oh, ow)
+        taps = self._gather("taps", self._source(x4, oh, ow), oh, ow)
+        out4 = self._reduce_taps(xp.add, taps, self._output4(x4, oh, ow))
         xp.multiply(out4, self._inverse_divisor(*x4.shape[2:], oh, ow), out=out4)
         self.output = self._unbatch(out4, input)
         return self.output

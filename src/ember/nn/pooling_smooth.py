@@ -53,7 +53,7 @@ class SpatialLPPooling(WindowPooling):
         xp = self.backend.xp
         powered = self._scratch_like("powered", x4)
         self._powered(xp, x4, powered)
-        out4 = self._reduce_taps(xp.add, powered, self._output4(x4, oh, ow), oh, ow)
+        out4 = self._reduce_taps(xp.add, self._gather("taps", powered, oh, ow), self._output4(x4, oh, ow))
         if self.p == 2:
             xp.sqrt(out4, out=out4)
         elif self.p != 1:
@@ -129,14 +129,15 @@ class SpatialLogSumExpPooling(WindowPooling):
         oh, ow = self._out_hw(input, x4)
         xp = self.backend.xp
         out4 = self._output4(x4, oh, ow)
-        top = self._reduce_taps(xp.maximum, x4, self._scratch_like("max", out4), oh, ow)
+        taps = self._gather("taps", x4, oh, ow)
+        top = self._reduce_taps(xp.maximum, taps, self._scratch_like("max", out4))
         term4 = self._scratch_like("term", out4)
 
         def work(a, b):  # out = log sum exp(beta (x - top)) over the window, planes a..b-1
             out, term = out4[:, a:b], term4[:, a:b]
             out.fill(0)
-            for view in self._taps(x4[:, a:b], oh, ow):
-                xp.subtract(view, top[:, a:b], out=term)
+            for tap in taps:
+                xp.subtract(tap[:, a:b], top[:, a:b], out=term)
                 term *= self.beta
                 xp.exp(term, out=term)
                 out += term
@@ -154,7 +155,7 @@ class SpatialLogSumExpPooling(WindowPooling):
         x4, g4, (oh, ow) = self._grad_setup(input, grad_output)
         xp = self.backend.xp
         scale = 1.0 / (self.kw * self.kh) if self.mean else 1.0
-        taps, term4 = self._taps(x4, oh, ow), self._scratch_like("term", self._out4)
+        taps, term4 = self.__dict__["_buf_taps"], self._scratch_like("term", self._out4)
 
         def softmax_weight(t, a, b):  # dE/dy * exp(beta (x_t - y)) [/ |N|]
             term = term4[:, a:b]
