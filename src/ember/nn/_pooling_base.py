@@ -157,12 +157,12 @@ class WindowPooling(SpatialModule):
         gsrc, finish = self._grad_target(x4, oh, ow, zero=not assign)
 
         def work(a, b):
-            with unbuffered(xp):
-                for t, gview in enumerate(self._taps(gsrc[:, a:b], oh, ow)):
-                    contribution = values(t, a, b)
-                    if assign:
-                        xp.copyto(gview, contribution)
-                    else:
+            for t, gview in enumerate(self._taps(gsrc[:, a:b], oh, ow)):
+                contribution = values(t, a, b)
+                if assign:
+                    xp.copyto(gview, contribution)
+                else:
+                    with unbuffered(xp):
                         xp.add(gview, contribution, out=gview)
 
         self._split(work, x4)
