@@ -3,8 +3,8 @@
 NumPy releases the GIL inside copies and ufunc loops, so two Python threads that each
 work on one half of the channels run on two cores. :func:`split` runs ``work(0, mid)``
 on the calling thread and ``work(mid, n)`` on one persistent helper thread, then waits.
-BLAS calls made inside ``work`` are kept small enough to be single-threaded in OpenBLAS
-(see the convolution's chunked GEMMs), so the two threads never fight over its pool.
+``work`` must not call BLAS: OpenBLAS called from two threads at once stalled for 100+
+ms at a time here; matrix products always run on the calling thread.
 
 The number of threads follows :func:`set_num_threads` (``ember.threads.set_num_threads``
 sets it with the BLAS threads). The default is ``min(2, cores)`` when OpenBLAS's idle
