@@ -15,11 +15,16 @@ from .adamw import adamw
 from .asgd import asgd
 from .cg import cg
 from .checkgrad import checkgrad, rosenbrock
+from .confusion import ConfusionMatrix
 from .lbfgs import lbfgs
+from .logger import Logger
 from .lswolfe import lswolfe, polyinterp
 from .nag import nag
+from .plot import plot_csv
+from .regularization import MaxNorm, WeightDecay, clip_grad_norm, parameter_mask
 from .rmsprop import rmsprop
 from .rprop import rprop
+from .schedules import Constant, Cosine, Exponential, InverseTime, ReduceOnPlateau, Schedule, StepDecay, parse_schedule
 from .sgd import sgd
 
 #: every optimizer by name (``ember train --optimizer NAME``)
@@ -30,4 +35,10 @@ OPTIMIZERS = {
 __all__ = [
     "sgd", "nag", "adam", "adamw", "adagrad", "adadelta", "rmsprop", "adamax", "asgd", "rprop",
     "lbfgs", "lswolfe", "polyinterp", "cg", "checkgrad", "rosenbrock", "OPTIMIZERS",
+    # schedules
+    "Schedule", "Constant", "InverseTime", "StepDecay", "Exponential", "Cosine", "ReduceOnPlateau", "parse_schedule",
+    # regularization
+    "WeightDecay", "MaxNorm", "clip_grad_norm", "parameter_mask",
+    # logs and plots
+    "Logger", "ConfusionMatrix", "plot_csv",
 ]  # fmt: skip
