@@ -35,7 +35,7 @@ _SCALARS = (bool, int, float, str, type(None))
 def _digest(arrays: dict, info_json: str) -> str:
     h = hashlib.sha256()
     for name in sorted(arrays):
-        a = np.ascontiguousarray(arrays[name])
+        a = np.asarray(arrays[name], order="C")
         a = a.astype(a.dtype.newbyteorder("<"), copy=False)
         h.update(f"{name}\0{a.dtype.str}\0{list(a.shape)}\0".encode())
         h.update(a.tobytes())

@@ -49,7 +49,7 @@ def write_tensors(path, tensors: dict, metadata: dict | None = None) -> None:
     """Atomically write ``{name: array}`` and string ``metadata`` in the safetensors layout."""
     header, chunks, offset = {}, [], 0
     for name, array in tensors.items():
-        array = np.ascontiguousarray(_to_numpy(array))
+        array = np.asarray(_to_numpy(array), order="C")  # (ascontiguousarray would make 0-d arrays 1-d)
         code = _dtype_code(array)
         data = array.astype(_DTYPES[code], copy=False).tobytes()
         header[name] = {"dtype": code, "shape": list(array.shape), "data_offsets": [offset, offset + len(data)]}

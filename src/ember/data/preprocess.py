@@ -7,7 +7,7 @@ normalization stage comes in "variations on whitening". Here:
   mean, divide by the standard deviation (one value, one per input feature, or one
   per channel of (N, C, H, W) images);
 - :class:`ZCA`: ZCA whitening, ``x <- (x - mean) W`` with
-  ``W = U diag(1 / sqrt(lambda + eps)) U^T`` from the eigendecomposition
+  ``W = U diag(1 / sqrt(lambda + eps mean(lambda))) U^T`` from the eigendecomposition
   ``C = U diag(lambda) U^T`` of the training covariance. The whitened features are
   decorrelated with unit variance, and, unlike PCA whitening, stay as close as
   possible to the original pixels (W is symmetric), so images still look like images.
@@ -33,8 +33,9 @@ PREFIX = "preprocess/"
 class ZCA:
     """ZCA whitening over the flattened sample (all features together).
 
-    ``eps`` regularises the small eigenvalues (a larger eps whitens less and keeps
-    noise from being amplified; 0.1 suits inputs scaled to unit variance).
+    ``eps`` regularises the small eigenvalues, relative to their mean (the average
+    feature variance), so it does not depend on the input's scale: ``lambda + eps *
+    mean(lambda)``. A larger eps whitens less and amplifies less noise.
     fit: mean (D,), W (D, D) in float64; transform keeps each sample's shape.
     """
 
@@ -55,7 +56,8 @@ class ZCA:
         centered = flat - self.mean
         cov = centered.T @ centered / flat.shape[0]
         eigenvalues, u = np.linalg.eigh(cov)
-        scale = 1.0 / np.sqrt(np.maximum(eigenvalues, 0) + self.eps)
+        eigenvalues = np.maximum(eigenvalues, 0)
+        scale = 1.0 / np.sqrt(eigenvalues + self.eps * max(float(eigenvalues.mean()), 1e-12))
         self.w = (u * scale) @ u.T
         return self
 

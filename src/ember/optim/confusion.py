@@ -151,9 +151,10 @@ class ConfusionMatrix:
         self.update_valids()
         width = max(8, 1 + len(str(int(self.mat.max(initial=0)))))
         names = self.classes or [str(c) for c in range(self.n_classes)]
-        label = max(6, *(len(n) for n in names))
+        label = max(11, *(len(n) for n in names))
+        corner = "target\\pred"
         lines = ["ConfusionMatrix (rows: targets, columns: predictions):",
-                 " " * (label + 1) + "".join(f"{n[:width - 1]:>{width}}" for n in names) + "   recall"]  # fmt: skip
+                 f"{corner:>{label}} " + "".join(f"{n[:width - 1]:>{width}}" for n in names) + "   recall"]  # fmt: skip
         for t, name in enumerate(names):
             recall = "    -   " if math.isnan(self.valids[t]) else f"{self.valids[t] * 100:7.3f}%"
             lines.append(f"{name:>{label}} " + "".join(f"{int(v):>{width}}" for v in self.mat[t]) + "  " + recall)
