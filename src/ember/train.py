@@ -85,15 +85,14 @@ def make_dataset(name, x_train, y_train, x_test, y_test, input_shape, valid=0, p
         x_valid, y_valid = x_train[held], y_train[held]
         x_train, y_train = x_train[kept], y_train[kept]
     pre = make_preprocessor(preprocess)
-    shape = (lambda a: a.reshape(a.shape[0], *input_shape)) if preprocess == "channel" else (lambda a: a)
-    fit = (lambda a: pre.fit_transform(shape(a))) if pre else (lambda a: shape(a).astype(np.float32))
-    apply = (lambda a: pre.transform(shape(a))) if pre else (lambda a: shape(a).astype(np.float32))
+    x_train, x_test = _shape_for(x_train, input_shape, name), _shape_for(x_test, input_shape, name)
+    x_valid = None if x_valid is None else _shape_for(x_valid, input_shape, name)
+    x_train = pre.fit_transform(x_train) if pre else x_train.astype(np.float32)
+    apply = pre.transform if pre else (lambda a: a.astype(np.float32))
     n_classes = int(max(y_train.max(), y_test.max())) + 1
     return Dataset(
-        name, _shape_for(fit(x_train), input_shape, name), y_train.astype(np.int64),
-        _shape_for(apply(x_test), input_shape, name), y_test.astype(np.int64), n_classes, pre,
-        None if x_valid is None else _shape_for(apply(x_valid), input_shape, name),
-        None if y_valid is None else y_valid.astype(np.int64), preprocess,
+        name, x_train, y_train.astype(np.int64), apply(x_test), y_test.astype(np.int64), n_classes, pre,
+        None if x_valid is None else apply(x_valid), None if y_valid is None else y_valid.astype(np.int64), preprocess,
     )  # fmt: skip
 
 
