@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 
-
 from ._validate import dot, namespace
 
 
