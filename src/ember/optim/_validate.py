@@ -126,3 +126,25 @@ def weight_decay(x, g, wd, tmp):
 def dot(a, b) -> float:
     """``<a, b>`` as a Python float (no temporary array)."""
     return float(namespace(a).dot(a, b))
+
+
+def moving_average(avg, value, decay, tmp, square=False):
+    """``avg = decay * avg + (1 - decay) * value`` (``value**2`` if ``square``), in place."""
+    xp = namespace(avg)
+    avg *= decay
+    if square:
+        xp.multiply(value, value, out=tmp)
+        tmp *= 1 - decay
+    else:
+        xp.multiply(value, 1 - decay, out=tmp)
+    avg += tmp
+
+
+def step_over_root(x, numerator, second, eps, step, tmp, denom):
+    """``x -= step * numerator / (sqrt(second) + eps)``, in place (via tmp and denom)."""
+    xp = namespace(x)
+    xp.sqrt(second, out=denom)
+    denom += eps
+    xp.divide(numerator, denom, out=tmp)
+    tmp *= -step
+    x += tmp

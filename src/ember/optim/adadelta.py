@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._validate import buffer, evaluate, namespace, number, scratch, setup, weight_decay
+from ._validate import buffer, evaluate, moving_average, namespace, number, scratch, setup, weight_decay
 
 _KEYS = {"rho", "eps", "weight_decay", "learning_rate"}
 _STATE = ("eval_counter", "param_variance", "acc_delta")
@@ -52,10 +52,7 @@ def adadelta(feval, x, config=None, state=None):
     weight_decay(x, g, wd, tmp)
 
     # 3. running mean of the squared gradient
-    variance *= rho
-    xp.multiply(g, g, out=tmp)
-    tmp *= 1 - rho
-    variance += tmp
+    moving_average(variance, g, rho, tmp, square=True)
 
     # 4. the update: RMS of past updates over RMS of gradients, times g
     xp.add(acc_delta, eps, out=delta)
@@ -73,10 +70,7 @@ def adadelta(feval, x, config=None, state=None):
         x += tmp
 
     # 6. running mean of the squared update
-    acc_delta *= rho
-    xp.multiply(delta, delta, out=tmp)
-    tmp *= 1 - rho
-    acc_delta += tmp
+    moving_average(acc_delta, delta, rho, tmp, square=True)
 
     # 7. count the evaluation
     state["eval_counter"] = n + 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._validate import buffer, evaluate, namespace, number, scratch, setup, weight_decay
+from ._validate import buffer, evaluate, namespace, number, scratch, setup, step_over_root, weight_decay
 
 _KEYS = {"learning_rate", "learning_rate_decay", "weight_decay"}
 _STATE = ("eval_counter", "param_variance")
@@ -54,11 +54,7 @@ def adagrad(feval, x, config=None, state=None):
     variance += tmp
 
     # 5. scaled step
-    xp.sqrt(variance, out=std)
-    std += 1e-10
-    xp.divide(g, std, out=tmp)
-    tmp *= -clr
-    x += tmp
+    step_over_root(x, g, variance, 1e-10, clr, tmp, std)
 
     # 6. count the evaluation
     state["eval_counter"] = n + 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from ._validate import buffer, evaluate, namespace, number, scratch, setup, weight_decay
+from ._validate import buffer, evaluate, moving_average, number, scratch, setup, step_over_root, weight_decay
 
 _KEYS = {"learning_rate", "learning_rate_decay", "beta1", "beta2", "epsilon", "weight_decay"}
 _STATE = ("t", "m", "v")
@@ -50,7 +50,6 @@ def adam_step(algorithm, feval, x, config, state, decoupled):
     eps = number(algorithm, config, "epsilon", 1e-8, low=0)
     wd = number(algorithm, config, "weight_decay", 1e-2 if decoupled else 0.0, low=0)
     t = state.setdefault("t", 0)
-    xp = namespace(x)
     tmp = scratch(state, x)
     denom = scratch(state, x, "_denom")
     m, _ = buffer(state, "m", x)
@@ -74,21 +73,9 @@ def adam_step(algorithm, feval, x, config, state, decoupled):
     state["t"] = t
 
     # 5. moment estimates
-    m *= b1
-    xp.multiply(g, 1 - b1, out=tmp)
-    m += tmp
-    v *= b2
-    xp.multiply(g, g, out=tmp)
-    tmp *= 1 - b2
-    v += tmp
+    moving_average(m, g, b1, tmp)
+    moving_average(v, g, b2, tmp, square=True)
 
-    # 6. denominator
-    xp.sqrt(v, out=denom)
-    denom += eps
-
-    # 7. bias-corrected step
-    step = clr * math.sqrt(1 - b2**t) / (1 - b1**t)
-    xp.divide(m, denom, out=tmp)
-    tmp *= -step
-    x += tmp
+    # 6-7. bias-corrected step over the denominator sqrt(v) + eps
+    step_over_root(x, m, v, eps, clr * math.sqrt(1 - b2**t) / (1 - b1**t), tmp, denom)
     return x, [fx]

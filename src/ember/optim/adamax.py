@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._validate import buffer, evaluate, namespace, number, scratch, setup, weight_decay
+from ._validate import buffer, evaluate, moving_average, namespace, number, scratch, setup, weight_decay
 
 _KEYS = {"learning_rate", "beta1", "beta2", "epsilon", "weight_decay"}
 
@@ -50,9 +50,7 @@ def adamax(feval, x, config=None, state=None):
     t = state["t"] = state.get("t", 0) + 1
 
     # 4. first moment
-    m *= b1
-    xp.multiply(g, 1 - b1, out=tmp)
-    m += tmp
+    moving_average(m, g, b1, tmp)
 
     # 5. infinity norm
     xp.abs(g, out=tmp)

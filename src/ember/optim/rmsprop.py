@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._validate import buffer, evaluate, namespace, number, scratch, setup, weight_decay
+from ._validate import buffer, evaluate, moving_average, number, scratch, setup, step_over_root, weight_decay
 
 _KEYS = {"learning_rate", "alpha", "epsilon", "weight_decay", "initial_mean"}
 
@@ -33,7 +33,6 @@ def rmsprop(feval, x, config=None, state=None):
     eps = number("rmsprop", config, "epsilon", 1e-8, low=0)
     wd = number("rmsprop", config, "weight_decay", 0.0, low=0)
     m0 = number("rmsprop", config, "initial_mean", 0.0, low=0)
-    xp = namespace(x)
     tmp = scratch(state, x)
     denom = scratch(state, x, "_denom")
     m, _ = buffer(state, "m", x, fill=m0)
@@ -45,15 +44,8 @@ def rmsprop(feval, x, config=None, state=None):
     weight_decay(x, g, wd, tmp)
 
     # 3. leaky mean of the squared gradient
-    m *= alpha
-    xp.multiply(g, g, out=tmp)
-    tmp *= 1 - alpha
-    m += tmp
+    moving_average(m, g, alpha, tmp, square=True)
 
     # 4. scaled step
-    xp.sqrt(m, out=denom)
-    denom += eps
-    xp.divide(g, denom, out=tmp)
-    tmp *= -lr
-    x += tmp
+    step_over_root(x, g, m, eps, lr, tmp, denom)
     return x, [fx]
