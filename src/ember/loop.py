@@ -23,7 +23,7 @@ from .errors import TrainingError
 from .optim import Logger, MaxNorm, WeightDecay, clip_grad_norm, parameter_mask, parse_schedule
 from .progress import Progress
 from .run_state import RunState, fingerprint, load_run, save_run
-from .train import _HAS, DEFAULT_LR, evaluate, make_feval
+from .train import _HAS, TORCH_LR, evaluate, make_feval
 
 
 class TrainingRun:
@@ -43,7 +43,7 @@ class TrainingRun:
         if options.schedule:
             if not options.lr_key:
                 raise ValueError(f"optimizer {options.optimizer} has no learning rate to schedule")
-            lr0 = self.config.get(options.lr_key, DEFAULT_LR.get(options.optimizer, 1e-3))
+            lr0 = self.config.get(options.lr_key, TORCH_LR[options.optimizer])
             self.schedule = parse_schedule(options.schedule, lr0, options.epochs, self.steps_per_epoch)
         if options.early_stop and data.y_valid is None:
             raise ValueError("early stopping needs a validation set (--valid N)")
@@ -166,9 +166,9 @@ class TrainingRun:
     # ------------------------------------------------------------------ files
     def _current_lr(self):
         key = self.options.lr_key
-        lr = self.config.get(key) if key else None
-        if lr is None:
+        if not key:
             return math.nan
+        lr = self.config.get(key, TORCH_LR[self.options.optimizer])
         if self.options.optimizer in _HAS["learning_rate_decay"]:
             count = self.state.get("eval_counter", self.state.get("t", 0))
             lr = lr / (1 + count * self.config.get("learning_rate_decay", 0.0))

@@ -110,8 +110,11 @@ def load_dataset(input_shape, data_dir=None, data_file=None, limit=None, valid=0
     return make_dataset(name, xtr, ytr, xte, yte, input_shape, valid, preprocess, seed)
 
 
-#: the learning rate and momentum used when none is given (else the optimizer's default)
+#: the learning rate used when none is given (else the optimizer's default, TORCH_LR)
 DEFAULT_LR = {"sgd": 0.05, "nag": 0.05}
+#: each optimizer's own default learning rate (Torch7's; ``asgd``: eta0, ``rprop``: stepsize)
+TORCH_LR = {"sgd": 1e-3, "nag": 1e-3, "adam": 1e-3, "adamw": 1e-3, "adagrad": 1e-3, "adadelta": 1.0,
+            "rmsprop": 1e-2, "adamax": 2e-3, "asgd": 1e-4, "rprop": 0.1, "lbfgs": 1.0}  # fmt: skip
 _LR_KEY = {"asgd": "eta0", "rprop": "stepsize", "cg": None}
 _HAS = {"learning_rate_decay": {"sgd", "nag", "adam", "adamw", "adagrad"}}
 

@@ -63,11 +63,14 @@ def plot_csv(csv_path, png_path=None, x="epoch", styles=None, log_scale=False):
             ax.plot(xs, values, styles.get(name, "-" if "train" in name else "--" if "valid" in name else ":"),
                     marker="o", markersize=3, label=name)  # fmt: skip
         ax.set_ylabel(title)
-        if title == "learning rate" or (log_scale and title != "accuracy (%)"):
+        finite = [v for name in names for v in columns[name] if math.isfinite(v) and v > 0]
+        wide = bool(finite) and max(finite) > 10 * min(finite)
+        if (title == "learning rate" and wide) or (log_scale and title != "accuracy (%)"):
             ax.set_yscale("log")
         ax.grid(True, alpha=0.3)
         ax.legend(loc="best", fontsize=8)
     axes[-1, 0].set_xlabel(x)
+    axes[-1, 0].xaxis.get_major_locator().set_params(integer=True)
     fig.suptitle(os.path.basename(os.fspath(csv_path)))
     fig.tight_layout()
     fig.savefig(png_path, dpi=110)

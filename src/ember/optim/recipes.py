@@ -18,7 +18,7 @@ MNIST_MLP = {
     "rmsprop": {"lr": 3e-4},
     "adamax": {"lr": 2e-3},
     "asgd": {"lr": 0.1, "optim_config": {"lambda": 1e-5}},
-    "rprop": {"batch_size": 256, "lr": 1e-3, "optim_config": {"stepsizemax": 0.01}},
+    "rprop": {"batch_size": 2000, "lr": 1e-3, "optim_config": {"stepsizemax": 0.01, "niter": 10}},
     "lbfgs": {"batch_size": 1000, "optim_config": {"max_iter": 10, "n_correction": 10, "line_search": "wolfe"}},
     "cg": {"batch_size": 1000, "optim_config": {"max_eval": 10}},
 }
