@@ -47,28 +47,39 @@ class ZCA:
         self.eps = float(eps)
         self.mean = self.w = None
 
-    def fit(self, x):
-        x = np.asarray(x, dtype=np.float64)
+    def fit(self, x, chunk=8192):
+        x = np.asarray(x)
         if x.ndim < 2 or x.shape[0] < 2:
             raise ValueError(f"ZCA.fit: expected (N, ...) samples with N >= 2, got shape {x.shape}")
         flat = x.reshape(x.shape[0], -1)
-        self.mean = flat.mean(axis=0)
-        centered = flat - self.mean
-        cov = centered.T @ centered / flat.shape[0]
+        n, d = flat.shape
+        # mean and covariance accumulated in float64 chunks (no N x D float64 copy)
+        self.mean = np.zeros(d)
+        for start in range(0, n, chunk):
+            self.mean += flat[start : start + chunk].sum(axis=0, dtype=np.float64)
+        self.mean /= n
+        cov = np.zeros((d, d))
+        for start in range(0, n, chunk):
+            centered = flat[start : start + chunk] - self.mean
+            cov += centered.T @ centered
+        cov /= n
         eigenvalues, u = np.linalg.eigh(cov)
         eigenvalues = np.maximum(eigenvalues, 0)
         scale = 1.0 / np.sqrt(eigenvalues + self.eps * max(float(eigenvalues.mean()), 1e-12))
         self.w = (u * scale) @ u.T
         return self
 
-    def transform(self, x, dtype="float32"):
+    def transform(self, x, dtype="float32", chunk=8192):
         if self.w is None:
             raise RuntimeError("ZCA.transform called before fit")
-        x = np.asarray(x, dtype=np.float64)
+        x = np.asarray(x)
         flat = x.reshape(x.shape[0], -1)
         if flat.shape[1] != self.mean.shape[0]:
             raise ValueError(f"ZCA.transform: samples have {flat.shape[1]} features, fitted on {self.mean.shape[0]}")
-        return ((flat - self.mean) @ self.w).reshape(x.shape).astype(dtype)
+        out = np.empty(flat.shape, dtype=dtype)
+        for start in range(0, flat.shape[0], chunk):
+            out[start : start + chunk] = (flat[start : start + chunk] - self.mean) @ self.w
+        return out.reshape(x.shape)
 
     def fit_transform(self, x, dtype="float32"):
         return self.fit(x).transform(x, dtype)
