@@ -3,7 +3,7 @@
 This is the primary way to train with ember (the Torch7 way): everything is explicit.
 ``ember train`` / ``ember.train.fit`` run the same loop with more options.
 
-    python examples/lecture_loop.py            # about 1 minute on 2 cores, ~98% test accuracy
+    python examples/lecture_loop.py    # about 1 minute (1 thread); 98.39% test accuracy after 5 epochs
 """
 
 import numpy as np
