@@ -138,8 +138,7 @@ def train_drlim(pose_set, steps=2000, pairs=64, margin=1.0, arch="conv", out_dim
     x = standardize(pose_set.images, fit)
     net = embedding_net(pose_set.images.shape[1:], out_dim, arch, rng=rng)
     params, grads = net.get_parameters()
-    # the second branch: the same arrays and gradient arrays (what clone("weight", "bias") gives)
-    twin = embedding_net(pose_set.images.shape[1:], out_dim, arch, rng=0).share(net, "weight", "bias")
+    twin = net.clone("weight", "bias")  # the second branch: the same weight and gradient arrays
     sampler = PairSampler(pose_set.az_index[fit], pose_set.el_index[fit], pose_set.n_azimuth, rng)
     step_fn, config = _optimizer(optimizer, learning_rate, momentum)
     state, history, running, t0 = {}, [], [], time.perf_counter()
