@@ -71,8 +71,14 @@ class Linear(Module):
         self._check(input)
         xp = self.backend.xp
         out = self.output = self.backend.ensure(self.output, input.shape[:-1] + (self.out_features,))
-        xp.matmul(input, self.weight.T, out=out)
-        if self.bias is not None:
+        if self.bias is None:
+            xp.matmul(input, self.weight.T, out=out)
+        elif input.ndim == 2 and xp is np and _blas.AVAILABLE:
+            # y = b, then y += x W^T in one BLAS call (a broadcast add would need a buffer)
+            xp.copyto(out, self.bias)
+            self.backend.gemm(input, self.weight, out, trans_b=True, beta=1.0)
+        else:
+            xp.matmul(input, self.weight.T, out=out)
             out += self.bias
         return out
 

@@ -2,8 +2,32 @@
 
 ``x`` is the flat parameter vector from ``module.get_parameters()``; ``feval(x)``
 returns the loss and the flat gradient, exactly as in the lecture's training loop.
+Each function follows Torch7's optim package (same defaults and order of operations,
+snake_case names); ``state`` is a plain dict that can be checkpointed (keys starting
+with ``"_"`` are scratch space and are not saved).
 """
 
+from .adadelta import adadelta
+from .adagrad import adagrad
+from .adam import adam
+from .adamax import adamax
+from .adamw import adamw
+from .asgd import asgd
+from .cg import cg
+from .checkgrad import checkgrad, rosenbrock
+from .lbfgs import lbfgs
+from .lswolfe import lswolfe, polyinterp
+from .nag import nag
+from .rmsprop import rmsprop
+from .rprop import rprop
 from .sgd import sgd
 
-__all__ = ["sgd"]
+#: every optimizer by name (``ember train --optimizer NAME``)
+OPTIMIZERS = {
+    f.__name__: f for f in (sgd, nag, adam, adamw, adagrad, adadelta, rmsprop, adamax, asgd, rprop, lbfgs, cg)
+}
+
+__all__ = [
+    "sgd", "nag", "adam", "adamw", "adagrad", "adadelta", "rmsprop", "adamax", "asgd", "rprop",
+    "lbfgs", "lswolfe", "polyinterp", "cg", "checkgrad", "rosenbrock", "OPTIMIZERS",
+]  # fmt: skip
