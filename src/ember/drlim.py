@@ -24,6 +24,7 @@ import time
 import numpy as np
 
 from . import nn, optim
+from .errors import TrainingError
 from .manifold import pose_neighbours
 
 ARCHS = ("conv", "mlp")
@@ -156,6 +157,8 @@ def train_drlim(pose_set, steps=2000, pairs=64, margin=1.0, arch="conv", out_dim
             return loss, grads
 
         _, (loss,) = step_fn(feval, params, config, state)
+        if not np.isfinite(loss) or not np.isfinite(params).all():
+            raise TrainingError(f"train_drlim: the loss became {loss} at step {step}; lower the learning rate")
         running.append(loss)
         if step % log_every == 0 or step == steps:
             history.append((step, float(np.mean(running))))
