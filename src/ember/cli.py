@@ -3,6 +3,7 @@
     ember train [--model mnist-mlp] [--epochs 10] [--batch-size 64] [--lr 0.05] ...
     ember eval MODEL_FILE
     ember models
+    ember manifold [--data FILE.npz] [--steps N] [--seed N] [--save-embedding OUT.npz] [--plot OUT.png]
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ def build_parser():
     _train_parser(sub)
     _eval_parser(sub)
     _models_parser(sub)
+    from .manifold_cli import add_manifold_parser
+
+    add_manifold_parser(sub)
     return parser
 
 

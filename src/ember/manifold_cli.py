@@ -90,6 +90,14 @@ def run_manifold(args):
     from .drlim import embed, train_drlim
     from .manifold import METRICS, manifold_metrics, pca_embedding
 
+    if args.plot:  # fail before training, not after
+        try:
+            from .manifold_plot import _matplotlib
+
+            _matplotlib()
+        except ImportError as error:
+            print(f"ember manifold: error: {error}", file=sys.stderr)
+            return 1
     if getattr(args, "threads", None):
         from .threads import set_num_threads
 
@@ -156,7 +164,7 @@ def main(argv=None):
 
     try:
         return run_manifold(args)
-    except (TrainingError, FormatError, ShapeError, FileNotFoundError, ValueError, ImportError) as error:
+    except (TrainingError, FormatError, ShapeError, FileNotFoundError, ValueError) as error:
         print(f"ember manifold: error: {error}", file=sys.stderr)
         return 1
 
