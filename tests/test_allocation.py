@@ -31,6 +31,8 @@ def test_mlp_training_step_allocates_nothing_once_warm(batch):
         current, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    # the smallest activation buffer is batch x 10 floats; the weight gradient is 3 MB
-    assert peak - base < 16 * 1024, f"a warm step allocated up to {peak - base} bytes"
-    assert current - base < 4 * 1024
+    # Small Python objects (ctypes arguments, label index arrays) come and go; an array
+    # of activations (>= 4 KB at batch 1, 512 KB at batch 128) or the 3 MB weight
+    # gradient would show up here.
+    assert peak - base < 12 * 1024, f"a warm step allocated up to {peak - base} bytes"
+    assert current - base < 12 * 1024, f"{current - base} bytes stayed allocated after 5 steps"

@@ -22,7 +22,7 @@ def _train_parser(sub):
     p.add_argument("--epochs", type=int, help="passes over the training set (default: the model's, 10)")
     p.add_argument("--batch-size", type=int, help="minibatch size (default: the model's)")
     p.add_argument("--lr", type=float, help="learning rate (default: the model's)")
-    p.add_argument("--lr-decay", type=float, default=0.0, help="Torch7 annealing lr / (1 + t * decay), t = steps")
+    p.add_argument("--lr-decay", type=float, help="Torch7 annealing lr / (1 + t * decay), t = steps (default: the model's)")
     p.add_argument("--momentum", type=float, help="momentum (classical, dampening 0; default: the model's)")
     p.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay")
     p.add_argument("--l1", type=float, default=0.0, help="L1 weight decay")
@@ -89,7 +89,7 @@ def cmd_train(args):
     d = spec.defaults
     options = TrainOptions(
         epochs=args.epochs or d.get("epochs", 10), batch_size=args.batch_size or d.get("batch_size", 64),
-        lr=args.lr if args.lr is not None else d.get("lr", 0.05), lr_decay=args.lr_decay,
+        lr=args.lr if args.lr is not None else d.get("lr", 0.05), lr_decay=args.lr_decay if args.lr_decay is not None else d.get("lr_decay", 0.0),
         momentum=args.momentum if args.momentum is not None else d.get("momentum", 0.9),
         weight_decay=args.weight_decay, l1=args.l1, seed=args.seed, save=args.save, progress=not args.no_progress,
     )  # fmt: skip
