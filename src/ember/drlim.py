@@ -138,6 +138,7 @@ def train_drlim(pose_set, steps=2000, pairs=64, margin=1.0, arch="conv", out_dim
     fit = pose_set.train_index
     x = standardize(pose_set.images, fit)
     net = embedding_net(pose_set.images.shape[1:], out_dim, arch, rng=rng)
+    net.compute_grad_input = False  # the input is data: no dE/dx below the first layer
     params, grads = net.get_parameters()
     twin = net.clone("weight", "bias")  # the second branch: the same weight and gradient arrays
     sampler = PairSampler(pose_set.az_index[fit], pose_set.el_index[fit], pose_set.n_azimuth, rng)

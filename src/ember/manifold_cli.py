@@ -32,7 +32,7 @@ def add_manifold_arguments(p):
                                                      "(one step uses 2 x --pairs anchors)")  # fmt: skip
     p.add_argument("--pairs", type=int, default=64, help="similar pairs per step, and as many dissimilar (default 64)")
     p.add_argument("--margin", type=float, default=1.0, help="contrastive margin m (default 1)")
-    p.add_argument("--arch", choices=("conv", "mlp"), default="conv", help="embedding network (default conv)")
+    p.add_argument("--arch", choices=("conv", "mlp"), help="embedding network (default conv; mlp where ember has no conv)")
     p.add_argument("--dim", type=int, default=3, help="output dimension (default 3)")
     p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="default adam")
     p.add_argument("--lr", type=float, help="learning rate (default: adam 1e-3, sgd 0.01)")
@@ -116,6 +116,10 @@ def run_manifold(args):
     if args.contact_sheet:
         save_contact_sheet(data, args.contact_sheet, scale=2)
     steps = _steps(args, len(data.train_index))
+    if args.arch is None:
+        from . import nn
+
+        args.arch = "conv" if hasattr(nn, "SpatialConvolution") else "mlp"
     print(f"DrLIM: {args.arch} net -> {args.dim}-D, margin {args.margin}, {steps} steps of {args.pairs} similar + "
           f"{args.pairs} dissimilar pairs, {args.optimizer}, seed {args.seed}", flush=True)  # fmt: skip
     t0 = time.perf_counter()
