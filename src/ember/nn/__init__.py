@@ -37,6 +37,20 @@ from .module import Criterion, Module
 from .reduction import Max, Mean, Min, Sum
 from .shape import Identity, Reshape, View
 
+# convolutional networks: filter banks, pooling, normalization, map non-linearities
+from . import conn_tables as tables
+from .batchnorm import BatchNormalization, SpatialBatchNormalization
+from .convolution import SpatialConvolution, SpatialDilatedConvolution
+from .convolution_full import SpatialFullConvolution
+from .convolution_map import SpatialConvolutionMap
+from .normalization import SpatialContrastiveNormalization, SpatialDivisiveNormalization, SpatialSubtractiveNormalization
+from .padding import SpatialZeroPadding
+from .pooling import SpatialAveragePooling, SpatialMaxPooling
+from .pooling_adaptive import SpatialAdaptiveAveragePooling, SpatialAdaptiveMaxPooling
+from .pooling_smooth import SpatialLogSumExpPooling, SpatialLPPooling
+from .spatial_activation import SpatialDropout, SpatialLogSoftMax, SpatialMaxout, SpatialSoftMax, SpatialWTA
+from .temporal import TemporalConvolution, TemporalMaxPooling
+
 __all__ = [
     # base classes
     "Module", "Criterion", "Container", "manual_seed",
@@ -53,4 +67,12 @@ __all__ = [
     # criteria
     "ClassNLLCriterion", "CrossEntropyCriterion", "MSECriterion", "AbsCriterion", "BCECriterion",
     "SmoothL1Criterion", "MarginCriterion", "MultiMarginCriterion", "DistKLDivCriterion",
+    # convolutional networks: filter banks, pooling, normalization, map non-linearities
+    "tables", "SpatialConvolution", "SpatialDilatedConvolution", "SpatialFullConvolution", "SpatialConvolutionMap",
+    "TemporalConvolution", "SpatialZeroPadding",
+    "SpatialMaxPooling", "SpatialAveragePooling", "SpatialLPPooling", "SpatialLogSumExpPooling",
+    "TemporalMaxPooling", "SpatialAdaptiveMaxPooling", "SpatialAdaptiveAveragePooling",
+    "SpatialSubtractiveNormalization", "SpatialDivisiveNormalization", "SpatialContrastiveNormalization",
+    "BatchNormalization", "SpatialBatchNormalization",
+    "SpatialSoftMax", "SpatialLogSoftMax", "SpatialWTA", "SpatialMaxout", "SpatialDropout",
 ]  # fmt: skip
