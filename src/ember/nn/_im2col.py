@@ -14,6 +14,8 @@ the gradient with respect to the input), kh*kw strided in-place adds.
 
 from __future__ import annotations
 
+from ._parallel import split
+
 
 def out_size(size, kernel, stride, pad, dilation=1, ceil_mode=False):
     """Output length of a window sweep: floor((size + 2 pad - effective_k) / stride) + 1.
@@ -51,8 +53,13 @@ def tap_view(src, i, j, out_hw, stride, dilation=(1, 1)):
 
 
 def im2col(xp, src, cols6, kernel, out_hw, stride, dilation=(1, 1)):
-    """cols6 (C, kh, kw, OH, OW, N) <- the windows of src (N, C, Hp, Wp): one copy."""
-    xp.copyto(cols6, window_view(xp, src, kernel, out_hw, stride, dilation))
+    """cols6 (C, kh, kw, OH, OW, N) <- the windows of src (N, C, Hp, Wp): one strided copy
+    (split over channels, or kernel rows for one channel, on two threads)."""
+    windows = window_view(xp, src, kernel, out_hw, stride, dilation)
+    if cols6.shape[0] > 1:
+        split(lambda a, b: xp.copyto(cols6[a:b], windows[a:b]), cols6.shape[0], cols6.size, xp)
+    else:
+        split(lambda a, b: xp.copyto(cols6[:, a:b], windows[:, a:b]), cols6.shape[1], cols6.size, xp)
     return cols6
 
 
@@ -60,9 +67,14 @@ def col2im(xp, cols6, dst, kernel, out_hw, stride, dilation=(1, 1)):
     """dst (N, C, Hp, Wp) <- the adjoint of :func:`im2col`: zero, then one strided add
     per kernel tap. Fastest when ``dst`` is CHWN (each add runs over OW*N elements)."""
     kh, kw = kernel
-    dst.fill(0)
-    for i in range(kh):
-        for j in range(kw):
-            view = tap_view(dst, i, j, out_hw, stride, dilation)
-            xp.add(view, cols6[:, i, j].transpose(3, 0, 1, 2), out=view)
+
+    def work(a, b):  # channels a..b-1 (disjoint parts of dst)
+        part = dst[:, a:b]
+        part.fill(0)
+        for i in range(kh):
+            for j in range(kw):
+                view = tap_view(part, i, j, out_hw, stride, dilation)
+                xp.add(view, cols6[a:b, i, j].transpose(3, 0, 1, 2), out=view)
+
+    split(work, dst.shape[1], cols6.size, xp)
     return dst

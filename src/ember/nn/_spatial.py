@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..errors import shape_error
 from ._layout import axis_order, ensure_layout
+from ._parallel import split
 from .module import Module
 
 
@@ -75,6 +76,19 @@ class SpatialModule(Module):
         buf = ensure_layout(self.backend, self.__dict__.get(key), shape, order, dtype)
         self.__dict__[key] = buf
         return buf
+
+    def _split(self, work, x4):
+        """Run ``work(a, b)`` over planes a..b-1 of x4, halves on two threads when large."""
+        split(work, x4.shape[1], x4.size, self.backend.xp)
+
+    def _in_layout_of(self, name, array, reference):
+        """``array`` itself if laid out like ``reference``, else a copy that is (mixed
+        layouts make every following elementwise operation strided)."""
+        if axis_order(array) == axis_order(reference):
+            return array
+        copy = self._scratch_like(name, reference)
+        self.backend.xp.copyto(copy, array)
+        return copy
 
     def _scratch_like(self, name, array, dtype=None):
         """A reused scratch array with ``array``'s shape and memory layout."""

@@ -19,14 +19,59 @@ import math
 from ..errors import shape_error
 from ._im2col import col2im, im2col, out_size
 from ._layout import CHWN, as_matrix_chwn, axis_order, ensure_layout
+from ._parallel import split
 from ._spatial import SpatialModule, check_non_negative, check_positive
 from .init import uniform
+
+#: OpenBLAS multiplies (n_out x K) by (K x huge) at about half its speed when K is small
+#: (a first layer: K = kh*kw + 1); as a batch of ~CHUNK-column products it runs about
+#: twice as fast, and each product is small enough to stay single-threaded inside BLAS,
+#: so the batch is split over ember's two threads instead (measured: docs/convnets.md).
+SMALL_K, CHUNK = 64, 1024
+
+
+def column_chunks(rows, ncols):
+    """How many equal column chunks to cut an (rows x ncols) product into (1: none)."""
+    if rows > SMALL_K:
+        return 1
+    for count in range(max(1, ncols // CHUNK), ncols // (CHUNK // 4) + 1):
+        if ncols % count == 0 and ncols // count <= 2 * CHUNK:
+            return count
+    return 1
+
+
+def gemm_columns(xp, weight, cols, out):
+    """out (n_out, ncols) = weight (n_out, K) @ cols (K, ncols), chunked when K is small."""
+    count = column_chunks(*cols.shape)
+    if count == 1:
+        xp.matmul(weight, cols, out=out)
+        return out
+    c3 = cols.reshape(cols.shape[0], count, -1).transpose(1, 0, 2)
+    o3 = out.reshape(out.shape[0], count, -1).transpose(1, 0, 2)
+    split(lambda a, b: xp.matmul(weight, c3[a:b], out=o3[a:b]), count, out.size, xp)
+    return out
+
+
+def gemm_columns_t(xp, grad, cols, out, partial):
+    """out (n_out, K) = grad (n_out, ncols) @ cols.T, chunked when K is small;
+    ``partial(shape)`` gives a scratch array for the per-chunk products."""
+    count = column_chunks(*cols.shape)
+    if count == 1:
+        xp.matmul(grad, cols.T, out=out)
+        return out
+    g3 = grad.reshape(grad.shape[0], count, -1).transpose(1, 0, 2)
+    c3 = cols.reshape(cols.shape[0], count, -1).transpose(1, 2, 0)
+    parts = partial((count,) + out.shape)
+    split(lambda a, b: xp.matmul(g3[a:b], c3[a:b], out=parts[a:b]), count, grad.size, xp)
+    xp.sum(parts, axis=0, out=out)
+    return out
 
 
 class _Convolution(SpatialModule):
     """Shared machinery of the GEMM convolutions (see the module docstring)."""
 
     _param_names = ("weight", "bias")
+    _grad_input_optional = True  # acc_grad_parameters only needs the forward's columns
 
     def _init_geometry(self, n_input_plane, n_output_plane, kw, kh, dw, dh, pad_w, pad_h, dilation_w, dilation_h):
         owner = type(self).__name__
@@ -37,10 +82,6 @@ class _Convolution(SpatialModule):
         self.kw, self.kh, self.dw, self.dh = kw, kh, dw, dh
         self.pad_w, self.pad_h = pad_w, pad_h
         self.dilation_w, self.dilation_h = dilation_w, dilation_h
-        #: set to False on a network's first layer: its input gradient is never used
-        #: and is then not computed (``update_grad_input`` returns None), as in
-        #: Torch7's ``module.gradInput = nil`` idiom.
-        self.need_grad_input = True
         self._out4 = None
 
     def _init_parameters(self, weight_shape, fan_in, bias, rng):
@@ -116,7 +157,8 @@ class SpatialConvolution(_Convolution):
                       dE/db[o] += scale * sum_{n,p,q} dE/dy[n,o,p,q]
 
     Init (Torch7): W, b ~ U(-1/sqrt(kw kh C_in), +1/sqrt(kw kh C_in)). ``bias=False`` drops b.
-    ``need_grad_input = False`` skips the input gradient (for a network's first layer).
+    A ``Sequential`` with ``compute_grad_input = False`` skips this module's input
+    gradient when it is the first layer with parameters (its input is data).
     The output is laid out CHWN in memory (a transposed view); :meth:`acc_grad_parameters`
     reuses the columns of the last forward call, which must be on the same input.
     """
@@ -163,16 +205,13 @@ class SpatialConvolution(_Convolution):
         kernel, stride, dilation = self._geometry()
         im2col(xp, src, cols[:k].reshape(c, self.kh, self.kw, oh, ow, n), kernel, (oh, ow), stride, dilation)
         out4 = self._out4 = ensure_layout(self.backend, self._out4, (n, self.n_output_plane, oh, ow), CHWN)
-        xp.matmul(self._weight_matrix(k), cols, out=as_matrix_chwn(out4))
+        gemm_columns(xp, self._weight_matrix(k), cols, as_matrix_chwn(out4))
         self.output = self._unbatch(out4, input)
         return self.output
 
     def update_grad_input(self, input, grad_output):
         x4 = self._batch(input)
         g4 = self._check_grad_output(grad_output, input)
-        if not self.need_grad_input:
-            self.grad_input = None
-            return None
         n, c, h, w = x4.shape
         oh, ow = g4.shape[2:]
         xp = self.backend.xp
@@ -199,7 +238,7 @@ class SpatialConvolution(_Convolution):
         k = x4.shape[1] * self.kh * self.kw
         cols = self.__dict__["_buf_cols"]
         grad = self._scratch("grad_weight_matrix", (self.n_output_plane, cols.shape[0]))
-        self.backend.xp.matmul(self._grad_matrix(g4), cols.T, out=grad)
+        gemm_columns_t(self.backend.xp, self._grad_matrix(g4), cols, grad, lambda shape: self._scratch("partial", shape))
         if scale != 1:
             grad *= scale
         self._accumulate_dense_grad(grad[:, :k].reshape(self.n_output_plane, x4.shape[1], self.kh, self.kw), 1.0)

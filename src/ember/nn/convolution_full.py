@@ -93,9 +93,6 @@ class SpatialFullConvolution(_Convolution):
     def update_grad_input(self, input, grad_output):
         x4 = self._batch(input)
         g4 = self._check_grad_output(grad_output, input)
-        if not self.need_grad_input:
-            self.grad_input = None
-            return None
         n, c, h, w = x4.shape
         cols = self._grad_columns(g4, h, w)
         gx4 = self._layout_scratch("grad_input", x4.shape, CHWN)

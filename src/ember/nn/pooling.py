@@ -38,14 +38,19 @@ class SpatialMaxPooling(WindowPooling):
         x4 = self._batch(input)
         oh, ow = self._out_hw(input, x4)
         xp = self.backend.xp
-        taps = self._taps(self._source(x4, oh, ow), oh, ow)
+        src = self._source(x4, oh, ow)
         out4 = self._output4(x4, oh, ow)
-        if len(taps) == 1:
-            xp.copyto(out4, taps[0])
-        else:
-            xp.maximum(taps[0], taps[1], out=out4)
+
+        def work(a, b):  # planes a..b-1
+            taps, out = self._taps(src[:, a:b], oh, ow), out4[:, a:b]
+            if len(taps) == 1:
+                xp.copyto(out, taps[0])
+                return
+            xp.maximum(taps[0], taps[1], out=out)
             for view in taps[2:]:
-                xp.maximum(out4, view, out=out4)
+                xp.maximum(out, view, out=out)
+
+        self._split(work, x4)
         self.output = self._unbatch(out4, input)
         return self.output
 
@@ -55,35 +60,41 @@ class SpatialMaxPooling(WindowPooling):
         oh, ow = g4.shape[2:]
         xp = self.backend.xp
         out4 = self._out4
-        taps = self._taps(self._source(x4, oh, ow), oh, ow)
+        g4 = self._in_layout_of("grad_output", g4, out4)
+        src = self._source(x4, oh, ow)
         assign = self._tiles(x4, oh, ow)
         gsrc, finish = self._grad_target(x4, oh, ow, zero=not assign)
-        gtaps = self._grad_taps(gsrc, oh, ow)
-        taken = self._scratch_like("taken", out4, bool)
-        mask = self._scratch_like("mask", out4, bool)
-        product = None if assign else self._scratch_like("product", out4)
-        last = len(taps) - 1
-        for t, (view, gview) in enumerate(zip(taps, gtaps)):
-            if last == 0:
-                current = None
-            elif t == 0:
-                xp.equal(view, out4, out=taken)
-                current = taken
-            elif t == last:
-                xp.logical_not(taken, out=mask)  # the only tap left that can hold the first max
-                current = mask
-            else:
-                xp.equal(view, out4, out=mask)
-                xp.greater(mask, taken, out=mask)  # equal and not already taken
-                xp.logical_or(taken, mask, out=taken)
-                current = mask
-            target = gview if assign else product
-            if current is None:
-                xp.copyto(target, g4)
-            else:
-                xp.multiply(g4, current, out=target)
-            if not assign:
-                xp.add(gview, product, out=gview)
+        taken4 = self._scratch_like("taken", out4, bool)
+        mask4 = self._scratch_like("mask", out4, bool)
+        product4 = None if assign else self._scratch_like("product", out4)
+
+        def work(a, b):  # planes a..b-1
+            out, g, taken, mask = out4[:, a:b], g4[:, a:b], taken4[:, a:b], mask4[:, a:b]
+            taps, gtaps = self._taps(src[:, a:b], oh, ow), self._taps(gsrc[:, a:b], oh, ow)
+            last = len(taps) - 1
+            for t, (view, gview) in enumerate(zip(taps, gtaps)):
+                if last == 0:
+                    current = None
+                elif t == 0:
+                    xp.equal(view, out, out=taken)
+                    current = taken
+                elif t == last:
+                    xp.logical_not(taken, out=mask)  # the only tap left that can hold the first max
+                    current = mask
+                else:
+                    xp.equal(view, out, out=mask)
+                    xp.greater(mask, taken, out=mask)  # equal and not already taken
+                    xp.logical_or(taken, mask, out=taken)
+                    current = mask
+                target = gview if assign else product4[:, a:b]
+                if current is None:
+                    xp.copyto(target, g)
+                else:
+                    xp.multiply(g, current, out=target)
+                if not assign:
+                    xp.add(gview, target, out=gview)
+
+        self._split(work, x4)
         self.grad_input = self._unbatch(finish(), input)
         return self.grad_input
 

@@ -55,6 +55,7 @@ class TemporalConvolution(_Temporal):
     """
 
     _param_names = ("weight", "bias")
+    _grad_input_optional = True
 
     def __init__(self, input_frame_size, output_frame_size, kw, dw=1, rng=None):
         super().__init__()
