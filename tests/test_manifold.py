@@ -10,8 +10,15 @@ import numpy as np
 import pytest
 
 from ember import nn
-from ember.data.pose import PoseSet, contact_sheet, fixed_split, load_pose_set, render_pose_set, variance_shares
-from ember.data.png import encode_png
+from ember.data.pose import (
+    PoseSet,
+    contact_sheet,
+    fixed_split,
+    load_pose_set,
+    render_pose_set,
+    save_contact_sheet,
+    variance_shares,
+)
 from ember.drlim import PairSampler, contrastive_loss, embed, train_drlim
 from ember.errors import FormatError
 from ember.manifold import (
@@ -75,11 +82,12 @@ def test_unknown_object_and_bad_size_are_refused():
         render_pose_set("airplane", size=4)
 
 
-def test_contact_sheet_and_png(small_set):
+def test_contact_sheet_and_png(tmp_path, small_set):
     sheet = contact_sheet(small_set, gap=2)
     rows = len(small_set.el_values) + len(small_set.light_values)
     assert sheet.shape == (rows * 18 + 6, 6 * 18 - 2) and sheet.dtype == np.uint8
-    data = encode_png(sheet)
+    save_contact_sheet(small_set, tmp_path / "sheet.png", gap=2)
+    data = (tmp_path / "sheet.png").read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", data[16:24])
     assert (height, width) == sheet.shape

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import FormatError
 from ..io import atomic_write
-from .png import write_png
+from ..viz import write_png
 from .pose_render import AZIMUTHS, ELEVATIONS, LIGHTINGS, OBJECTS, render_views
 
 #: The fixed train / held-out split: this seed and fraction, whatever the training seed.
