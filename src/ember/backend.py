@@ -48,6 +48,14 @@ class Backend:
                 ) from exc
         object.__setattr__(self, "xp", xp)
 
+    def __deepcopy__(self, memo):
+        # immutable, and holds a Python module (numpy/cupy) that cannot be copied:
+        # copies of a module tree (Module.clone) keep the same backend object
+        return self
+
+    def __copy__(self):
+        return self
+
     # -- arrays -----------------------------------------------------------------
     @property
     def np_dtype(self):

@@ -101,6 +101,13 @@ class Module:
         return self.grad_input
 
     def __call__(self, *args):
+        """``module(x)`` computes ``forward(x)``. Called on graph nodes (``module(node)``,
+        ``module(a, b)``, ``module([a, b])``) or on nothing (``module()``, an input node),
+        it builds a node of a :class:`~ember.nn.Graph` instead."""
+        if not args or _has_nodes(args):
+            from .graph import make_node
+
+            return make_node(self, args)
         return self.forward(*args)
 
     def update_output(self, input):
@@ -399,6 +406,12 @@ class Criterion(Module):
             )
         if target.dtype != input.dtype:
             raise ShapeError(f"{self!r}: expected {name} of dtype {input.dtype}, got {target.dtype}")
+
+
+def _has_nodes(args) -> bool:
+    """True when the call arguments contain graph nodes (see :meth:`Module.__call__`)."""
+    items = args[0] if len(args) == 1 and isinstance(args[0], (list, tuple)) else args
+    return any(getattr(item, "_is_graph_node", False) for item in items)
 
 
 def as_float(value) -> float:
