@@ -7,7 +7,7 @@ a gradient (an integer selector, say) gets ``None``.
 
 from __future__ import annotations
 
-from ..errors import ShapeError, describe, shape_error
+from ..errors import ShapeError, describe, name_of, shape_error
 
 
 def is_table(value) -> bool:
@@ -31,9 +31,9 @@ def check_entry(module, index, value):
     """A table entry must be a floating array of the module's backend and dtype."""
     backend = module.backend
     if not isinstance(value, backend.xp.ndarray):
-        raise ShapeError(f"{module!r}: table entry {index}: expected an array, got {describe(value)}")
+        raise ShapeError(f"{name_of(module)}: table entry {index}: expected an array, got {describe(value)}")
     if value.dtype != backend.dtype:
-        raise ShapeError(f"{module!r}: table entry {index}: expected dtype {backend.dtype}, got {value.dtype}")
+        raise ShapeError(f"{name_of(module)}: table entry {index}: expected dtype {backend.dtype}, got {value.dtype}")
     return value
 
 
@@ -113,7 +113,7 @@ def copy_into(backend, buffer, value):
 def normalize_axis(module, dim, ndim, what="input"):
     """``dim`` (may be negative) as an axis of an array with ``ndim`` axes."""
     if not -ndim <= dim < ndim:
-        raise ShapeError(f"{module!r}: dim {dim} is out of range for an {what} with {ndim} axes")
+        raise ShapeError(f"{name_of(module)}: dim {dim} is out of range for an {what} with {ndim} axes")
     return dim % ndim
 
 

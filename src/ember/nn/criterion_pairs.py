@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ShapeError, describe, shape_error
+from ..errors import ShapeError, describe, name_of, shape_error
 from ._tables import check_float_table, is_table
 from .distance import CosineDistance, PairwiseDistance
 from .module import Criterion
@@ -27,14 +27,14 @@ def _labels(criterion, target, shape, allowed, meaning):
     if isinstance(target, (int, float, np.integer, np.floating)) and not isinstance(target, bool) and shape in ((), (1,)):
         target = xp.asarray([target]).reshape(shape)
     if not hasattr(target, "shape") or tuple(target.shape) != tuple(shape) or target.dtype.kind not in "iufb":
-        raise ShapeError(f"{criterion!r}: expected targets of shape {tuple(shape)} ({meaning}), got {describe(target)}")
+        raise ShapeError(f"{name_of(criterion)}: expected targets of shape {tuple(shape)} ({meaning}), got {describe(target)}")
     values = target.astype(criterion.backend.dtype)
     ok = xp.zeros(values.shape, dtype=bool)
     for v in allowed:
         ok |= values == v
     if not bool(ok.all()):
         bad = float(values[~ok].reshape(-1)[0])
-        raise ShapeError(f"{criterion!r}: targets must be {meaning}, got {bad:g}")
+        raise ShapeError(f"{name_of(criterion)}: targets must be {meaning}, got {bad:g}")
     return values
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import FormatError, shape_error
+from ..errors import FormatError, name_of, shape_error
 from ._tables import check_table, copy_into, is_table, sum_into
 from .module import Criterion
 
@@ -66,7 +66,7 @@ class _CriterionSum(Criterion):
         return made
 
     def _context(self, error, index):
-        error.add_note(f"  in criterion {index} ({self.criteria[index]!r}) of {type(self).__name__}")
+        error.add_note(f"  in criterion {index} ({name_of(self.criteria[index])}) of {type(self).__name__}")
 
     def __repr__(self):
         rows = [f"  ({i}): {w:g} * {c!r}" for i, (c, w) in enumerate(zip(self.criteria, self.weights))]

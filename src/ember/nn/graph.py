@@ -24,7 +24,7 @@ import heapq
 import itertools
 import json
 
-from ..errors import FormatError, ShapeError, describe, shape_error
+from ..errors import FormatError, ShapeError, describe, name_of, shape_error
 from ._tables import exclusive_runners, is_table, sum_into
 from .containers import Container
 from .module import Module
@@ -85,7 +85,7 @@ def make_node(module, args):
         parents, table = list(args), len(args) > 1
     if not parents or not all(isinstance(p, Node) for p in parents):
         got = ", ".join(type(p).__name__ for p in parents)
-        raise TypeError(f"{module!r}: to build a graph node, call the module on nodes only (got {got}); "
+        raise TypeError(f"{name_of(module)}: to build a graph node, call the module on nodes only (got {got}); "
                         "to compute, call it on arrays")
     return Node(module, parents, table)
 
@@ -211,7 +211,7 @@ class Graph(Container):
     def _label(self, i):
         step = self._plan[i]
         name = f"{step['name']}: " if step["name"] else ""
-        return f"node {i} ({name}{self._children[step['module']]!r})"
+        return f"node {i} ({name}{name_of(self._children[step['module']])})"
 
     # ------------------------------------------------------------------ fprop
     def _feeds(self, input):
@@ -248,7 +248,7 @@ class Graph(Container):
     def _sweep(self, input, grad_output, scale, mode):
         node_inputs = self.__dict__.get("_buf_node_inputs")
         if node_inputs is None:
-            raise RuntimeError(f"{self!r}: backward called before forward")
+            raise RuntimeError(f"{name_of(self)}: backward called before forward")
         runners = self._runners()
         n = len(self._plan)
         if mode == "params":
@@ -275,7 +275,7 @@ class Graph(Container):
                 try:
                     buffers[i] = total = sum_into(self.backend, buffers[i], present)
                 except ShapeError as error:
-                    raise ShapeError(f"{self!r}: the gradients reaching {self._label(i)} from its consumers "
+                    raise ShapeError(f"{name_of(self)}: the gradients reaching {self._label(i)} from its consumers "
                                      f"do not match: {error}") from None
             else:
                 total = present[0] if present else None
@@ -295,7 +295,7 @@ class Graph(Container):
                 input_grads[self._input_slot[i]] = gin
             elif step["table"]:
                 if gin is not None and (not is_table(gin) or len(gin) != len(step["parents"])):
-                    raise ShapeError(f"{self!r}: {self._label(i)} returned {describe(gin)} as grad_input, "
+                    raise ShapeError(f"{name_of(self)}: {self._label(i)} returned {describe(gin)} as grad_input, "
                                      f"expected a table of {len(step['parents'])} entries")
                 for slot, parent in enumerate(step["parents"]):
                     parts[parent].append(None if gin is None else gin[slot])

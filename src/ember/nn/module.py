@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
+import weakref
 
 from ..backend import NUMPY32, Backend, get_backend
 from ..errors import ShapeError, describe
@@ -234,7 +235,12 @@ class Module:
             replacement[id(param)] = p_view
             replacement[id(grad)] = g_view
             offset += n
-        for module in self.modules():
+        tree = self.modules()
+        inside = {id(m) for m in tree}
+        # modules outside this tree that share arrays with it (a clone flattened on
+        # its own, Torch7's classic trap) are re-pointed too, so sharing survives
+        outside = [p for m in tree for p in list(_SHARE_PEERS.get(m, ())) if id(p) not in inside]
+        for module in tree + outside:
             for name in module._param_names:
                 for attr in (name, _GRAD + name):
                     value = getattr(module, attr, None)
@@ -289,6 +295,7 @@ class Module:
         if len(mine) != len(theirs):
             raise ValueError(f"{self!r}: cannot share with {other!r}: different structure")
         for a, b in zip(mine, theirs):
+            linked = False
             for name in names:
                 attrs = [name]
                 if name in b._param_names:
@@ -296,7 +303,10 @@ class Module:
                 for attr in attrs:
                     if getattr(b, attr, None) is not None:
                         setattr(a, attr, getattr(b, attr))
+                        linked = True
             a._parameters_moved()
+            if linked and a is not b:
+                _link_peers(a, b)
         return self
 
     def clear_state(self):
@@ -406,6 +416,21 @@ class Criterion(Module):
             )
         if target.dtype != input.dtype:
             raise ShapeError(f"{self!r}: expected {name} of dtype {input.dtype}, got {target.dtype}")
+
+
+#: module -> the modules it shares arrays with (through ``share``/``clone``); weak, so
+#: it never keeps a module alive and is not copied with the modules
+_SHARE_PEERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _link_peers(a, b):
+    """Record that ``a`` and ``b`` share arrays (sharing is transitive: one group)."""
+    group = weakref.WeakSet()
+    for module in (a, b):
+        group.add(module)
+        group |= _SHARE_PEERS.get(module, weakref.WeakSet())
+    for module in list(group):
+        _SHARE_PEERS[module] = group
 
 
 def _has_nodes(args) -> bool:

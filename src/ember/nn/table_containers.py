@@ -11,7 +11,7 @@ the end.
 
 from __future__ import annotations
 
-from ..errors import shape_error
+from ..errors import name_of, shape_error
 from ._tables import check_table, exclusive_runners, is_table, normalize_axis, replicas, sum_into
 from .containers import Container, add_context
 
@@ -135,7 +135,7 @@ class MapTable(ParallelTable):
 
     def add(self, module):
         if self._children:
-            raise ValueError(f"{self!r}: a MapTable holds exactly one module")
+            raise ValueError(f"{name_of(self)}: a MapTable holds exactly one module")
         return super().add(module)
 
     def spec(self):

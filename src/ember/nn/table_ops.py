@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ShapeError, check_same_shape, describe, shape_error
+from ..errors import ShapeError, check_same_shape, describe, name_of, shape_error
 from ._tables import check_entry, check_float_entries, check_float_table, check_table, is_table
 from .module import Module
 
@@ -210,7 +210,7 @@ class Switch(Module):
             value = int(selector) if not per_sample else None
         else:
             raise ShapeError(
-                f"{self!r}: expected the selector (table entry 0) as an int or an integer array (N,) "
+                f"{name_of(self)}: expected the selector (table entry 0) as an int or an integer array (N,) "
                 f"with values in [0, {n - 1}], got {describe(selector)}"
             )
         if per_sample:
@@ -223,10 +223,10 @@ class Switch(Module):
                 low, high = int(selector.min()), int(selector.max())
                 if low < 0 or high >= n:
                     bad = low if low < 0 else high
-                    raise ShapeError(f"{self!r}: selector values must be in [0, {n - 1}] (0-based), got {bad}")
+                    raise ShapeError(f"{name_of(self)}: selector values must be in [0, {n - 1}] (0-based), got {bad}")
             return selector, inputs, True
         if not 0 <= value < n:
-            raise ShapeError(f"{self!r}: selector must be in [0, {n - 1}] (0-based), got {value}")
+            raise ShapeError(f"{name_of(self)}: selector must be in [0, {n - 1}] (0-based), got {value}")
         return value, inputs, False
 
     def _mask(self, selector, k, ndim):
