@@ -36,7 +36,9 @@ class _CriterionSum(Criterion):
         """Append a criterion with its weight; returns self."""
         if not isinstance(criterion, Criterion):
             raise TypeError(f"{type(self).__name__}.add: expected a Criterion, got {type(criterion).__name__}")
-        if criterion.backend != self.backend:
+        if not self.criteria:
+            self.backend = criterion.backend  # adopt the first one's (see Container.add)
+        elif criterion.backend != self.backend:
             criterion.to(self.backend)
         self.criteria.append(criterion)
         self.weights.append(float(weight))

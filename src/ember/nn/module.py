@@ -327,10 +327,14 @@ class Module:
         moved = {}
 
         def convert(value):
+            # keyed by id: keep every array seen alive (a freed id can be reused), and
+            # map converted arrays to themselves (a module met twice in the tree)
             if id(value) not in moved:
                 dtype = backend.dtype if value.dtype.kind == "f" else value.dtype
-                moved[id(value)] = backend.asarray(value, dtype=dtype)
-            return moved[id(value)]
+                new = backend.asarray(value, dtype=dtype)
+                moved[id(value)] = (value, new)
+                moved[id(new)] = (new, new)
+            return moved[id(value)][1]
 
         self.clear_state()
         for module in self.modules():
