@@ -97,7 +97,7 @@ def embed(branch, x, batch_size=2000):
     return np.concatenate([branch.forward(x[i : i + batch_size]).copy() for i in range(0, len(x), batch_size)])
 
 
-def nearest_neighbour_accuracy(train_z, train_y, test_z, test_y, k=1, chunk=500):
+def nearest_neighbour_accuracy(train_z, train_y, test_z, test_y, k=1, chunk=250):
     """Accuracy of the k-nearest-neighbour classifier (majority vote) in embedding space."""
     correct = 0
     sq_train = (train_z.astype(np.float64) ** 2).sum(1)

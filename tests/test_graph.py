@@ -182,3 +182,11 @@ def test_modes_moves_and_clear_state_reach_every_use():
     np.testing.assert_array_equal(g.forward(inp.astype("float64")), 2 * inp)
     g.clear_state()
     assert g.forward(inp.astype("float64")).dtype == np.float64
+
+
+def test_two_uses_of_a_dropout_draw_different_masks():
+    drop = nn.Dropout(0.5, rng=0)
+    x = nn.Input()
+    g = nn.Graph(x, [drop(x), drop(x)])
+    first, second = g.forward(np.ones((4, 50), dtype="float32"))
+    assert (first != second).any()

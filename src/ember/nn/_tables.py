@@ -127,7 +127,7 @@ def _array_attrs(module):
 
 def sync_replica(prototype, replica) -> bool:
     """Point ``replica`` (a clone of ``prototype``) at the prototype's parameters,
-    gradients and buffers, and copy its train/eval mode. Returns False when the replica
+    gradients, buffers and random generator, and copy its train/eval mode. Returns False when the replica
     no longer matches (different backend or structure) and must be rebuilt.
 
     Replicas give one module several independent ``output``/``grad_input`` buffers
@@ -147,6 +147,8 @@ def sync_replica(prototype, replica) -> bool:
                 setattr(r, attr, value)
                 moved = True
         r.train = p.train
+        if getattr(p, "rng", None) is not None:
+            r.rng = p.rng  # one random stream: two uses of a Dropout draw different masks
         if moved:
             r._parameters_moved()
     return True
