@@ -29,8 +29,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 
-from ember import nn, optim  # noqa: E402
+from ember import nn  # noqa: E402
 from ember.data import Standardizer, load_mnist, minibatches  # noqa: E402
+from sgd_step import sgd_step  # noqa: E402
 
 
 def graph_net(rng, hidden=256, n_in=784):
@@ -91,16 +92,8 @@ def train(net, train_set, epochs, seed, batch_size=128, lr=0.05, momentum=0.9, l
         net.training()
         total, start = 0.0, time.perf_counter()
         for batch in minibatches(len(y), batch_size, rng):
-            inputs, target = [x[batch], s[batch]], y[batch]
-
-            def feval(_):
-                net.zero_grad_parameters()
-                out = net.forward(inputs)
-                loss = criterion.forward(out, target)
-                net.backward(inputs, criterion.backward(out, target))
-                return loss, grads
-
-            total += optim.sgd(feval, params, config)[1][0] * len(batch)
+            loss = sgd_step(net, criterion, params, grads, config, [x[batch], s[batch]], y[batch])
+            total += loss * len(batch)
         log(f"  epoch {epoch + 1}/{epochs}: loss {total / len(y):.4f} ({time.perf_counter() - start:.1f} s)")
     return net
 

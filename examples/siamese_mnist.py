@@ -25,8 +25,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 
-from ember import nn, optim  # noqa: E402
+from ember import nn  # noqa: E402
 from ember.data import Standardizer, load_mnist, minibatches  # noqa: E402
+from sgd_step import sgd_step  # noqa: E402
 
 
 def embedding_net(rng, hidden=(512, 256), dim=2):
@@ -68,23 +69,13 @@ def train(net, criterion, x, labels, epochs, rng, batch_size=128, lr=0.2, moment
     loop); the learning rate is multiplied by 0.8 after every epoch."""
     params, grads = net.get_parameters()
     config = {"learning_rate": lr, "momentum": momentum, "dampening": 0.0}
-    pair = [None, None]
     for epoch in range(epochs):
         first, second, y = make_pairs(labels, rng)
         total, count, start = 0.0, 0, time.perf_counter()
         net.training()
         for batch in minibatches(len(first), batch_size, rng):
-            pair[0], pair[1] = x[first[batch]], x[second[batch]]
-            target = y[batch]
-
-            def feval(_):
-                net.zero_grad_parameters()
-                out = net.forward(pair)
-                loss = criterion.forward(out, target)
-                net.backward(pair, criterion.backward(out, target))
-                return loss, grads
-
-            _, (loss,) = optim.sgd(feval, params, config)
+            pair = [x[first[batch]], x[second[batch]]]
+            loss = sgd_step(net, criterion, params, grads, config, pair, y[batch])
             total += loss * len(batch)
             count += len(batch)
         config["learning_rate"] *= 0.8

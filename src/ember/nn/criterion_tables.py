@@ -67,12 +67,33 @@ class _CriterionSum(Criterion):
             made.add(build(child), weight)
         return made
 
-    def _context(self, error, index):
-        error.add_note(f"  in criterion {index} ({name_of(self.criteria[index])}) of {type(self).__name__}")
+    def _routes(self, input, target):
+        """``[(x_k, t_k)]``: what each criterion gets."""
+        raise NotImplementedError
+
+    def _call(self, k, method, x, t):
+        try:
+            return getattr(self.criteria[k], method)(x, t)
+        except Exception as error:
+            error.add_note(f"  in criterion {k} ({name_of(self.criteria[k])}) of {type(self).__name__}")
+            raise
+
+    def update_output(self, input, target):
+        routes = self._routes(input, target)
+        self.output = sum(w * float(self._call(k, "forward", x, t)) for k, ((x, t), w) in enumerate(zip(routes, self.weights)))
+        return self.output
+
+    def _weighted_grads(self, input, target):
+        """``[w_k dC_k/dx_k]``, each in a buffer of this criterion."""
+        store = self.__dict__.setdefault("_buf_parts", {})
+        for k, ((x, t), w) in enumerate(zip(self._routes(input, target), self.weights)):
+            store[k] = _scaled(self.backend, store.get(k), self._call(k, "backward", x, t), w)
+        return [store[k] for k in range(len(self.criteria))]
 
     def __repr__(self):
         rows = [f"  ({i}): {w:g} * {c!r}" for i, (c, w) in enumerate(zip(self.criteria, self.weights))]
-        return f"{type(self).__name__} {{\n" + "\n".join(rows) + "\n}"
+        extra = self.extra_repr()
+        return f"{type(self).__name__}{f'({extra})' if extra else ''} {{\n" + "\n".join(rows) + "\n}"
 
 
 class ParallelCriterion(_CriterionSum):
@@ -87,7 +108,7 @@ class ParallelCriterion(_CriterionSum):
         super().__init__()
         self.repeat_target = bool(repeat_target)
 
-    def _pairs(self, input, target):
+    def _routes(self, input, target):
         n = len(self.criteria)
         check_table(self, input, n, what="entries (one per criterion)")
         if not self.repeat_target:
@@ -96,28 +117,9 @@ class ParallelCriterion(_CriterionSum):
             return list(zip(input, target))
         return [(x, target) for x in input]
 
-    def update_output(self, input, target):
-        total = 0.0
-        for k, (x, t) in enumerate(self._pairs(input, target)):
-            try:
-                total += self.weights[k] * float(self.criteria[k].forward(x, t))
-            except Exception as error:
-                self._context(error, k)
-                raise
-        self.output = total
-        return total
-
     def update_grad_input(self, input, target):
-        old = self.grad_input if is_table(self.grad_input) and len(self.grad_input) == len(self.criteria) else [None] * len(self.criteria)
-        grads = []
-        for k, (x, t) in enumerate(self._pairs(input, target)):
-            try:
-                grads.append(_scaled(self.backend, old[k], self.criteria[k].backward(x, t), self.weights[k]))
-            except Exception as error:
-                self._context(error, k)
-                raise
-        self.grad_input = grads
-        return grads
+        self.grad_input = self._weighted_grads(input, target)
+        return self.grad_input
 
     def extra_repr(self):
         return "repeat_target=True" if self.repeat_target else ""
@@ -129,27 +131,11 @@ class MultiCriterion(_CriterionSum):
         loss = sum_k w_k C_k(x, t)            dE/dx = sum_k w_k dC_k/dx
     """
 
-    def update_output(self, input, target):
+    def _routes(self, input, target):
         if not self.criteria:
             raise shape_error(self, "at least one criterion (add(criterion, weight))", "an empty MultiCriterion")
-        total = 0.0
-        for k, criterion in enumerate(self.criteria):
-            try:
-                total += self.weights[k] * float(criterion.forward(input, target))
-            except Exception as error:
-                self._context(error, k)
-                raise
-        self.output = total
-        return total
+        return [(input, target)] * len(self.criteria)
 
     def update_grad_input(self, input, target):
-        parts, store = [], self.__dict__.setdefault("_buf_parts", {})
-        for k, criterion in enumerate(self.criteria):
-            try:
-                store[k] = _scaled(self.backend, store.get(k), criterion.backward(input, target), self.weights[k])
-                parts.append(store[k])
-            except Exception as error:
-                self._context(error, k)
-                raise
-        self.grad_input = sum_into(self.backend, self.grad_input, parts)
+        self.grad_input = sum_into(self.backend, self.grad_input, self._weighted_grads(input, target))
         return self.grad_input

@@ -25,7 +25,7 @@ import itertools
 import json
 
 from ..errors import FormatError, ShapeError, describe, name_of, shape_error
-from ._tables import exclusive_runners, is_table, sum_into
+from ._tables import Sweep, exclusive_runners, is_table, sum_into
 from .containers import Container
 from .module import Module
 from .shape import Identity
@@ -133,7 +133,7 @@ def _topological(outputs):
     return order
 
 
-class Graph(Container):
+class Graph(Sweep, Container):
     """A network built from any directed acyclic graph of modules (see the module doc).
 
     ``Graph(inputs, outputs)``: ``inputs`` a parentless node or a list of them (one per
@@ -304,15 +304,6 @@ class Graph(Container):
         self.__dict__["_buf_node_grads"] = grads
         self.grad_input = input_grads[0] if len(input_grads) == 1 else input_grads
         return self.grad_input
-
-    def update_grad_input(self, input, grad_output):
-        return self._sweep(input, grad_output, 1.0, "input")
-
-    def acc_grad_parameters(self, input, grad_output, scale=1.0):
-        self._sweep(input, grad_output, scale, "params")
-
-    def backward(self, input, grad_output, scale=1.0):
-        return self._sweep(input, grad_output, scale, "both")
 
     # ------------------------------------------------------------------ rendering
     def __repr__(self):

@@ -12,11 +12,11 @@ the end.
 from __future__ import annotations
 
 from ..errors import name_of, shape_error
-from ._tables import check_table, exclusive_runners, is_table, normalize_axis, replicas, sum_into
+from ._tables import Sweep, check_table, exclusive_runners, is_table, normalize_axis, replicas, sum_into
 from .containers import Container, add_context
 
 
-class _Branches(Container):
+class _Branches(Sweep, Container):
     """Base of containers that run every child once per call on its own input.
 
     A subclass says how the input is routed to the children (``_routes``), how their
@@ -62,15 +62,6 @@ class _Branches(Container):
         if mode != "params":
             self.grad_input = self._merge(input, grads)
         return self.grad_input
-
-    def update_grad_input(self, input, grad_output):
-        return self._sweep(input, grad_output, 1.0, "input")
-
-    def acc_grad_parameters(self, input, grad_output, scale=1.0):
-        self._sweep(input, grad_output, scale, "params")
-
-    def backward(self, input, grad_output, scale=1.0):
-        return self._sweep(input, grad_output, scale, "both")
 
     # table outputs (ConcatTable, ParallelTable, MapTable)
     def _combine(self, input, outputs):
