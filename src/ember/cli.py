@@ -33,6 +33,7 @@ def _train_parser(sub):
     p.add_argument("--limit", type=int, help="use only the first N training samples (quick runs)")
     p.add_argument("--save", help="write the model here after every epoch (atomic; pickle-free)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar, only the epoch summaries")
+    p.add_argument("--filters", metavar="PNG", help="after training, draw the first layer's filters into this PNG")
     p.set_defaults(run=cmd_train)
 
 
@@ -100,6 +101,11 @@ def cmd_train(args):
     start = time.perf_counter()
     history = fit(model, nn.ClassNLLCriterion(), data, options, save_metadata=meta)
     final = history[-1]
+    if args.filters:
+        from .viz import filter_grid, first_layer_weight
+
+        filter_grid(first_layer_weight(model), args.filters)
+        print(f"first-layer filters drawn in {args.filters}")
     print(f"test accuracy {final['test_acc'] * 100:.2f}% after {len(history)} epochs "
           f"({time.perf_counter() - start:.1f}s)" + (f"; model saved to {args.save}" if args.save else ""))  # fmt: skip
     return 0

@@ -51,6 +51,19 @@ from .graph import Graph, Input, Node
 from .table_containers import Concat, ConcatTable, MapTable, Parallel, ParallelTable
 from .table_layout import FlattenTable, JoinTable, NarrowTable, Replicate, SelectTable, SplitTable
 from .table_ops import CAddTable, CDivTable, CMaxTable, CMinTable, CMulTable, CSubTable, MixtureTable, Switch
+# convolutional networks: filter banks, pooling, normalization, map non-linearities
+from . import conn_tables as tables
+from .batchnorm import BatchNormalization, SpatialBatchNormalization
+from .convolution import SpatialConvolution, SpatialDilatedConvolution
+from .convolution_full import SpatialFullConvolution
+from .convolution_map import SpatialConvolutionMap
+from .normalization import SpatialContrastiveNormalization, SpatialDivisiveNormalization, SpatialSubtractiveNormalization
+from .padding import SpatialZeroPadding
+from .pooling import SpatialAveragePooling, SpatialMaxPooling
+from .pooling_adaptive import SpatialAdaptiveAveragePooling, SpatialAdaptiveMaxPooling
+from .pooling_smooth import SpatialLogSumExpPooling, SpatialLPPooling
+from .spatial_activation import SpatialDropout, SpatialLogSoftMax, SpatialMaxout, SpatialSoftMax, SpatialWTA
+from .temporal import TemporalConvolution, TemporalMaxPooling
 
 __all__ = [
     # base classes
@@ -75,4 +88,12 @@ __all__ = [
     "PairwiseDistance", "DotProduct", "CosineDistance", "Cosine", "Euclidean", "SquaredEuclidean",
     "HingeEmbeddingCriterion", "L1HingeEmbeddingCriterion", "CosineEmbeddingCriterion",
     "MarginRankingCriterion", "ContrastiveCriterion", "ParallelCriterion", "MultiCriterion",
+    # convolutional networks: filter banks, pooling, normalization, map non-linearities
+    "tables", "SpatialConvolution", "SpatialDilatedConvolution", "SpatialFullConvolution", "SpatialConvolutionMap",
+    "TemporalConvolution", "SpatialZeroPadding",
+    "SpatialMaxPooling", "SpatialAveragePooling", "SpatialLPPooling", "SpatialLogSumExpPooling",
+    "TemporalMaxPooling", "SpatialAdaptiveMaxPooling", "SpatialAdaptiveAveragePooling",
+    "SpatialSubtractiveNormalization", "SpatialDivisiveNormalization", "SpatialContrastiveNormalization",
+    "BatchNormalization", "SpatialBatchNormalization",
+    "SpatialSoftMax", "SpatialLogSoftMax", "SpatialWTA", "SpatialMaxout", "SpatialDropout",
 ]  # fmt: skip
