@@ -19,7 +19,7 @@ from ember.data.pose import (
     save_contact_sheet,
     variance_shares,
 )
-from ember.drlim import PairSampler, contrastive_loss, embed, train_drlim
+from ember.drlim import PairSampler, embed, embedding_net, siamese_feval, siamese_net, train_drlim
 from ember.errors import FormatError
 from ember.manifold import (
     azimuth_circularity,
@@ -231,23 +231,29 @@ def test_pca_fit_recovers_the_main_direction_and_baseline_fails(small_set):
 
 
 # ------------------------------------------------------------------------------- DrLIM
-def test_contrastive_loss_values_and_gradient():
-    z1 = np.array([[0.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
-    z2 = np.array([[0.3, 0.4], [0.3, 0.4], [3.0, 4.0]])
-    y = np.array([0.0, 1.0, 1.0])  # similar, dissimilar inside the margin, dissimilar beyond it
-    loss, g1, g2 = contrastive_loss(z1, z2, y, margin=1.0)
-    assert math.isclose(loss, (0.5 * 0.25 + 0.5 * 0.25 + 0) / 3)
-    rng = np.random.default_rng(1)
-    a, b, y = rng.normal(size=(5, 3)), rng.normal(size=(5, 3)) * 0.3, np.array([0, 1, 1, 0, 1.0])
-    _, ga, gb = contrastive_loss(a, b, y, margin=1.5)
-    eps, num = 1e-6, np.zeros_like(a)
-    for idx in np.ndindex(a.shape):
-        d = np.zeros_like(a)
-        d[idx] = eps
-        num[idx] = (contrastive_loss(a + d, b, y, 1.5)[0] - contrastive_loss(a - d, b, y, 1.5)[0]) / (2 * eps)
-    assert np.allclose(ga, num, atol=1e-7) and np.allclose(gb, -ga)
-    _, g_same, _ = contrastive_loss(a, a.copy(), np.ones(5), 1.0)  # D = 0: finite
-    assert np.isfinite(g_same).all()
+def test_siamese_gradient_is_the_sum_of_both_branches():
+    """The shared weights get dL/dW through x1 plus dL/dW through x2 (finite differences)."""
+    rng = np.random.default_rng(0)
+    net = embedding_net((4, 4), out_dim=2, arch="mlp", rng=rng)
+    siamese = siamese_net(net).to("numpy:float64")
+    params, grads = siamese.get_parameters()
+    assert len(params) == 4 * 4 * 64 + 64 + 64 * 2 + 2  # shared arrays counted once
+    x1, x2 = rng.normal(size=(6, 1, 4, 4)), rng.normal(size=(6, 1, 4, 4))
+    y = np.array([0, 1, 0, 1, 1, 0.0])
+    feval = siamese_feval(siamese, nn.ContrastiveCriterion(2.0).to("numpy:float64"), grads, x1, x2, y)
+    loss, g = feval(params)
+    g = g.copy()
+    numeric = np.zeros_like(g)
+    for k in rng.choice(len(params), 25, replace=False):
+        keep = params[k]
+        params[k] = keep + 1e-6
+        up = feval(params)[0]
+        params[k] = keep - 1e-6
+        down = feval(params)[0]
+        params[k] = keep
+        numeric[k] = (up - down) / 2e-6
+    checked = numeric != 0
+    assert checked.sum() > 10 and np.allclose(g[checked], numeric[checked], rtol=1e-5, atol=1e-8)
 
 
 def test_pair_sampler_is_balanced_and_respects_the_graph():

@@ -12,9 +12,10 @@ at least the margin m apart. "Similar" here means pose neighbours (see
 :func:`ember.manifold.pose_neighbours`), whatever the lighting, so the map learns pose
 and ignores lighting without ever being told what pose is.
 
-The siamese pair is built the Torch7 way: ``twin = net.clone("weight", "bias")`` shares
-the parameters *and* their gradients, so both branches' bprop contributions land in one
-flat gradient vector that the optimizer steps on.
+The siamese pair is built the Torch7 way: ``ParallelTable(net, net.clone("weight",
+"bias"))`` -- the clone shares the parameters *and* their gradients, so both branches'
+bprop contributions land in one flat gradient vector that the optimizer steps on -- and
+the loss is ``nn.ContrastiveCriterion(m)`` on the table [G(x1), G(x2)].
 """
 
 from __future__ import annotations
@@ -70,22 +71,6 @@ class PairSampler:
         return i, j, y
 
 
-def contrastive_loss(z1, z2, y, margin=1.0, eps=1e-12):
-    """DrLIM's loss averaged over the pairs, and its gradients with respect to z1 and z2.
-
-    dL/dz1 = (1 - Y) (z1 - z2) - Y max(0, m - D) (z1 - z2) / max(D, eps);  dL/dz2 = -dL/dz1.
-    The similar term is differentiated as 1/2 ||z1 - z2||^2 (no 0/0 at D = 0).
-    """
-    diff = z1 - z2
-    d = np.sqrt(np.sum(diff * diff, axis=1))
-    hinge = np.maximum(margin - d, 0.0)
-    n = len(y)
-    loss = float(np.sum((1 - y) * 0.5 * d * d + y * 0.5 * hinge * hinge)) / n
-    coef = ((1 - y) - y * hinge / np.maximum(d, eps)) / n
-    g1 = (coef[:, None] * diff).astype(z1.dtype)
-    return loss, g1, -g1
-
-
 def embedding_net(image_shape, out_dim=3, arch="conv", rng=None):
     """The map G: images (N, 1, H, W) -> (N, out_dim).
 
@@ -107,6 +92,30 @@ def embedding_net(image_shape, out_dim=3, arch="conv", rng=None):
         nn.SpatialConvolution(8, 16, 5, 5, rng=rng), nn.ReLU(), nn.SpatialMaxPooling(2, 2, 2, 2),
         nn.Reshape(16 * oh * ow), nn.Linear(16 * oh * ow, out_dim, rng=rng),
     )  # fmt: skip
+
+
+def siamese_net(net):
+    """``ParallelTable(net, twin)``: [x1, x2] -> [G(x1), G(x2)], where the twin is
+    ``net.clone("weight", "bias")`` -- one set of weights and one set of gradient arrays
+    (call ``get_parameters`` on the result, not on ``net``)."""
+    return nn.ParallelTable(net, net.clone("weight", "bias"))
+
+
+def siamese_feval(siamese, criterion, grads, x1, x2, y):
+    """The lecture's closure ``feval(x) -> (loss, dloss/dx)`` for one batch of pairs.
+
+    fprop [x1, x2] through both branches, the criterion on [G(x1), G(x2)] and y, then
+    bprop: each branch adds its share of dL/dW into the one shared gradient vector.
+    """
+
+    def feval(_):
+        grads.fill(0)
+        z = siamese.forward([x1, x2])
+        loss = criterion.forward(z, y)
+        siamese.backward([x1, x2], criterion.backward(z, y))
+        return loss, grads
+
+    return feval
 
 
 def standardize(images, fit_index):
@@ -139,24 +148,16 @@ def train_drlim(pose_set, steps=2000, pairs=64, margin=1.0, arch="conv", out_dim
     x = standardize(pose_set.images, fit)
     net = embedding_net(pose_set.images.shape[1:], out_dim, arch, rng=rng)
     net.compute_grad_input = False  # the input is data: no dE/dx below the first layer
-    params, grads = net.get_parameters()
-    twin = net.clone("weight", "bias")  # the second branch: the same weight and gradient arrays
+    siamese = siamese_net(net)
+    params, grads = siamese.get_parameters()
+    criterion = nn.ContrastiveCriterion(margin)
     sampler = PairSampler(pose_set.az_index[fit], pose_set.el_index[fit], pose_set.n_azimuth, rng)
     step_fn, config = _optimizer(optimizer, learning_rate, momentum)
     state, history, running, t0 = {}, [], [], time.perf_counter()
 
     for step in range(1, steps + 1):
         i, j, y = sampler.sample(pairs, pairs)
-        x1, x2 = x[fit[i]], x[fit[j]]
-
-        def feval(_):
-            grads.fill(0)
-            z1, z2 = net.forward(x1), twin.forward(x2)
-            loss, g1, g2 = contrastive_loss(z1, z2, y, margin)
-            net.backward(x1, g1)
-            twin.backward(x2, g2)  # accumulates into the same gradient arrays
-            return loss, grads
-
+        feval = siamese_feval(siamese, criterion, grads, x[fit[i]], x[fit[j]], y)
         _, (loss,) = step_fn(feval, params, config, state)
         if not np.isfinite(loss) or not np.isfinite(params).all():
             raise TrainingError(f"train_drlim: the loss became {loss} at step {step}; lower the learning rate")
@@ -182,4 +183,4 @@ def _optimizer(name, learning_rate, momentum):
     raise ValueError(f"train_drlim: optimizer must be 'adam' or 'sgd', got {name!r}")
 
 
-__all__ = ["PairSampler", "contrastive_loss", "embedding_net", "standardize", "embed", "train_drlim", "ARCHS"]
+__all__ = ["PairSampler", "siamese_net", "siamese_feval", "embedding_net", "standardize", "embed", "train_drlim", "ARCHS"]
