@@ -137,8 +137,11 @@ def test_npz_file_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="not found"):
         load_pose_set(tmp_path / "missing.npz")
     (tmp_path / "junk.npz").write_bytes(b"not a zip file at all")
-    with pytest.raises(FormatError, match="junk.npz"):
+    with pytest.raises(FormatError, match="junk.npz: not an .npz archive"):
         load_pose_set(tmp_path / "junk.npz")
+    np.save(tmp_path / "single.npy", np.zeros(3))
+    with pytest.raises(FormatError, match="not an .npz archive"):
+        load_pose_set(tmp_path / "single.npy")
     arrays = _valid()
     arrays["images"] = np.array([object()] * 36, dtype=object)
     with pytest.raises(FormatError, match="pickle"):

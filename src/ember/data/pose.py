@@ -139,15 +139,17 @@ def load_pose_set(path) -> PoseSet:
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"pose set file {path!r} not found")
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    if magic != b"PK\x03\x04":
+        raise FormatError(f"{path}: not an .npz archive (expected a zip file of arrays, as numpy.savez writes)")
     try:
         with np.load(path, allow_pickle=False) as npz:
-            if not hasattr(npz, "files"):
-                raise FormatError(f"{path}: expected an .npz archive of arrays, got a single array")
             arrays = {key: npz[key] for key in npz.files}
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise FormatError(f"{path}: not a readable .npz file ({exc})") from None
     except ValueError as exc:  # pickled object arrays
-        raise FormatError(f"{path}: cannot read without pickle ({exc})") from None
+        raise FormatError(f"{path}: holds pickled objects, which ember does not load ({exc})") from None
     missing = [key for key in _REQUIRED if key not in arrays]
     if missing:
         raise FormatError(f"{path}: missing array(s) {', '.join(missing)}; expected {', '.join(_REQUIRED)} "
