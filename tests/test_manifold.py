@@ -283,12 +283,12 @@ def test_tiny_training_smoke(small_set):
 
 
 def test_command_on_an_external_npz(tmp_path, capsys):
-    from ember.manifold_cli import main
+    from ember.cli import main
 
     data = render_pose_set("truck", **SMALL)
     data.save(tmp_path / "truck.npz")
     out = tmp_path / "emb.npz"
-    rc = main(["--data", str(tmp_path / "truck.npz"), "--steps", "4", "--pairs", "8", "--arch", "mlp",
+    rc = main(["manifold", "--data", str(tmp_path / "truck.npz"), "--steps", "4", "--pairs", "8", "--arch", "mlp",
                "--optimizer", "sgd", "--save-embedding", str(out)])  # fmt: skip
     text = capsys.readouterr().out
     assert rc == 0 and "truck: 54 images 16x16" in text and "DrLIM" in text and "PCA" in text
@@ -302,6 +302,16 @@ def test_command_reports_bad_input(tmp_path, capsys):
 
     assert main(["--data", str(tmp_path / "nope.npz")]) == 1
     assert "not found" in capsys.readouterr().err
+
+
+def test_epochs_budget():
+    import argparse
+
+    from ember.manifold_cli import _steps
+
+    args = argparse.Namespace(epochs=2.0, steps=None, pairs=64)
+    assert _steps(args, 648) == round(2 * 648 / 128)
+    assert _steps(argparse.Namespace(epochs=None, steps=None, pairs=64), 648) == 2000
 
 
 def test_plot(tmp_path, small_set):
