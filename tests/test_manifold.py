@@ -282,7 +282,15 @@ def test_tiny_training_smoke(small_set):
     assert np.array_equal(embed(net2, x), z)  # seeded: reproducible
 
 
-def test_command_on_an_external_npz(tmp_path, capsys):
+@pytest.fixture
+def keep_threads(monkeypatch):
+    """The command sets the process's thread counts (--threads, default 1): not in tests."""
+    import ember.threads
+
+    monkeypatch.setattr(ember.threads, "set_num_threads", lambda n: True)
+
+
+def test_command_on_an_external_npz(tmp_path, capsys, keep_threads):
     from ember.cli import main
 
     data = render_pose_set("truck", **SMALL)
@@ -297,7 +305,7 @@ def test_command_on_an_external_npz(tmp_path, capsys):
     assert np.array_equal(saved["azimuth"], data.azimuth) and list(saved["metric_names"])[0] == "LR"
 
 
-def test_command_reports_bad_input(tmp_path, capsys):
+def test_command_reports_bad_input(tmp_path, capsys, keep_threads):
     from ember.manifold_cli import main
 
     assert main(["--data", str(tmp_path / "nope.npz")]) == 1

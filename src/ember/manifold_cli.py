@@ -38,7 +38,9 @@ def add_manifold_arguments(p):
     p.add_argument("--lr", type=float, help="learning rate (default: adam 1e-3, sgd 0.01)")
     p.add_argument("--momentum", type=float, default=0.9, help="sgd momentum (default 0.9)")
     p.add_argument("--seed", type=int, default=0, help="seed for initialisation and pair sampling")
-    p.add_argument("--threads", type=int, help="BLAS threads (default: all cores)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="threads for BLAS and ember's array work (default 1: this net's products are small, and "
+                        "on a busy machine a second thread measured 12x slower per step)")  # fmt: skip
     p.add_argument("--save-embedding", metavar="OUT.npz", help="write the embeddings of all images, poses and split")
     p.add_argument("--plot", metavar="OUT.png", help="3-D embeddings coloured by azimuth, elevation, lighting (matplotlib)")
     p.add_argument("--contact-sheet", metavar="OUT.png", help="a picture of the data set")
