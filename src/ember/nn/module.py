@@ -73,6 +73,14 @@ class Module:
     #: "float": the input must be a floating array of the backend's dtype;
     #: "any": the module checks its own input (tables, index inputs).
     _input_kind: str = "float"
+    #: True when acc_grad_parameters does not depend on update_grad_input having run, so
+    #: a container may skip the input gradient when nobody needs it (Linear, convolutions).
+    _grad_input_optional: bool = False
+    #: False tells a container that the caller does not need dE/d(input) (the network's
+    #: input is data): ``Sequential`` then skips the input gradient of its first module
+    #: with parameters and everything below it, as PyTorch does for inputs that do not
+    #: require gradients. ``grad_input`` is then None.
+    compute_grad_input: bool = True
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -441,15 +449,6 @@ def _has_nodes(args) -> bool:
     """True when the call arguments contain graph nodes (see :meth:`Module.__call__`)."""
     items = args[0] if len(args) == 1 and isinstance(args[0], (list, tuple)) else args
     return any(getattr(item, "_is_graph_node", False) for item in items)
-
-
-def as_float(value) -> float:
-    """A Python float from a NumPy/CuPy scalar (synchronises on the GPU)."""
-    return float(value)
-
-
-def is_array(value) -> bool:
-    return hasattr(value, "shape") and hasattr(value, "dtype")
 
 
 __all__ = ["Module", "Criterion"]
