@@ -29,9 +29,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 
-from ember import nn  # noqa: E402
-from ember.data import Standardizer, load_mnist, minibatches  # noqa: E402
-from sgd_step import sgd_step  # noqa: E402
+from sgd_step import sgd_step
+
+from ember import nn
+from ember.data import Standardizer, load_mnist, minibatches
 
 
 def graph_net(rng, hidden=256, n_in=784):

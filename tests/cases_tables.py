@@ -53,9 +53,19 @@ def _children_linear_torch(m, torch, combine):
     return (lambda *xs: combine(torch, lin, xs)), pairs
 
 
+def _siamese(rng):
+    branch = nn.Sequential(nn.Linear(4, 3, rng=rng), nn.Tanh())
+    return nn.ParallelTable(branch, branch.clone("weight", "bias"))
+
+
 def _siamese_torch(m, torch):
-    lin, pairs = _linear(torch, m.get(0))
+    lin, pairs = _linear(torch, m.get(0).get(0))
     return (lambda a, b: [torch.tanh(lin(a)), torch.tanh(lin(b))]), pairs
+
+
+def _map_torch(m, torch):
+    lin, pairs = _linear(torch, m.get(0))
+    return (lambda *xs: [lin(x) for x in xs]), pairs
 
 
 def _mixture(torch, g, experts):
@@ -104,7 +114,9 @@ def _prototype_torch(squared):
 
 def _cosine_torch(m, torch):
     (w,) = torch_params(torch, m.weight)
-    fn = lambda x: (x @ w.T) / (x.norm(dim=-1, keepdim=True) + 1e-12) / (w.norm(dim=-1) + 1e-12)  # noqa: E731
+    def fn(x):
+        return (x @ w.T) / (x.norm(dim=-1, keepdim=True) + 1e-12) / (w.norm(dim=-1) + 1e-12)
+
     return fn, [(m.weight, w)]
 
 
@@ -168,12 +180,9 @@ CASES = [
          torch=_fn(lambda torch, a, b: [a * 1, a + b])),
     Case("ParallelTable", lambda rng: nn.ParallelTable(nn.Linear(4, 3, rng=rng), nn.Tanh()), _table(normal(2, 4), normal(2, 5)),
          torch=lambda m, torch: _children_linear_torch(m, torch, lambda torch, lin, xs: [lin(xs[0]), torch.tanh(xs[1])])),
-    Case("ParallelTable-siamese",
-         lambda rng: (lambda b: nn.ParallelTable(b, b.clone("weight", "bias")))(nn.Sequential(nn.Linear(4, 3, rng=rng), nn.Tanh())),
-         _table(normal(2, 4), normal(2, 4)),
-         torch=lambda m, torch: (lambda f, p: ((lambda a, b: [torch.tanh(f(a)), torch.tanh(f(b))]), p))(*_linear(torch, m.get(0).get(0)))),
+    Case("ParallelTable-siamese", _siamese, _table(normal(2, 4), normal(2, 4)), torch=_siamese_torch),
     Case("MapTable", lambda rng: nn.MapTable(nn.Linear(4, 3, rng=rng)), _table(normal(2, 4), normal(2, 4), normal(4)),
-         torch=lambda m, torch: (lambda f, p: ((lambda *xs: [f(x) for x in xs]), p))(*_linear(torch, m.get(0)))),
+         torch=_map_torch),
     Case("Concat", lambda rng: nn.Concat(1, nn.Linear(4, 3, rng=rng), nn.Tanh()), normal(2, 4),
          torch=lambda m, torch: _children_linear_torch(m, torch, lambda torch, lin, xs: torch.cat([lin(xs[0]), torch.tanh(xs[0])], 1))),
     Case("Parallel", lambda rng: nn.Parallel(1, 1, nn.Linear(4, 3, rng=rng), nn.Tanh()), normal(2, 2, 4),

@@ -72,7 +72,7 @@ def test_module_used_twice_accumulates_into_one_gradient():
     np.testing.assert_allclose(g.forward(inp), seq.forward(inp), rtol=1e-12)
     np.testing.assert_allclose(g.children()[1].grad_weight, seq.get(0).grad_weight, rtol=1e-12)
     np.testing.assert_allclose(g.children()[1].grad_bias, seq.get(0).grad_bias, rtol=1e-12)
-    flat, grads = g.get_parameters()
+    flat, _ = g.get_parameters()
     assert flat.size == 12
     assert check_gradients(g, inp).ok  # replicas follow the flattening
 
