@@ -39,7 +39,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.join(HERE, "..", "src"), HERE]
 
 import numpy as np  # noqa: E402
-from common import machine_line, set_threads, window  # noqa: E402
+from common import compare, machine_line, set_threads  # noqa: E402
 
 from ember import nn, optim  # noqa: E402
 from ember.train import make_feval  # noqa: E402
@@ -92,18 +92,6 @@ def torch_step(batch, order="spec", seed=0):
     return step
 
 
-def interleaved(steps, windows, seconds, warmup=3):
-    """{name: [steps/s of each window]}, the windows of all steps interleaved."""
-    for step in steps.values():
-        for _ in range(warmup):
-            step()
-    rates = {name: [] for name in steps}
-    for _ in range(windows):
-        for name, step in steps.items():
-            rates[name].append(window(step, seconds))
-    return rates
-
-
 def profile(net, step, repeats=20):
     """Wall time of each module's three methods inside real steps."""
     totals, wrapped = {}, []
@@ -148,7 +136,7 @@ def main():
         for order in ORDERS:
             steps["ember " + order], nets[order] = ember_step(batch, order)
             steps["torch " + order] = torch_step(batch, order)
-        rates = interleaved(steps, ARGS.windows, ARGS.seconds)
+        rates = compare(steps, ARGS.windows, ARGS.seconds, raw=True)
         for mine, theirs in [("spec", "spec"), ("pool-relu", "pool-relu"), ("pool-relu", "spec")]:
             e, t = rates["ember " + mine], rates["torch " + theirs]
             ratios = [a / b for a, b in zip(e, t)]

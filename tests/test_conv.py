@@ -230,3 +230,59 @@ def test_batch_norm_running_statistics_match_pytorch():
     np.testing.assert_allclose(ours.forward(x), theirs(torch.tensor(x)).detach().numpy(), rtol=1e-10)
     with pytest.raises(ShapeError, match="more than one value"):
         nn.BatchNormalization(3).forward(np.zeros((1, 3), dtype=np.float32))
+
+
+# ---------------------------------------------------------------- fast paths agree with the plain ones
+def test_chunked_small_k_products_match_the_plain_gemm(monkeypatch):
+    from ember.nn import convolution
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 1, 40, 40))  # 38*38*4 = 5776 columns: 8 chunks of 722
+    assert convolution.column_chunks(10, 5776) == 8
+    results = []
+    for small_k in (convolution.SMALL_K, 0):
+        monkeypatch.setattr(convolution, "SMALL_K", small_k)
+        conv = nn.SpatialConvolution(1, 6, 3, 3, rng=np.random.default_rng(0)).to(F64)
+        y = conv.forward(x).copy()
+        conv.backward(x, np.cos(y))
+        results.append((y, conv.grad_weight.copy(), conv.grad_bias.copy()))
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("make", [lambda: nn.SpatialConvolution(8, 6, 3, 3, rng=0), lambda: nn.SpatialMaxPooling(2, 2),
+                                  lambda: nn.SpatialMaxPooling(3, 3, 2, 2), lambda: nn.SpatialLPPooling(8, 2, 2, 2),
+                                  lambda: nn.SpatialLogSumExpPooling(3, 3, 1, 1)])  # fmt: skip
+def test_two_threads_give_the_same_numbers_as_one(make):
+    from ember.nn import _parallel
+
+    x = np.random.default_rng(4).standard_normal((16, 8, 20, 20)).astype(np.float32)  # above the split size
+    before = _parallel.get_num_threads()
+    outputs = []
+    try:
+        for threads in (1, 2):
+            _parallel.set_num_threads(threads)
+            module = make()
+            y = module.forward(x).copy()
+            outputs.append((y, module.backward(x, np.sin(y)).copy()))
+    finally:
+        _parallel.set_num_threads(before)
+    for a, b in zip(*outputs):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_an_error_on_the_helper_thread_reaches_the_caller():
+    from ember.nn import _parallel
+
+    def work(a, b):
+        if a > 0:
+            raise RuntimeError("from the second half")
+
+    before = _parallel.get_num_threads()
+    _parallel.set_num_threads(2)
+    try:
+        with pytest.raises(RuntimeError, match="second half"):
+            _parallel.split(work, 4)
+        _parallel.split(lambda a, b: None, 4)  # still usable afterwards
+    finally:
+        _parallel.set_num_threads(before)

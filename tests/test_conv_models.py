@@ -67,28 +67,34 @@ def test_filter_grid_png(tmp_path, shape):
         viz.filter_grid(np.zeros((3, 4)))
 
 
-def test_lenet5_training_step_allocates_nothing_once_warm():
-    rng = np.random.default_rng(0)
-    net = models.build_model("lenet5", rng=rng)
-    net.compute_grad_input = False
-    params, grads = net.get_parameters()
-    x = rng.standard_normal((64, 1, 28, 28)).astype(np.float32)
-    y = rng.integers(0, 10, size=64)
-    config, state = {"learning_rate": 0.01, "momentum": 0.9, "dampening": 0.0}, {}
-    feval = make_feval(net, nn.ClassNLLCriterion(), x, y, grads)
-    for _ in range(3):
-        optim.sgd(feval, params, config, state)
+def allocations(step, repeats=3):
+    """(peak, retained) bytes traced by tracemalloc over ``repeats`` calls of ``step``."""
     tracemalloc.start()
     try:
         base, _ = tracemalloc.get_traced_memory()
         tracemalloc.reset_peak()
-        for _ in range(3):
-            optim.sgd(feval, params, config, state)
+        for _ in range(repeats):
+            step()
         current, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
+    return peak - base, current - base
+
+
+@pytest.mark.parametrize("name", ["lenet5", "convnet-lcn"])
+def test_warm_training_step_allocates_no_arrays(name):
+    rng = np.random.default_rng(0)
+    net = models.build_model(name, rng=rng)
+    net.compute_grad_input = False
+    params, grads = net.get_parameters()
+    x, y = rng.standard_normal((64, 1, 28, 28)).astype(np.float32), rng.integers(0, 10, size=64)
+    feval = make_feval(net, nn.ClassNLLCriterion(), x, y, grads)
+    config, state = {"learning_rate": 0.01, "momentum": 0.9, "dampening": 0.0}, {}
+    for _ in range(3):
+        optim.sgd(feval, params, config, state)
+    peak, retained = allocations(lambda: optim.sgd(feval, params, config, state))
     # No activation or gradient array is allocated (the smallest, the 64x800 flattened
     # features, is 200 KB). What comes and goes: views, Python objects, and NumPy's
     # iterator buffers (8192-element chunks per operand) for ufuncs on strided views.
-    assert peak - base < 128 * 1024, f"a warm step allocated up to {peak - base} bytes"
-    assert current - base < 12 * 1024, f"{current - base} bytes stayed allocated"
+    assert peak < 128 * 1024, f"a warm step allocated up to {peak} bytes"
+    assert retained < 12 * 1024, f"{retained} bytes stayed allocated"

@@ -58,4 +58,4 @@ register(ModelSpec("lenet5", lenet5, (1, 28, 28), "LeNet-5: conv 20, pool, conv 
                    {"epochs": 10, "batch_size": 64, "lr": 0.05, "lr_decay": 1e-4, "momentum": 0.9}))
 register(ModelSpec("convnet-lcn", convnet_lcn, (1, 28, 28),
                    "2 stages [contrast norm, conv, ReLU, L2 pool] + 256 + 10 (the lecture's multistage net)",
-                   {"epochs": 10, "batch_size": 64, "lr": 0.05, "lr_decay": 1e-4, "momentum": 0.9}))
+                   {"epochs": 10, "batch_size": 64, "lr": 0.05, "lr_decay": 5e-4, "momentum": 0.9}))

@@ -14,7 +14,7 @@ the gradient with respect to the input), kh*kw strided in-place adds.
 
 from __future__ import annotations
 
-from ._parallel import split
+from ._parallel import split, unbuffered
 
 
 def out_size(size, kernel, stride, pad, dilation=1, ceil_mode=False):
@@ -71,10 +71,11 @@ def col2im(xp, cols6, dst, kernel, out_hw, stride, dilation=(1, 1)):
     def work(a, b):  # channels a..b-1 (disjoint parts of dst)
         part = dst[:, a:b]
         part.fill(0)
-        for i in range(kh):
-            for j in range(kw):
-                view = tap_view(part, i, j, out_hw, stride, dilation)
-                xp.add(view, cols6[a:b, i, j].transpose(3, 0, 1, 2), out=view)
+        with unbuffered(xp):
+            for i in range(kh):
+                for j in range(kw):
+                    view = tap_view(part, i, j, out_hw, stride, dilation)
+                    xp.add(view, cols6[a:b, i, j].transpose(3, 0, 1, 2), out=view)
 
     split(work, dst.shape[1], cols6.size, xp)
     return dst

@@ -120,14 +120,17 @@ class _Convolution(SpatialModule):
         return (self.kh, self.kw), (self.dh, self.dw), (self.dilation_h, self.dilation_w)
 
     # ---------------------------------------------------------------- helpers
-    def _grad_matrix(self, grad_output4):
-        """grad_output as an (n_out, OH*OW*N) matrix (free if it is CHWN, else one copy)."""
-        matrix = as_matrix_chwn(grad_output4)
+    def _chwn_matrix(self, name, array4):
+        """array4 (N, C, H, W) as a (C, H*W*N) matrix (free if it is CHWN, else one copy)."""
+        matrix = as_matrix_chwn(array4)
         if matrix is None:
-            buf = self._layout_scratch("grad_output", grad_output4.shape, CHWN)
-            self.backend.xp.copyto(buf, grad_output4)
+            buf = self._layout_scratch(name, array4.shape, CHWN)
+            self.backend.xp.copyto(buf, array4)
             matrix = as_matrix_chwn(buf)
         return matrix
+
+    def _grad_matrix(self, grad_output4):
+        return self._chwn_matrix("grad_output", grad_output4)
 
     def extra_repr(self):
         text = f"{self.n_input_plane} -> {self.n_output_plane}, {self.kw}x{self.kh}"

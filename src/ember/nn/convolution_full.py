@@ -51,12 +51,7 @@ class SpatialFullConvolution(_Convolution):
         return oh, ow
 
     def _input_matrix(self, x4):
-        matrix = as_matrix_chwn(x4)
-        if matrix is None:
-            buf = self._layout_scratch("input_chwn", x4.shape, CHWN)
-            self.backend.xp.copyto(buf, x4)
-            matrix = as_matrix_chwn(buf)
-        return matrix
+        return self._chwn_matrix("input_chwn", x4)
 
     def _grad_columns(self, g4, h, w):
         """im2col of the zero-padded grad_output over the (H, W) input grid."""

@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._layout import axis_order
+from ._parallel import unbuffered
 from ._spatial import SpatialModule, check_positive
 
 
@@ -83,10 +84,11 @@ class _LocalNormalization(SpatialModule):
             if abs(d) >= h:
                 continue
             xp.matmul(maps.reshape(n * h, w), matrix, out=tmp.reshape(n * h, w))
-            if d >= 0:
-                xp.add(out[:, : h - d], tmp[:, d:], out=out[:, : h - d])
-            else:
-                xp.add(out[:, -d:], tmp[:, : h + d], out=out[:, -d:])
+            with unbuffered(xp):
+                if d >= 0:
+                    xp.add(out[:, : h - d], tmp[:, d:], out=out[:, : h - d])
+                else:
+                    xp.add(out[:, -d:], tmp[:, : h + d], out=out[:, -d:])
         return out
 
     def _plane_sum(self, name, x4):

@@ -24,8 +24,8 @@ class SpatialMaxPooling(WindowPooling):
     PyTorch do. Ties are common on images with a constant background (MNIST); sending
     the gradient to every tied position would be wrong. Overlapping windows add up.
 
-    No state is kept besides the output: the backward pass finds the first maximum of
-    each window by comparing the taps with the output in scan order.
+    The backward pass finds the first maximum of each window by comparing the window's
+    values (kept from the forward pass) with the output, in scan order.
     """
 
     _pad_fill = float("-inf")
@@ -37,65 +37,39 @@ class SpatialMaxPooling(WindowPooling):
     def update_output(self, input):
         x4 = self._batch(input)
         oh, ow = self._out_hw(input, x4)
-        xp = self.backend.xp
-        src = self._source(x4, oh, ow)
-        out4 = self._output4(x4, oh, ow)
-
-        def work(a, b):  # planes a..b-1
-            taps, out = self._taps(src[:, a:b], oh, ow), out4[:, a:b]
-            if len(taps) == 1:
-                xp.copyto(out, taps[0])
-                return
-            xp.maximum(taps[0], taps[1], out=out)
-            for view in taps[2:]:
-                xp.maximum(out, view, out=out)
-
-        self._split(work, x4)
+        taps = self._gather("taps", self._source(x4, oh, ow), oh, ow)
+        out4 = self._reduce_taps(self.backend.xp.maximum, taps, self._output4(x4, oh, ow))
         self.output = self._unbatch(out4, input)
         return self.output
 
     def update_grad_input(self, input, grad_output):
-        x4 = self._batch(input)
-        g4 = self._check_grad_output(grad_output, input)
-        oh, ow = g4.shape[2:]
+        x4, g4, (oh, ow) = self._grad_setup(input, grad_output)
         xp = self.backend.xp
         out4 = self._out4
-        g4 = self._in_layout_of("grad_output", g4, out4)
-        src = self._source(x4, oh, ow)
-        assign = self._tiles(x4, oh, ow)
-        gsrc, finish = self._grad_target(x4, oh, ow, zero=not assign)
-        taken4 = self._scratch_like("taken", out4, bool)
-        mask4 = self._scratch_like("mask", out4, bool)
-        product4 = None if assign else self._scratch_like("product", out4)
+        taps4 = self.__dict__["_buf_taps"]  # gathered by the forward pass
+        taken4, mask4 = self._scratch_like("taken", out4, bool), self._scratch_like("mask", out4, bool)
+        product4 = self._scratch_like("product", out4)
+        last = len(taps4) - 1
 
-        def work(a, b):  # planes a..b-1
-            out, g, taken, mask = out4[:, a:b], g4[:, a:b], taken4[:, a:b], mask4[:, a:b]
-            taps, gtaps = self._taps(src[:, a:b], oh, ow), self._taps(gsrc[:, a:b], oh, ow)
-            last = len(taps) - 1
-            for t, (view, gview) in enumerate(zip(taps, gtaps)):
-                if last == 0:
-                    current = None
-                elif t == 0:
-                    xp.equal(view, out, out=taken)
-                    current = taken
-                elif t == last:
-                    xp.logical_not(taken, out=mask)  # the only tap left that can hold the first max
-                    current = mask
-                else:
-                    xp.equal(view, out, out=mask)
-                    xp.greater(mask, taken, out=mask)  # equal and not already taken
-                    xp.logical_or(taken, mask, out=taken)
-                    current = mask
-                target = gview if assign else product4[:, a:b]
-                if current is None:
-                    xp.copyto(target, g)
-                else:
-                    xp.multiply(g, current, out=target)
-                if not assign:
-                    xp.add(gview, target, out=gview)
+        def first_maximum(t, a, b):
+            """dE/dy where tap t holds the first maximum of its window (planes a..b-1)."""
+            view, out, taken, mask, g = taps4[t][:, a:b], out4[:, a:b], taken4[:, a:b], mask4[:, a:b], g4[:, a:b]
+            if last == 0:
+                return g
+            if t == 0:
+                xp.equal(view, out, out=taken)
+                current = taken
+            elif t == last:
+                xp.logical_not(taken, out=mask)  # the only tap left that can hold the first max
+                current = mask
+            else:
+                xp.equal(view, out, out=mask)
+                xp.greater(mask, taken, out=mask)  # equal and not already taken
+                xp.logical_or(taken, mask, out=taken)
+                current = mask
+            return xp.multiply(g, current, out=product4[:, a:b])
 
-        self._split(work, x4)
-        self.grad_input = self._unbatch(finish(), input)
+        self.grad_input = self._unbatch(self._spread(x4, oh, ow, first_maximum), input)
         return self.grad_input
 
 
@@ -122,6 +96,7 @@ class SpatialAveragePooling(WindowPooling):
         key = (h, w, oh, ow)
         if self.__dict__.get("_buf_divisor_key") == key:
             return self.__dict__["_buf_divisor"]
+
         def counts(size, out, k, d, p):
             start = np.arange(out) * d - p
             end = np.minimum(start + k, size + p)
@@ -143,33 +118,17 @@ class SpatialAveragePooling(WindowPooling):
         x4 = self._batch(input)
         oh, ow = self._out_hw(input, x4)
         xp = self.backend.xp
-        taps = self._taps(self._source(x4, oh, ow), oh, ow)
-        out4 = self._output4(x4, oh, ow)
-        if len(taps) == 1:
-            xp.copyto(out4, taps[0])
-        else:
-            xp.add(taps[0], taps[1], out=out4)
-            for view in taps[2:]:
-                xp.add(out4, view, out=out4)
+        taps = self._gather("taps", self._source(x4, oh, ow), oh, ow)
+        out4 = self._reduce_taps(xp.add, taps, self._output4(x4, oh, ow))
         xp.multiply(out4, self._inverse_divisor(*x4.shape[2:], oh, ow), out=out4)
         self.output = self._unbatch(out4, input)
         return self.output
 
     def update_grad_input(self, input, grad_output):
-        x4 = self._batch(input)
-        g4 = self._check_grad_output(grad_output, input)
-        oh, ow = g4.shape[2:]
-        xp = self.backend.xp
+        x4, g4, (oh, ow) = self._grad_setup(input, grad_output)
         scaled = self._scratch_like("scaled", self._out4)
-        xp.multiply(g4, self._inverse_divisor(*x4.shape[2:], oh, ow), out=scaled)
-        assign = self._tiles(x4, oh, ow)
-        gsrc, finish = self._grad_target(x4, oh, ow, zero=not assign)
-        for gview in self._grad_taps(gsrc, oh, ow):
-            if assign:
-                xp.copyto(gview, scaled)
-            else:
-                xp.add(gview, scaled, out=gview)
-        self.grad_input = self._unbatch(finish(), input)
+        self.backend.xp.multiply(g4, self._inverse_divisor(*x4.shape[2:], oh, ow), out=scaled)
+        self.grad_input = self._unbatch(self._spread(x4, oh, ow, lambda t, a, b: scaled[:, a:b]), input)
         return self.grad_input
 
     def extra_repr(self):

@@ -53,11 +53,7 @@ class SpatialLPPooling(WindowPooling):
         xp = self.backend.xp
         powered = self._scratch_like("powered", x4)
         self._powered(xp, x4, powered)
-        out4 = self._output4(x4, oh, ow)
-        taps = self._taps(powered, oh, ow)
-        xp.copyto(out4, taps[0])
-        for view in taps[1:]:
-            xp.add(out4, view, out=out4)
+        out4 = self._reduce_taps(xp.add, self._gather("taps", powered, oh, ow), self._output4(x4, oh, ow))
         if self.p == 2:
             xp.sqrt(out4, out=out4)
         elif self.p != 1:
@@ -66,9 +62,7 @@ class SpatialLPPooling(WindowPooling):
         return self.output
 
     def update_grad_input(self, input, grad_output):
-        x4 = self._batch(input)
-        g4 = self._check_grad_output(grad_output, input)
-        oh, ow = g4.shape[2:]
+        x4, g4, (oh, ow) = self._grad_setup(input, grad_output)
         xp = self.backend.xp
         out4 = self._out4
         # coef = dE/dy / y^(p-1), 0 where y == 0
@@ -82,14 +76,7 @@ class SpatialLPPooling(WindowPooling):
             coef += zero
             xp.divide(g4, coef, out=coef)
             xp.copyto(coef, 0, where=zero)
-        assign = self._tiles(x4, oh, ow)
-        gsrc, finish = self._grad_target(x4, oh, ow, zero=not assign)
-        for gview in self._grad_taps(gsrc, oh, ow):
-            if assign:
-                xp.copyto(gview, coef)
-            else:
-                xp.add(gview, coef, out=gview)
-        gx4 = finish()
+        gx4 = self._spread(x4, oh, ow, lambda t, a, b: coef[:, a:b])
         # times d|x|^p/dx / p = sign(x) |x|^(p-1)   (x^(p-1) without abs; x for p = 2)
         if self.p == 2:
             gx4 *= x4
@@ -98,9 +85,11 @@ class SpatialLPPooling(WindowPooling):
             if self.p == 1:
                 xp.sign(x4, out=factor)
             elif self.use_abs:
+                sign = self._scratch_like("sign", x4)
+                xp.sign(x4, out=sign)
                 xp.abs(x4, out=factor)
                 xp.power(factor, self.p - 1, out=factor)
-                factor *= xp.sign(x4)
+                factor *= sign
             else:
                 xp.power(x4, self.p - 1, out=factor)
             gx4 *= factor
@@ -139,19 +128,22 @@ class SpatialLogSumExpPooling(WindowPooling):
         x4 = self._batch(input)
         oh, ow = self._out_hw(input, x4)
         xp = self.backend.xp
-        taps = self._taps(x4, oh, ow)
-        top = self._scratch_like("max", self._output4(x4, oh, ow))
-        xp.copyto(top, taps[0])
-        for view in taps[1:]:
-            xp.maximum(top, view, out=top)
-        out4, term = self._out4, self._scratch_like("term", self._out4)
-        out4.fill(0)
-        for view in taps:
-            xp.subtract(view, top, out=term)
-            term *= self.beta
-            xp.exp(term, out=term)
-            out4 += term
-        xp.log(out4, out=out4)
+        out4 = self._output4(x4, oh, ow)
+        taps = self._gather("taps", x4, oh, ow)
+        top = self._reduce_taps(xp.maximum, taps, self._scratch_like("max", out4))
+        term4 = self._scratch_like("term", out4)
+
+        def work(a, b):  # out = log sum exp(beta (x - top)) over the window, planes a..b-1
+            out, term = out4[:, a:b], term4[:, a:b]
+            out.fill(0)
+            for tap in taps:
+                xp.subtract(tap[:, a:b], top[:, a:b], out=term)
+                term *= self.beta
+                xp.exp(term, out=term)
+                out += term
+            xp.log(out, out=out)
+
+        self._split(work, x4)
         if self.mean:
             out4 -= math.log(self.kw * self.kh)
         out4 /= self.beta
@@ -160,26 +152,22 @@ class SpatialLogSumExpPooling(WindowPooling):
         return self.output
 
     def update_grad_input(self, input, grad_output):
-        x4 = self._batch(input)
-        g4 = self._check_grad_output(grad_output, input)
-        oh, ow = g4.shape[2:]
+        x4, g4, (oh, ow) = self._grad_setup(input, grad_output)
         xp = self.backend.xp
         scale = 1.0 / (self.kw * self.kh) if self.mean else 1.0
-        assign = self._tiles(x4, oh, ow)
-        gsrc, finish = self._grad_target(x4, oh, ow, zero=not assign)
-        term = self._scratch_like("term", self._out4)
-        for view, gview in zip(self._taps(x4, oh, ow), self._grad_taps(gsrc, oh, ow)):
-            xp.subtract(view, self._out4, out=term)
+        taps, term4 = self.__dict__["_buf_taps"], self._scratch_like("term", self._out4)
+
+        def softmax_weight(t, a, b):  # dE/dy * exp(beta (x_t - y)) [/ |N|]
+            term = term4[:, a:b]
+            xp.subtract(taps[t][:, a:b], self._out4[:, a:b], out=term)
             term *= self.beta
             xp.exp(term, out=term)
-            term *= g4
+            term *= g4[:, a:b]
             if scale != 1:
                 term *= scale
-            if assign:
-                xp.copyto(gview, term)
-            else:
-                xp.add(gview, term, out=gview)
-        self.grad_input = self._unbatch(finish(), input)
+            return term
+
+        self.grad_input = self._unbatch(self._spread(x4, oh, ow, softmax_weight), input)
         return self.grad_input
 
     def extra_repr(self):
