@@ -5,7 +5,7 @@
     net = nn.Sequential(nn.Linear(784, 1000), nn.ReLU(), nn.Linear(1000, 10), nn.LogSoftMax())
 """
 
-from . import nn, optim
+from . import data, models, nn, optim
 from .backend import Backend, get_backend
 from .errors import FormatError, ShapeError, TrainingError
 from .io import load, save

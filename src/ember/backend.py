@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import _blas
+
 _NAMES = ("numpy", "cupy")
 _DTYPES = ("float32", "float64")
 
@@ -47,6 +49,12 @@ class Backend:
                     "pip install 'ember[gpu]'"
                 ) from exc
         object.__setattr__(self, "xp", xp)
+
+    def __deepcopy__(self, memo):  # immutable: copies of modules share their backend
+        return self
+
+    def __copy__(self):
+        return self
 
     # -- arrays -----------------------------------------------------------------
     @property
@@ -105,6 +113,8 @@ class Backend:
         xp = self.xp
         a = a.T if trans_a else a
         b = b.T if trans_b else b
+        if xp is np and _blas.gemm(a, b, out, alpha, beta):
+            return out
         if beta == 0:
             xp.matmul(a, b, out=out)
             if alpha != 1:
@@ -119,6 +129,23 @@ class Backend:
             out *= beta
         out += scratch
         return out
+
+
+def axpby(alpha, x, beta, y, scratch=None):
+    """``y = alpha * x + beta * y`` in place (one pass through BLAS when possible).
+
+    ``scratch`` (same shape as ``y``) avoids a temporary on the fallback path.
+    """
+    if isinstance(y, np.ndarray) and _blas.axpby(alpha, x, beta, y):
+        return y
+    if beta != 1:
+        y *= beta
+    if scratch is None:
+        y += alpha * x
+    else:
+        np.multiply(x, alpha, out=scratch) if isinstance(y, np.ndarray) else scratch.__setitem__(Ellipsis, alpha * x)
+        y += scratch
+    return y
 
 
 NUMPY32 = Backend("numpy", "float32")

@@ -65,7 +65,7 @@ class ReLU(Pointwise):
         xp.maximum(x, 0, out=y)
 
     def bprop(self, xp, x, y, go, gx):
-        xp.greater(y, 0, out=gx)
+        xp.sign(y, out=gx)  # y >= 0, so sign(y) is the 0/1 mask, with no bool-to-float cast
         gx *= go
 
 

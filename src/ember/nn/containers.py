@@ -108,22 +108,38 @@ class Sequential(Container):
         self.output = current
         return current
 
+    def _lowest_needed(self):
+        """Index of the lowest child whose backward must run, and whether that child
+        only needs its parameter gradients (see ``Module.compute_grad_input``)."""
+        if self.compute_grad_input:
+            return 0, False
+        for index, child in enumerate(self._children):
+            if child.parameters()[0]:
+                return index, child._grad_input_optional
+        return len(self._children), False
+
     def _backward_sweep(self, input, grad_output, scale, accumulate):
         children = self._children
+        lowest, params_only = self._lowest_needed()
         current = grad_output
-        for index in range(len(children) - 1, -1, -1):
+        for index in range(len(children) - 1, lowest - 1, -1):
             child = children[index]
             previous = children[index - 1].output if index > 0 else input
             try:
-                if accumulate:
+                if index == lowest and params_only:
+                    child.grad_input = None
+                    if accumulate:
+                        child.acc_grad_parameters(previous, current, scale)
+                    current = None
+                elif accumulate:
                     current = child.backward(previous, current, scale)
                 else:
                     current = child.update_grad_input(previous, current)
             except Exception as error:
                 add_context(error, self, index, child)
                 raise
-        self.grad_input = current
-        return current
+        self.grad_input = current if self.compute_grad_input else None
+        return self.grad_input
 
     def update_grad_input(self, input, grad_output):
         return self._backward_sweep(input, grad_output, 1.0, accumulate=False)
@@ -131,7 +147,7 @@ class Sequential(Container):
     def acc_grad_parameters(self, input, grad_output, scale=1.0):
         children = self._children
         current = grad_output
-        for index in range(len(children) - 1, -1, -1):
+        for index in range(len(children) - 1, self._lowest_needed()[0] - 1, -1):
             child = children[index]
             previous = children[index - 1].output if index > 0 else input
             child.acc_grad_parameters(previous, current, scale)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
+from .. import _blas
+from ..backend import axpby
 from ..errors import shape_error
 from .init import uniform
 from .module import Module
@@ -37,6 +41,7 @@ class Linear(Module):
     """
 
     _param_names = ("weight", "bias")
+    _grad_input_optional = True
 
     def __init__(self, in_features, out_features, bias=True, rng=None):
         super().__init__()
@@ -66,8 +71,14 @@ class Linear(Module):
         self._check(input)
         xp = self.backend.xp
         out = self.output = self.backend.ensure(self.output, input.shape[:-1] + (self.out_features,))
-        xp.matmul(input, self.weight.T, out=out)
-        if self.bias is not None:
+        if self.bias is None:
+            xp.matmul(input, self.weight.T, out=out)
+        elif input.ndim == 2 and xp is np and _blas.AVAILABLE:
+            # y = b, then y += x W^T in one BLAS call (a broadcast add would need a buffer)
+            xp.copyto(out, self.bias)
+            self.backend.gemm(input, self.weight, out, trans_b=True, beta=1.0)
+        else:
+            xp.matmul(input, self.weight.T, out=out)
             out += self.bias
         return out
 
@@ -81,25 +92,24 @@ class Linear(Module):
 
     def acc_grad_parameters(self, input, grad_output, scale=1.0):
         xp = self.backend.xp
-        scratch = self._scratch("grad_weight", self.weight.shape)
         if input.ndim == 1 or input.shape[0] == 1:
-            # One sample: an outer product. BLAS runs a K=1 GEMM very slowly (OpenBLAS
-            # about 1 GFLOP/s), while the broadcast multiply streams at memory speed.
-            xp.multiply(grad_output.reshape(-1, 1), input.reshape(1, -1), out=scratch)
+            # One sample: an outer product added in place (BLAS ger). BLAS runs a K=1
+            # GEMM very slowly (OpenBLAS about 1 GFLOP/s); ger streams at memory speed.
+            go, x = grad_output.reshape(-1), input.reshape(-1)
+            if not (xp is np and _blas.ger(scale, go, x, self.grad_weight)):
+                scratch = self._scratch("grad_weight", self.weight.shape)
+                xp.multiply(go.reshape(-1, 1), x.reshape(1, -1), out=scratch)
+                axpby(scale, scratch, 1.0, self.grad_weight)
         else:
-            xp.matmul(grad_output.T, input, out=scratch)
-        if scale != 1:
-            scratch *= scale
-        self.grad_weight += scratch
+            scratch = None if xp is np and _blas.AVAILABLE else self._scratch("grad_weight", self.weight.shape)
+            self.backend.gemm(grad_output, input, self.grad_weight, trans_a=True, alpha=scale, beta=1.0, scratch=scratch)
         if self.bias is not None:
             if input.ndim == 1:
                 bias_step = grad_output
             else:
                 bias_step = self._scratch("grad_bias", self.bias.shape)
                 xp.sum(grad_output, axis=0, out=bias_step)
-            if scale != 1:
-                bias_step = bias_step * scale
-            self.grad_bias += bias_step
+            axpby(scale, bias_step, 1.0, self.grad_bias)
 
     def extra_repr(self):
         return f"{self.in_features} -> {self.out_features}" + ("" if self.bias is not None else ", without bias")

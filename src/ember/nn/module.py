@@ -72,6 +72,14 @@ class Module:
     #: "float": the input must be a floating array of the backend's dtype;
     #: "any": the module checks its own input (tables, index inputs).
     _input_kind: str = "float"
+    #: True when acc_grad_parameters does not depend on update_grad_input having run, so
+    #: a container may skip the input gradient when nobody needs it (Linear, convolutions).
+    _grad_input_optional: bool = False
+    #: False tells a container that the caller does not need dE/d(input) (the network's
+    #: input is data): ``Sequential`` then skips the input gradient of its first module
+    #: with parameters and everything below it, as PyTorch does for inputs that do not
+    #: require gradients. ``grad_input`` is then None.
+    compute_grad_input: bool = True
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..backend import axpby
 from ._validate import known_keys, number, scratch, vector
 
 _KEYS = {
@@ -62,15 +63,13 @@ def sgd(feval, x, config=None, state=None):
 
     # 2. weight decay, in place on the caller's gradient (as Torch7)
     if wd != 0:
-        xp.multiply(x, wd, out=tmp)
-        g += tmp
+        axpby(wd, x, 1.0, g, tmp)
     if wds is not None:
         xp.multiply(x, wds, out=tmp)
         g += tmp
     if l1 != 0:
         xp.sign(x, out=tmp)
-        tmp *= l1
-        g += tmp
+        axpby(l1, tmp, 1.0, g)
 
     # 3. momentum
     if mom != 0:
@@ -78,15 +77,9 @@ def sgd(feval, x, config=None, state=None):
         if v is None or v.shape != x.shape:
             v = state["dfdx"] = g.copy()
         else:
-            v *= mom
-            if damp == 0:
-                v += g
-            else:
-                xp.multiply(g, 1 - damp, out=tmp)
-                v += tmp
+            axpby(1 - damp, g, mom, v, tmp)
         if nesterov:
-            xp.multiply(v, mom, out=tmp)
-            g += tmp
+            axpby(mom, v, 1.0, g, tmp)
         else:
             g = v
 
@@ -96,10 +89,9 @@ def sgd(feval, x, config=None, state=None):
     # 5. parameter update
     if lrs is not None:
         xp.multiply(lrs, g, out=tmp)
-        tmp *= -clr
+        axpby(-clr, tmp, 1.0, x)
     else:
-        xp.multiply(g, -clr, out=tmp)
-    x += tmp
+        axpby(-clr, g, 1.0, x, tmp)
 
     # 6. count the evaluation
     state["eval_counter"] = n + 1
