@@ -40,12 +40,12 @@ def sigmoid_via_tanh(xp, block):
     block *= 0.5
 
 
-def rnn_forward(xp, pre, relu):
-    """In place: the pre-activation ``pre`` becomes ``h' = act(pre)``."""
+def rnn_forward(xp, pre, h, relu):
+    """``h' = act(pre)`` written into ``h`` (which may be ``pre`` itself)."""
     if relu:
-        xp.maximum(pre, 0, out=pre)
+        xp.maximum(pre, 0, out=h)
     else:
-        xp.tanh(pre, out=pre)
+        xp.tanh(pre, out=h)
 
 
 def rnn_backward(xp, h, dh, dpre, relu):
@@ -261,10 +261,30 @@ class _Cell(Module):
                     step *= scale
                 grad += step
 
+    def update_grad_input(self, input, grad_output):
+        x, states = self._split(input)
+        dpre_x, dpre_h = self._step_grads(x, states, grad_output)
+        gx, gh = self._grad_input(x, dpre_x, dpre_h, self._direct(states))
+        self.grad_input = [gx, gh] if self._state_parts == 1 else [gx, [gh, self._scratch("dc", gh.shape)]]
+        return self.grad_input
+
+    def _direct(self, states):
+        """The part of dE/dh_{t-1} that bypasses the products (the GRU's z * dE/dh')."""
+        return None
+
     def acc_grad_parameters(self, input, grad_output, scale=1.0):
         x, states = self._split(input)
         dpre_x, dpre_h = self._step_grads(x, states, grad_output)
         self._acc(x, states[0], dpre_x, dpre_h, scale)
+
+    def backward(self, input, grad_output, scale=1.0):
+        """update_grad_input + acc_grad_parameters, computing the step's bprop once."""
+        x, states = self._split(input)
+        dpre_x, dpre_h = self._step_grads(x, states, grad_output)
+        gx, gh = self._grad_input(x, dpre_x, dpre_h, self._direct(states))
+        self.grad_input = [gx, gh] if self._state_parts == 1 else [gx, [gh, self._scratch("dc", gh.shape)]]
+        self._acc(x, states[0], dpre_x, dpre_h, scale)
+        return self.grad_input
 
     def extra_repr(self):
         return f"{self.input_size} -> {self.hidden_size}" + ("" if self.bias else ", without bias")
@@ -288,7 +308,7 @@ class RNNCell(_Cell):
         x, (h,) = self._split(input)
         out = self.output = self.backend.ensure(self.output, h.shape)
         self._products(x, h, out)
-        rnn_forward(self.backend.xp, out, self.nonlinearity == "relu")
+        rnn_forward(self.backend.xp, out, out, self.nonlinearity == "relu")
         return out
 
     def _step_grads(self, x, states, grad_output):
@@ -297,12 +317,6 @@ class RNNCell(_Cell):
         dpre = self._scratch("dpre", self.output.shape)
         rnn_backward(self.backend.xp, self.output, grad_output, dpre, self.nonlinearity == "relu")
         return dpre, dpre
-
-    def update_grad_input(self, input, grad_output):
-        x, states = self._split(input)
-        dpre, _ = self._step_grads(x, states, grad_output)
-        self.grad_input = list(self._grad_input(x, dpre, dpre))
-        return self.grad_input
 
     def extra_repr(self):
         return super().extra_repr() + (", relu" if self.nonlinearity == "relu" else "")
@@ -356,12 +370,6 @@ class LSTMCell(_Cell):
         lstm_backward(self.backend.xp, gates, c, self._tanh_c, dh, dc, dgates, self._scratch("tmp", h.shape))
         return dgates, dgates
 
-    def update_grad_input(self, input, grad_output):
-        x, states = self._split(input)
-        dgates, _ = self._step_grads(x, states, grad_output)
-        gx, gh = self._grad_input(x, dgates, dgates)
-        self.grad_input = [gx, [gh, self._scratch("dc", gh.shape)]]
-        return self.grad_input
 
 
 class GRUCell(_Cell):
@@ -394,11 +402,8 @@ class GRUCell(_Cell):
         gru_backward(self.backend.xp, self._scratch("xg", shape), self._scratch("hg", shape), h, grad_output, dxg, dhg, direct)
         return dxg, dhg
 
-    def update_grad_input(self, input, grad_output):
-        x, states = self._split(input)
-        dxg, dhg = self._step_grads(x, states, grad_output)
-        self.grad_input = list(self._grad_input(x, dxg, dhg, self._scratch("direct", states[0].shape)))
-        return self.grad_input
+    def _direct(self, states):
+        return self._scratch("direct", states[0].shape)
 
 
 __all__ = ["RNNCell", "LSTMCell", "GRUCell"]

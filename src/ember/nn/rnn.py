@@ -25,6 +25,7 @@ class _Layers(SequenceModule):
     """Stacked, optionally bidirectional, fused recurrent layers (see the module doc)."""
 
     _kind = "LSTM"
+    _grad_input_optional = True
 
     def _setup(self, input_size, hidden_size, num_layers, bias, dropout, bidirectional, rng, nonlinearity="tanh"):
         name = type(self).__name__
@@ -123,10 +124,16 @@ class _Layers(SequenceModule):
         out[...] = layer_in.transpose(1, 0, 2)
         self.final_state = final[0] if self.parts == 1 else final
         self._carry(final)
+        self._bptt_done = False
         return out
 
     # ---------------------------------------------------------------- bprop
     def update_grad_input(self, input, grad_output):
+        return self._bptt(input, grad_output, want_input=True)
+
+    def _bptt(self, input, grad_output, want_input):
+        """Back-propagation through time: the gate gradients of every layer and step, and
+        (when ``want_input``) dE/dx. Without it, the first layer's dE/dx GEMM is skipped."""
         x, _ = self._split_input(input, self.input_size, self._state_text())
         n, t_len = x.shape[:2]
         if getattr(grad_output, "shape", None) != self.output.shape:
@@ -148,12 +155,16 @@ class _Layers(SequenceModule):
                 index = layer * dirs + d
                 weights = self._weights(layer, d)
                 d0 = kernels[index].backward(dy[:, :, d * hs : (d + 1) * hs], weights, mask_tm, keep_tm)
-                kernels[index].grad_input(weights, d_in, accumulate=d > 0)
+                if layer > 0 or want_input:
+                    kernels[index].grad_input(weights, d_in, accumulate=d > 0)
                 for target, value in zip(dstate, d0):
                     target[index] = value
             dy = d_in
             if layer > 0 and self._dropouts:
                 dy = self._dropouts[layer - 1].update_grad_input(self._layer_outputs[layer - 1], d_in)
+        self._bptt_done = True
+        if not want_input:
+            return None
         gx = self._scratch("gx", x.shape)
         gx[...] = dy.transpose(1, 0, 2)
         if self._from_input:
@@ -163,7 +174,15 @@ class _Layers(SequenceModule):
         return self.grad_input
 
     def acc_grad_parameters(self, input, grad_output, scale=1.0):
-        """Uses the gate gradients of the last :meth:`update_grad_input` (same input and grad_output)."""
+        """dE/dW for every layer: one GEMM per weight over all steps.
+
+        Reuses the gate gradients of :meth:`update_grad_input` when it ran since the
+        last forward (so call both with the same grad_output, as ``backward`` does);
+        otherwise runs BPTT itself without the input gradient (a container that does
+        not need dE/dx calls only this, see ``compute_grad_input``).
+        """
+        if not getattr(self, "_bptt_done", False):
+            self._bptt(input, grad_output, want_input=False)
         kernels = self._kernels()
         for layer in range(self.num_layers):
             for d in range(self.directions):

@@ -17,6 +17,7 @@ States are stored in ``Hs`` (T+1, N, H) indexed by time: the forward direction r
 
 from __future__ import annotations
 
+from .. import _blas
 from .cells import gru_backward, gru_forward, lstm_backward, lstm_forward, rnn_backward, rnn_forward
 
 
@@ -29,6 +30,8 @@ class Kernel:
     def __init__(self, backend, hidden_size, reverse):
         self.backend, self.hs, self.reverse = backend, hidden_size, reverse
         self.bufs = {}
+        # BLAS accumulates C += A B in place; other paths need a persistent scratch array
+        self.fallback = backend.name != "numpy" or not _blas.AVAILABLE
 
     def buf(self, name, shape):
         b = self.bufs[name] = self.backend.ensure(self.bufs.get(name), shape)
@@ -49,9 +52,16 @@ class Kernel:
         backend = self.backend
         t_len, n, f = x.shape
         hs, gh = self.hs, self.gates * self.hs
+        # contiguous W^T copies: BLAS runs x @ W^T faster as a plain (NN) product
+        w_ih_t, self.w_hh_t = self.buf("w_ih_t", (f, gh)), self.buf("w_hh_t", (hs, gh))
+        w_ih_t[...] = p["weight_ih"].T
+        self.w_hh_t[...] = p["weight_hh"].T
         xp_all = self.buf("xp", (t_len, n, gh))
-        backend.gemm(x.reshape(t_len * n, f), p["weight_ih"], xp_all.reshape(t_len * n, gh), trans_b=True)
-        self.add_input_bias(xp_all, p)
+        bias = self.input_bias(p)
+        if bias is not None:
+            xp_all[...] = bias  # then accumulate the product onto it in one pass
+        backend.gemm(x.reshape(t_len * n, f), w_ih_t, xp_all.reshape(t_len * n, gh), beta=0.0 if bias is None else 1.0,
+                     scratch=self.buf("xp_scratch", (t_len * n, gh)) if bias is not None and self.fallback else None)
         states = [self.buf(f"s{i}", (t_len + 1, n, hs)) for i in range(self.parts)]
         start = t_len if self.reverse else 0
         for s, s0 in zip(states, state0):
@@ -68,10 +78,18 @@ class Kernel:
         out = states[0][:-1] if self.reverse else states[0][1:]
         return out, [s[end] for s in states]
 
-    def add_input_bias(self, xp_all, p):
-        if p["bias_ih"] is not None:
-            xp_all += p["bias_ih"]
-            xp_all += p["bias_hh"]
+    def input_bias(self, p):
+        """The bias added to the input projection (b_ih + b_hh; the GRU keeps b_hh apart)."""
+        if p["bias_ih"] is None:
+            return None
+        bias = self.buf("bias", p["bias_ih"].shape)
+        self.backend.xp.add(p["bias_ih"], p["bias_hh"], out=bias)
+        return bias
+
+    def accumulate_hidden(self, h_prev, pre):
+        """pre += h_prev W_hh^T: the one GEMM of a step, accumulated in place by BLAS."""
+        scratch = self.buf("hh", pre.shape) if self.fallback else None
+        self.backend.gemm(h_prev, self.w_hh_t, pre, beta=1.0, scratch=scratch)
 
     # ------------------------------------------------------------------ bprop
     def backward(self, dy, p, mask, keep):
@@ -140,11 +158,9 @@ class RNNKernel(Kernel):
         self.relu = relu
 
     def step(self, t, prev, new, p):
-        hs_all = self.bufs["s0"]
-        h = hs_all[new]
-        self.backend.gemm(hs_all[prev], p["weight_hh"], h, trans_b=True)
-        h += self.bufs["xp"][t]
-        rnn_forward(self.backend.xp, h, self.relu)
+        hs_all, pre = self.bufs["s0"], self.bufs["xp"][t]
+        self.accumulate_hidden(hs_all[prev], pre)
+        rnn_forward(self.backend.xp, pre, hs_all[new], self.relu)
 
     def step_back(self, t, prev, new, p, dstate, mask):
         dg_t = self.dg[t]
@@ -168,16 +184,14 @@ class LSTMKernel(Kernel):
         shift[2 * hs : 3 * hs] = 0
         n = x.shape[1]
         self.buf("tanh_c", (x.shape[0], n, hs))
-        self.buf("hh", (n, 4 * hs))
         self.buf("tmp", (n, hs))
         return super().forward(x, p, state0, keep)
 
     def step(self, t, prev, new, p):
         b = self.bufs
-        gates, hh = b["xp"][t], b["hh"]
+        gates = b["xp"][t]
         h_all, c_all = b["s0"], b["s1"]
-        self.backend.gemm(h_all[prev], p["weight_hh"], hh, trans_b=True)
-        gates += hh
+        self.accumulate_hidden(h_all[prev], gates)
         lstm_forward(self.backend.xp, gates, b["scale"], b["shift"], c_all[prev], c_all[new], b["tanh_c"][t], h_all[new], b["tmp"])
 
     def step_back(self, t, prev, new, p, dstate, mask):
@@ -194,9 +208,8 @@ class GRUKernel(Kernel):
 
     gates = 3
 
-    def add_input_bias(self, xp_all, p):
-        if p["bias_ih"] is not None:
-            xp_all += p["bias_ih"]
+    def input_bias(self, p):
+        return p["bias_ih"]
 
     def forward(self, x, p, state0, keep):
         t_len, n = x.shape[:2]
@@ -207,7 +220,7 @@ class GRUKernel(Kernel):
         b = self.bufs
         hg = b["hg"][t]
         h_all = b["s0"]
-        self.backend.gemm(h_all[prev], p["weight_hh"], hg, trans_b=True)
+        self.backend.gemm(h_all[prev], self.w_hh_t, hg)
         if p["bias_hh"] is not None:
             hg += p["bias_hh"]
         gru_forward(self.backend.xp, b["xp"][t], hg, h_all[prev], h_all[new])
