@@ -58,20 +58,19 @@ def rnn_backward(xp, h, dh, dpre, relu):
     dpre *= dh
 
 
-def lstm_forward(xp, gates, scale, shift, c_prev, c, tanh_c, h, tmp):
-    """One LSTM step after the products.
+def lstm_activate(xp, sigmoid_blocks, g):
+    """In place: sigma on the i, f, o pre-activations (given as blocks) and tanh on g."""
+    for block in sigmoid_blocks:
+        sigmoid_via_tanh(xp, block)
+    xp.tanh(g, out=g)
 
-    ``gates`` (N, 4H) holds the pre-activations [i, f, g, o] and is overwritten with the
-    activations. ``scale``/``shift`` (4H,) are 0.5/0.5 on the sigmoid gates and 1/0 on g,
-    so sigma and tanh run as one tanh over the whole block: sigma(x) = (1 + tanh(x/2)) / 2.
-    Writes c', tanh(c') and h'. ``tmp`` is (N, H) scratch.
+
+def lstm_forward(xp, i, f, g, o, c_prev, c, tanh_c, h, tmp):
+    """One LSTM step after the products and the activations: c' = f c + i g, h' = o tanh(c').
+
+    The gate blocks i, f, g, o are views of one gate array (columns of (N, 4H) in a cell,
+    contiguous rows of (4H, N) in the fused layers). ``tmp`` is scratch of c's shape.
     """
-    hs = c.shape[-1]
-    gates *= scale
-    xp.tanh(gates, out=gates)
-    gates *= scale
-    gates += shift
-    i, f, g, o = gates[:, :hs], gates[:, hs : 2 * hs], gates[:, 2 * hs : 3 * hs], gates[:, 3 * hs :]
     xp.multiply(f, c_prev, out=c)
     xp.multiply(i, g, out=tmp)
     c += tmp
@@ -80,18 +79,18 @@ def lstm_forward(xp, gates, scale, shift, c_prev, c, tanh_c, h, tmp):
 
 
 def lstm_backward(xp, gates, c_prev, tanh_c, dh, dc, dgates, tmp):
-    """bprop of one LSTM step (gates holds the activations i, f, g, o).
+    """bprop of one LSTM step; ``gates`` = (i, f, g, o) activations, ``dgates`` the four
+    output blocks dE/d(pre-activations) in the same order.
 
-    In: dh = dE/dh' (total), dc = dE/dc' from later steps. Out: dgates = dE/d(pre-activations),
-    and dc is overwritten with dE/dc_{t-1} = (dc + dh * o * (1 - tanh(c')^2)) * f::
+    In: dh = dE/dh' (total), dc = dE/dc' from later steps. Out: dgates, and dc is
+    overwritten with dE/dc_{t-1} = (dc + dh * o * (1 - tanh(c')^2)) * f::
 
         do = dh * tanh(c') * o (1 - o)
         dc_total = dc + dh * o * (1 - tanh(c')^2)
         di = dc_total * g * i (1 - i);  df = dc_total * c * f (1 - f);  dg = dc_total * i * (1 - g^2)
     """
-    hs = dh.shape[-1]
-    i, f, g, o = gates[:, :hs], gates[:, hs : 2 * hs], gates[:, 2 * hs : 3 * hs], gates[:, 3 * hs :]
-    di, df, dg, do = dgates[:, :hs], dgates[:, hs : 2 * hs], dgates[:, 2 * hs : 3 * hs], dgates[:, 3 * hs :]
+    i, f, g, o = gates
+    di, df, dg, do = dgates
     xp.multiply(dh, o, out=tmp)  # dh * o
     xp.multiply(dh, tanh_c, out=do)  # dh * tanh(c')
     xp.subtract(1, o, out=dg)  # (1 - o) as scratch
@@ -116,36 +115,31 @@ def lstm_backward(xp, gates, c_prev, tanh_c, dh, dc, dgates, tmp):
     dc *= f
 
 
-def gru_forward(xp, xg, hg, h_prev, h):
-    """One GRU step after the products.
-
-    ``xg`` (N, 3H) = W_ih x + b_ih is overwritten with the activations [r, z, n];
-    ``hg`` (N, 3H) = W_hh h + b_hh is kept (its n block is needed by bprop). Writes h'.
+def gru_forward(xp, r, z, n, hg_n, h_prev, h):
+    """One GRU step after the products: r, z hold sigma's arguments W_i x + b_i + W_h h + b_h
+    and become the gates; n holds W_in x + b_in and becomes n = tanh(n + r * hg_n), with
+    hg_n = W_hn h + b_hn (kept for bprop). Writes h' = n + z (h - n).
     """
-    hs = h.shape[-1]
-    rz = xg[:, : 2 * hs]
-    rz += hg[:, : 2 * hs]
-    sigmoid_via_tanh(xp, rz)
-    r, z, n = xg[:, :hs], xg[:, hs : 2 * hs], xg[:, 2 * hs :]
-    xp.multiply(r, hg[:, 2 * hs :], out=h)
+    sigmoid_via_tanh(xp, r)
+    sigmoid_via_tanh(xp, z)
+    xp.multiply(r, hg_n, out=h)
     n += h
     xp.tanh(n, out=n)
-    xp.subtract(h_prev, n, out=h)  # h' = n + z (h - n)
+    xp.subtract(h_prev, n, out=h)
     h *= z
     h += n
 
 
-def gru_backward(xp, gates, hg, h_prev, dh, dxg, dhg, dh_direct):
-    """bprop of one GRU step (gates = [r, z, n] activations, hg = W_hh h + b_hh)::
+def gru_backward(xp, gates, hg_n, h_prev, dh, dxg, dhg_n, dh_direct):
+    """bprop of one GRU step (gates = (r, z, n) activations, hg_n = W_hn h + b_hn)::
 
         dn_pre = dh (1 - z) (1 - n^2);  dz_pre = dh (h - n) z (1 - z)
         dr_pre = dn_pre * hg_n * r (1 - r)
-        dxg = [dr_pre, dz_pre, dn_pre];  dhg = [dr_pre, dz_pre, dn_pre * r]
+        dxg = (dr_pre, dz_pre, dn_pre);  dE/d(W_h h + b_h) = (dr_pre, dz_pre, dhg_n = dn_pre * r)
         dh_direct = dh * z       (the part of dE/dh that skips the products)
     """
-    hs = dh.shape[-1]
-    r, z, n = gates[:, :hs], gates[:, hs : 2 * hs], gates[:, 2 * hs :]
-    dr, dz, dn = dxg[:, :hs], dxg[:, hs : 2 * hs], dxg[:, 2 * hs :]
+    r, z, n = gates
+    dr, dz, dn = dxg
     xp.multiply(dh, z, out=dh_direct)
     xp.subtract(dh, dh_direct, out=dn)  # dh (1 - z)
     xp.multiply(n, n, out=dr)
@@ -158,10 +152,17 @@ def gru_backward(xp, gates, hg, h_prev, dh, dxg, dhg, dh_direct):
     dz *= dr  # dz_pre
     xp.subtract(1, r, out=dr)
     dr *= r
-    dr *= hg[:, 2 * hs :]
+    dr *= hg_n
     dr *= dn  # dr_pre
-    dhg[:, : 2 * hs] = dxg[:, : 2 * hs]
-    xp.multiply(dn, r, out=dhg[:, 2 * hs :])
+    xp.multiply(dn, r, out=dhg_n)
+
+
+def blocks(array, count, axis):
+    """``count`` equal blocks of ``array`` along ``axis`` (views)."""
+    size = array.shape[axis] // count
+    if axis == 0:
+        return [array[k * size : (k + 1) * size] for k in range(count)]
+    return [array[:, k * size : (k + 1) * size] for k in range(count)]
 
 
 # ---------------------------------------------------------------- the cells
@@ -334,25 +335,17 @@ class LSTMCell(_Cell):
     _gates = 4
     _state_parts = 2
 
-    def _constants(self):
-        xp, hs = self.backend.xp, self.hidden_size
-        scale = self._scratch("gate_scale", (4 * hs,))
-        shift = self._scratch("gate_shift", (4 * hs,))
-        scale.fill(0.5)
-        scale[2 * hs : 3 * hs] = 1
-        shift.fill(0.5)
-        shift[2 * hs : 3 * hs] = 0
-        return xp, scale, shift
-
     def update_output(self, input):
         x, (h, c) = self._split(input)
         n, hs = h.shape
         gates = self._scratch("gates", (n, 4 * hs))
         self._products(x, h, gates)
+        i, f, g, o = blocks(gates, 4, 1)
+        xp = self.backend.xp
+        lstm_activate(xp, (i, f, o), g)
         h_new, c_new = self._scratch("h", h.shape), self._scratch("c", c.shape)
         self._tanh_c = self._scratch("tanh_c", c.shape)
-        xp, scale, shift = self._constants()
-        lstm_forward(xp, gates, scale, shift, c, c_new, self._tanh_c, h_new, self._scratch("tmp", h.shape))
+        lstm_forward(xp, i, f, g, o, c, c_new, self._tanh_c, h_new, self._scratch("tmp", h.shape))
         self.output = [h_new, c_new]
         return self.output
 
@@ -366,10 +359,9 @@ class LSTMCell(_Cell):
         dc = self._scratch("dc", c.shape)
         dc[...] = dc_in
         dgates = self._scratch("dgates", (h.shape[0], 4 * self.hidden_size))
-        gates = self._scratch("gates", dgates.shape)
-        lstm_backward(self.backend.xp, gates, c, self._tanh_c, dh, dc, dgates, self._scratch("tmp", h.shape))
+        gates = blocks(self._scratch("gates", dgates.shape), 4, 1)
+        lstm_backward(self.backend.xp, gates, c, self._tanh_c, dh, dc, blocks(dgates, 4, 1), self._scratch("tmp", h.shape))
         return dgates, dgates
-
 
 
 class GRUCell(_Cell):
@@ -389,7 +381,10 @@ class GRUCell(_Cell):
         xg, hg = self._scratch("xg", (n, 3 * hs)), self._scratch("hg", (n, 3 * hs))
         self._products(x, h, xg, hidden_out=hg)
         out = self.output = self.backend.ensure(self.output, h.shape)
-        gru_forward(self.backend.xp, xg, hg, h, out)
+        r, z, n_gate = blocks(xg, 3, 1)
+        r += hg[:, :hs]
+        z += hg[:, hs : 2 * hs]
+        gru_forward(self.backend.xp, r, z, n_gate, hg[:, 2 * hs :], h, out)
         return out
 
     def _step_grads(self, x, states, grad_output):
@@ -399,7 +394,11 @@ class GRUCell(_Cell):
         shape = (h.shape[0], 3 * self.hidden_size)
         dxg, dhg = self._scratch("dxg", shape), self._scratch("dhg", shape)
         direct = self._scratch("direct", h.shape)
-        gru_backward(self.backend.xp, self._scratch("xg", shape), self._scratch("hg", shape), h, grad_output, dxg, dhg, direct)
+        hs = self.hidden_size
+        gates = blocks(self._scratch("xg", shape), 3, 1)
+        gru_backward(self.backend.xp, gates, self._scratch("hg", shape)[:, 2 * hs :], h, grad_output, blocks(dxg, 3, 1),
+                     dhg[:, 2 * hs :], direct)
+        dhg[:, : 2 * hs] = dxg[:, : 2 * hs]
         return dxg, dhg
 
     def _direct(self, states):

@@ -103,20 +103,22 @@ class SequenceModule(Module):
         self.mask = host != 0
         return self
 
-    def _mask_arrays(self, n, t):
-        """(mask_tm (T, N, 1) float, keep_tm (T, N, 1) bool = not mask) or (None, None)."""
+    def _mask_arrays(self, n, t, feature_major=False):
+        """Per-step masks (float, and bool ``keep`` = not mask, true at padded steps), shaped
+        (T, N, 1) to broadcast over (N, H) steps, or (T, 1, N) over (H, N) steps; or (None, None)."""
         if self.mask is None:
             return None, None
         if self.mask.shape != (n, t):
             raise ShapeError(f"{self!r}: the mask has shape {self.mask.shape} but the input has (N, T) = ({n}, {t})")
         cached = self.__dict__.get("_buf_mask_cache")
-        if cached is None or cached[0] is not self.mask or cached[1] != self.backend:
+        if cached is None or cached[0] is not self.mask or cached[1] != self.backend or cached[2] != feature_major:
             backend = self.backend
-            mask_tm = backend.asarray(np.ascontiguousarray(self.mask.T[:, :, None]), dtype=backend.dtype)
-            keep_tm = backend.asarray(np.ascontiguousarray(~self.mask.T[:, :, None]), dtype=bool)
-            cached = (self.mask, backend, mask_tm, keep_tm)
+            per_step = self.mask.T[:, None, :] if feature_major else self.mask.T[:, :, None]
+            mask = backend.asarray(np.ascontiguousarray(per_step), dtype=backend.dtype)
+            keep = backend.asarray(np.ascontiguousarray(~per_step), dtype=bool)
+            cached = (self.mask, backend, feature_major, mask, keep)
             self.__dict__["_buf_mask_cache"] = cached
-        return cached[2], cached[3]
+        return cached[3], cached[4]
 
     # ---------------------------------------------------------------- remember / forget
     def remember(self, mode="both"):
@@ -178,7 +180,10 @@ class SequenceModule(Module):
             isinstance(p, xp.ndarray) and p.shape == s and p.dtype == self.backend.dtype for p, s in zip(parts, shapes)
         )
         if not ok:
-            got = describe(state) if parts is None else "[" + ", ".join(describe(p) for p in parts) + "]"
+            if parts is None or len(shapes) == 1:
+                got = describe(state)
+            else:
+                got = "[" + ", ".join(describe(p) for p in parts) + "]"
             raise ShapeError(f"{self!r}: expected the initial state {state_text} = {shapes if len(shapes) > 1 else shapes[0]}, got {got}")
         return parts
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 
+from ..errors import shape_error
 from .dropout import Dropout
 from .init import get_rng, uniform
 from .recurrent import SequenceModule
@@ -99,29 +100,38 @@ class _Layers(SequenceModule):
         hs, dirs, layers = self.hidden_size, self.directions, self.num_layers
         shapes = [(layers * dirs, n, hs)] * self.parts
         state0, self._from_input = self._start_state(given, shapes, self._state_text())
-        mask_tm, keep_tm = self._mask_arrays(n, t_len)
+        mask_f, keep_f = self._mask_arrays(n, t_len, feature_major=True)
         kernels = self._kernels()
-        layer_in = self._scratch("x_tm", (t_len, n, self.input_size))
-        layer_in[...] = x.transpose(1, 0, 2)
+        layer_in = self._scratch("x_f", (self.input_size, t_len, n))  # feature-major (F, T, N)
+        for t in range(t_len):  # step by step: 2-D transposes stay in cache
+            layer_in[:, t] = x[:, t].T
         final = [self._scratch(f"final{i}", shapes[0]) for i in range(self.parts)]
+        out = self.output = self.backend.ensure(self.output, (n, t_len, dirs * hs))
         self._layer_outputs = []
         for layer in range(layers):
-            y = self._scratch(f"y{layer}", (t_len, n, dirs * hs))
+            top = layer == layers - 1
+            y = None if top else self._scratch(f"y{layer}", (dirs * hs, t_len, n))
             for d in range(dirs):
                 index = layer * dirs + d
-                out, fin = kernels[index].forward(layer_in, self._weights(layer, d), [s[index] for s in state0], keep_tm)
-                y[:, :, d * hs : (d + 1) * hs] = out
+                states, fin = kernels[index].forward(layer_in, self._weights(layer, d), [s[index].T for s in state0], keep_f)
+                if top:  # (T, H, N) states -> (N, T, H) output columns
+                    for t in range(t_len):
+                        out[:, t, d * hs : (d + 1) * hs] = states[t].T
+                else:
+                    y[d * hs : (d + 1) * hs] = states.transpose(1, 0, 2)
                 for f, last in zip(final, fin):
-                    f[index] = last
-            if mask_tm is not None:
-                y *= mask_tm
+                    f[index] = last.T
+            if top:
+                break
+            if mask_f is not None:
+                y *= mask_f.reshape(1, t_len, n)
             self._layer_outputs.append(y)
             layer_in = y
-            if self._dropouts and layer < layers - 1:
+            if self._dropouts:
                 self._dropouts[layer].train = self.train
                 layer_in = self._dropouts[layer].forward(y)
-        out = self.output = self.backend.ensure(self.output, (n, t_len, dirs * hs))
-        out[...] = layer_in.transpose(1, 0, 2)
+        if mask_f is not None:
+            out *= mask_f.transpose(2, 0, 1)  # (N, T, 1)
         self.final_state = final[0] if self.parts == 1 else final
         self._carry(final)
         self._bptt_done = False
@@ -137,36 +147,40 @@ class _Layers(SequenceModule):
         x, _ = self._split_input(input, self.input_size, self._state_text())
         n, t_len = x.shape[:2]
         if getattr(grad_output, "shape", None) != self.output.shape:
-            from ..errors import shape_error
-
             raise shape_error(self, f"grad_output of shape {self.output.shape}", grad_output)
         hs, dirs = self.hidden_size, self.directions
-        mask_tm, keep_tm = self._mask_arrays(n, t_len)
+        mask_f, keep_f = self._mask_arrays(n, t_len, feature_major=True)
         kernels = self._kernels()
-        dy = self._scratch("dy_tm", (t_len, n, dirs * hs))
-        dy[...] = grad_output.transpose(1, 0, 2)
-        if mask_tm is not None:
-            dy *= mask_tm
         dstate = [self._scratch(f"dstate{i}", (self.num_layers * dirs, n, hs)) for i in range(self.parts)]
+        d_above = None  # dE/d(input of the layer above), feature-major
         for layer in range(self.num_layers - 1, -1, -1):
             width = self.input_size if layer == 0 else dirs * hs
-            d_in = self._scratch(f"din{layer}", (t_len, n, width))
+            d_in = self._scratch(f"din{layer}", (width, t_len, n))
             for d in range(dirs):
                 index = layer * dirs + d
                 weights = self._weights(layer, d)
-                d0 = kernels[index].backward(dy[:, :, d * hs : (d + 1) * hs], weights, mask_tm, keep_tm)
+                dy = kernels[index].buf("dy", (t_len, hs, n))  # time-major (T, H, N)
+                if d_above is None:
+                    for t in range(t_len):
+                        dy[t] = grad_output[:, t, d * hs : (d + 1) * hs].T
+                    if mask_f is not None:
+                        dy *= mask_f
+                else:
+                    dy[...] = d_above[d * hs : (d + 1) * hs].transpose(1, 0, 2)
+                d0 = kernels[index].backward(dy, weights, mask_f, keep_f)
                 if layer > 0 or want_input:
                     kernels[index].grad_input(weights, d_in, accumulate=d > 0)
                 for target, value in zip(dstate, d0):
-                    target[index] = value
-            dy = d_in
+                    target[index] = value.T
+            d_above = d_in
             if layer > 0 and self._dropouts:
-                dy = self._dropouts[layer - 1].update_grad_input(self._layer_outputs[layer - 1], d_in)
+                d_above = self._dropouts[layer - 1].update_grad_input(self._layer_outputs[layer - 1], d_in)
         self._bptt_done = True
         if not want_input:
             return None
         gx = self._scratch("gx", x.shape)
-        gx[...] = dy.transpose(1, 0, 2)
+        for t in range(t_len):
+            gx[:, t] = d_above[:, t].T
         if self._from_input:
             self.grad_input = [gx, dstate[0] if self.parts == 1 else dstate]
         else:
