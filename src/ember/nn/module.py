@@ -409,13 +409,4 @@ class Criterion(Module):
             raise ShapeError(f"{self!r}: expected {name} of dtype {input.dtype}, got {target.dtype}")
 
 
-def as_float(value) -> float:
-    """A Python float from a NumPy/CuPy scalar (synchronises on the GPU)."""
-    return float(value)
-
-
-def is_array(value) -> bool:
-    return hasattr(value, "shape") and hasattr(value, "dtype")
-
-
 __all__ = ["Module", "Criterion"]
