@@ -20,28 +20,14 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import compare, machine_line, set_threads  # noqa: E402
+from common import compare, ember_sgd_step, machine_line, set_threads, torch_sgd_step  # noqa: E402
 
-from ember import nn, optim  # noqa: E402
+from ember import nn  # noqa: E402
 
 
 def ember_step(n, t, f, h, rng):
     net = nn.Sequential(nn.LSTM(f, h, rng=rng), nn.LastStep(), nn.Linear(h, 10, rng=rng), nn.LogSoftMax())
-    net.compute_grad_input = False
-    crit = nn.ClassNLLCriterion()
-    params, grads = net.get_parameters()
-    x = rng.standard_normal((n, t, f)).astype(np.float32)
-    y = rng.integers(0, 10, size=n)
-    config = {"learning_rate": 0.01, "momentum": 0.9, "dampening": 0.0}
-
-    def feval(_):
-        grads.fill(0)
-        out = net.forward(x)
-        loss = crit.forward(out, y)
-        net.backward(x, crit.backward(out, y))
-        return loss, grads
-
-    return lambda: optim.sgd(feval, params, config)
+    return ember_sgd_step(net, rng.standard_normal((n, t, f)).astype(np.float32), rng.integers(0, 10, size=n))
 
 
 def torch_step(n, t, f, h, rng):
@@ -56,19 +42,7 @@ def torch_step(n, t, f, h, rng):
         def forward(self, x):
             return torch.log_softmax(self.out(self.lstm(x)[0][:, -1]), dim=1)
 
-    model = Net()
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x = torch.tensor(rng.standard_normal((n, t, f)).astype(np.float32))
-    y = torch.tensor(rng.integers(0, 10, size=n))
-
-    def step():
-        opt.zero_grad()
-        loss = torch.nn.functional.nll_loss(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss.item()
-
-    return step
+    return torch_sgd_step(Net(), rng.standard_normal((n, t, f)).astype(np.float32), rng.integers(0, 10, size=n))
 
 
 def main():

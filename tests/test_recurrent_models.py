@@ -3,7 +3,6 @@ MNIST (small budget), the character language model example, model files."""
 
 import os
 import sys
-import tracemalloc
 
 import numpy as np
 import pytest
@@ -12,23 +11,9 @@ import ember
 from ember import models, nn, optim
 from ember.data import Standardizer, load_mnist
 from ember.train import make_feval
+from test_allocation import warm_step_allocation
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
-
-
-def _warm_allocation(feval, params, config, state):
-    for _ in range(3):
-        optim.sgd(feval, params, config, state)
-    tracemalloc.start()
-    try:
-        base, _ = tracemalloc.get_traced_memory()
-        tracemalloc.reset_peak()
-        for _ in range(3):
-            optim.sgd(feval, params, config, state)
-        current, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return peak - base, current - base
 
 
 @pytest.mark.parametrize("kind, layers, bidirectional", [("LSTM", 1, False), ("LSTM", 2, True), ("GRU", 1, True)])
@@ -41,8 +26,8 @@ def test_warm_recurrent_training_step_allocates_nothing(kind, layers, bidirectio
     params, grads = net.get_parameters()
     x = rng.standard_normal((n, t, 28)).astype(np.float32)
     y = rng.integers(0, 10, size=n)
-    peak, kept = _warm_allocation(make_feval(net, nn.ClassNLLCriterion(), x, y, grads), params,
-                                  {"learning_rate": 0.01, "momentum": 0.9, "dampening": 0.0}, {})
+    peak, kept = warm_step_allocation(make_feval(net, nn.ClassNLLCriterion(), x, y, grads), params,
+                                      {"learning_rate": 0.01, "momentum": 0.9, "dampening": 0.0}, {}, steps=3)
     # The smallest per-step array here, (N, H) float32, is 64 KB; the small Python objects
     # of each step's slices and BLAS calls (freed by the garbage collector) stay below that.
     smallest = n * hidden * 4

@@ -62,6 +62,22 @@ def pad_sequences(sequences, value=0, dtype=None):
     return padded, mask
 
 
+def host_mask(module, mask):
+    """A mask as a boolean NumPy array (N, T) (kept on the host, converted per backend), or None."""
+    if mask is None:
+        return None
+    host = np.asarray(mask if isinstance(mask, np.ndarray) else module.backend.to_numpy(mask))
+    if host.ndim != 2:
+        raise shape_error(module, "a mask of shape (N, T)", host)
+    return host != 0
+
+
+def check_mask(module, n, t):
+    """Raise a ShapeError unless ``module.mask`` (if any) fits an input with (N, T) = (n, t)."""
+    if module.mask is not None and module.mask.shape != (n, t):
+        raise ShapeError(f"{module!r}: the mask has shape {module.mask.shape} but the input has (N, T) = ({n}, {t})")
+
+
 def _ragged_message(module, value, what):
     lengths = []
     for item in value:
@@ -94,13 +110,7 @@ class SequenceModule(Module):
     # ---------------------------------------------------------------- masks
     def set_mask(self, mask):
         """Mask padded steps: ``mask`` (N, T), true/nonzero at real steps; ``None`` clears."""
-        if mask is None:
-            self.mask = None
-            return self
-        host = np.asarray(mask if isinstance(mask, np.ndarray) else self.backend.to_numpy(mask))
-        if host.ndim != 2:
-            raise shape_error(self, "a mask of shape (N, T)", host)
-        self.mask = host != 0
+        self.mask = host_mask(self, mask)
         return self
 
     def _mask_arrays(self, n, t, feature_major=False):
@@ -108,8 +118,7 @@ class SequenceModule(Module):
         (T, N, 1) to broadcast over (N, H) steps, or (T, 1, N) over (H, N) steps; or (None, None)."""
         if self.mask is None:
             return None, None
-        if self.mask.shape != (n, t):
-            raise ShapeError(f"{self!r}: the mask has shape {self.mask.shape} but the input has (N, T) = ({n}, {t})")
+        check_mask(self, n, t)
         cached = self.__dict__.get("_buf_mask_cache")
         if cached is None or cached[0] is not self.mask or cached[1] != self.backend or cached[2] != feature_major:
             backend = self.backend

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import ShapeError, describe, shape_error
 from .module import Criterion, Module
-from .recurrent import SequenceModule, _ragged_message, set_mask
+from .recurrent import SequenceModule, _ragged_message, check_mask, host_mask, set_mask
 
 
 def _sequence_array(module, value, what="input (N, T, ...)"):
@@ -122,8 +122,7 @@ class Bidirectional(SequenceModule):
 
     def update_output(self, input):
         x = _sequence_array(self, input, "input (N, T, F)")
-        if self.mask is not None and self.mask.shape != x.shape[:2]:
-            raise ShapeError(f"{self!r}: the mask has shape {self.mask.shape} but the input has (N, T) = {x.shape[:2]}")
+        check_mask(self, *x.shape[:2])
         y1 = self.forward_module.forward(x)
         y2 = self.backward_module.forward(self._reversed("x_rev", x))
         if y1.shape[:2] != x.shape[:2] or y2.shape[:2] != x.shape[:2] or (self.merge == "sum" and y1.shape != y2.shape):
@@ -189,8 +188,7 @@ class LastStep(SequenceModule):
     def _last(self, n, t_len):
         if self.mask is None:
             return None
-        if self.mask.shape != (n, t_len):
-            raise ShapeError(f"{self!r}: the mask has shape {self.mask.shape} but the input has (N, T) = ({n}, {t_len})")
+        check_mask(self, n, t_len)
         any_real = self.mask.any(axis=1)
         last = t_len - 1 - np.argmax(self.mask[:, ::-1], axis=1)
         xp = self.backend.xp
@@ -249,7 +247,7 @@ class SequencerCriterion(Criterion):
 
     def set_mask(self, mask):
         """Ignore padded steps: ``mask`` (N, T), true at real steps; ``None`` clears."""
-        self.mask = None if mask is None else (np.asarray(self.backend.to_numpy(mask)) != 0)
+        self.mask = host_mask(self, mask)
         return self
 
     def _flatten(self, input, target):
@@ -265,8 +263,7 @@ class SequencerCriterion(Criterion):
         flat_t = target.reshape((n * t_len,) + tuple(t_shape[2:]))
         if self.mask is None:
             return flat_x, flat_t, None
-        if self.mask.shape != (n, t_len):
-            raise ShapeError(f"{self!r}: the mask has shape {self.mask.shape} but the input has (N, T) = ({n}, {t_len})")
+        check_mask(self, n, t_len)
         keep = self.backend.xp.asarray(np.flatnonzero(self.mask))
         return flat_x[keep], flat_t[keep], keep
 
