@@ -25,6 +25,7 @@ class LookupTable(Module):
 
     _input_kind = "any"
     _param_names = ("weight",)
+    _grad_input_optional = True  # indices have no gradient; dE/dW needs only the input
 
     def __init__(self, n_index, n_output, padding_index=None, rng=None):
         super().__init__()
