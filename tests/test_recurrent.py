@@ -225,7 +225,7 @@ def test_bidirectional_wrapper_equals_the_bidirectional_layer():
 
 
 def test_fused_layer_skips_only_the_input_gradient_when_not_needed():
-    net = nn.Sequential(_lstm(3, 4, num_layers=2), nn.LastStep(), nn.Linear(4, 2, rng=0).to(F64))
+    net = nn.Sequential(nn.LSTM(3, 4, num_layers=2, rng=0), nn.LastStep(), nn.Linear(4, 2, rng=0)).to(F64)
     x, g = _x(2, 5, 3), _x(2, 2, seed=2)
     net.zero_grad_parameters()
     net.forward(x)

@@ -13,12 +13,16 @@ from .module import Criterion, Module
 from .recurrent import SequenceModule, _ragged_message, check_mask, host_mask, set_mask
 
 
-def _sequence_array(module, value, what="input (N, T, ...)"):
+def _sequence_array(module, value, what="input (N, T, ...)", floating=False):
+    """``value`` if it is a batch of sequences (N, T, ...) (of the backend's dtype when
+    ``floating``), else a ShapeError (a helpful one for a ragged list of sequences)."""
     xp = module.backend.xp
     if isinstance(value, (list, tuple)) and value and all(hasattr(v, "shape") for v in value):
         raise _ragged_message(module, value, what)
     if not isinstance(value, xp.ndarray) or value.ndim < 2:
         raise shape_error(module, what, value)
+    if floating and value.dtype != module.backend.dtype:
+        raise ShapeError(f"{module!r}: expected input of dtype {module.backend.dtype}, got {value.dtype}")
     return value
 
 
@@ -121,7 +125,7 @@ class Bidirectional(SequenceModule):
         return buf
 
     def update_output(self, input):
-        x = _sequence_array(self, input, "input (N, T, F)")
+        x = _sequence_array(self, input, "input (N, T, F)", floating=True)
         check_mask(self, *x.shape[:2])
         y1 = self.forward_module.forward(x)
         y2 = self.backward_module.forward(self._reversed("x_rev", x))
@@ -195,7 +199,7 @@ class LastStep(SequenceModule):
         return xp.asarray(np.where(any_real, last, 0)), xp.asarray(any_real)
 
     def update_output(self, input):
-        x = _sequence_array(self, input, "input (N, T, F)")
+        x = _sequence_array(self, input, "input (N, T, F)", floating=True)
         n, t_len = x.shape[:2]
         out = self.output = self.backend.ensure(self.output, (n,) + x.shape[2:])
         picked = self._last(n, t_len)
