@@ -43,7 +43,7 @@ def test_cli_train_then_eval(tmp_path, capsys):
     assert "epoch   1  train loss" in out and "test accuracy" in out and path.exists()
     assert main(["eval", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "accuracy" in out and "target\\pred" in out and len(out.strip().splitlines()) == 12
+    assert "accuracy" in out and "target\\pred" in out and len(out.strip().splitlines()) == 16
 
 
 def test_cli_reports_errors_without_a_traceback(tmp_path, capsys):
