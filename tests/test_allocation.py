@@ -24,17 +24,22 @@ def test_mlp_training_step_allocates_nothing_once_warm(batch, bound):
     x = rng.standard_normal((batch, 784)).astype(np.float32)
     y = rng.integers(0, 10, size=batch)
     config, state = {"learning_rate": 0.01, "momentum": 0.9, "dampening": 0.0, "weight_decay": 1e-4}, {}
-    feval = make_feval(net, crit, x, y, grads)
-    for _ in range(3):
+    peak, kept = warm_step_allocation(make_feval(net, crit, x, y, grads), params, config, state)
+    assert peak < bound, f"a warm step allocated up to {peak} bytes"
+    assert kept < bound, f"{kept} bytes stayed allocated after 5 steps"
+
+
+def warm_step_allocation(feval, params, config, state, warm=3, steps=5):
+    """(peak, kept): bytes allocated during ``steps`` SGD steps after ``warm`` warm-up steps."""
+    for _ in range(warm):
         optim.sgd(feval, params, config, state)
     tracemalloc.start()
     try:
         base, _ = tracemalloc.get_traced_memory()
         tracemalloc.reset_peak()
-        for _ in range(5):
+        for _ in range(steps):
             optim.sgd(feval, params, config, state)
         current, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert peak - base < bound, f"a warm step allocated up to {peak - base} bytes"
-    assert current - base < bound, f"{current - base} bytes stayed allocated after 5 steps"
+    return peak - base, current - base

@@ -97,3 +97,15 @@ __all__ = [
     "BatchNormalization", "SpatialBatchNormalization",
     "SpatialSoftMax", "SpatialLogSoftMax", "SpatialWTA", "SpatialMaxout", "SpatialDropout",
 ]  # fmt: skip
+
+# recurrent networks (unfolding in time, cells, fused layers, sequences, embeddings)
+from .cells import GRUCell, LSTMCell, RNNCell  # noqa: E402
+from .lookup import LookupTable  # noqa: E402
+from .recurrent import Recurrent, pad_sequences, set_mask  # noqa: E402
+from .rnn import GRU, LSTM, RNN  # noqa: E402
+from .sequence import Bidirectional, LastStep, Sequencer, SequencerCriterion  # noqa: E402
+
+__all__ += [
+    "Recurrent", "RNNCell", "LSTMCell", "GRUCell", "RNN", "LSTM", "GRU", "Bidirectional", "Sequencer",
+    "LastStep", "LookupTable", "SequencerCriterion", "set_mask", "pad_sequences",
+]  # fmt: skip
