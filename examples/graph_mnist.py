@@ -29,10 +29,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 
-from sgd_step import sgd_step
-
-from ember import nn
+from ember import nn, optim
 from ember.data import Standardizer, load_mnist, minibatches
+from ember.train import make_feval
 
 
 def graph_net(rng, hidden=256, n_in=784):
@@ -93,8 +92,8 @@ def train(net, train_set, epochs, seed, batch_size=128, lr=0.05, momentum=0.9, l
         net.training()
         total, start = 0.0, time.perf_counter()
         for batch in minibatches(len(y), batch_size, rng):
-            loss = sgd_step(net, criterion, params, grads, config, [x[batch], s[batch]], y[batch])
-            total += loss * len(batch)
+            feval = make_feval(net, criterion, [x[batch], s[batch]], y[batch], grads)
+            total += optim.sgd(feval, params, config)[1][0] * len(batch)
         log(f"  epoch {epoch + 1}/{epochs}: loss {total / len(y):.4f} ({time.perf_counter() - start:.1f} s)")
     return net
 

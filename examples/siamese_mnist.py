@@ -25,10 +25,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 
-from sgd_step import sgd_step
-
-from ember import nn
+from ember import nn, optim
 from ember.data import Standardizer, load_mnist, minibatches
+from ember.train import make_feval
 
 
 def embedding_net(rng, hidden=(512, 256), dim=2):
@@ -75,9 +74,8 @@ def train(net, criterion, x, labels, epochs, rng, batch_size=128, lr=0.2, moment
         total, count, start = 0.0, 0, time.perf_counter()
         net.training()
         for batch in minibatches(len(first), batch_size, rng):
-            pair = [x[first[batch]], x[second[batch]]]
-            loss = sgd_step(net, criterion, params, grads, config, pair, y[batch])
-            total += loss * len(batch)
+            feval = make_feval(net, criterion, [x[first[batch]], x[second[batch]]], y[batch], grads)
+            total += optim.sgd(feval, params, config)[1][0] * len(batch)
             count += len(batch)
         config["learning_rate"] *= 0.8
         log(f"epoch {epoch + 1}/{epochs}: contrastive loss {total / count:.4f} ({time.perf_counter() - start:.1f} s)")
