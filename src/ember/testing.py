@@ -121,15 +121,10 @@ def _probe(module, rng):
     return map_structure(lambda o: rng.standard_normal(o.shape).astype(o.dtype) if hasattr(o, "shape") and o.dtype.kind == "f" else o, output)
 
 
-def check_gradients(module, input, eps=DEFAULT_EPS, seed=0, reseed=None, params=True):
-    """Compare bprop (to the input and to every parameter) with finite differences.
-
-    ``reseed(module)`` is called before every forward pass, for modules with noise
-    (e.g. re-seed a Dropout generator so every pass draws the same mask).
-    Returns a :class:`GradientReport`.
-    """
+def _setup(module, input, seed, reseed):
+    """A private copy of the input, a forward closure (re-seeding noise first) and a
+    fixed random probe R of the output's shape (the scalar checked is <output, R>)."""
     _warn_precision(module)
-    rng = np.random.default_rng(seed)
     input = _copy(input)
 
     def run():
@@ -138,7 +133,17 @@ def check_gradients(module, input, eps=DEFAULT_EPS, seed=0, reseed=None, params=
         return module.forward(input)
 
     run()
-    probe = _probe(module, rng)
+    return input, run, _probe(module, np.random.default_rng(seed))
+
+
+def check_gradients(module, input, eps=DEFAULT_EPS, seed=0, reseed=None, params=True):
+    """Compare bprop (to the input and to every parameter) with finite differences.
+
+    ``reseed(module)`` is called before every forward pass, for modules with noise
+    (e.g. re-seed a Dropout generator so every pass draws the same mask).
+    Returns a :class:`GradientReport`.
+    """
+    input, run, probe = _setup(module, input, seed, reseed)
 
     def loss():
         return _dot(run(), probe)
@@ -181,17 +186,8 @@ def check_random_directions(module, input, directions=3, eps=DEFAULT_EPS, seed=0
     """Directional-derivative check for large inputs: for random directions d (over the
     input and all parameters at once), compare ``(L(p + h d) - L(p - h d)) / 2h`` with
     ``<dL/dp, d>``. Returns a :class:`GradientReport` with one row per direction."""
-    _warn_precision(module)
-    rng = np.random.default_rng(seed)
-    input = _copy(input)
-
-    def run():
-        if reseed is not None:
-            reseed(module)
-        return module.forward(input)
-
-    run()
-    probe = _probe(module, rng)
+    input, run, probe = _setup(module, input, seed, reseed)
+    rng = np.random.default_rng(seed + 1)
     module.zero_grad_parameters()
     run()
     grads = [g.copy() for g in float_leaves(module.backward(input, probe))] + [g.copy() for g in module.parameters()[1]]

@@ -49,7 +49,18 @@ def _class_targets(criterion, target, n, n_classes, single, ignore_index=None):
     return target
 
 
-class ClassNLLCriterion(Criterion):
+class _ClassWeights:
+    """Optional per-class (or per-element) weights, kept as a constant of the criterion."""
+
+    def _set_weights(self, weights):
+        self.weights = None if weights is None else np.asarray(weights, dtype=np.float64)
+
+    def _moved_to(self, backend, convert):
+        if self.weights is not None:
+            self.weights = backend.asarray(self.weights, dtype=backend.dtype)
+
+
+class ClassNLLCriterion(_ClassWeights, Criterion):
     """Negative log-likelihood of the correct class, for log-probabilities (LogSoftMax).
 
     Input (N, C) or (C,); target (N,) ints in [0, C) or one int. With class weights w
@@ -61,14 +72,10 @@ class ClassNLLCriterion(Criterion):
 
     def __init__(self, weights=None, size_average=True, ignore_index=-100):
         super().__init__(size_average)
-        self.weights = None if weights is None else np.asarray(weights, dtype=np.float64)
+        self._set_weights(weights)
         if self.weights is not None and self.weights.ndim != 1:
             raise ValueError(f"ClassNLLCriterion: weights must be 1-D (one per class), got {self.weights.shape}")
         self.ignore_index = int(ignore_index)
-
-    def _moved_to(self, backend, convert):
-        if self.weights is not None:
-            self.weights = backend.asarray(self.weights, dtype=backend.dtype)
 
     def _prepare(self, input, target):
         batch, single = _class_batch(self, input)
@@ -223,7 +230,7 @@ class SmoothL1Criterion(_Pairwise):
         return gx
 
 
-class BCECriterion(_Pairwise):
+class BCECriterion(_ClassWeights, _Pairwise):
     """Binary cross-entropy on probabilities x in (0, 1) and targets y in [0, 1]:
 
         loss = -sum_i w_i [y_i log(x_i + eps) + (1 - y_i) log(1 - x_i + eps)] / n
@@ -236,11 +243,7 @@ class BCECriterion(_Pairwise):
 
     def __init__(self, weights=None, size_average=True):
         super().__init__(size_average)
-        self.weights = None if weights is None else np.asarray(weights, dtype=np.float64)
-
-    def _moved_to(self, backend, convert):
-        if self.weights is not None:
-            self.weights = backend.asarray(self.weights, dtype=backend.dtype)
+        self._set_weights(weights)
 
     def _w(self, input):
         return 1.0 if self.weights is None else self.backend.xp.asarray(self.weights, dtype=input.dtype)
@@ -288,7 +291,7 @@ class MarginCriterion(_Pairwise):
         return gx
 
 
-class MultiMarginCriterion(Criterion):
+class MultiMarginCriterion(_ClassWeights, Criterion):
     """Multi-class hinge loss (Torch7 / PyTorch ``MultiMarginLoss``). Per sample with target t:
 
         l = sum_{i != t} w_t max(0, margin - x_t + x_i)^p / C,   p in {1, 2}
@@ -302,11 +305,7 @@ class MultiMarginCriterion(Criterion):
         if p not in (1, 2):
             raise ValueError(f"MultiMarginCriterion: p must be 1 or 2, got {p}")
         self.p, self.margin = int(p), float(margin)
-        self.weights = None if weights is None else np.asarray(weights, dtype=np.float64)
-
-    def _moved_to(self, backend, convert):
-        if self.weights is not None:
-            self.weights = backend.asarray(self.weights, dtype=backend.dtype)
+        self._set_weights(weights)
 
     def _hinge(self, input, target):
         batch, single = _class_batch(self, input)
