@@ -35,8 +35,9 @@ def window(step, seconds):
             return count / elapsed
 
 
-def compare(steps: dict, windows=7, seconds=0.5, warmup=3):
-    """Interleave timing windows of each named step; return {name: median steps/s}."""
+def compare(steps: dict, windows=7, seconds=0.5, warmup=3, raw=False):
+    """Interleave timing windows of each named step; return {name: median steps/s}
+    (``raw=True``: {name: [steps/s of each window]}, for per-window ratios)."""
     for step in steps.values():
         for _ in range(warmup):
             step()
@@ -44,7 +45,7 @@ def compare(steps: dict, windows=7, seconds=0.5, warmup=3):
     for _ in range(windows):
         for name, step in steps.items():
             rates[name].append(window(step, seconds))
-    return {name: statistics.median(r) for name, r in rates.items()}
+    return rates if raw else {name: statistics.median(r) for name, r in rates.items()}
 
 
 def ember_sgd_step(net, x, y):

@@ -5,6 +5,7 @@
     ember eval MODEL_FILE [--confusion-png confusion.png]
     ember plot RUN.csv [-o curves.png]
     ember models
+    ember manifold [--data FILE.npz] [--steps N] [--seed N] [--save-embedding OUT.npz] [--plot OUT.png]
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ def _train_parser(sub):
     p.add_argument("--seed", type=int, default=0, help="seed for initialisation, shuffling, validation split and dropout")
     p.add_argument("--threads", type=int, help="BLAS threads (default: all cores)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar, only the epoch summaries")
+    p.add_argument("--filters", metavar="PNG", help="after training, draw the first layer's filters into this PNG")
     p.set_defaults(run=cmd_train)
 
 
@@ -97,6 +99,9 @@ def build_parser():
     _eval_parser(sub)
     _models_parser(sub)
     _plot_parser(sub)
+    from .manifold_cli import add_manifold_parser
+
+    add_manifold_parser(sub)
     return parser
 
 
@@ -174,6 +179,11 @@ def cmd_train(args):
     if not history:
         return 0
     final = history[-1]
+    if args.filters:
+        from .viz import filter_grid, first_layer_weight
+
+        filter_grid(first_layer_weight(model), args.filters)
+        print(f"first-layer filters drawn in {args.filters}")
     print(f"test accuracy {final['test_acc'] * 100:.2f}% after {len(history)} epochs "
           f"({time.perf_counter() - start:.1f}s)" + (f"; model saved to {args.save}" if args.save else ""))  # fmt: skip
     return 0

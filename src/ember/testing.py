@@ -32,6 +32,12 @@ class GradientReport:
     errors: dict = field(default_factory=dict)
     atol: float = 1e-6
     rtol: float = 1e-5
+    problems: list = field(default_factory=list)
+
+    def mismatch(self, name, problem):
+        """Record a gradient whose structure does not mirror the input's."""
+        self.errors[name] = (float("inf"), 0.0)
+        self.problems.append(problem)
 
     def add(self, name, analytic, numeric):
         analytic = np.asarray(analytic, dtype=np.float64)
@@ -49,6 +55,7 @@ class GradientReport:
 
     def __str__(self):
         rows = [f"  {k}: max abs error {e:.3g} (gradient scale {s:.3g})" for k, (e, s) in self.errors.items()]
+        rows += [f"  structure: {p}" for p in self.problems]
         return "gradient check " + ("passed" if self.ok else "FAILED") + "\n" + "\n".join(rows)
 
 
@@ -60,6 +67,29 @@ def float_leaves(value):
     if hasattr(value, "dtype") and value.dtype.kind == "f":
         return [value]
     return []
+
+
+def structure_mismatch(value, grad, where="input"):
+    """Why ``grad`` does not mirror ``value`` (a table's gradient is a table of the same
+    length; a float array's gradient an array of the same shape), or None if it does.
+    Non-float entries (integer selectors, labels) may get anything, usually None."""
+    if isinstance(value, (list, tuple)):
+        if not isinstance(grad, (list, tuple)) or len(grad) != len(value):
+            return f"{where}: a table of {len(value)} entries got a gradient {_describe(grad)}"
+        for i, (v, g) in enumerate(zip(value, grad)):
+            problem = structure_mismatch(v, g, f"{where}[{i}]")
+            if problem:
+                return problem
+        return None
+    if hasattr(value, "dtype") and value.dtype.kind == "f" and getattr(grad, "shape", None) != value.shape:
+        return f"{where}: an array of shape {tuple(value.shape)} got a gradient {_describe(grad)}"
+    return None
+
+
+def _describe(value):
+    if isinstance(value, (list, tuple)):
+        return f"table of {len(value)} entries"
+    return f"of shape {tuple(value.shape)}" if hasattr(value, "shape") else repr(value)
 
 
 def map_structure(fn, value):
@@ -118,6 +148,9 @@ def check_gradients(module, input, eps=DEFAULT_EPS, seed=0, reseed=None, params=
     run()
     grad_input = _copy(module.backward(input, probe))
     report = GradientReport()
+    problem = structure_mismatch(input, grad_input)
+    if problem:
+        report.mismatch("grad_input", problem)
     for i, (leaf, analytic) in enumerate(zip(float_leaves(input), float_leaves(grad_input))):
         report.add(f"input[{i}]" if isinstance(input, (list, tuple)) else "input", analytic, _numeric(loss, leaf, eps))
     if params:
@@ -187,6 +220,9 @@ def check_criterion(criterion, input, target, eps=DEFAULT_EPS):
     criterion.forward(input, target)
     analytic = _copy(criterion.backward(input, target))
     report = GradientReport()
+    problem = structure_mismatch(input, analytic)
+    if problem:
+        report.mismatch("grad_input", problem)
     for i, (leaf, grad) in enumerate(zip(float_leaves(input), float_leaves(analytic))):
         report.add(f"input[{i}]", grad, _numeric(lambda: float(criterion.forward(input, target)), leaf, eps))
     return report

@@ -24,10 +24,15 @@ def _loaded_blas_libraries():
 
 
 def set_num_threads(n: int) -> bool:
-    """Limit NumPy's BLAS to ``n`` threads; returns True when a library accepted it."""
+    """Limit NumPy's BLAS (and ember's own array work) to ``n`` threads; returns True
+    when a BLAS library accepted it."""
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"threads must be a positive int, got {n!r}")
     import numpy  # noqa: F401  (make sure NumPy's BLAS is loaded)
+
+    from .nn._parallel import set_num_threads as set_ember_threads
+
+    set_ember_threads(n)
 
     try:
         from threadpoolctl import threadpool_limits

@@ -7,6 +7,7 @@ with ``out=`` arguments; the base class handles buffers and shape checks.
 from __future__ import annotations
 
 from ..errors import check_same_shape, shape_error
+from ._layout import ensure_like
 from .module import Module
 
 
@@ -18,13 +19,14 @@ class Pointwise(Module):
     """
 
     def update_output(self, input):
-        out = self.output = self.backend.ensure(self.output, input.shape)
+        # the output keeps the input's memory layout (e.g. CHWN images, see _layout)
+        out = self.output = ensure_like(self.backend, self.output, input)
         self.fprop(self.backend.xp, input, out)
         return out
 
     def update_grad_input(self, input, grad_output):
         check_same_shape(self, "grad_output", grad_output, input)
-        gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape)
+        gx = self.grad_input = ensure_like(self.backend, self.grad_input, input)
         self.bprop(self.backend.xp, input, self.output, grad_output, gx)
         return gx
 

@@ -1,0 +1,152 @@
+"""Training-step throughput of LeNet-5 in ember and in PyTorch: same network, same batch,
+same number of threads, same process, interleaved timing windows, medians.
+
+Network (both): conv 5x5 1->20, ReLU, max 2x2, conv 5x5 20->50, ReLU, max 2x2,
+Linear 800->500, ReLU, Linear 500->10, LogSoftMax; ClassNLL loss; SGD, momentum 0.9.
+"spec" runs the modules in that order; "pool-relu" swaps each ReLU and max pooling
+(the same function: max and ReLU commute), as ember's ``lenet5`` model does. Each
+framework runs both orders, so every pairing can be compared.
+
+    python benchmarks/bench_lenet.py [--threads 2] [--batches 64 128] [--windows 9] [--seconds 1]
+
+Prints samples/s (median over windows) and ratios ember / PyTorch (median of the
+per-window ratios). ``--profile`` adds ember's time per module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+
+def parse():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batches", type=int, nargs="+", default=[64, 128])
+    parser.add_argument("--windows", type=int, default=9)
+    parser.add_argument("--seconds", type=float, default=1.0)
+    parser.add_argument("--profile", action="store_true", help="also print ember's time per module")
+    return parser.parse_args()
+
+
+ARGS = parse() if __name__ == "__main__" else None
+if ARGS is not None:  # BLAS reads its thread count when NumPy is first imported
+    os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(ARGS.threads)
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.join(HERE, "..", "src"), HERE]
+
+import numpy as np  # noqa: E402
+from common import compare, machine_line, set_threads  # noqa: E402
+
+from ember import nn, optim  # noqa: E402
+from ember.train import make_feval  # noqa: E402
+
+ORDERS = ("spec", "pool-relu")
+
+
+def ember_lenet(rng, order="spec"):
+    stage = (lambda: [nn.ReLU(), nn.SpatialMaxPooling(2, 2)]) if order == "spec" else \
+        (lambda: [nn.SpatialMaxPooling(2, 2), nn.ReLU()])  # fmt: skip
+    net = nn.Sequential(nn.SpatialConvolution(1, 20, 5, 5, rng=rng), *stage(),
+                        nn.SpatialConvolution(20, 50, 5, 5, rng=rng), *stage(),
+                        nn.Reshape(800), nn.Linear(800, 500, rng=rng), nn.ReLU(), nn.Linear(500, 10, rng=rng),
+                        nn.LogSoftMax())  # fmt: skip
+    net.compute_grad_input = False  # the images need no gradient (PyTorch skips it too)
+    return net
+
+
+def ember_step(batch, order="spec", seed=0):
+    rng = np.random.default_rng(seed)
+    net = ember_lenet(rng, order)
+    params, grads = net.get_parameters()
+    x = rng.standard_normal((batch, 1, 28, 28)).astype(np.float32)
+    y = rng.integers(0, 10, size=batch)
+    feval = make_feval(net, nn.ClassNLLCriterion(), x, y, grads)
+    config, state = {"learning_rate": 0.01, "momentum": 0.9, "dampening": 0.0}, {}
+    return (lambda: optim.sgd(feval, params, config, state)), net
+
+
+def torch_step(batch, order="spec", seed=0):
+    import torch
+
+    torch.manual_seed(seed)
+    T = torch.nn
+    stage = (lambda: [T.ReLU(), T.MaxPool2d(2)]) if order == "spec" else (lambda: [T.MaxPool2d(2), T.ReLU()])
+    model = T.Sequential(T.Conv2d(1, 20, 5), *stage(), T.Conv2d(20, 50, 5), *stage(), T.Flatten(),
+                         T.Linear(800, 500), T.ReLU(), T.Linear(500, 10), T.LogSoftmax(dim=1))  # fmt: skip
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    rng = np.random.default_rng(seed)
+    x = torch.tensor(rng.standard_normal((batch, 1, 28, 28)).astype(np.float32))
+    y = torch.tensor(rng.integers(0, 10, size=batch))
+
+    def step():
+        opt.zero_grad()
+        loss = torch.nn.functional.nll_loss(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    return step
+
+
+def profile(net, step, repeats=20):
+    """Wall time of each module's three methods inside real steps."""
+    totals, wrapped = {}, []
+    for index, module in enumerate(net.children()):
+        for method in ("update_output", "update_grad_input", "acc_grad_parameters"):
+            original = getattr(module, method)
+
+            def timed(*args, _original=original, _key=(index, repr(module)[:38], method)):
+                start = time.perf_counter()
+                result = _original(*args)
+                totals[_key] = totals.get(_key, 0.0) + time.perf_counter() - start
+                return result
+
+            setattr(module, method, timed)
+            wrapped.append((module, method))
+    for _ in range(3):
+        step()
+    totals.clear()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        step()
+    total = (time.perf_counter() - start) / repeats
+    print(f"  ember step {total * 1e3:.2f} ms, of which (ms):")
+    for key in sorted(totals):
+        if totals[key] / repeats > 2e-5:
+            print(f"    {key[0]:2d} {key[1]:38s} {key[2]:20s} {totals[key] / repeats * 1e3:7.3f}")
+    other = total - sum(totals.values()) / repeats
+    print(f"       {'criterion, optimizer, containers':38s} {'':20s} {other * 1e3:7.3f}")
+    for module, method in wrapped:
+        del module.__dict__[method]
+
+
+def main():
+    import torch
+
+    set_threads(ARGS.threads)
+    print(f"LeNet-5 training step, {ARGS.threads} threads; {machine_line()}; "
+          f"{ARGS.windows} interleaved windows of {ARGS.seconds:g} s")  # fmt: skip
+    print(f"{'batch':>5} {'order':>10} {'ember samples/s':>16} {'torch samples/s':>16} {'ratio':>6}   per-window ratios")
+    for batch in ARGS.batches:
+        steps, nets = {}, {}
+        for order in ORDERS:
+            steps["ember " + order], nets[order] = ember_step(batch, order)
+            steps["torch " + order] = torch_step(batch, order)
+        rates = compare(steps, ARGS.windows, ARGS.seconds, raw=True)
+        for mine, theirs in [("spec", "spec"), ("pool-relu", "pool-relu"), ("pool-relu", "spec")]:
+            e, t = rates["ember " + mine], rates["torch " + theirs]
+            ratios = [a / b for a, b in zip(e, t)]
+            label = mine if mine == theirs else f"{mine}/{theirs}"
+            print(f"{batch:5d} {label:>10} {statistics.median(e) * batch:16.0f} {statistics.median(t) * batch:16.0f} "
+                  f"{statistics.median(ratios):6.2f}   " + " ".join(f"{r:.2f}" for r in ratios), flush=True)  # fmt: skip
+        if ARGS.profile:
+            profile(nets["pool-relu"], steps["ember pool-relu"])
+    del torch
+
+
+if __name__ == "__main__":
+    main()

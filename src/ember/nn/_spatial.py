@@ -1,0 +1,95 @@
+"""Shared plumbing of the modules that take images: (C, H, W) or a batch (N, C, H, W)."""
+
+from __future__ import annotations
+
+from ..errors import shape_error
+from ._layout import axis_order, ensure_layout
+from ._parallel import split
+from .module import Module
+
+
+def check_positive(owner, **values):
+    """Raise ValueError naming ``owner`` unless every value is a positive int."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{owner}: {name} must be a positive int, got {value!r}")
+
+
+def check_non_negative(owner, **values):
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{owner}: {name} must be a non-negative int, got {value!r}")
+
+
+class SpatialModule(Module):
+    """Base of image modules: single images (C, H, W) are run as a batch of one."""
+
+    #: number of input planes required (None: any)
+    n_input_plane = None
+
+    def _batch(self, input, what="input"):
+        """A 4-D (N, C, H, W) view of ``input``, checking the plane count."""
+        if input.ndim == 4:
+            x4 = input
+        elif input.ndim == 3:
+            x4 = input[None]
+        else:
+            raise shape_error(self, f"{what} {self._expected_input()}", input)
+        if self.n_input_plane is not None and x4.shape[1] != self.n_input_plane:
+            raise shape_error(self, f"{what} {self._expected_input()}", input)
+        return x4
+
+    def _expected_input(self):
+        c = "C" if self.n_input_plane is None else self.n_input_plane
+        return f"(N, {c}, H, W) or ({c}, H, W)"
+
+    @staticmethod
+    def _unbatch(array4, input):
+        return array4 if input.ndim == 4 else array4[0]
+
+    def _check_grad_output(self, grad_output, input):
+        """grad_output must have the output's shape; returns its 4-D view."""
+        if grad_output.shape != self.output.shape:
+            raise shape_error(self, f"grad_output of shape {tuple(self.output.shape)}", grad_output)
+        return grad_output if input.ndim == 4 else grad_output[None]
+
+    def _padded(self, name, x4, top, left, size_hw, fill, order=None):
+        """Scratch (N, C, *size_hw) holding ``x4`` at offset (top, left) and ``fill``
+        elsewhere (rows/columns of x4 beyond the scratch are dropped). The border is
+        written only when the buffer is (re)allocated: only the interior changes."""
+        n, c, h, w = x4.shape
+        hp, wp = size_hw
+        key = "_buf_" + name
+        old = self.__dict__.get(key)
+        buf = ensure_layout(self.backend, old, (n, c, hp, wp), axis_order(x4) if order is None else order)
+        if buf is not old or self.__dict__.get(key + "_fill") != fill:
+            buf.fill(fill)
+            self.__dict__[key + "_fill"] = fill
+        self.__dict__[key] = buf
+        hh, ww = min(h, hp - top), min(w, wp - left)
+        self.backend.xp.copyto(buf[:, :, top : top + hh, left : left + ww], x4[:, :, :hh, :ww])
+        return buf
+
+    def _layout_scratch(self, name, shape, order, dtype=None):
+        """A reused scratch array of ``shape`` laid out by ``order`` (see ``_layout``)."""
+        key = "_buf_" + name
+        buf = ensure_layout(self.backend, self.__dict__.get(key), shape, order, dtype)
+        self.__dict__[key] = buf
+        return buf
+
+    def _split(self, work, x4):
+        """Run ``work(a, b)`` over planes a..b-1 of x4, halves on two threads when large."""
+        split(work, x4.shape[1], x4.size, self.backend.xp)
+
+    def _in_layout_of(self, name, array, reference):
+        """``array`` itself if laid out like ``reference``, else a copy that is (mixed
+        layouts make every following elementwise operation strided)."""
+        if axis_order(array) == axis_order(reference):
+            return array
+        copy = self._scratch_like(name, reference)
+        self.backend.xp.copyto(copy, array)
+        return copy
+
+    def _scratch_like(self, name, array, dtype=None):
+        """A reused scratch array with ``array``'s shape and memory layout."""
+        return self._layout_scratch(name, array.shape, axis_order(array), dtype)

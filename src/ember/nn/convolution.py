@@ -1,0 +1,265 @@
+"""Filter banks: SpatialConvolution, SpatialDilatedConvolution, SpatialFullConvolution.
+
+Argument order is Torch7's: **width before height** everywhere
+(``kw, kh, dw, dh, pad_w, pad_h``), while arrays are (N, C, H, W) and the weight is
+(n_output_plane, n_input_plane, kh, kw) as in Torch7 and PyTorch. So PyTorch's
+``Conv2d(3, 16, (5, 7))`` (kernel height 5, width 7) is ``SpatialConvolution(3, 16, 7, 5)``.
+
+Implementation (see ``_im2col`` and ``_layout``): the input windows are copied once into
+a (C*kh*kw + 1, OH*OW*N) column matrix whose last row is ones, so one GEMM with
+[W | b] computes the output, bias included, straight into the CHWN layout; the weight
+gradient (bias column included) is one GEMM with the same columns, and the input
+gradient is one GEMM followed by col2im.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..errors import shape_error
+from ._im2col import col2im, im2col, out_size
+from ._layout import CHWN, as_matrix_chwn, axis_order, ensure_layout
+from ._parallel import split
+from ._spatial import SpatialModule, check_non_negative, check_positive
+from .init import uniform
+
+#: OpenBLAS multiplies (n_out x K) by (K x huge) at about half its speed when K is small
+#: (a first layer: K = kh*kw + 1); as a batch of ~CHUNK-column products it runs about
+#: twice as fast, and each product is small enough to stay single-threaded inside BLAS,
+#: so the batch is split over ember's two threads instead (measured: docs/convnets.md).
+SMALL_K, CHUNK = 64, 1024
+
+
+def column_chunks(rows, ncols):
+    """How many equal column chunks to cut an (rows x ncols) product into (1: none)."""
+    if rows > SMALL_K:
+        return 1
+    for count in range(max(1, ncols // CHUNK), ncols // (CHUNK // 4) + 1):
+        if ncols % count == 0 and ncols // count <= 2 * CHUNK:
+            return count
+    return 1
+
+
+def gemm_columns(xp, weight, cols, out):
+    """out (n_out, ncols) = weight (n_out, K) @ cols (K, ncols), chunked when K is small."""
+    count = column_chunks(*cols.shape)
+    if count == 1:
+        xp.matmul(weight, cols, out=out)
+        return out
+    c3 = cols.reshape(cols.shape[0], count, -1).transpose(1, 0, 2)
+    o3 = out.reshape(out.shape[0], count, -1).transpose(1, 0, 2)
+    split(lambda a, b: xp.matmul(weight, c3[a:b], out=o3[a:b]), count, out.size, xp)
+    return out
+
+
+def gemm_columns_t(xp, grad, cols, out, partial):
+    """out (n_out, K) = grad (n_out, ncols) @ cols.T, chunked when K is small;
+    ``partial(shape)`` gives a scratch array for the per-chunk products."""
+    count = column_chunks(*cols.shape)
+    if count == 1:
+        xp.matmul(grad, cols.T, out=out)
+        return out
+    g3 = grad.reshape(grad.shape[0], count, -1).transpose(1, 0, 2)
+    c3 = cols.reshape(cols.shape[0], count, -1).transpose(1, 2, 0)
+    parts = partial((count,) + out.shape)
+    split(lambda a, b: xp.matmul(g3[a:b], c3[a:b], out=parts[a:b]), count, grad.size, xp)
+    xp.sum(parts, axis=0, out=out)
+    return out
+
+
+class _Convolution(SpatialModule):
+    """Shared machinery of the GEMM convolutions (see the module docstring)."""
+
+    _param_names = ("weight", "bias")
+    _grad_input_optional = True  # acc_grad_parameters only needs the forward's columns
+
+    def _init_geometry(self, n_input_plane, n_output_plane, kw, kh, dw, dh, pad_w, pad_h, dilation_w, dilation_h):
+        owner = type(self).__name__
+        check_positive(owner, n_input_plane=n_input_plane, n_output_plane=n_output_plane, kw=kw, kh=kh, dw=dw, dh=dh,
+                       dilation_w=dilation_w, dilation_h=dilation_h)  # fmt: skip
+        check_non_negative(owner, pad_w=pad_w, pad_h=pad_h)
+        self.n_input_plane, self.n_output_plane = n_input_plane, n_output_plane
+        self.kw, self.kh, self.dw, self.dh = kw, kh, dw, dh
+        self.pad_w, self.pad_h = pad_w, pad_h
+        self.dilation_w, self.dilation_h = dilation_w, dilation_h
+        self._out4 = None
+
+    def _init_parameters(self, weight_shape, fan_in, bias, rng):
+        bound = 1.0 / math.sqrt(fan_in)
+        self.weight = uniform(rng, weight_shape, bound)
+        self.grad_weight = self.weight * 0
+        self.bias = uniform(rng, (self.n_output_plane,), bound) if bias else None
+        self.grad_bias = self.bias * 0 if bias else None
+
+    def reset(self, stdv=None, rng=None):
+        """Re-draw the weight and bias from U(-stdv, stdv) (default Torch7's 1/sqrt(fan-in))."""
+        bound = stdv if stdv is not None else 1.0 / math.sqrt(self._fan_in())
+        self.weight[...] = self.backend.asarray(uniform(rng, self.weight.shape, bound))
+        if self.bias is not None:
+            self.bias[...] = self.backend.asarray(uniform(rng, self.bias.shape, bound))
+        return self
+
+    def _fan_in(self):
+        return self.n_input_plane * self.kh * self.kw
+
+    # ---------------------------------------------------------------- geometry
+    def _effective(self):
+        return self.dilation_h * (self.kh - 1) + 1, self.dilation_w * (self.kw - 1) + 1
+
+    def _out_hw(self, input, x4):
+        eff_h, eff_w = self._effective()
+        h, w = x4.shape[2:]
+        if h + 2 * self.pad_h < eff_h or w + 2 * self.pad_w < eff_w:
+            min_h, min_w = max(eff_h - 2 * self.pad_h, 1), max(eff_w - 2 * self.pad_w, 1)
+            raise shape_error(self, f"input {self._expected_input()} with H >= {min_h} and W >= {min_w} "
+                                    f"(the {eff_h}x{eff_w} kernel must fit in the padded image)", input)  # fmt: skip
+        return (out_size(h, self.kh, self.dh, self.pad_h, self.dilation_h),
+                out_size(w, self.kw, self.dw, self.pad_w, self.dilation_w))  # fmt: skip
+
+    def _geometry(self):
+        return (self.kh, self.kw), (self.dh, self.dw), (self.dilation_h, self.dilation_w)
+
+    # ---------------------------------------------------------------- helpers
+    def _chwn_matrix(self, name, array4):
+        """array4 (N, C, H, W) as a (C, H*W*N) matrix (free if it is CHWN, else one copy)."""
+        matrix = as_matrix_chwn(array4)
+        if matrix is None:
+            buf = self._layout_scratch(name, array4.shape, CHWN)
+            self.backend.xp.copyto(buf, array4)
+            matrix = as_matrix_chwn(buf)
+        return matrix
+
+    def _grad_matrix(self, grad_output4):
+        return self._chwn_matrix("grad_output", grad_output4)
+
+    def extra_repr(self):
+        text = f"{self.n_input_plane} -> {self.n_output_plane}, {self.kw}x{self.kh}"
+        if (self.dw, self.dh) != (1, 1) or self.pad_w or self.pad_h:
+            text += f", {self.dw},{self.dh}"
+        if self.pad_w or self.pad_h:
+            text += f", {self.pad_w},{self.pad_h}"
+        if (self.dilation_w, self.dilation_h) != (1, 1):
+            text += f", dilation {self.dilation_w},{self.dilation_h}"
+        if self.bias is None:
+            text += ", without bias"
+        return text
+
+
+class SpatialConvolution(_Convolution):
+    """2-D convolution (a filter bank), Torch7 argument order: width before height.
+
+    ``SpatialConvolution(n_input_plane, n_output_plane, kw, kh, dw=1, dh=1, pad_w=0, pad_h=0)``
+
+    Shapes: input (N, C_in, H, W) or (C_in, H, W); weight (C_out, C_in, kh, kw); bias (C_out,);
+    output (N, C_out, OH, OW) with OH = floor((H + 2 pad_h - kh) / dh) + 1 (same for W).
+
+    fprop:            y[n,o,p,q] = b[o] + sum_{c,i,j} W[o,c,i,j] x_pad[n, c, p dh + i, q dw + j]
+    bprop to input:   dE/dx_pad[n,c,p dh + i, q dw + j] += sum_o W[o,c,i,j] dE/dy[n,o,p,q]
+                      (the padding border of dE/dx_pad is dropped)
+    bprop to weights: dE/dW[o,c,i,j] += scale * sum_{n,p,q} dE/dy[n,o,p,q] x_pad[n,c,p dh + i,q dw + j]
+                      dE/db[o] += scale * sum_{n,p,q} dE/dy[n,o,p,q]
+
+    Init (Torch7): W, b ~ U(-1/sqrt(kw kh C_in), +1/sqrt(kw kh C_in)). ``bias=False`` drops b.
+    A ``Sequential`` with ``compute_grad_input = False`` skips this module's input
+    gradient when it is the first layer with parameters (its input is data).
+    The output is laid out CHWN in memory (a transposed view); :meth:`acc_grad_parameters`
+    reuses the columns of the last forward call, which must be on the same input.
+    """
+
+    def __init__(self, n_input_plane, n_output_plane, kw, kh, dw=1, dh=1, pad_w=0, pad_h=0, bias=True, rng=None):
+        super().__init__()
+        self._init_geometry(n_input_plane, n_output_plane, kw, kh, dw, dh, pad_w, pad_h, 1, 1)
+        self._init_parameters((n_output_plane, n_input_plane, kh, kw), self._fan_in(), bias, rng)
+
+    # hooks for SpatialConvolutionMap (which stores a sparse weight)
+    def _dense_weight(self):
+        return self.weight
+
+    def _accumulate_dense_grad(self, grad_dense, scale):
+        if scale != 1:
+            grad_dense *= scale
+        self.grad_weight += grad_dense
+
+    def _weight_matrix(self, k):
+        """[W | b] as an (n_out, k (+1)) matrix (b last, matching the ones row of the columns)."""
+        dense = self._dense_weight().reshape(self.n_output_plane, k)
+        if self.bias is None:
+            return dense
+        wmat = self._scratch("weight_matrix", (self.n_output_plane, k + 1))
+        wmat[:, :k] = dense
+        wmat[:, k] = self.bias
+        return wmat
+
+    def update_output(self, input):
+        x4 = self._batch(input)
+        n, c, h, w = x4.shape
+        oh, ow = self._out_hw(input, x4)
+        xp = self.backend.xp
+        k = c * self.kh * self.kw
+        rows, ncols = k + (self.bias is not None), oh * ow * n
+        old = self.__dict__.get("_buf_cols")
+        cols = self._scratch("cols", (rows, ncols))
+        if self.bias is not None and cols is not old:
+            cols[k] = 1  # the ones row that multiplies the bias column
+        src = x4
+        if self.pad_h or self.pad_w or (n > 1 and axis_order(x4) != CHWN):
+            ph, pw = self.pad_h, self.pad_w
+            src = self._padded("padded", x4, ph, pw, (h + 2 * ph, w + 2 * pw), 0.0, order=CHWN)
+        kernel, stride, dilation = self._geometry()
+        im2col(xp, src, cols[:k].reshape(c, self.kh, self.kw, oh, ow, n), kernel, (oh, ow), stride, dilation)
+        out4 = self._out4 = ensure_layout(self.backend, self._out4, (n, self.n_output_plane, oh, ow), CHWN)
+        gemm_columns(xp, self._weight_matrix(k), cols, as_matrix_chwn(out4))
+        self.output = self._unbatch(out4, input)
+        return self.output
+
+    def update_grad_input(self, input, grad_output):
+        x4 = self._batch(input)
+        g4 = self._check_grad_output(grad_output, input)
+        n, c, h, w = x4.shape
+        oh, ow = g4.shape[2:]
+        xp = self.backend.xp
+        k = c * self.kh * self.kw
+        dcols = self._scratch("dcols", (k, oh * ow * n))
+        weight = self._dense_weight().reshape(self.n_output_plane, k)
+        xp.matmul(weight.T, self._grad_matrix(g4), out=dcols)
+        kernel, stride, dilation = self._geometry()
+        dcols6 = dcols.reshape(c, self.kh, self.kw, oh, ow, n)
+        gx4 = self._layout_scratch("grad_input", (n, c, h, w), CHWN)
+        if self.pad_h or self.pad_w:
+            ph, pw = self.pad_h, self.pad_w
+            gpad = self._layout_scratch("grad_padded", (n, c, h + 2 * ph, w + 2 * pw), CHWN)
+            col2im(xp, dcols6, gpad, kernel, (oh, ow), stride, dilation)
+            xp.copyto(gx4, gpad[:, :, ph : ph + h, pw : pw + w])
+        else:
+            col2im(xp, dcols6, gx4, kernel, (oh, ow), stride, dilation)
+        self.grad_input = self._unbatch(gx4, input)
+        return self.grad_input
+
+    def acc_grad_parameters(self, input, grad_output, scale=1.0):
+        x4 = self._batch(input)
+        g4 = self._check_grad_output(grad_output, input)
+        k = x4.shape[1] * self.kh * self.kw
+        cols = self.__dict__["_buf_cols"]
+        grad = self._scratch("grad_weight_matrix", (self.n_output_plane, cols.shape[0]))
+        gemm_columns_t(self.backend.xp, self._grad_matrix(g4), cols, grad, lambda shape: self._scratch("partial", shape))
+        if scale != 1:
+            grad *= scale
+        self._accumulate_dense_grad(grad[:, :k].reshape(self.n_output_plane, x4.shape[1], self.kh, self.kw), 1.0)
+        if self.bias is not None:
+            self.grad_bias += grad[:, k]
+
+
+class SpatialDilatedConvolution(SpatialConvolution):
+    """:class:`SpatialConvolution` with holes: tap (i, j) reads x_pad[p dh + i dil_h, q dw + j dil_w].
+
+    ``SpatialDilatedConvolution(n_input_plane, n_output_plane, kw, kh, dw=1, dh=1, pad_w=0,
+    pad_h=0, dilation_w=1, dilation_h=1)`` (Torch7 order). The effective kernel is
+    dil*(k - 1) + 1 wide, so OH = floor((H + 2 pad_h - dil_h (kh - 1) - 1) / dh) + 1.
+    fprop / bprop are those of SpatialConvolution with the dilated tap positions.
+    """
+
+    def __init__(self, n_input_plane, n_output_plane, kw, kh, dw=1, dh=1, pad_w=0, pad_h=0,
+                 dilation_w=1, dilation_h=1, bias=True, rng=None):  # fmt: skip
+        SpatialModule.__init__(self)
+        self._init_geometry(n_input_plane, n_output_plane, kw, kh, dw, dh, pad_w, pad_h, dilation_w, dilation_h)
+        self._init_parameters((n_output_plane, n_input_plane, kh, kw), self._fan_in(), bias, rng)

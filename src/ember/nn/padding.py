@@ -1,0 +1,63 @@
+"""SpatialZeroPadding: add (or, with negative sizes, crop) a border of zeros."""
+
+from __future__ import annotations
+
+from ..errors import shape_error
+from ._layout import axis_order
+from ._spatial import SpatialModule
+
+
+class SpatialZeroPadding(SpatialModule):
+    """Pad images with zeros: ``SpatialZeroPadding(pad_l, pad_r=pad_l, pad_t=pad_l, pad_b=pad_l)``.
+
+    Torch7 order: left, right, top, bottom. A negative size crops that side instead.
+    Input (N, C, H, W) or (C, H, W); output (N, C, H + pad_t + pad_b, W + pad_l + pad_r).
+
+    fprop: y[.., pad_t + i, pad_l + j] = x[.., i, j] for every pixel kept, 0 in the border.
+    bprop: dE/dx[.., i, j] = dE/dy[.., pad_t + i, pad_l + j] (0 for cropped pixels).
+    The output keeps the input's memory layout.
+    """
+
+    def __init__(self, pad_l, pad_r=None, pad_t=None, pad_b=None):
+        super().__init__()
+        pads = [pad_l, pad_l if pad_r is None else pad_r, pad_l if pad_t is None else pad_t,
+                pad_l if pad_b is None else pad_b]  # fmt: skip
+        if any(isinstance(p, bool) or not isinstance(p, int) for p in pads):
+            raise ValueError(f"SpatialZeroPadding: pad sizes must be ints, got {pads}")
+        self.pad_l, self.pad_r, self.pad_t, self.pad_b = pads
+
+    def _regions(self, h, w):
+        """(output slice, input slice) pairs of the rows and columns that are copied."""
+        rows_out = slice(max(self.pad_t, 0), max(self.pad_t, 0) + h + min(self.pad_t, 0) + min(self.pad_b, 0))
+        rows_in = slice(max(-self.pad_t, 0), h - max(-self.pad_b, 0))
+        cols_out = slice(max(self.pad_l, 0), max(self.pad_l, 0) + w + min(self.pad_l, 0) + min(self.pad_r, 0))
+        cols_in = slice(max(-self.pad_l, 0), w - max(-self.pad_r, 0))
+        return (rows_out, cols_out), (rows_in, cols_in)
+
+    def update_output(self, input):
+        x4 = self._batch(input)
+        n, c, h, w = x4.shape
+        oh, ow = h + self.pad_t + self.pad_b, w + self.pad_l + self.pad_r
+        if oh < 1 or ow < 1:
+            raise shape_error(self, f"input {self._expected_input()} larger than what is cropped", input)
+        out4 = self._layout_scratch("output", (n, c, oh, ow), axis_order(x4))
+        (ro, co), (ri, ci) = self._regions(h, w)
+        if any((self.pad_l, self.pad_r, self.pad_t, self.pad_b)):
+            out4.fill(0)
+        self.backend.xp.copyto(out4[:, :, ro, co], x4[:, :, ri, ci])
+        self.output = self._unbatch(out4, input)
+        return self.output
+
+    def update_grad_input(self, input, grad_output):
+        x4 = self._batch(input)
+        g4 = self._check_grad_output(grad_output, input)
+        gx4 = self._scratch_like("grad_input", x4)
+        (ro, co), (ri, ci) = self._regions(*x4.shape[2:])
+        if min(self.pad_l, self.pad_r, self.pad_t, self.pad_b) < 0:
+            gx4.fill(0)
+        self.backend.xp.copyto(gx4[:, :, ri, ci], g4[:, :, ro, co])
+        self.grad_input = self._unbatch(gx4, input)
+        return self.grad_input
+
+    def extra_repr(self):
+        return f"l={self.pad_l}, r={self.pad_r}, t={self.pad_t}, b={self.pad_b}"

@@ -1,0 +1,135 @@
+"""Max and average pooling over 2-D windows: SpatialMaxPooling, SpatialAveragePooling.
+
+Torch7 argument order (width before height): ``(kw, kh, dw, dh, pad_w, pad_h)``.
+Output size: OH = floor((H + 2 pad_h - kh) / dh) + 1, or rounded up in ceil mode
+(``ceil_mode=True`` or ``:ceil()``), where a last window that would start beyond the
+input and its left padding is dropped (the Torch7/PyTorch rule).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._pooling_base import WindowPooling
+
+
+class SpatialMaxPooling(WindowPooling):
+    """Max over each kh x kw window: ``y[n,c,p,q] = max_{i,j} x_pad[n, c, p dh + i, q dw + j]``.
+
+    ``SpatialMaxPooling(kw, kh, dw=kw, dh=kh, pad_w=0, pad_h=0, ceil_mode=False)``; the
+    padding is -inf (never selected) and at most half the kernel.
+
+    bprop to input: dE/dx gets dE/dy[p,q] at the **first** maximum of window (p, q) in
+    scan order (row by row), and nothing at other tied positions -- as Torch7 and
+    PyTorch do. Ties are common on images with a constant background (MNIST); sending
+    the gradient to every tied position would be wrong. Overlapping windows add up.
+
+    The backward pass finds the first maximum of each window by comparing the window's
+    values (kept from the forward pass) with the output, in scan order.
+    """
+
+    _pad_fill = float("-inf")
+
+    def __init__(self, kw, kh, dw=None, dh=None, pad_w=0, pad_h=0, ceil_mode=False):
+        super().__init__()
+        self._init_window(kw, kh, kw if dw is None else dw, kh if dh is None else dh, pad_w, pad_h, ceil_mode)
+
+    def update_output(self, input):
+        x4 = self._batch(input)
+        oh, ow = self._out_hw(input, x4)
+        taps = self._gather("taps", self._source(x4, oh, ow), oh, ow)
+        out4 = self._reduce_taps(self.backend.xp.maximum, taps, self._output4(x4, oh, ow))
+        self.output = self._unbatch(out4, input)
+        return self.output
+
+    def update_grad_input(self, input, grad_output):
+        x4, g4, (oh, ow) = self._grad_setup(input, grad_output)
+        xp = self.backend.xp
+        out4 = self._out4
+        taps4 = self.__dict__["_buf_taps"]  # gathered by the forward pass
+        taken4, mask4 = self._scratch_like("taken", out4, bool), self._scratch_like("mask", out4, bool)
+        product4 = self._scratch_like("product", out4)
+        last = len(taps4) - 1
+
+        def first_maximum(t, a, b):
+            """dE/dy where tap t holds the first maximum of its window (planes a..b-1)."""
+            view, out, taken, mask, g = taps4[t][:, a:b], out4[:, a:b], taken4[:, a:b], mask4[:, a:b], g4[:, a:b]
+            if last == 0:
+                return g
+            if t == 0:
+                xp.equal(view, out, out=taken)
+                current = taken
+            elif t == last:
+                xp.logical_not(taken, out=mask)  # the only tap left that can hold the first max
+                current = mask
+            else:
+                xp.equal(view, out, out=mask)
+                xp.greater(mask, taken, out=mask)  # equal and not already taken
+                xp.logical_or(taken, mask, out=taken)
+                current = mask
+            return xp.multiply(g, current, out=product4[:, a:b])
+
+        self.grad_input = self._unbatch(self._spread(x4, oh, ow, first_maximum), input)
+        return self.grad_input
+
+
+class SpatialAveragePooling(WindowPooling):
+    """Mean over each kh x kw window.
+
+    ``SpatialAveragePooling(kw, kh, dw=1, dh=1, pad_w=0, pad_h=0, ceil_mode=False,
+    count_include_pad=True)`` -- Torch7's defaults (note dw, dh default to **1** here,
+    unlike max pooling; PyTorch's AvgPool2d defaults the stride to the kernel).
+
+    fprop:   y[p,q] = (1/D[p,q]) sum_{i,j} x_pad[p dh + i, q dw + j], zero padding, where
+             D = kh*kw, or, for windows cut by the ceil-mode edge, the window's size within
+             the padded input; with ``count_include_pad=False`` the padding is not counted.
+    bprop:   dE/dx_pad[p dh + i, q dw + j] += dE/dy[p,q] / D[p,q].
+    """
+
+    def __init__(self, kw, kh, dw=1, dh=1, pad_w=0, pad_h=0, ceil_mode=False, count_include_pad=True):
+        super().__init__()
+        self._init_window(kw, kh, dw, dh, pad_w, pad_h, ceil_mode)
+        self.count_include_pad = bool(count_include_pad)
+
+    def _inverse_divisor(self, h, w, oh, ow):
+        """1/D as a scalar when constant, else an (OH, OW) array (cached per shape)."""
+        key = (h, w, oh, ow)
+        if self.__dict__.get("_buf_divisor_key") == key:
+            return self.__dict__["_buf_divisor"]
+
+        def counts(size, out, k, d, p):
+            start = np.arange(out) * d - p
+            end = np.minimum(start + k, size + p)
+            full = end - start
+            inside = np.minimum(end, size) - np.maximum(start, 0)
+            return full, inside
+
+        fh, ih = counts(h, oh, self.kh, self.dh, self.pad_h)
+        fw, iw = counts(w, ow, self.kw, self.dw, self.pad_w)
+        divisor = np.outer(fh, fw) if self.count_include_pad else np.outer(ih, iw)
+        if (divisor == self.kh * self.kw).all():
+            value = 1.0 / (self.kh * self.kw)
+        else:
+            value = self.backend.asarray(1.0 / divisor)
+        self.__dict__["_buf_divisor_key"], self.__dict__["_buf_divisor"] = key, value
+        return value
+
+    def update_output(self, input):
+        x4 = self._batch(input)
+        oh, ow = self._out_hw(input, x4)
+        xp = self.backend.xp
+        taps = self._gather("taps", self._source(x4, oh, ow), oh, ow)
+        out4 = self._reduce_taps(xp.add, taps, self._output4(x4, oh, ow))
+        xp.multiply(out4, self._inverse_divisor(*x4.shape[2:], oh, ow), out=out4)
+        self.output = self._unbatch(out4, input)
+        return self.output
+
+    def update_grad_input(self, input, grad_output):
+        x4, g4, (oh, ow) = self._grad_setup(input, grad_output)
+        scaled = self._scratch_like("scaled", self._out4)
+        self.backend.xp.multiply(g4, self._inverse_divisor(*x4.shape[2:], oh, ow), out=scaled)
+        self.grad_input = self._unbatch(self._spread(x4, oh, ow, lambda t, a, b: scaled[:, a:b]), input)
+        return self.grad_input
+
+    def extra_repr(self):
+        return super().extra_repr() + ("" if self.count_include_pad else ", count_include_pad=False")

@@ -1,0 +1,178 @@
+"""Non-linearities across feature maps: SpatialSoftMax, SpatialLogSoftMax, SpatialWTA
+(winner-takes-all), SpatialMaxout, and SpatialDropout (drops whole planes)."""
+
+from __future__ import annotations
+
+from ..errors import check_same_shape, shape_error
+from ._layout import axis_order, ensure_like
+from ._spatial import SpatialModule, check_positive
+from .activation import LogSoftMax, SoftMax
+from .init import get_rng
+
+
+class SpatialSoftMax(SoftMax):
+    """Softmax over the planes at every pixel: y[n,c,i,j] = exp(x[n,c,i,j]) / sum_k exp(x[n,k,i,j]).
+
+    Input (N, C, H, W) or (C, H, W). bprop: dE/dx_c = y_c (dE/dy_c - sum_k y_k dE/dy_k).
+    (PyTorch ``Softmax2d`` / ``softmax(x, dim=1)``.)
+    """
+
+    def _axis(self, input):
+        if input.ndim not in (3, 4):
+            raise shape_error(self, "input (N, C, H, W) or (C, H, W)", input)
+        return input.ndim - 3
+
+
+class SpatialLogSoftMax(LogSoftMax):
+    """Log-softmax over the planes at every pixel (input (N, C, H, W) or (C, H, W)).
+
+    y_c = x_c - log sum_k exp(x_k);  bprop: dE/dx_c = dE/dy_c - exp(y_c) sum_k dE/dy_k.
+    """
+
+    _axis = SpatialSoftMax._axis
+
+
+class _Groups(SpatialModule):
+    def _init_groups(self, group_size):
+        if group_size is not None:
+            check_positive(type(self).__name__, group_size=group_size)
+        self.group_size = group_size
+
+    def _grouped(self, x4):
+        """x4 viewed as (N, G, S, H, W): G groups of S consecutive planes."""
+        n, c, h, w = x4.shape
+        size = c if self.group_size is None else self.group_size
+        if c % size:
+            raise shape_error(self, f"input whose plane count is a multiple of group_size={size}", x4)
+        return x4.reshape(n, c // size, size, h, w), size
+
+    def _first_winner(self, grouped, top):
+        """Boolean mask (N, G, S, H, W): the first plane of each group equal to the group max."""
+        xp = self.backend.xp
+        mask = self._scratch_like("winner", grouped, bool)
+        taken = self._scratch_like("taken", top, bool)
+        taken.fill(False)
+        for s in range(grouped.shape[2]):
+            xp.equal(grouped[:, :, s], top, out=mask[:, :, s])
+            xp.greater(mask[:, :, s], taken, out=mask[:, :, s])
+            xp.logical_or(taken, mask[:, :, s], out=taken)
+        return mask
+
+    def extra_repr(self):
+        return "" if self.group_size is None else f"group_size={self.group_size}"
+
+
+class SpatialWTA(_Groups):
+    """Winner-takes-all across feature maps: at every pixel, within each group of
+    ``group_size`` consecutive planes (default: all planes), keep the largest value and
+    set the others to 0.
+
+    ``SpatialWTA(group_size=None)``; input (N, C, H, W) or (C, H, W), output the same shape.
+    fprop:  y_c = x_c if c is the (first, in plane order) argmax of its group, else 0
+    bprop:  dE/dx_c = dE/dy_c for the winner, 0 for the others.
+    """
+
+    def __init__(self, group_size=None):
+        super().__init__()
+        self._init_groups(group_size)
+
+    def update_output(self, input):
+        x4 = self._batch(input)
+        grouped, _ = self._grouped(x4)
+        xp = self.backend.xp
+        top = self._layout_scratch("top", grouped.shape[:2] + grouped.shape[3:], axis_order(grouped[:, :, 0]))
+        xp.max(grouped, axis=2, out=top)
+        self._mask = self._first_winner(grouped, top)
+        out4 = self._scratch_like("output", x4)
+        xp.multiply(x4, self._mask.reshape(x4.shape), out=out4)
+        self.output = self._unbatch(out4, input)
+        return self.output
+
+    def update_grad_input(self, input, grad_output):
+        x4 = self._batch(input)
+        g4 = self._check_grad_output(grad_output, input)
+        gx4 = self._scratch_like("grad_input", x4)
+        self.backend.xp.multiply(g4, self._mask.reshape(x4.shape), out=gx4)
+        self.grad_input = self._unbatch(gx4, input)
+        return self.grad_input
+
+
+class SpatialMaxout(_Groups):
+    """Maxout across feature maps: y[n,g,i,j] = max of planes g S .. g S + S - 1 (S = group_size).
+
+    ``SpatialMaxout(group_size)``; input (N, C, H, W) or (C, H, W) with C a multiple of S;
+    output (N, C / S, H, W). bprop: the gradient goes to the first maximal plane.
+    """
+
+    def __init__(self, group_size):
+        super().__init__()
+        check_positive("SpatialMaxout", group_size=group_size)
+        self._init_groups(group_size)
+
+    def update_output(self, input):
+        x4 = self._batch(input)
+        grouped, _ = self._grouped(x4)
+        out = self._layout_scratch("output", grouped.shape[:2] + grouped.shape[3:], axis_order(grouped[:, :, 0]))
+        self.backend.xp.max(grouped, axis=2, out=out)
+        self.output = self._unbatch(out, input)
+        return self.output
+
+    def update_grad_input(self, input, grad_output):
+        x4 = self._batch(input)
+        g4 = self._check_grad_output(grad_output, input)
+        grouped, size = self._grouped(x4)
+        mask = self._first_winner(grouped, self.__dict__["_buf_output"])
+        gx4 = self._scratch_like("grad_input", x4)
+        self.backend.xp.multiply(g4[:, :, None], mask, out=gx4.reshape(grouped.shape))
+        self.grad_input = self._unbatch(gx4, input)
+        return self.grad_input
+
+
+class SpatialDropout(SpatialModule):
+    """Dropout of whole feature maps (Tompson et al. 2015): plane c of image n is kept
+    with probability 1 - p, and then entirely, because neighbouring pixels are correlated.
+
+    ``SpatialDropout(p=0.5, v1=False)``; input (N, C, H, W) or (C, H, W).
+    v2 (default, like ember's Dropout and PyTorch's Dropout2d): train y = x m / (1 - p),
+    evaluate y = x. v1 (Torch7's SpatialDropout): train y = x m, evaluate y = (1 - p) x.
+    m[n, c] ~ Bernoulli(1 - p), drawn at every training forward. bprop: the same mask/scale.
+    """
+
+    def __init__(self, p=0.5, v1=False, rng=None):
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ValueError(f"SpatialDropout: p (the drop probability) must be in [0, 1), got {p}")
+        self.p, self.v1 = float(p), bool(v1)
+        self.rng = get_rng(rng)
+
+    def _factor(self, x4):
+        """The per-plane multiplier (N, C, 1, 1) array, or a scalar."""
+        xp = self.backend.xp
+        if self.train and self.p > 0:
+            mask = self._scratch("mask", x4.shape[:2] + (1, 1))
+            if xp.__name__ == "numpy":
+                self.rng.random(out=mask, dtype=mask.dtype)
+            else:  # pragma: no cover - GPU only
+                mask[...] = xp.random.random_sample(mask.shape, dtype=mask.dtype)
+            xp.greater_equal(mask, self.p, out=mask)
+            if not self.v1:
+                mask *= 1.0 / (1.0 - self.p)
+            return mask
+        return 1.0 - self.p if self.v1 else 1.0
+
+    def update_output(self, input):
+        factor = self._factor(self._batch(input))
+        # (C, 1, 1) for a single image; a scalar in evaluation mode
+        self._mask = factor if input.ndim == 4 or not hasattr(factor, "shape") else factor[0]
+        out = self.output = ensure_like(self.backend, self.output, input)
+        self.backend.xp.multiply(input, self._mask, out=out)
+        return out
+
+    def update_grad_input(self, input, grad_output):
+        check_same_shape(self, "grad_output", grad_output, input)
+        gx = self.grad_input = ensure_like(self.backend, self.grad_input, input)
+        self.backend.xp.multiply(grad_output, self._mask, out=gx)
+        return gx
+
+    def extra_repr(self):
+        return f"p={self.p:g}" + (", v1" if self.v1 else "")
