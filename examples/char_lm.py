@@ -156,7 +156,7 @@ def main(argv=None):
     state = {}
     x, y = streams(train, args.batch)
     chunks = x.shape[1] // args.steps
-    total_steps = max(1, int(round(args.epochs * chunks)))
+    total_steps = max(1, round(args.epochs * chunks))
     print(f"{args.batch} streams x {args.steps} steps per call, {chunks} calls per epoch, {total_steps} calls", flush=True)
 
     start, running, step = time.perf_counter(), None, 0
@@ -168,7 +168,7 @@ def main(argv=None):
             xb = x[:, chunk * args.steps : (chunk + 1) * args.steps]
             yb = y[:, chunk * args.steps : (chunk + 1) * args.steps]
 
-            def feval(_):
+            def feval(_, xb=xb, yb=yb):
                 grads.fill(0)
                 out = model.forward(xb)
                 loss = crit.forward(out, yb)

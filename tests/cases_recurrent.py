@@ -40,10 +40,8 @@ class LeakyCell(Module):
         return self.output
 
     def update_grad_input(self, input, grad_output):
-        x, h = input
         dz = grad_output * (1 - self.leak) * (1 - np.tanh(self.linear.output) ** 2)
-        self._dz = dz
-        self.grad_input = [self.linear.update_grad_input(x, dz), grad_output * self.leak]
+        self.grad_input = [self.linear.update_grad_input(input[0], dz), grad_output * self.leak]
         return self.grad_input
 
     def acc_grad_parameters(self, input, grad_output, scale=1.0):
@@ -179,6 +177,11 @@ def _seq_nll(mask=None):
     return lambda m, torch: ((lambda x, t: fn(torch, x, t)), [])
 
 
+def _sequencer_linear_torch(m, torch):
+    w, b = (torch.tensor(np.array(a), requires_grad=True) for a in (m.module.weight, m.module.bias))
+    return (lambda x: torch.nn.functional.linear(x, w, b)), [(m.module.weight, w), (m.module.bias, b)]
+
+
 def _bidir(make_module, **kw):
     return lambda rng: nn.Bidirectional(make_module(rng), rng=rng, **kw)
 
@@ -230,10 +233,7 @@ CASES = [
          normal(N, T, F), roundtrip=False,
          torch=_cells_torch("GRU", lambda m: [(m.forward_module, "_l0"), (m.backward_module, "_l0_reverse")], MASK)),
     Case("Bidirectional-sum", _bidir(lambda rng: nn.RNN(F, H, rng=rng), merge="sum"), normal(N, T, F)),
-    Case("Sequencer", lambda rng: nn.Sequencer(nn.Linear(F, H, rng=rng)), normal(N, T, F),
-         torch=lambda m, torch: (lambda w, b: ((lambda x: torch.nn.functional.linear(x, w, b)),
-                                               [(m.module.weight, w), (m.module.bias, b)]))(
-             *[torch.tensor(np.array(a), requires_grad=True) for a in (m.module.weight, m.module.bias)])),
+    Case("Sequencer", lambda rng: nn.Sequencer(nn.Linear(F, H, rng=rng)), normal(N, T, F), torch=_sequencer_linear_torch),
     Case("Sequencer-LogSoftMax", lambda rng: nn.Sequencer(nn.LogSoftMax()), normal(N, T, 5),
          torch=lambda m, torch: ((lambda x: torch.log_softmax(x, dim=-1)), [])),
     Case("LastStep", lambda rng: nn.LastStep(), normal(N, T, F), torch=_last_torch(None)),

@@ -268,6 +268,7 @@ def test_lstm_cell_and_initial_state_match_pytorch():
     ty, (thn, tcn) = tl(tx, (th0, tc0))
     y = lstm.forward([x, [h0, c0]])
     np.testing.assert_allclose(y, ty.detach().numpy(), atol=1e-12)
+    np.testing.assert_allclose(lstm.final_state[0], thn.detach().numpy(), atol=1e-12)
     np.testing.assert_allclose(lstm.final_state[1], tcn.detach().numpy(), atol=1e-12)
     g = _x(2, 5, 4, seed=7)
     ty.backward(torch.tensor(g))

@@ -6,12 +6,12 @@ import sys
 
 import numpy as np
 import pytest
+from test_allocation import warm_step_allocation
 
 import ember
 from ember import models, nn, optim
 from ember.data import Standardizer, load_mnist
 from ember.train import make_feval
-from test_allocation import warm_step_allocation
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 

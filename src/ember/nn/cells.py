@@ -270,8 +270,7 @@ class _Cell(Module):
         return self.grad_input
 
     def _direct(self, states):
-        """The part of dE/dh_{t-1} that bypasses the products (the GRU's z * dE/dh')."""
-        return None
+        """The part of dE/dh_{t-1} that bypasses the products (the GRU's z * dE/dh'); None here."""
 
     def acc_grad_parameters(self, input, grad_output, scale=1.0):
         x, states = self._split(input)

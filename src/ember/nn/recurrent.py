@@ -334,7 +334,6 @@ class Recurrent(SequenceModule):
         n, t_len = x.shape[:2]
         if getattr(grad_output, "shape", None) != self.output.shape:
             raise shape_error(self, f"grad_output of shape {self.output.shape}", grad_output)
-        xp = self.backend.xp
         mask_tm, keep_tm = self._mask_arrays(n, t_len)
         clones = self.__dict__["_buf_clones"]
         gx = self._scratch("gx", x.shape)

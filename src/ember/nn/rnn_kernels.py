@@ -23,7 +23,16 @@ States are kept in ``S`` (T+1, H, N) indexed by time: the forward direction read
 from __future__ import annotations
 
 from .. import _blas
-from .cells import blocks, gru_backward, gru_forward, lstm_activate, lstm_backward, lstm_forward, rnn_backward, rnn_forward
+from .cells import (
+    blocks,
+    gru_backward,
+    gru_forward,
+    lstm_activate,
+    lstm_backward,
+    lstm_forward,
+    rnn_backward,
+    rnn_forward,
+)
 
 
 class Kernel:
@@ -132,7 +141,7 @@ class Kernel:
     def acc(self, p, g, scale):
         """Accumulate scale * dE/dW_ih, dE/dW_hh, dE/db_ih, dE/db_hh (one GEMM / sum each)."""
         xp = self.backend.xp
-        f, t_len, n = self.x.shape
+        t_len, n = self.x.shape[1:]
         hs = self.hs
         h_prev = self.buf("h_prev", (hs, t_len, n))
         h_prev[...] = (self.bufs["s0"][1:] if self.reverse else self.bufs["s0"][:-1]).transpose(1, 0, 2)

@@ -66,7 +66,7 @@ class Sequencer(Module):
         return self._flat(input, lead), self._flat(grad_output, lead), lead
 
     def update_grad_input(self, input, grad_output):
-        x, g, lead = self._grad_output(input, grad_output)
+        x, g, _ = self._grad_output(input, grad_output)
         gx = self.module.update_grad_input(x, g)
         self.grad_input = None if gx is None else gx.reshape(input.shape)
         return self.grad_input
