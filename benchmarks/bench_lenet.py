@@ -38,11 +38,13 @@ if ARGS is not None:  # BLAS reads its thread count when NumPy is first imported
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.join(HERE, "..", "src"), HERE]
 
+# ember first, as the `ember` command does: it tells OpenBLAS (loaded with NumPy) not to
+# leave idle threads spinning (see src/ember/__init__.py)
+from ember import nn, optim  # noqa: E402, I001
+from ember.train import make_feval  # noqa: E402
+
 import numpy as np  # noqa: E402
 from common import compare, machine_line, set_threads  # noqa: E402
-
-from ember import nn, optim  # noqa: E402
-from ember.train import make_feval  # noqa: E402
 
 ORDERS = ("spec", "pool-relu")
 

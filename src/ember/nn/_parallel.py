@@ -3,13 +3,17 @@
 NumPy releases the GIL inside copies and ufunc loops, so two Python threads that each
 work on one half of the channels run on two cores. :func:`split` runs ``work(0, mid)``
 on the calling thread and ``work(mid, n)`` on one persistent helper thread, then waits.
-BLAS calls made inside ``work`` are kept small enough to be single-threaded in OpenBLAS
-(see the convolution's chunked GEMMs), so the two threads never fight over its pool.
+``work`` must not call BLAS: OpenBLAS called from two threads at once stalled for 100+
+ms at a time here; matrix products always run on the calling thread.
 
 The number of threads follows :func:`set_num_threads` (``ember.threads.set_num_threads``
-sets it with the BLAS threads); the default is ``min(2, cores)``. With one thread, or
-when the helper is busy (another thread of the program is using it), the work runs
-serially on the caller: results never depend on the number of threads.
+sets it with the BLAS threads). The default is ``min(2, cores)`` when OpenBLAS's idle
+threads were told to stop spinning soon (``ember.BLAS_IDLE_SHORT``: ember was imported
+before NumPy, or ``OPENBLAS_THREAD_TIMEOUT`` is set), else 1: a spinning BLAS thread
+holds the second core and the helper would only slow the step down (measured, see
+docs/convnets.md). With one thread, or when the helper is busy (another thread of the
+program is using it), the work runs serially on the caller: results never depend on the
+number of threads.
 """
 
 from __future__ import annotations
@@ -18,7 +22,13 @@ import contextlib
 import os
 import threading
 
-_state = {"threads": min(2, os.cpu_count() or 1), "helper": None, "pid": None}
+def _default_threads():
+    from .. import BLAS_IDLE_SHORT
+
+    return min(2, os.cpu_count() or 1) if BLAS_IDLE_SHORT else 1
+
+
+_state = {"threads": _default_threads(), "helper": None, "pid": None}
 #: below this many array elements the hand-off costs more than it saves
 MIN_ELEMENTS = 1 << 15
 

@@ -19,14 +19,13 @@ import math
 from ..errors import shape_error
 from ._im2col import col2im, im2col, out_size
 from ._layout import CHWN, as_matrix_chwn, axis_order, ensure_layout
-from ._parallel import split
 from ._spatial import SpatialModule, check_non_negative, check_positive
 from .init import uniform
 
 #: OpenBLAS multiplies (n_out x K) by (K x huge) at about half its speed when K is small
-#: (a first layer: K = kh*kw + 1); as a batch of ~CHUNK-column products it runs about
-#: twice as fast, and each product is small enough to stay single-threaded inside BLAS,
-#: so the batch is split over ember's two threads instead (measured: docs/convnets.md).
+#: (a first layer: K = kh*kw + 1); as one batched product of ~CHUNK-column blocks it runs
+#: about twice as fast (measured: docs/convnets.md). BLAS is only ever called from the
+#: calling thread: OpenBLAS called from two threads at once stalled for 100+ ms.
 SMALL_K, CHUNK = 64, 1024
 
 
@@ -47,8 +46,7 @@ def gemm_columns(xp, weight, cols, out):
         xp.matmul(weight, cols, out=out)
         return out
     c3 = cols.reshape(cols.shape[0], count, -1).transpose(1, 0, 2)
-    o3 = out.reshape(out.shape[0], count, -1).transpose(1, 0, 2)
-    split(lambda a, b: xp.matmul(weight, c3[a:b], out=o3[a:b]), count, out.size, xp)
+    xp.matmul(weight, c3, out=out.reshape(out.shape[0], count, -1).transpose(1, 0, 2))
     return out
 
 
@@ -62,7 +60,7 @@ def gemm_columns_t(xp, grad, cols, out, partial):
     g3 = grad.reshape(grad.shape[0], count, -1).transpose(1, 0, 2)
     c3 = cols.reshape(cols.shape[0], count, -1).transpose(1, 2, 0)
     parts = partial((count,) + out.shape)
-    split(lambda a, b: xp.matmul(g3[a:b], c3[a:b], out=parts[a:b]), count, grad.size, xp)
+    xp.matmul(g3, c3, out=parts)
     xp.sum(parts, axis=0, out=out)
     return out
 
