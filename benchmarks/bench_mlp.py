@@ -17,47 +17,21 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import compare, machine_line, set_threads  # noqa: E402
+from common import compare, ember_sgd_step, machine_line, set_threads, torch_sgd_step  # noqa: E402
 
 import ember  # noqa: E402
-from ember import nn, optim  # noqa: E402
 
 
 def ember_step(batch, rng):
     net = ember.models.build_model("mnist-mlp", rng=rng)
-    crit = nn.ClassNLLCriterion()
-    net.compute_grad_input = False  # the input is data (PyTorch skips that gradient too)
-    params, grads = net.get_parameters()
-    x = rng.standard_normal((batch, 784)).astype(np.float32)
-    y = rng.integers(0, 10, size=batch)
-    config = {"learning_rate": 0.01, "momentum": 0.9, "dampening": 0.0}
-
-    def feval(_):
-        grads.fill(0)
-        out = net.forward(x)
-        loss = crit.forward(out, y)
-        net.backward(x, crit.backward(out, y))
-        return loss, grads
-
-    return lambda: optim.sgd(feval, params, config)
+    return ember_sgd_step(net, rng.standard_normal((batch, 784)).astype(np.float32), rng.integers(0, 10, size=batch))
 
 
 def torch_step(batch, rng):
     import torch
 
     model = torch.nn.Sequential(torch.nn.Linear(784, 1000), torch.nn.ReLU(), torch.nn.Linear(1000, 10), torch.nn.LogSoftmax(dim=1))
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x = torch.tensor(rng.standard_normal((batch, 784)).astype(np.float32))
-    y = torch.tensor(rng.integers(0, 10, size=batch))
-
-    def step():
-        opt.zero_grad()
-        loss = torch.nn.functional.nll_loss(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss.item()
-
-    return step
+    return torch_sgd_step(model, rng.standard_normal((batch, 784)).astype(np.float32), rng.integers(0, 10, size=batch))
 
 
 def main():

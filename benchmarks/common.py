@@ -77,6 +77,43 @@ def compare(steps: dict, windows=7, seconds=0.5, warmup=3, raw=False, max_foreig
     return {name: statistics.median([v for v in r if v is not None] or [float("nan")]) for name, r in rates.items()}
 
 
+def ember_sgd_step(net, x, y):
+    """One training step of an ember classifier (ClassNLL, SGD lr 0.01, momentum 0.9):
+    returns a function running it. The input gradient is skipped (the input is data)."""
+    from ember import nn, optim
+
+    crit = nn.ClassNLLCriterion()
+    net.compute_grad_input = False  # PyTorch skips that gradient too
+    params, grads = net.get_parameters()
+    config = {"learning_rate": 0.01, "momentum": 0.9, "dampening": 0.0}
+
+    def feval(_):
+        grads.fill(0)
+        out = net.forward(x)
+        loss = crit.forward(out, y)
+        net.backward(x, crit.backward(out, y))
+        return loss, grads
+
+    return lambda: optim.sgd(feval, params, config)
+
+
+def torch_sgd_step(model, x, y):
+    """The same step in PyTorch: ``model(x)`` gives log-probabilities; x, y are NumPy arrays."""
+    import torch
+
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    tx, ty = torch.tensor(x), torch.tensor(y)
+
+    def step():
+        opt.zero_grad()
+        loss = torch.nn.functional.nll_loss(model(tx), ty)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    return step
+
+
 def machine_line():
     import numpy
 

@@ -43,7 +43,7 @@ def test_cli_train_then_eval(tmp_path, capsys):
     assert "epoch   1  train loss" in out and "test accuracy" in out and path.exists()
     assert main(["eval", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "accuracy" in out and "target\\pred" in out and len(out.strip().splitlines()) == 12
+    assert "accuracy" in out and "target\\pred" in out and len(out.strip().splitlines()) == 16
 
 
 def test_cli_reports_errors_without_a_traceback(tmp_path, capsys):
@@ -76,3 +76,20 @@ def test_quickstart_default_training_reaches_98_percent(capsys):
     assert main(["train", "--no-progress"]) == 0
     final = [line for line in capsys.readouterr().out.splitlines() if line.startswith("test accuracy")][0]
     assert float(final.split()[2].rstrip("%")) >= 98.0
+
+
+def test_svhn_mlp_trains_on_any_3x32x32_npz(tmp_path, capsys):
+    """`svhn-mlp` (the lecture's SVHN net) on a small synthetic 3x32x32 set in .npz form."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, size=400)
+    images = rng.integers(0, 50, size=(400, 3, 32, 32)).astype(np.uint8)
+    images[np.arange(400), labels % 3, labels, :] = 255  # a learnable pattern per class
+    path = tmp_path / "svhn-like.npz"
+    np.savez(path, x_train=images[:300], y_train=labels[:300], x_test=images[300:], y_test=labels[300:])
+    assert main(["train", "--model", "svhn-mlp", "--data", str(path), "--epochs", "3", "--no-progress", "--lr", "0.01"]) == 0
+    final = [line for line in capsys.readouterr().out.splitlines() if line.startswith("test accuracy")][0]
+    assert float(final.split()[2].rstrip("%")) > 50.0
+    wrong = tmp_path / "wrong.npz"
+    np.savez(wrong, x_train=images[:10, :1], y_train=labels[:10], x_test=images[:10, :1], y_test=labels[:10])
+    assert main(["train", "--model", "svhn-mlp", "--data", str(wrong), "--no-progress"]) == 1
+    assert "do not fit a model expecting (3, 32, 32)" in capsys.readouterr().err

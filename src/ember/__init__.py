@@ -26,6 +26,6 @@ from .nn.init import manual_seed  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = [
-    "nn", "optim", "Backend", "get_backend", "ShapeError", "TrainingError", "FormatError",
+    "nn", "optim", "data", "models", "Backend", "get_backend", "ShapeError", "TrainingError", "FormatError",
     "load", "save", "manual_seed", "__version__",
 ]  # fmt: skip

@@ -57,10 +57,6 @@ class Backend:
         return self
 
     # -- arrays -----------------------------------------------------------------
-    @property
-    def np_dtype(self):
-        return np.dtype(self.dtype)
-
     def empty(self, shape, dtype=None):
         return self.xp.empty(shape, dtype=dtype or self.dtype)
 

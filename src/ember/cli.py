@@ -1,8 +1,11 @@
 """The ``ember`` command (also ``python -m ember``).
 
-    ember train [--model mnist-mlp] [--epochs 10] [--batch-size 64] [--lr 0.05] ...
-    ember eval MODEL_FILE
+    ember train [--model mnist-mlp] [--epochs 10] [--optimizer sgd] [--lr 0.05] [--log run.csv]
+                [--checkpoint-every N] [--resume] ...
+    ember eval MODEL_FILE [--confusion-png confusion.png]
+    ember plot RUN.csv [-o curves.png]
     ember models
+    ember manifold [--data FILE.npz] [--steps N] [--seed N] [--save-embedding OUT.npz] [--plot OUT.png]
 """
 
 from __future__ import annotations
@@ -16,25 +19,62 @@ import numpy as np
 
 
 def _train_parser(sub):
-    p = sub.add_parser("train", help="train a network on MNIST (bundled) or an .npz dataset")
+    from .data.preprocess import KINDS
+    from .optim import OPTIMIZERS
+    from .optim.schedules import SCHEDULES
+
+    p = sub.add_parser("train", help="train a network on MNIST (bundled) or an .npz dataset",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="schedules:\n  " + "\n  ".join(SCHEDULES.values()))  # fmt: skip
     p.add_argument("--model", default="mnist-mlp", help="network to train (see `ember models`); default mnist-mlp")
     p.add_argument("--epochs", type=int, help="passes over the training set (default: the model's, 10)")
     p.add_argument("--batch-size", type=int, help="minibatch size (default: the model's)")
-    p.add_argument("--lr", type=float, help="learning rate (default: the model's)")
-    p.add_argument("--lr-decay", type=float, help="Torch7 annealing lr / (1 + t * decay), t = steps (default: the model's)")
-    p.add_argument("--momentum", type=float, help="momentum (classical, dampening 0; default: the model's)")
-    p.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay")
-    p.add_argument("--l1", type=float, default=0.0, help="L1 weight decay")
-    p.add_argument("--dropout", type=float, default=0.0, help="dropout probability in the hidden layers")
-    p.add_argument("--seed", type=int, default=0, help="seed for initialisation, shuffling and dropout")
+    g = p.add_argument_group("optimizer")
+    g.add_argument("--optimizer", default="sgd", choices=sorted(OPTIMIZERS), help="optim.X to use (default sgd)")
+    g.add_argument("--lr", type=float, help="learning rate (default: the model's for sgd/nag, else the optimizer's)")
+    g.add_argument("--lr-decay", type=float, help="Torch7 annealing lr / (1 + t * decay), t = steps (default: the model's, sgd)")
+    g.add_argument("--momentum", type=float, help="momentum for sgd/nag (sgd: dampening 0; default: the model's)")
+    g.add_argument("--optim-config", default="", metavar="K=V,...",
+                   help="other hyperparameters of the optimizer, e.g. beta2=0.99,epsilon=1e-6 or line_search=wolfe")  # fmt: skip
+    g.add_argument("--schedule", help="learning-rate schedule, e.g. step:3:0.5, exp:0.9, cosine, plateau:0.5:1, inverse:1e-4")
+    g = p.add_argument_group("regularization")
+    g.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay (added to the gradient)")
+    g.add_argument("--l1", type=float, default=0.0, help="L1 weight decay")
+    g.add_argument("--decay-from", type=int, default=0, metavar="EPOCH",
+                   help="switch L1/L2 on after this many epochs (the lecture: after a couple)")  # fmt: skip
+    g.add_argument("--skip-biases", action="store_true", help="no weight decay on biases (1-D parameters)")
+    g.add_argument("--max-norm", type=float, help="cap each unit's incoming weight vector at this L2 norm")
+    g.add_argument("--clip-grad", type=float, help="scale the gradient down to at most this norm")
+    g.add_argument("--dropout", type=float, default=0.0, help="dropout probability in the hidden layers")
+    g = p.add_argument_group("data")
+    g.add_argument("--data-dir", help="folder with the MNIST IDX files (default: the bundled copy)")
+    g.add_argument("--data", help=".npz with x_train, y_train, x_test, y_test instead of MNIST")
+    g.add_argument("--limit", type=int, help="use only the first N training samples (quick runs)")
+    g.add_argument("--valid", type=float, default=0, help="hold out N training samples (or a fraction < 1) for validation")
+    g.add_argument("--preprocess", default="global", choices=KINDS,
+                   help="input normalization fitted on the training set (default global: one mean and std)")  # fmt: skip
+    g.add_argument("--early-stop", type=int, default=0, metavar="EPOCHS",
+                   help="stop after EPOCHS epochs without a better validation loss; keep the best")  # fmt: skip
+    g = p.add_argument_group("files")
+    g.add_argument("--save", help="write the model here after every epoch (atomic; pickle-free)")
+    g.add_argument("--log", help="CSV log, one row per epoch (plot it with `ember plot`)")
+    g.add_argument("--checkpoint", help="checkpoint file (default with --checkpoint-every/--resume: SAVE.ckpt or ember.ckpt)")
+    g.add_argument("--checkpoint-every", type=int, default=0, metavar="N", help="also checkpoint every N steps")
+    g.add_argument("--resume", action="store_true", help="continue from the checkpoint if there is one")
+    g.add_argument("--max-steps", type=int, help="stop (with a checkpoint) after this many steps in total")
+    p.add_argument("--seed", type=int, default=0, help="seed for initialisation, shuffling, validation split and dropout")
     p.add_argument("--threads", type=int, help="BLAS threads (default: all cores)")
-    p.add_argument("--data-dir", help="folder with the MNIST IDX files (default: the bundled copy)")
-    p.add_argument("--data", help=".npz with x_train, y_train, x_test, y_test instead of MNIST")
-    p.add_argument("--limit", type=int, help="use only the first N training samples (quick runs)")
-    p.add_argument("--save", help="write the model here after every epoch (atomic; pickle-free)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar, only the epoch summaries")
     p.add_argument("--filters", metavar="PNG", help="after training, draw the first layer's filters into this PNG")
     p.set_defaults(run=cmd_train)
+
+
+def _plot_parser(sub):
+    p = sub.add_parser("plot", help="training curves of a CSV log (from `ember train --log`) as PNG")
+    p.add_argument("log", help="the CSV log")
+    p.add_argument("-o", "--output", help="PNG file (default: the log's name with .png)")
+    p.add_argument("--log-scale", action="store_true", help="logarithmic loss axis")
+    p.set_defaults(run=cmd_plot)
 
 
 def _eval_parser(sub):
@@ -43,6 +83,7 @@ def _eval_parser(sub):
     p.add_argument("--data-dir", help="folder with the MNIST IDX files (default: the bundled copy)")
     p.add_argument("--data", help=".npz with x_train, y_train, x_test, y_test (as used in training)")
     p.add_argument("--threads", type=int)
+    p.add_argument("--confusion-png", help="also draw the confusion matrix to this PNG")
     p.set_defaults(run=cmd_eval)
 
 
@@ -57,6 +98,10 @@ def build_parser():
     _train_parser(sub)
     _eval_parser(sub)
     _models_parser(sub)
+    _plot_parser(sub)
+    from .manifold_cli import add_manifold_parser
+
+    add_manifold_parser(sub)
     return parser
 
 
@@ -75,31 +120,64 @@ def cmd_models(args):
     return 0
 
 
+def parse_config(text):
+    """``"a=1,b=x"`` -> ``{"a": 1, "b": "x"}`` (ints, floats and true/false converted)."""
+    config = {}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--optim-config: expected KEY=VALUE, got {item!r}")
+        value = value.strip()
+        for convert in (int, float):
+            try:
+                value = convert(value)
+                break
+            except ValueError:
+                pass
+        config[key.strip()] = {"true": True, "false": False}.get(value, value) if isinstance(value, str) else value
+    return config
+
+
 def cmd_train(args):
     from . import nn
     from .models import get_model
     from .nn.init import manual_seed
-    from .train import TrainOptions, fit, load_dataset, normalization_metadata
+    from .train import TrainOptions, fit, load_dataset, model_metadata
 
     _threads(args)
     spec = get_model(args.model)
     d = spec.defaults
+    sgd_like = args.optimizer in ("sgd", "nag")
+    checkpoint = args.checkpoint
+    if not checkpoint and (args.checkpoint_every or args.resume or args.max_steps):
+        checkpoint = (args.save + ".ckpt") if args.save else "ember.ckpt"
     options = TrainOptions(
         epochs=args.epochs or d.get("epochs", 10), batch_size=args.batch_size or d.get("batch_size", 64),
-        lr=args.lr if args.lr is not None else d.get("lr", 0.05), lr_decay=args.lr_decay if args.lr_decay is not None else d.get("lr_decay", 0.0),
-        momentum=args.momentum if args.momentum is not None else d.get("momentum", 0.9),
-        weight_decay=args.weight_decay, l1=args.l1, seed=args.seed, save=args.save, progress=not args.no_progress,
+        optimizer=args.optimizer, lr=args.lr if args.lr is not None else (d.get("lr") if sgd_like else None),
+        lr_decay=args.lr_decay if args.lr_decay is not None else (d.get("lr_decay", 0.0) if args.optimizer == "sgd" else 0.0),
+        momentum=args.momentum if args.momentum is not None else d.get("momentum"),
+        optim_config=parse_config(args.optim_config), schedule=args.schedule, weight_decay=args.weight_decay,
+        l1=args.l1, decay_from=args.decay_from, skip_biases=args.skip_biases, max_norm=args.max_norm,
+        clip_grad=args.clip_grad, early_stop=args.early_stop, seed=args.seed, save=args.save, log=args.log,
+        checkpoint=checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume, max_steps=args.max_steps,
+        progress=not args.no_progress,
     )  # fmt: skip
     manual_seed(args.seed)
-    data = load_dataset(spec.input_shape, args.data_dir, args.data, args.limit)
+    valid = int(args.valid) if args.valid >= 1 else args.valid
+    data = load_dataset(spec.input_shape, args.data_dir, args.data, args.limit, valid, args.preprocess, args.seed)
     options_kw = {"dropout": args.dropout} if args.dropout else {}
     model = spec.build(n_classes=data.n_classes, rng=np.random.default_rng(args.seed), **options_kw)
-    print(f"ember train: {args.model} on {data.name} ({len(data.y_train)} train / {len(data.y_test)} test), "
-          f"{options.epochs} epochs, batch {options.batch_size}, lr {options.lr}, momentum {options.momentum}", flush=True)  # fmt: skip
+    config = {k: v for k, v in options.optimizer_config().items() if k != "line_search"}
+    split = f"{len(data.y_train)} train / " + (f"{len(data.y_valid)} valid / " if data.y_valid is not None else "")
+    print(f"ember train: {args.model} on {data.name} ({split}{len(data.y_test)} test), {options.epochs} epochs, "
+          f"batch {options.batch_size}, optim.{options.optimizer} {config}"
+          + (f", schedule {options.schedule}" if options.schedule else ""), flush=True)  # fmt: skip
     print(model, flush=True)
-    meta = {"model": args.model, "input_shape": json.dumps(list(spec.input_shape)), **normalization_metadata(data)}
+    meta = {"model": args.model, "input_shape": json.dumps(list(spec.input_shape)), **model_metadata(data)}
     start = time.perf_counter()
     history = fit(model, nn.ClassNLLCriterion(), data, options, save_metadata=meta)
+    if not history:
+        return 0
     final = history[-1]
     if args.filters:
         from .viz import filter_grid, first_layer_weight
@@ -111,40 +189,39 @@ def cmd_train(args):
     return 0
 
 
-def format_confusion(matrix, labels=None):
-    """A printable confusion matrix: rows are targets, columns predictions (Torch7)."""
-    n = matrix.shape[0]
-    labels = labels or [str(i) for i in range(n)]
-    width = max(6, len(str(int(matrix.max()))) + 1)
-    lines = ["target\\pred " + "".join(f"{lab:>{width}}" for lab in labels) + f"{'recall':>9}"]
-    for i in range(n):
-        total = matrix[i].sum()
-        recall = matrix[i, i] / total * 100 if total else 0.0
-        lines.append(f"{labels[i]:>11} " + "".join(f"{int(v):>{width}}" for v in matrix[i]) + f"{recall:8.2f}%")
-    return "\n".join(lines)
-
-
 def cmd_eval(args):
     from . import io, nn
-    from .data import Standardizer
+    from .data.preprocess import from_file
+    from .optim import ConfusionMatrix
     from .train import evaluate, load_dataset
 
     _threads(args)
     model, meta = io.load(args.model_file, with_metadata=True)
     input_shape = tuple(json.loads(meta.get("input_shape", "[784]")))
-    data = load_dataset(input_shape, args.data_dir, args.data or (None if meta.get("dataset", "mnist") == "mnist" else meta["dataset"]))
-    if "normalization" in meta:  # preprocess exactly as in training
+    dataset = args.data or (None if meta.get("dataset", "mnist") == "mnist" else meta["dataset"])
+    data = load_dataset(input_shape, args.data_dir, dataset, preprocess="none")
+    pre = from_file(io.load_extra(args.model_file), meta)
+    if pre is None and "normalization" in meta:  # files written before preprocessing was stored as arrays
+        from .data import Standardizer
+
         norm = json.loads(meta["normalization"])
-        scaler = Standardizer.from_state(norm["per"], norm)
-        raw = data.x_test * data.standardizer.std + data.standardizer.mean
-        data.x_test = scaler.transform(raw).reshape(data.x_test.shape)
-    loss, acc, pred = evaluate(model, nn.ClassNLLCriterion(), data.x_test, data.y_test)
-    n = data.n_classes
-    matrix = np.zeros((n, n), dtype=np.int64)
-    np.add.at(matrix, (data.y_test, pred), 1)
+        pre = Standardizer.from_state(norm["per"], norm)
+    x_test = data.x_test if pre is None else pre.transform(data.x_test).reshape(data.x_test.shape)
+    loss, acc, pred = evaluate(model, nn.ClassNLLCriterion(), x_test, data.y_test)
+    confusion = ConfusionMatrix(data.n_classes).batch_add(pred, data.y_test)
     print(f"{args.model_file}: {meta.get('model', 'model')} on {data.name} test set: "
-          f"accuracy {acc * 100:.2f}% ({int(matrix.trace())}/{len(pred)}), loss {loss:.4f}")  # fmt: skip
-    print(format_confusion(matrix))
+          f"accuracy {acc * 100:.2f}% ({int(confusion.mat.trace())}/{len(pred)}), loss {loss:.4f}")  # fmt: skip
+    print(confusion)
+    if args.confusion_png:
+        print(f"confusion matrix written to {confusion.save_png(args.confusion_png)}")
+    return 0
+
+
+def cmd_plot(args):
+    from .optim import plot_csv
+
+    path = plot_csv(args.log, args.output, log_scale=args.log_scale)
+    print(f"training curves written to {path}")
     return 0
 
 
@@ -154,7 +231,7 @@ def main(argv=None):
 
     try:
         return args.run(args)
-    except (TrainingError, FormatError, ShapeError, FileNotFoundError, ValueError) as error:
+    except (TrainingError, FormatError, ShapeError, FileNotFoundError, ValueError, ImportError) as error:
         print(f"ember {args.command}: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

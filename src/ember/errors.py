@@ -31,11 +31,18 @@ def describe(array) -> str:
     return f"{tuple(shape)} {getattr(array, 'dtype', '')}".rstrip()
 
 
+def name_of(module) -> str:
+    """A one-line name for messages: the repr, or a container's header line
+    (``ConcatTable`` rather than its whole multi-line tree)."""
+    text = repr(module)
+    return text.split("\n", 1)[0].removesuffix(" {") if "\n" in text else text
+
+
 def shape_error(module, expected: str, got) -> ShapeError:
     """Build the standard message: ``<module>: expected <expected>, got <got>``."""
     if not isinstance(got, str):
         got = describe(got)
-    return ShapeError(f"{module!r}: expected {expected}, got {got}")
+    return ShapeError(f"{name_of(module)}: expected {expected}, got {got}")
 
 
 def check_same_shape(module, name: str, array, reference) -> None:

@@ -49,7 +49,7 @@ def write_tensors(path, tensors: dict, metadata: dict | None = None) -> None:
     """Atomically write ``{name: array}`` and string ``metadata`` in the safetensors layout."""
     header, chunks, offset = {}, [], 0
     for name, array in tensors.items():
-        array = np.ascontiguousarray(_to_numpy(array))
+        array = np.asarray(_to_numpy(array), order="C")  # (ascontiguousarray would make 0-d arrays 1-d)
         code = _dtype_code(array)
         data = array.astype(_DTYPES[code], copy=False).tobytes()
         header[name] = {"dtype": code, "shape": list(array.shape), "data_offsets": [offset, offset + len(data)]}
@@ -243,10 +243,15 @@ def build(spec: dict):
 
 
 # ---------------------------------------------------------------- model files
-def save(module, path, metadata: dict | None = None) -> None:
+EXTRA = "extra/"
+
+
+def save(module, path, metadata: dict | None = None, extra: dict | None = None) -> None:
     """Save a module's parameters, buffers and architecture to ``path`` (atomically).
 
     ``metadata``: extra string key/values (non-strings are JSON-encoded).
+    ``extra``: other named arrays kept with the model (e.g. the input preprocessing),
+    read back with :func:`load_extra`.
     """
     from . import __version__
 
@@ -257,6 +262,8 @@ def save(module, path, metadata: dict | None = None) -> None:
         else:
             by_id[id(array)] = name
             tensors[name] = array
+    for name, array in (extra or {}).items():
+        tensors[EXTRA + name] = array
     meta = {
         "format": "ember",
         "ember_version": __version__,
@@ -275,6 +282,7 @@ def load(path, backend=None, with_metadata=False):
     NumPy float32 backend unless ``backend`` says otherwise.
     """
     tensors, metadata = read_tensors(path)
+    tensors = {k: v for k, v in tensors.items() if not k.startswith(EXTRA)}
     if metadata.get("format") != "ember" or "architecture" not in metadata:
         raise FormatError(f"{path}: not an ember model file (no architecture in its metadata)")
     try:
@@ -311,6 +319,12 @@ def load(path, backend=None, with_metadata=False):
     if backend is not None:
         module.to(backend)
     return (module, metadata) if with_metadata else module
+
+
+def load_extra(path) -> dict:
+    """The ``extra`` arrays stored by :func:`save` (``{}`` when there are none)."""
+    tensors, _ = read_tensors(path)
+    return {k[len(EXTRA) :]: v for k, v in tensors.items() if k.startswith(EXTRA)}
 
 
 def _array_slots(module, prefix=""):

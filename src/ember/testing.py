@@ -32,6 +32,12 @@ class GradientReport:
     errors: dict = field(default_factory=dict)
     atol: float = 1e-6
     rtol: float = 1e-5
+    problems: list = field(default_factory=list)
+
+    def mismatch(self, name, problem):
+        """Record a gradient whose structure does not mirror the input's."""
+        self.errors[name] = (float("inf"), 0.0)
+        self.problems.append(problem)
 
     def add(self, name, analytic, numeric):
         analytic = np.asarray(analytic, dtype=np.float64)
@@ -49,6 +55,7 @@ class GradientReport:
 
     def __str__(self):
         rows = [f"  {k}: max abs error {e:.3g} (gradient scale {s:.3g})" for k, (e, s) in self.errors.items()]
+        rows += [f"  structure: {p}" for p in self.problems]
         return "gradient check " + ("passed" if self.ok else "FAILED") + "\n" + "\n".join(rows)
 
 
@@ -60,6 +67,29 @@ def float_leaves(value):
     if hasattr(value, "dtype") and value.dtype.kind == "f":
         return [value]
     return []
+
+
+def structure_mismatch(value, grad, where="input"):
+    """Why ``grad`` does not mirror ``value`` (a table's gradient is a table of the same
+    length; a float array's gradient an array of the same shape), or None if it does.
+    Non-float entries (integer selectors, labels) may get anything, usually None."""
+    if isinstance(value, (list, tuple)):
+        if not isinstance(grad, (list, tuple)) or len(grad) != len(value):
+            return f"{where}: a table of {len(value)} entries got a gradient {_describe(grad)}"
+        for i, (v, g) in enumerate(zip(value, grad)):
+            problem = structure_mismatch(v, g, f"{where}[{i}]")
+            if problem:
+                return problem
+        return None
+    if hasattr(value, "dtype") and value.dtype.kind == "f" and getattr(grad, "shape", None) != value.shape:
+        return f"{where}: an array of shape {tuple(value.shape)} got a gradient {_describe(grad)}"
+    return None
+
+
+def _describe(value):
+    if isinstance(value, (list, tuple)):
+        return f"table of {len(value)} entries"
+    return f"of shape {tuple(value.shape)}" if hasattr(value, "shape") else repr(value)
 
 
 def map_structure(fn, value):
@@ -91,15 +121,10 @@ def _probe(module, rng):
     return map_structure(lambda o: rng.standard_normal(o.shape).astype(o.dtype) if hasattr(o, "shape") and o.dtype.kind == "f" else o, output)
 
 
-def check_gradients(module, input, eps=DEFAULT_EPS, seed=0, reseed=None, params=True):
-    """Compare bprop (to the input and to every parameter) with finite differences.
-
-    ``reseed(module)`` is called before every forward pass, for modules with noise
-    (e.g. re-seed a Dropout generator so every pass draws the same mask).
-    Returns a :class:`GradientReport`.
-    """
+def _setup(module, input, seed, reseed):
+    """A private copy of the input, a forward closure (re-seeding noise first) and a
+    fixed random probe R of the output's shape (the scalar checked is <output, R>)."""
     _warn_precision(module)
-    rng = np.random.default_rng(seed)
     input = _copy(input)
 
     def run():
@@ -108,7 +133,17 @@ def check_gradients(module, input, eps=DEFAULT_EPS, seed=0, reseed=None, params=
         return module.forward(input)
 
     run()
-    probe = _probe(module, rng)
+    return input, run, _probe(module, np.random.default_rng(seed))
+
+
+def check_gradients(module, input, eps=DEFAULT_EPS, seed=0, reseed=None, params=True):
+    """Compare bprop (to the input and to every parameter) with finite differences.
+
+    ``reseed(module)`` is called before every forward pass, for modules with noise
+    (e.g. re-seed a Dropout generator so every pass draws the same mask).
+    Returns a :class:`GradientReport`.
+    """
+    input, run, probe = _setup(module, input, seed, reseed)
 
     def loss():
         return _dot(run(), probe)
@@ -118,6 +153,9 @@ def check_gradients(module, input, eps=DEFAULT_EPS, seed=0, reseed=None, params=
     run()
     grad_input = _copy(module.backward(input, probe))
     report = GradientReport()
+    problem = structure_mismatch(input, grad_input)
+    if problem:
+        report.mismatch("grad_input", problem)
     for i, (leaf, analytic) in enumerate(zip(float_leaves(input), float_leaves(grad_input))):
         report.add(f"input[{i}]" if isinstance(input, (list, tuple)) else "input", analytic, _numeric(loss, leaf, eps))
     if params:
@@ -148,17 +186,8 @@ def check_random_directions(module, input, directions=3, eps=DEFAULT_EPS, seed=0
     """Directional-derivative check for large inputs: for random directions d (over the
     input and all parameters at once), compare ``(L(p + h d) - L(p - h d)) / 2h`` with
     ``<dL/dp, d>``. Returns a :class:`GradientReport` with one row per direction."""
-    _warn_precision(module)
-    rng = np.random.default_rng(seed)
-    input = _copy(input)
-
-    def run():
-        if reseed is not None:
-            reseed(module)
-        return module.forward(input)
-
-    run()
-    probe = _probe(module, rng)
+    input, run, probe = _setup(module, input, seed, reseed)
+    rng = np.random.default_rng(seed + 1)
     module.zero_grad_parameters()
     run()
     grads = [g.copy() for g in float_leaves(module.backward(input, probe))] + [g.copy() for g in module.parameters()[1]]
@@ -187,6 +216,9 @@ def check_criterion(criterion, input, target, eps=DEFAULT_EPS):
     criterion.forward(input, target)
     analytic = _copy(criterion.backward(input, target))
     report = GradientReport()
+    problem = structure_mismatch(input, analytic)
+    if problem:
+        report.mismatch("grad_input", problem)
     for i, (leaf, grad) in enumerate(zip(float_leaves(input), float_leaves(analytic))):
         report.add(f"input[{i}]", grad, _numeric(lambda: float(criterion.forward(input, target)), leaf, eps))
     return report

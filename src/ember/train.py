@@ -1,10 +1,14 @@
 """The training loop behind ``ember train`` and :func:`fit`, as the lecture recommends:
-minibatch SGD driven by a ``feval`` closure over the flat parameter vector, the
-training set shuffled at every epoch, inputs normalized with statistics of the
-training set only, evaluation mode for testing, and a non-finite loss stopping the run
-with the last saved model left intact.
+minibatches driven by a ``feval`` closure over the flat parameter vector, the training
+set shuffled at every epoch, inputs normalized with statistics of the training set
+only, evaluation mode for testing. On top: any optimizer of :mod:`ember.optim`, a
+learning-rate schedule, L1/L2 decay switched on after a few epochs, max-norm and
+gradient clipping, a validation split with early stopping, per-epoch metrics in a CSV
+log, and checkpoints that resume bit-exactly. A non-finite loss stops the run with a
+clear message, leaving the last good checkpoint and model file in place.
 
-The explicit lecture-style loop is what :func:`fit` runs::
+The explicit lecture-style loop (see examples/lecture_loop.py) is what :func:`fit`
+runs at its core::
 
     params, grads = model.get_parameters()
     def feval(x):
@@ -18,23 +22,21 @@ The explicit lecture-style loop is what :func:`fit` runs::
 
 from __future__ import annotations
 
-import json
-import math
 import sys
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import io, optim
-from .data import Standardizer, load_mnist
-from .errors import ShapeError, TrainingError
-from .progress import Progress
+from . import optim
+from .data import load_mnist
+from .data.preprocess import make_preprocessor
+from .errors import ShapeError
 
 
 @dataclass
 class Dataset:
-    """Arrays ready for a model: float32 inputs of shape (N, *input_shape), int64 labels."""
+    """Arrays ready for a model: float32 inputs of shape (N, *input_shape), int64 labels,
+    preprocessed with ``preprocessor`` fitted on ``x_train`` only."""
 
     name: str
     x_train: np.ndarray
@@ -42,7 +44,14 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     n_classes: int
-    standardizer: Standardizer | None = None
+    preprocessor: object = None
+    x_valid: np.ndarray | None = None
+    y_valid: np.ndarray | None = None
+    preprocess_kind: str = "global"
+
+    @property
+    def standardizer(self):
+        return self.preprocessor
 
 
 def _shape_for(images, input_shape, what):
@@ -54,10 +63,37 @@ def _shape_for(images, input_shape, what):
     return images.reshape((n,) + tuple(input_shape))
 
 
-def load_dataset(input_shape, data_dir=None, data_file=None, limit=None) -> Dataset:
+def make_dataset(name, x_train, y_train, x_test, y_test, input_shape, valid=0, preprocess="global", seed=0):
+    """Split off ``valid`` training samples (a count, or a fraction if < 1) at random
+    (seeded), fit the preprocessing (see :mod:`ember.data.preprocess`) on the rest,
+    and apply it to all three sets."""
+    n = len(y_train)
+    n_valid = int(round(valid * n)) if 0 < valid < 1 else int(valid)
+    if not 0 <= n_valid < n:
+        raise ValueError(f"valid must leave training samples: asked for {valid!r} of {n}")
+    x_valid = y_valid = None
+    if n_valid:
+        order = np.random.default_rng([seed, 1]).permutation(n)
+        held, kept = np.sort(order[:n_valid]), np.sort(order[n_valid:])
+        x_valid, y_valid = x_train[held], y_train[held]
+        x_train, y_train = x_train[kept], y_train[kept]
+    pre = make_preprocessor(preprocess)
+    x_train, x_test = _shape_for(x_train, input_shape, name), _shape_for(x_test, input_shape, name)
+    x_valid = None if x_valid is None else _shape_for(x_valid, input_shape, name)
+    x_train = pre.fit_transform(x_train) if pre else x_train.astype(np.float32)
+    apply = pre.transform if pre else (lambda a: a.astype(np.float32))
+    n_classes = int(max(y_train.max(), y_test.max())) + 1
+    return Dataset(
+        name, x_train, y_train.astype(np.int64), apply(x_test), y_test.astype(np.int64), n_classes, pre,
+        None if x_valid is None else apply(x_valid), None if y_valid is None else y_valid.astype(np.int64), preprocess,
+    )  # fmt: skip
+
+
+def load_dataset(input_shape, data_dir=None, data_file=None, limit=None, valid=0, preprocess="global", seed=0) -> Dataset:
     """MNIST (bundled, or from ``data_dir``), or an ``.npz`` file with ``x_train``,
-    ``y_train``, ``x_test``, ``y_test``. Inputs are standardized (zero mean, unit
-    variance) with one mean and std fitted on the training images only."""
+    ``y_train``, ``x_test``, ``y_test``; see :func:`make_dataset` for ``valid`` and
+    ``preprocess`` (default: one mean and std over the training images, the lecture's
+    recipe)."""
     if data_file:
         with np.load(data_file, allow_pickle=False) as archive:
             missing = {"x_train", "y_train", "x_test", "y_test"} - set(archive.files)
@@ -71,49 +107,101 @@ def load_dataset(input_shape, data_dir=None, data_file=None, limit=None) -> Data
         name = "mnist"
     if limit:
         xtr, ytr = xtr[:limit], ytr[:limit]
-    scaler = Standardizer("global").fit(xtr)
-    n_classes = int(max(ytr.max(), yte.max())) + 1
-    return Dataset(
-        name,
-        _shape_for(scaler.transform(xtr), input_shape, name),
-        ytr.astype(np.int64),
-        _shape_for(scaler.transform(xte), input_shape, name),
-        yte.astype(np.int64),
-        n_classes,
-        scaler,
-    )
+    return make_dataset(name, xtr, ytr, xte, yte, input_shape, valid, preprocess, seed)
+
+
+#: the learning rate used when none is given (else the optimizer's default, TORCH_LR)
+DEFAULT_LR = {"sgd": 0.05, "nag": 0.05}
+#: each optimizer's own default learning rate (Torch7's; ``asgd``: eta0, ``rprop``: stepsize)
+TORCH_LR = {"sgd": 1e-3, "nag": 1e-3, "adam": 1e-3, "adamw": 1e-3, "adagrad": 1e-3, "adadelta": 1.0,
+            "rmsprop": 1e-2, "adamax": 2e-3, "asgd": 1e-4, "rprop": 0.1, "lbfgs": 1.0}  # fmt: skip
+_LR_KEY = {"asgd": "eta0", "rprop": "stepsize", "cg": None}
+_HAS = {"learning_rate_decay": {"sgd", "nag", "adam", "adamw", "adagrad"}}
 
 
 @dataclass
 class TrainOptions:
-    """Hyperparameters of :func:`fit` (the CLI flags of ``ember train``)."""
+    """Options of :func:`fit` (the flags of ``ember train``).
+
+    optimizer: a name in ``optim.OPTIMIZERS``; lr, lr_decay, momentum, dampening,
+    nesterov go to it where it has them (``lr`` None: 0.05 for sgd/nag, else the
+    optimizer's default); optim_config: any other hyperparameters of it.
+    schedule: e.g. ``"step:10:0.5"`` (:func:`ember.optim.parse_schedule`).
+    weight_decay / l1: L2 / L1 penalties added to the gradient from epoch
+    ``decay_from`` on (0-based: 2 = from the third), sparing biases if
+    ``skip_biases``. max_norm: cap on each unit's incoming weight norm. clip_grad: cap
+    on the gradient's norm. early_stop: stop after this many epochs without a better
+    validation loss (needs a validation set) and keep the best parameters.
+    log: CSV file, one row per epoch. checkpoint: file written every
+    ``checkpoint_every`` steps and at each epoch's end; resume: continue from it.
+    max_steps: stop (with a checkpoint) after this many steps in total.
+    """
 
     epochs: int = 10
     batch_size: int = 64
-    lr: float = 0.05
+    optimizer: str = "sgd"
+    lr: float | None = None
     lr_decay: float = 0.0
-    momentum: float = 0.9
+    momentum: float | None = None
     dampening: float = 0.0
     nesterov: bool = False
+    optim_config: dict = field(default_factory=dict)
+    schedule: str | None = None
     weight_decay: float = 0.0
     l1: float = 0.0
+    decay_from: int = 0
+    skip_biases: bool = False
+    max_norm: float | None = None
+    clip_grad: float | None = None
+    early_stop: int = 0
     seed: int = 0
     save: str | None = None
+    log: str | None = None
+    checkpoint: str | None = None
+    checkpoint_every: int = 0
+    resume: bool = False
+    max_steps: int | None = None
     progress: bool = True
     metadata: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if not isinstance(self.epochs, int) or self.epochs < 1:
-            raise ValueError(f"epochs must be a positive int, got {self.epochs!r}")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {self.batch_size!r}")
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        for name in ("checkpoint_every", "early_stop", "decay_from"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+        if self.optimizer not in optim.OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; one of {', '.join(optim.OPTIMIZERS)}")
+        if (self.checkpoint_every or self.resume) and not self.checkpoint:
+            raise ValueError("checkpoint_every and resume need a checkpoint file (--checkpoint PATH)")
+        if self.max_steps is not None and (not isinstance(self.max_steps, int) or self.max_steps < 1):
+            raise ValueError(f"max_steps must be a positive int, got {self.max_steps!r}")
 
-    def sgd_config(self):
-        return {
-            "learning_rate": self.lr, "learning_rate_decay": self.lr_decay, "momentum": self.momentum,
-            "dampening": self.dampening, "nesterov": self.nesterov, "weight_decay": self.weight_decay,
-            "l1_weight_decay": self.l1,
-        }  # fmt: skip
+    @property
+    def lr_key(self):
+        return _LR_KEY.get(self.optimizer, "learning_rate")
+
+    def optimizer_config(self) -> dict:
+        """The ``config`` dict for ``optim.<optimizer>`` (validated by the optimizer)."""
+        name, config = self.optimizer, {}
+        lr = self.lr if self.lr is not None else DEFAULT_LR.get(name)
+        if lr is not None and self.lr_key:
+            config[self.lr_key] = lr
+        if name in _HAS["learning_rate_decay"] and self.lr_decay:
+            config["learning_rate_decay"] = self.lr_decay
+        if name in ("sgd", "nag"):
+            config["momentum"] = 0.9 if self.momentum is None else self.momentum
+        if name == "sgd":
+            config["dampening"] = self.dampening
+            if self.nesterov:
+                config["nesterov"] = True
+        config.update(self.optim_config)
+        if config.get("line_search") == "wolfe":
+            config["line_search"] = optim.lswolfe
+        return config
 
 
 def evaluate(model, criterion, x, y, batch_size=1000):
@@ -133,78 +221,39 @@ def evaluate(model, criterion, x, y, batch_size=1000):
     return total_loss / max(len(y), 1), float((predictions == y).mean()), predictions
 
 
-def make_feval(model, criterion, inputs, targets, grads):
-    """The lecture's closure: loss and flat gradient on the current minibatch buffers."""
+def make_feval(model, criterion, inputs, targets, grads, regularize=None):
+    """The lecture's closure: loss and flat gradient on the current minibatch buffers.
+    ``regularize(x, grads)``, if given, adjusts the gradient (weight decay, clipping)."""
 
-    def feval(_params):
+    def feval(x):
         model.zero_grad_parameters()
         output = model.forward(inputs)
         loss = criterion.forward(output, targets)
         model.backward(inputs, criterion.backward(output, targets))
+        if regularize is not None:
+            regularize(x, grads)
         return loss, grads
 
     return feval
 
 
 def fit(model, criterion, data: Dataset, options: TrainOptions, out=None, save_metadata=None):
-    """Train ``model`` with minibatch SGD; print one summary line per epoch.
+    """Train ``model`` on ``data``; print one summary line per epoch.
 
-    Returns the history: one dict per epoch (train/test loss and accuracy, time, lr).
-    Raises :class:`TrainingError` if the loss becomes NaN or infinite (the model file
-    saved at the end of the last good epoch is left untouched).
+    Returns the history: one dict per completed epoch (train / valid / test loss and
+    accuracy, learning rate, time). With ``options.checkpoint`` the run can be killed
+    at any moment and resumed (``resume=True``) to the same parameters, bit for bit.
+    Raises :class:`TrainingError` if the loss becomes NaN or infinite (the last
+    checkpoint and model file are left untouched).
     """
-    out = out or sys.stdout
-    rng = np.random.default_rng(options.seed)
-    model.training()
-    model.compute_grad_input = False  # the input is data: skip its gradient
-    params, grads = model.get_parameters()
-    config, state = options.sgd_config(), {}
-    n, bs = len(data.y_train), options.batch_size
-    backend = model.backend
-    batch_x = backend.empty((bs,) + data.x_train.shape[1:])
-    batch_y = np.empty(bs, dtype=np.int64)
-    history = []
-    for epoch in range(1, options.epochs + 1):
-        start = time.perf_counter()
-        order = rng.permutation(n)
-        bar = Progress(n, f"epoch {epoch}/{options.epochs}", stream=out, enabled=options.progress)
-        seen = correct = 0
-        loss_sum = 0.0
-        for first in range(0, n, bs):
-            index = order[first : first + bs]
-            xb, yb = batch_x[: len(index)], batch_y[: len(index)]
-            np.take(data.x_train, index, axis=0, out=xb) if backend.xp is np else xb.__setitem__(Ellipsis, backend.asarray(data.x_train[index]))
-            np.take(data.y_train, index, out=yb)
-            _, (loss,) = optim.sgd(make_feval(model, criterion, xb, yb, grads), params, config, state)
-            if not math.isfinite(loss):
-                bar.close()
-                kept = f" The model saved at the end of epoch {epoch - 1} ({options.save}) is intact." if options.save and epoch > 1 else ""
-                raise TrainingError(
-                    f"training stopped: the loss became {loss} at epoch {epoch}, step {first // bs + 1} "
-                    f"(learning rate {options.lr}); try a smaller --lr.{kept}"
-                )
-            loss_sum += loss * len(index)
-            seen += len(index)
-            correct += int((backend.to_numpy(model.output.argmax(axis=1)) == yb).sum())
-            bar.update(len(index), loss=loss_sum / seen)
-        bar.close()
-        train_time = time.perf_counter() - start
-        test_loss, test_acc, _ = evaluate(model, criterion, data.x_test, data.y_test)
-        lr_now = options.lr / (1 + state.get("eval_counter", 0) * options.lr_decay)
-        row = {"epoch": epoch, "train_loss": loss_sum / seen, "train_acc": correct / seen, "test_loss": test_loss,
-               "test_acc": test_acc, "time": train_time, "lr": lr_now}  # fmt: skip
-        history.append(row)
-        print(f"epoch {epoch:>3}  train loss {row['train_loss']:.4f} acc {row['train_acc'] * 100:6.2f}%  "
-              f"test loss {test_loss:.4f} acc {test_acc * 100:6.2f}%  time {train_time:5.1f}s  lr {lr_now:.4g}",
-              file=out, flush=True)  # fmt: skip
-        if options.save:
-            meta = dict(save_metadata or {})
-            meta.update({"epoch": str(epoch), "test_accuracy": f"{test_acc:.6f}"})
-            io.save(model, options.save, meta)
-    return history
+    from .loop import TrainingRun
+
+    return TrainingRun(model, criterion, data, options, out or sys.stdout, save_metadata or {}).train()
 
 
-def normalization_metadata(data: Dataset) -> dict:
-    """What ``ember eval`` needs to preprocess inputs like training did."""
-    s = data.standardizer
-    return {"dataset": data.name, "normalization": json.dumps({"per": s.per, "mean": float(s.mean), "std": float(s.std)})}
+def model_metadata(data: Dataset) -> dict:
+    """What ``ember eval`` needs besides the arrays: the dataset's name."""
+    return {"dataset": data.name}
+
+
+__all__ = ["Dataset", "TrainOptions", "load_dataset", "make_dataset", "evaluate", "make_feval", "fit"]

@@ -26,7 +26,8 @@ class Standardizer:
 
     ``per="global"`` uses one mean and std for all features (the lecture's MNIST
     recipe), ``per="feature"`` one per input feature, ``per="channel"`` one per channel
-    of (N, C, ...) images. ``std`` is floored at ``eps`` so constant features stay finite.
+    of (N, C, ...) images. ``std`` is floored at ``eps`` (and, per feature or channel, at 1% of
+    the mean std) so constant features stay finite on new data.
     """
 
     def __init__(self, per="global", eps=1e-8):
@@ -40,7 +41,11 @@ class Standardizer:
         axes = {"global": None, "feature": 0, "channel": (0,) + tuple(range(2, x.ndim))}[self.per]
         keep = self.per != "global"
         self.mean = x.mean(axis=axes, keepdims=keep)
-        self.std = np.maximum(x.std(axis=axes, keepdims=keep), self.eps)
+        std = x.std(axis=axes, keepdims=keep)
+        # floor: eps, and for per-feature/channel scaling 1% of the mean std, so features that
+        # are (nearly) constant in training (MNIST's border pixels) do not explode on new data
+        floor = self.eps if self.per == "global" else max(self.eps, 0.01 * float(std.mean()))
+        self.std = np.maximum(std, floor)
         if self.per != "global":
             self.mean, self.std = self.mean[0], self.std[0]
         return self

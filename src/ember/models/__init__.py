@@ -48,5 +48,6 @@ def build_model(name: str, n_classes=10, rng=None, **options):
 
 from . import mlp  # noqa: E402,F401  (registers mnist-mlp, svhn-mlp)
 from . import convnets  # noqa: E402,F401  (registers lenet5, convnet-lcn)
+from . import recurrent  # noqa: E402,F401  (registers mnist-lstm)
 
 __all__ = ["ModelSpec", "MODELS", "register", "get_model", "build_model"]

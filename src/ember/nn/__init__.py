@@ -37,6 +37,20 @@ from .module import Criterion, Module
 from .reduction import Max, Mean, Min, Sum
 from .shape import Identity, Reshape, View
 
+# tables, graphs, distances and pair criteria (issue 3)
+from .criterion_pairs import (
+    ContrastiveCriterion,
+    CosineEmbeddingCriterion,
+    HingeEmbeddingCriterion,
+    L1HingeEmbeddingCriterion,
+    MarginRankingCriterion,
+)
+from .criterion_tables import MultiCriterion, ParallelCriterion
+from .distance import Cosine, CosineDistance, DotProduct, Euclidean, PairwiseDistance, SquaredEuclidean
+from .graph import Graph, Input, Node
+from .table_containers import Concat, ConcatTable, MapTable, Parallel, ParallelTable
+from .table_layout import FlattenTable, JoinTable, NarrowTable, Replicate, SelectTable, SplitTable
+from .table_ops import CAddTable, CDivTable, CMaxTable, CMinTable, CMulTable, CSubTable, MixtureTable, Switch
 # convolutional networks: filter banks, pooling, normalization, map non-linearities
 from . import conn_tables as tables
 from .batchnorm import BatchNormalization, SpatialBatchNormalization
@@ -67,6 +81,13 @@ __all__ = [
     # criteria
     "ClassNLLCriterion", "CrossEntropyCriterion", "MSECriterion", "AbsCriterion", "BCECriterion",
     "SmoothL1Criterion", "MarginCriterion", "MultiMarginCriterion", "DistKLDivCriterion",
+    # tables, graphs, distances and pair criteria (issue 3)
+    "ConcatTable", "ParallelTable", "MapTable", "Concat", "Parallel", "Graph", "Input", "Node",
+    "CAddTable", "CSubTable", "CMulTable", "CDivTable", "CMaxTable", "CMinTable", "Switch", "MixtureTable",
+    "JoinTable", "SplitTable", "SelectTable", "NarrowTable", "FlattenTable", "Replicate",
+    "PairwiseDistance", "DotProduct", "CosineDistance", "Cosine", "Euclidean", "SquaredEuclidean",
+    "HingeEmbeddingCriterion", "L1HingeEmbeddingCriterion", "CosineEmbeddingCriterion",
+    "MarginRankingCriterion", "ContrastiveCriterion", "ParallelCriterion", "MultiCriterion",
     # convolutional networks: filter banks, pooling, normalization, map non-linearities
     "tables", "SpatialConvolution", "SpatialDilatedConvolution", "SpatialFullConvolution", "SpatialConvolutionMap",
     "TemporalConvolution", "SpatialZeroPadding",
@@ -75,4 +96,16 @@ __all__ = [
     "SpatialSubtractiveNormalization", "SpatialDivisiveNormalization", "SpatialContrastiveNormalization",
     "BatchNormalization", "SpatialBatchNormalization",
     "SpatialSoftMax", "SpatialLogSoftMax", "SpatialWTA", "SpatialMaxout", "SpatialDropout",
+]  # fmt: skip
+
+# recurrent networks (unfolding in time, cells, fused layers, sequences, embeddings)
+from .cells import GRUCell, LSTMCell, RNNCell  # noqa: E402
+from .lookup import LookupTable  # noqa: E402
+from .recurrent import Recurrent, pad_sequences, set_mask  # noqa: E402
+from .rnn import GRU, LSTM, RNN  # noqa: E402
+from .sequence import Bidirectional, LastStep, Sequencer, SequencerCriterion  # noqa: E402
+
+__all__ += [
+    "Recurrent", "RNNCell", "LSTMCell", "GRUCell", "RNN", "LSTM", "GRU", "Bidirectional", "Sequencer",
+    "LastStep", "LookupTable", "SequencerCriterion", "set_mask", "pad_sequences",
 ]  # fmt: skip

@@ -63,7 +63,7 @@ def has_layout(array, shape, order, dtype):
 
 def ensure_layout(backend, buffer, shape, order, dtype=None):
     """``buffer`` if it already has ``shape``, ``order`` and dtype, else a new one."""
-    dtype = backend.np_dtype if dtype is None else backend.xp.dtype(dtype)
+    dtype = backend.xp.dtype(backend.dtype if dtype is None else dtype)
     if has_layout(buffer, shape, order, dtype) and isinstance(buffer, backend.xp.ndarray):
         return buffer
     return empty_with_order(backend.xp, shape, order, dtype)

@@ -156,57 +156,45 @@ class SoftPlus(Pointwise):
         return f"beta={self.beta:g}" if self.beta != 1 else ""
 
 
-class SoftShrink(Pointwise):
+class _Shrink(Pointwise):
+    """Shrinkage with threshold ``lambd`` >= 0; the gradient passes where |x| > lambd."""
+
+    def __init__(self, lambd=0.5):
+        super().__init__()
+        if lambd < 0:
+            raise ValueError(f"{type(self).__name__}: lambd must be >= 0, got {lambd}")
+        self.lambd = float(lambd)
+
+    def bprop(self, xp, x, y, go, gx):
+        xp.abs(x, out=gx)
+        xp.greater(gx, self.lambd, out=gx)
+        gx *= go
+
+    def extra_repr(self):
+        return f"{self.lambd:g}"
+
+
+class SoftShrink(_Shrink):
     """Soft shrinkage: ``y = x - l`` if ``x > l``, ``x + l`` if ``x < -l``, else 0 (l=0.5).
 
     bprop: dE/dx = dE/dy where |x| > l (strict), else 0.
     """
 
-    def __init__(self, lambd=0.5):
-        super().__init__()
-        if lambd < 0:
-            raise ValueError(f"SoftShrink: lambd must be >= 0, got {lambd}")
-        self.lambd = float(lambd)
-
     def fprop(self, xp, x, y):
-        xp.abs(x, out=y)
-        y -= self.lambd
-        xp.maximum(y, 0, out=y)
-        y *= xp.sign(x)
-
-    def bprop(self, xp, x, y, go, gx):
-        xp.abs(x, out=gx)
-        xp.greater(gx, self.lambd, out=gx)
-        gx *= go
-
-    def extra_repr(self):
-        return f"{self.lambd:g}"
+        xp.clip(x, -self.lambd, self.lambd, out=y)
+        xp.subtract(x, y, out=y)
 
 
-class HardShrink(Pointwise):
+class HardShrink(_Shrink):
     """Hard shrinkage: ``y = x`` if ``|x| > l``, else 0 (l = 0.5).
 
     bprop: dE/dx = dE/dy where |x| > l, else 0.
     """
 
-    def __init__(self, lambd=0.5):
-        super().__init__()
-        if lambd < 0:
-            raise ValueError(f"HardShrink: lambd must be >= 0, got {lambd}")
-        self.lambd = float(lambd)
-
     def fprop(self, xp, x, y):
         xp.abs(x, out=y)
         xp.greater(y, self.lambd, out=y)
         y *= x
-
-    def bprop(self, xp, x, y, go, gx):
-        xp.abs(x, out=gx)
-        xp.greater(gx, self.lambd, out=gx)
-        gx *= go
-
-    def extra_repr(self):
-        return f"{self.lambd:g}"
 
 
 class Abs(Pointwise):

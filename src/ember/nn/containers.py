@@ -32,7 +32,12 @@ class Container(Module):
         """Append a module; returns self so calls chain (``seq.add(a).add(b)``)."""
         if not isinstance(module, Module):
             raise TypeError(f"{type(self).__name__}.add: expected a Module, got {type(module).__name__}")
-        if module.backend != self.backend and self._children:
+        if not self._children:
+            # an empty container adopts its first child's backend, so that adding a
+            # float64 module and its shared clone converts nothing (a conversion would
+            # give the clone new arrays and silently break the sharing)
+            self.backend = module.backend
+        elif module.backend != self.backend:
             module.to(self.backend)
         self._children.append(module)
         return self

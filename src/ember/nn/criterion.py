@@ -36,6 +36,9 @@ def _class_targets(criterion, target, n, n_classes, single, ignore_index=None):
     target = target.reshape(-1) if single else target
     if target.shape != (n,):
         raise ShapeError(f"{criterion!r}: expected {n} labels, shape ({n},), got {describe(target)}")
+    low, high = (int(target.min()), int(target.max())) if target.size else (0, 0)
+    if 0 <= low and high < n_classes:  # the common case: checked without a temporary array
+        return target
     valid = target if ignore_index is None else target[target != ignore_index]
     if valid.size and (int(valid.min()) < 0 or int(valid.max()) >= n_classes):
         bad = int(valid.min()) if int(valid.min()) < 0 else int(valid.max())
@@ -46,7 +49,18 @@ def _class_targets(criterion, target, n, n_classes, single, ignore_index=None):
     return target
 
 
-class ClassNLLCriterion(Criterion):
+class _ClassWeights:
+    """Optional per-class (or per-element) weights, kept as a constant of the criterion."""
+
+    def _set_weights(self, weights):
+        self.weights = None if weights is None else np.asarray(weights, dtype=np.float64)
+
+    def _moved_to(self, backend, convert):
+        if self.weights is not None:
+            self.weights = backend.asarray(self.weights, dtype=backend.dtype)
+
+
+class ClassNLLCriterion(_ClassWeights, Criterion):
     """Negative log-likelihood of the correct class, for log-probabilities (LogSoftMax).
 
     Input (N, C) or (C,); target (N,) ints in [0, C) or one int. With class weights w
@@ -58,14 +72,10 @@ class ClassNLLCriterion(Criterion):
 
     def __init__(self, weights=None, size_average=True, ignore_index=-100):
         super().__init__(size_average)
-        self.weights = None if weights is None else np.asarray(weights, dtype=np.float64)
+        self._set_weights(weights)
         if self.weights is not None and self.weights.ndim != 1:
             raise ValueError(f"ClassNLLCriterion: weights must be 1-D (one per class), got {self.weights.shape}")
         self.ignore_index = int(ignore_index)
-
-    def _moved_to(self, backend, convert):
-        if self.weights is not None:
-            self.weights = backend.asarray(self.weights, dtype=backend.dtype)
 
     def _prepare(self, input, target):
         batch, single = _class_batch(self, input)
@@ -74,29 +84,46 @@ class ClassNLLCriterion(Criterion):
             raise shape_error(self, f"{self.weights.shape[0]} classes (one weight each)", input)
         target = _class_targets(self, target, n, c, single, self.ignore_index)
         xp = self.backend.xp
+        # flat positions n * C + t of the picked log-probabilities, in a reused buffer
+        flat = self._scratch("flat_index", (n,), dtype="int64")
+        xp.multiply(xp.arange(n) if xp is not np else self._arange(n), c, out=flat)
+        flat += target
+        if self.weights is None and not 0 <= self.ignore_index < c and int(target.min()) >= 0:
+            # no weights and no ignored sample: no per-sample weight array is needed
+            return batch, flat, None, (n if self.size_average else 1.0)
         keep = target != self.ignore_index
         safe = xp.where(keep, target, 0)
+        flat -= target
+        flat += safe
         if self.weights is None:
             w = keep.astype(input.dtype)
         else:
             w = xp.asarray(self.weights, dtype=input.dtype)[safe] * keep
         total = float(w.sum())
         norm = total if (self.size_average and total > 0) else 1.0
-        return batch, safe, w, norm
+        return batch, flat, w, norm
+
+    def _arange(self, n):
+        ramp = self.__dict__.get("_buf_arange")
+        if ramp is None or ramp.shape[0] != n:
+            ramp = self.__dict__["_buf_arange"] = np.arange(n, dtype=np.int64)
+        return ramp
 
     def update_output(self, input, target):
-        batch, safe, w, norm = self._prepare(input, target)
+        batch, flat, w, norm = self._prepare(input, target)
         xp = self.backend.xp
-        picked = xp.take_along_axis(batch, safe.reshape(-1, 1), 1).reshape(-1)
-        self.output = -float((picked * w).sum()) / norm
+        picked = self._scratch("picked", flat.shape)
+        xp.take(batch.reshape(-1), flat, out=picked)
+        total = float(picked.sum()) if w is None else float((picked * w).sum())
+        self.output = -total / norm
         return self.output
 
     def update_grad_input(self, input, target):
-        batch, safe, w, norm = self._prepare(input, target)
+        batch, flat, w, norm = self._prepare(input, target)
         xp = self.backend.xp
         gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape)
         gx.fill(0)
-        xp.put_along_axis(gx.reshape(batch.shape), safe.reshape(-1, 1), (-w / norm).reshape(-1, 1), 1)
+        xp.put(gx.reshape(-1), flat, -1.0 / norm if w is None else -w / norm)
         return gx
 
     def extra_repr(self):
@@ -203,7 +230,7 @@ class SmoothL1Criterion(_Pairwise):
         return gx
 
 
-class BCECriterion(_Pairwise):
+class BCECriterion(_ClassWeights, _Pairwise):
     """Binary cross-entropy on probabilities x in (0, 1) and targets y in [0, 1]:
 
         loss = -sum_i w_i [y_i log(x_i + eps) + (1 - y_i) log(1 - x_i + eps)] / n
@@ -216,11 +243,7 @@ class BCECriterion(_Pairwise):
 
     def __init__(self, weights=None, size_average=True):
         super().__init__(size_average)
-        self.weights = None if weights is None else np.asarray(weights, dtype=np.float64)
-
-    def _moved_to(self, backend, convert):
-        if self.weights is not None:
-            self.weights = backend.asarray(self.weights, dtype=backend.dtype)
+        self._set_weights(weights)
 
     def _w(self, input):
         return 1.0 if self.weights is None else self.backend.xp.asarray(self.weights, dtype=input.dtype)
@@ -268,7 +291,7 @@ class MarginCriterion(_Pairwise):
         return gx
 
 
-class MultiMarginCriterion(Criterion):
+class MultiMarginCriterion(_ClassWeights, Criterion):
     """Multi-class hinge loss (Torch7 / PyTorch ``MultiMarginLoss``). Per sample with target t:
 
         l = sum_{i != t} w_t max(0, margin - x_t + x_i)^p / C,   p in {1, 2}
@@ -282,11 +305,7 @@ class MultiMarginCriterion(Criterion):
         if p not in (1, 2):
             raise ValueError(f"MultiMarginCriterion: p must be 1 or 2, got {p}")
         self.p, self.margin = int(p), float(margin)
-        self.weights = None if weights is None else np.asarray(weights, dtype=np.float64)
-
-    def _moved_to(self, backend, convert):
-        if self.weights is not None:
-            self.weights = backend.asarray(self.weights, dtype=backend.dtype)
+        self._set_weights(weights)
 
     def _hinge(self, input, target):
         batch, single = _class_batch(self, input)

@@ -222,31 +222,18 @@ class CMul(_Elementwise):
         return "x".join(map(str, self.size))
 
 
-class Mul(_Elementwise):
+class Mul(CMul):
     """One learned scalar gain: ``y = w x``.
 
     bprop to input: dE/dx = w dE/dy;  bprop to w: dE/dw += scale * sum(dE/dy * x).
     Init (Torch7): U(-1, 1).
     """
 
-    _param_names = ("weight",)
-
     def __init__(self, rng=None):
-        super().__init__()
-        self.weight = uniform(rng, (1,), 1.0)
-        self.grad_weight = self.weight * 0
+        super().__init__(1, rng=rng)
 
-    def update_output(self, input):
-        out = self.output = self.backend.ensure(self.output, input.shape)
-        self.backend.xp.multiply(input, self.weight, out=out)
-        return out
+    def spec(self):
+        return Module.spec(self)
 
-    def update_grad_input(self, input, grad_output):
-        gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape)
-        self.backend.xp.multiply(grad_output, self.weight, out=gx)
-        return gx
-
-    def acc_grad_parameters(self, input, grad_output, scale=1.0):
-        product = self._scratch("product", input.shape)
-        self.backend.xp.multiply(grad_output, input, out=product)
-        self._accumulate(product, self.grad_weight, scale)
+    def extra_repr(self):
+        return ""

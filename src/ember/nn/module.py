@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
+import weakref
 
 from ..backend import NUMPY32, Backend, get_backend
 from ..errors import ShapeError, describe
@@ -109,6 +110,13 @@ class Module:
         return self.grad_input
 
     def __call__(self, *args):
+        """``module(x)`` computes ``forward(x)``. Called on graph nodes (``module(node)``,
+        ``module(a, b)``, ``module([a, b])``) or on nothing (``module()``, an input node),
+        it builds a node of a :class:`~ember.nn.Graph` instead."""
+        if not args or _has_nodes(args):
+            from .graph import make_node
+
+            return make_node(self, args)
         return self.forward(*args)
 
     def update_output(self, input):
@@ -235,7 +243,12 @@ class Module:
             replacement[id(param)] = p_view
             replacement[id(grad)] = g_view
             offset += n
-        for module in self.modules():
+        tree = self.modules()
+        inside = {id(m) for m in tree}
+        # modules outside this tree that share arrays with it (a clone flattened on
+        # its own, Torch7's classic trap) are re-pointed too, so sharing survives
+        outside = [p for m in tree for p in list(_SHARE_PEERS.get(m, ())) if id(p) not in inside]
+        for module in tree + outside:
             for name in module._param_names:
                 for attr in (name, _GRAD + name):
                     value = getattr(module, attr, None)
@@ -290,6 +303,7 @@ class Module:
         if len(mine) != len(theirs):
             raise ValueError(f"{self!r}: cannot share with {other!r}: different structure")
         for a, b in zip(mine, theirs):
+            linked = False
             for name in names:
                 attrs = [name]
                 if name in b._param_names:
@@ -297,7 +311,10 @@ class Module:
                 for attr in attrs:
                     if getattr(b, attr, None) is not None:
                         setattr(a, attr, getattr(b, attr))
+                        linked = True
             a._parameters_moved()
+            if linked and a is not b:
+                _link_peers(a, b)
         return self
 
     def clear_state(self):
@@ -318,10 +335,14 @@ class Module:
         moved = {}
 
         def convert(value):
+            # keyed by id: keep every array seen alive (a freed id can be reused), and
+            # map converted arrays to themselves (a module met twice in the tree)
             if id(value) not in moved:
                 dtype = backend.dtype if value.dtype.kind == "f" else value.dtype
-                moved[id(value)] = backend.asarray(value, dtype=dtype)
-            return moved[id(value)]
+                new = backend.asarray(value, dtype=dtype)
+                moved[id(value)] = (value, new)
+                moved[id(new)] = (new, new)
+            return moved[id(value)][1]
 
         self.clear_state()
         for module in self.modules():
@@ -409,13 +430,25 @@ class Criterion(Module):
             raise ShapeError(f"{self!r}: expected {name} of dtype {input.dtype}, got {target.dtype}")
 
 
-def as_float(value) -> float:
-    """A Python float from a NumPy/CuPy scalar (synchronises on the GPU)."""
-    return float(value)
+#: module -> the modules it shares arrays with (through ``share``/``clone``); weak, so
+#: it never keeps a module alive and is not copied with the modules
+_SHARE_PEERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
-def is_array(value) -> bool:
-    return hasattr(value, "shape") and hasattr(value, "dtype")
+def _link_peers(a, b):
+    """Record that ``a`` and ``b`` share arrays (sharing is transitive: one group)."""
+    group = weakref.WeakSet()
+    for module in (a, b):
+        group.add(module)
+        group |= _SHARE_PEERS.get(module, weakref.WeakSet())
+    for module in list(group):
+        _SHARE_PEERS[module] = group
+
+
+def _has_nodes(args) -> bool:
+    """True when the call arguments contain graph nodes (see :meth:`Module.__call__`)."""
+    items = args[0] if len(args) == 1 and isinstance(args[0], (list, tuple)) else args
+    return any(getattr(item, "_is_graph_node", False) for item in items)
 
 
 __all__ = ["Module", "Criterion"]

@@ -1,4 +1,12 @@
-"""Hyperparameter validation shared by the optimizers."""
+"""Hyperparameter validation and state helpers shared by the optimizers.
+
+Every optimizer starts the same way: :func:`setup` resolves ``state = state or config``
+(Torch7's rule) and rejects unknown hyperparameters, the ``number``/``integer`` readers
+validate each value, and :func:`evaluate` calls ``feval`` and checks what it returned.
+Arrays that are part of the optimizer's state live in ``state`` under plain names
+(:func:`buffer`); work arrays live under ``"_"``-prefixed names (:func:`scratch`) and are
+not part of a checkpoint.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +14,7 @@ import math
 import numbers
 
 
-def number(algorithm, config, key, default, low=None, high=None, low_open=False):
+def number(algorithm, config, key, default, low=None, high=None, low_open=False, high_open=False):
     """Read ``config[key]`` (or ``default``), check it is a finite real in range."""
     value = config.get(key, default)
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
@@ -14,9 +22,18 @@ def number(algorithm, config, key, default, low=None, high=None, low_open=False)
     if low is not None and (value < low or (low_open and value == low)):
         bound = ">" if low_open else ">="
         raise ValueError(f"optim.{algorithm}: {key} must be {bound} {low}, got {value!r}")
-    if high is not None and value > high:
-        raise ValueError(f"optim.{algorithm}: {key} must be <= {high}, got {value!r}")
+    if high is not None and (value > high or (high_open and value == high)):
+        bound = "<" if high_open else "<="
+        raise ValueError(f"optim.{algorithm}: {key} must be {bound} {high}, got {value!r}")
     return float(value)
+
+
+def integer(algorithm, config, key, default, low=1):
+    """Read ``config[key]`` (or ``default``), check it is an integer >= ``low``."""
+    value = config.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"optim.{algorithm}: {key} must be an integer >= {low}, got {value!r}")
+    return int(value)
 
 
 def vector(algorithm, config, key, x):
@@ -36,9 +53,98 @@ def known_keys(algorithm, config, allowed):
         raise ValueError(f"optim.{algorithm}: unknown hyperparameter(s) {unknown}; known: {sorted(allowed)}")
 
 
-def scratch(state, x, name="_scratch"):
-    """A work array kept in ``state`` under a private name (not part of a checkpoint)."""
+def setup(algorithm, config, state, keys, state_keys=()):
+    """``(config, state)`` with Torch7's ``state = state or config``; unknown keys raise.
+
+    When ``state`` is ``config`` (no separate state given), the state's own keys
+    (``state_keys``) and scratch keys (``"_..."``) are allowed in it.
+    """
+    config = {} if config is None else config
+    state = config if state is None else state
+    if not isinstance(config, dict) or not isinstance(state, dict):
+        raise ValueError(f"optim.{algorithm}: config and state must be dicts, got {type(config).__name__}, {type(state).__name__}")
+    skip = set(state_keys) if state is config else set()
+    known_keys(algorithm, {k: v for k, v in config.items() if not k.startswith("_") and k not in skip}, keys)
+    return config, state
+
+
+def evaluate(algorithm, feval, x):
+    """``fx, g = feval(x)``, checking that g is an array of x's shape."""
+    result = feval(x)
+    if not isinstance(result, tuple) or len(result) != 2:
+        raise ValueError(f"optim.{algorithm}: feval(x) must return (loss, gradient), got {type(result).__name__}")
+    fx, g = result
+    if g is None or getattr(g, "shape", None) != x.shape:
+        raise ValueError(f"optim.{algorithm}: feval must return (loss, gradient of shape {x.shape}), got {getattr(g, 'shape', g)!r}")
+    return fx, g
+
+
+def scratch(state, x, name="_scratch", dtype=None):
+    """A work array like x (or of ``dtype``) kept in ``state`` under a private name
+    (``"_..."``, not part of a checkpoint); allocated on the first call only."""
+    if not name.startswith("_"):
+        raise ValueError(f"scratch names start with '_', got {name!r}")
+    dtype = x.dtype if dtype is None else dtype
     buf = state.get(name)
-    if buf is None or buf.shape != x.shape or buf.dtype != x.dtype:
-        buf = state[name] = x * 0
+    if buf is None or buf.shape != x.shape or buf.dtype != dtype:
+        buf = state[name] = namespace(x).zeros(x.shape, dtype=dtype)
     return buf
+
+
+def buffer(state, name, x, fill=0.0):
+    """A persistent state array like x (e.g. a momentum), created filled with ``fill``.
+
+    Returns ``(array, created)``; a stored array of another shape or dtype is replaced.
+    """
+    buf = state.get(name)
+    if buf is not None and getattr(buf, "shape", None) == x.shape and buf.dtype == x.dtype:
+        return buf, False
+    buf = state[name] = namespace(x).zeros_like(x)
+    if fill:
+        buf += fill
+    return buf, True
+
+
+def namespace(x):
+    """``numpy`` or ``cupy``, whichever ``x`` belongs to."""
+    if type(x).__module__.startswith("cupy"):  # pragma: no cover - GPU only
+        import cupy
+
+        return cupy
+    import numpy
+
+    return numpy
+
+
+def weight_decay(x, g, wd, tmp):
+    """``g += wd * x`` in place (Torch7's L2 term on the flat vector), via ``tmp``."""
+    if wd != 0:
+        namespace(x).multiply(x, wd, out=tmp)
+        g += tmp
+
+
+def dot(a, b) -> float:
+    """``<a, b>`` as a Python float (no temporary array)."""
+    return float(namespace(a).dot(a, b))
+
+
+def moving_average(avg, value, decay, tmp, square=False):
+    """``avg = decay * avg + (1 - decay) * value`` (``value**2`` if ``square``), in place."""
+    xp = namespace(avg)
+    avg *= decay
+    if square:
+        xp.multiply(value, value, out=tmp)
+        tmp *= 1 - decay
+    else:
+        xp.multiply(value, 1 - decay, out=tmp)
+    avg += tmp
+
+
+def step_over_root(x, numerator, second, eps, step, tmp, denom):
+    """``x -= step * numerator / (sqrt(second) + eps)``, in place (via tmp and denom)."""
+    xp = namespace(x)
+    xp.sqrt(second, out=denom)
+    denom += eps
+    xp.divide(numerator, denom, out=tmp)
+    tmp *= -step
+    x += tmp

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..backend import axpby
-from ._validate import known_keys, number, scratch, vector
+from ._validate import evaluate, namespace, number, scratch, setup, vector
 
 _KEYS = {
     "learning_rate", "learning_rate_decay", "weight_decay", "weight_decays", "l1_weight_decay",
@@ -38,9 +38,7 @@ def sgd(feval, x, config=None, state=None):
       6. n += 1
     Returns ``(x, [fx])`` with fx the loss before the update.
     """
-    config = {} if config is None else config
-    state = config if state is None else state
-    known_keys("sgd", {k: v for k, v in config.items() if not k.startswith("_") and k not in ("eval_counter", "dfdx")}, _KEYS)
+    config, state = setup("sgd", config, state, _KEYS, ("eval_counter", "dfdx"))
     lr = number("sgd", config, "learning_rate", 1e-3, low=0)
     lrd = number("sgd", config, "learning_rate_decay", 0.0, low=0)
     wd = number("sgd", config, "weight_decay", 0.0, low=0)
@@ -55,11 +53,9 @@ def sgd(feval, x, config=None, state=None):
     n = state.setdefault("eval_counter", 0)
 
     # 1. loss and gradient at x
-    fx, g = feval(x)
-    if g is None or getattr(g, "shape", None) != x.shape:
-        raise ValueError(f"optim.sgd: feval must return (loss, gradient of shape {x.shape}), got {getattr(g, 'shape', g)!r}")
+    fx, g = evaluate("sgd", feval, x)
     tmp = scratch(state, x)
-    xp = _namespace(x)
+    xp = namespace(x)
 
     # 2. weight decay, in place on the caller's gradient (as Torch7)
     if wd != 0:
@@ -97,12 +93,3 @@ def sgd(feval, x, config=None, state=None):
     state["eval_counter"] = n + 1
     return x, [fx]
 
-
-def _namespace(x):
-    if type(x).__module__.startswith("cupy"):  # pragma: no cover - GPU only
-        import cupy
-
-        return cupy
-    import numpy
-
-    return numpy

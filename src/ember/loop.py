@@ -1,0 +1,200 @@
+"""The one training loop behind :func:`ember.train.fit` and ``ember train``.
+
+A :class:`TrainingRun` holds a run's state and performs it: per epoch, shuffle (a
+seeded generator), then per minibatch set the scheduled learning rate, call the
+optimizer with the lecture's ``feval`` closure (plus weight decay and clipping inside
+it), apply the max-norm constraint, checkpoint every N steps; at the end of an epoch
+evaluate (evaluation mode) on the validation and test sets, log a CSV row, step the
+schedule and early stopping, save the model and a checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+
+import numpy as np
+
+from . import io, optim
+from .checkpoint import generators
+from .data.preprocess import to_file
+from .errors import TrainingError
+from .optim import Logger, MaxNorm, WeightDecay, clip_grad_norm, parameter_mask, parse_schedule
+from .progress import Progress
+from .run_state import RunState, fingerprint, load_run, save_run
+from .train import _HAS, TORCH_LR, evaluate, make_feval
+
+
+class TrainingRun:
+    """One training run: the state of :func:`ember.train.fit` and its steps."""
+
+    def __init__(self, model, criterion, data, options, out, save_metadata):
+        self.model, self.criterion, self.data, self.options, self.out = model, criterion, data, options, out
+        self.save_metadata = save_metadata
+        model.training()
+        model.compute_grad_input = False  # the input is data: skip its gradient
+        self.params, self.grads = model.get_parameters()
+        self.step_fn = optim.OPTIMIZERS[options.optimizer]
+        self.config, self.state = options.optimizer_config(), {}
+        n, bs = len(data.y_train), options.batch_size
+        self.steps_per_epoch = -(-n // bs)
+        self.schedule = None
+        if options.schedule:
+            if not options.lr_key:
+                raise ValueError(f"optimizer {options.optimizer} has no learning rate to schedule")
+            lr0 = self.config.get(options.lr_key, TORCH_LR[options.optimizer])
+            self.schedule = parse_schedule(options.schedule, lr0, options.epochs, self.steps_per_epoch)
+        if options.early_stop and data.y_valid is None:
+            raise ValueError("early stopping needs a validation set (--valid N)")
+        mask = parameter_mask(model) if options.skip_biases else None
+        self.decay = WeightDecay(options.weight_decay, options.l1, options.decay_from, mask)
+        self.max_norm = MaxNorm(model, options.max_norm) if options.max_norm else None
+        self.data_rng = np.random.default_rng(options.seed)
+        self.gens = generators(model, self.data_rng)
+        self.best_params = self.params.copy() if options.early_stop else None
+        self.fingerprint = fingerprint(options, data, self.config)
+        backend = model.backend
+        self.batch_x = backend.empty((bs,) + data.x_train.shape[1:])
+        self.batch_y = np.empty(bs, dtype=np.int64)
+        self.run = RunState()
+        self.epoch = 0
+
+    # ------------------------------------------------------------------ the loop
+    def train(self):
+        o, run = self.options, self.run
+        if o.resume and o.checkpoint and os.path.exists(o.checkpoint):
+            self.run = run = load_run(o.checkpoint, self.model, self.params, self.state, self.gens, self.schedule,
+                                      self.fingerprint, len(self.data.y_train), self.best_params)  # fmt: skip
+            print(f"resumed from {o.checkpoint}: epoch {run.epoch + 1}, step {run.step}", file=self.out, flush=True)
+        elif o.resume:
+            print(f"no checkpoint at {o.checkpoint}: starting from scratch", file=self.out, flush=True)
+        self.logger = Logger(o.log, keep_rows=run.log_rows if run.step or run.epoch else None) if o.log else None
+        while run.epoch < o.epochs and not run.finished:
+            self.epoch = run.epoch
+            if not self._train_epoch():
+                return run.history  # stopped by max_steps
+            self._end_epoch()
+        return run.history
+
+    def _train_epoch(self):
+        o, run, data = self.options, self.run, self.data
+        n, bs = len(data.y_train), o.batch_size
+        if run.order is None:
+            run.order, run.position, run.loss_sum, run.seen, run.correct = self.data_rng.permutation(n), 0, 0.0, 0, 0
+        self.started = time.perf_counter()
+        bar = Progress(n, f"epoch {self.epoch + 1}/{o.epochs}", stream=self.out, enabled=o.progress)
+        bar.update(run.position)
+        backend = self.model.backend
+        while run.position < n:
+            if o.max_steps is not None and run.step >= o.max_steps:
+                bar.close()
+                self._checkpoint()
+                print(f"stopped after {run.step} steps (max_steps)" + (f"; resume with --resume from {o.checkpoint}"
+                      if o.checkpoint else ""), file=self.out, flush=True)  # fmt: skip
+                return False
+            index = run.order[run.position : run.position + bs]
+            xb, yb = self.batch_x[: len(index)], self.batch_y[: len(index)]
+            if backend.xp is np:
+                np.take(data.x_train, index, axis=0, out=xb)
+            else:  # pragma: no cover - GPU only
+                xb[...] = backend.asarray(data.x_train[index])
+            np.take(data.y_train, index, out=yb)
+            if self.schedule is not None:
+                self.config[o.lr_key] = self.schedule(self.epoch, run.step)
+            feval = make_feval(self.model, self.criterion, xb, yb, self.grads, self._regularize)
+            loss = float(self.step_fn(feval, self.params, self.config, self.state)[1][0])
+            if not math.isfinite(loss):
+                bar.close()
+                self._fail(loss, run.position // bs + 1)
+            if self.max_norm is not None:
+                self.max_norm.apply()
+            run.step += 1
+            run.position += len(index)
+            run.loss_sum += loss * len(index)
+            run.seen += len(index)
+            run.correct += int((backend.to_numpy(self.model.output.argmax(axis=1)) == yb).sum())
+            bar.update(len(index), loss=run.loss_sum / run.seen)
+            if o.checkpoint_every and run.step % o.checkpoint_every == 0:
+                self._checkpoint()
+        bar.close()
+        return True
+
+    def _regularize(self, x, g):
+        self.decay.apply(x, g, self.epoch)
+        if self.options.clip_grad:
+            clip_grad_norm(g, self.options.clip_grad)
+
+    def _end_epoch(self):
+        o, run, data = self.options, self.run, self.data
+        train_time = time.perf_counter() - self.started
+        row = {"epoch": self.epoch + 1, "step": run.step, "train_loss": run.loss_sum / max(run.seen, 1),
+               "train_acc": run.correct / max(run.seen, 1)}  # fmt: skip
+        if data.y_valid is not None:
+            row["valid_loss"], row["valid_acc"], _ = evaluate(self.model, self.criterion, data.x_valid, data.y_valid)
+        row["test_loss"], row["test_acc"], _ = evaluate(self.model, self.criterion, data.x_test, data.y_test)
+        row["lr"] = self._current_lr()
+        row["time"] = train_time
+        run.history.append(row)
+        valid = f"valid loss {row['valid_loss']:.4f} acc {row['valid_acc'] * 100:6.2f}%  " if "valid_loss" in row else ""
+        print(f"epoch {row['epoch']:>3}  train loss {row['train_loss']:.4f} acc {row['train_acc'] * 100:6.2f}%  {valid}"
+              f"test loss {row['test_loss']:.4f} acc {row['test_acc'] * 100:6.2f}%  time {train_time:5.1f}s  "
+              f"lr {row['lr']:.4g}", file=self.out, flush=True)  # fmt: skip
+        if self.logger is not None:
+            self.logger.add(row)
+            run.log_rows = self.logger.rows
+        monitored = row.get("valid_loss", row["train_loss"])
+        if self.schedule is not None:
+            self.schedule.observe(monitored)
+        improved = run.best is None or monitored < run.best
+        if improved:
+            run.best, run.best_epoch, run.bad_epochs = monitored, row["epoch"], 0
+            if self.best_params is not None:
+                self.best_params[...] = self.params
+        else:
+            run.bad_epochs += 1
+        run.epoch, run.order, run.position = self.epoch + 1, None, 0
+        if o.early_stop and run.bad_epochs >= o.early_stop:
+            self.params[...] = self.best_params
+            run.finished = True
+            print(f"early stopping: no better validation loss for {o.early_stop} epochs; keeping epoch "
+                  f"{run.best_epoch} (valid loss {run.best:.4f})", file=self.out, flush=True)  # fmt: skip
+        if o.save and (not o.early_stop or improved or run.finished):
+            self._save_model(row)
+        self._checkpoint()
+
+    # ------------------------------------------------------------------ files
+    def _current_lr(self):
+        key = self.options.lr_key
+        if not key:
+            return math.nan
+        lr = self.config.get(key, TORCH_LR[self.options.optimizer])
+        if self.options.optimizer in _HAS["learning_rate_decay"]:
+            count = self.state.get("eval_counter", self.state.get("t", 0))
+            lr = lr / (1 + count * self.config.get("learning_rate_decay", 0.0))
+        return lr
+
+    def _save_model(self, row):
+        arrays, meta = to_file(self.data.preprocessor)
+        meta = {**self.save_metadata, **meta, "epoch": str(row["epoch"]), "test_accuracy": f"{row['test_acc']:.6f}"}
+        io.save(self.model, self.options.save, meta, extra=arrays)
+
+    def _checkpoint(self):
+        if not self.options.checkpoint:
+            return
+        if not bool(np.isfinite(self.model.backend.to_numpy(self.params)).all()):
+            self._fail(math.nan, None, "the parameters are not finite")
+        save_run(self.options.checkpoint, self.run, self.model, self.params, self.state, self.gens, self.schedule,
+                 self.fingerprint, self.best_params)  # fmt: skip
+
+    def _fail(self, loss, batch, what=None):
+        o, run = self.options, self.run
+        kept = []
+        if o.checkpoint and os.path.exists(o.checkpoint):
+            kept.append(f"the last checkpoint ({o.checkpoint}) is intact: lower the learning rate and --resume")
+        if o.save and os.path.exists(o.save):
+            kept.append(f"the model saved at the end of epoch {run.epoch} ({o.save}) is intact")
+        where = f"at epoch {self.epoch + 1}" + (f", step {batch}" if batch else "")
+        what = what or f"the loss became {loss}"
+        raise TrainingError(f"training stopped: {what} {where} (learning rate {self._current_lr():g}); "
+                            f"try a smaller --lr." + (" " + "; ".join(kept) + "." if kept else ""))  # fmt: skip

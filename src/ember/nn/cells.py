@@ -1,0 +1,407 @@
+"""Recurrent cells: one time step of an Elman RNN, an LSTM and a GRU (PyTorch's equations).
+
+A cell is a step module: its input is the table ``[x_t, state_{t-1}]`` and its output is
+``state_t``; :class:`~ember.nn.Recurrent` unfolds it over a sequence with shared weights.
+The per-step math lives in the ``*_forward`` / ``*_backward`` functions below; the fused
+sequence layers (:mod:`ember.nn.rnn`) run the very same functions inside their time loop,
+so a gradient check of a cell checks the layers' step too.
+
+Gate equations (PyTorch's ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU``; sigma = logistic sigmoid)::
+
+    RNN   h' = act(W_ih x + b_ih + W_hh h + b_hh)              act = tanh or relu
+    LSTM  [i, f, g, o] = W_ih x + b_ih + W_hh h + b_hh          (rows in that order)
+          i, f, o = sigma(.);  g = tanh(.)
+          c' = f * c + i * g;   h' = o * tanh(c')
+    GRU   [r, z] = sigma(W_i[rz] x + b_i[rz] + W_h[rz] h + b_h[rz])
+          n  = tanh(W_in x + b_in + r * (W_hn h + b_hn))        (reset gate AFTER the product)
+          h' = (1 - z) * n + z * h
+
+How Torch7's ``rnn`` package differed (weights are not interchangeable):
+``nn.LSTM`` there had peephole terms (c_{t-1} feeding i and f, c_t feeding o; its
+``FastLSTM`` had none, like these), and ``nn.GRU`` applied the reset gate *before* the
+product, ``n = tanh(W x + U (r * h))``, with no separate hidden bias.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..errors import ShapeError, describe, shape_error
+from .init import uniform
+from .module import Module
+
+
+# ---------------------------------------------------------------- step math (shared with rnn.py)
+def sigmoid_via_tanh(xp, block):
+    """In place: ``block = sigma(block) = (1 + tanh(block / 2)) / 2`` (stable for every x)."""
+    block *= 0.5
+    xp.tanh(block, out=block)
+    block += 1
+    block *= 0.5
+
+
+def rnn_forward(xp, pre, h, relu):
+    """``h' = act(pre)`` written into ``h`` (which may be ``pre`` itself)."""
+    if relu:
+        xp.maximum(pre, 0, out=h)
+    else:
+        xp.tanh(pre, out=h)
+
+
+def rnn_backward(xp, h, dh, dpre, relu):
+    """``dpre = dh * act'(pre)``, from the output h' = act(pre)."""
+    if relu:
+        xp.greater(h, 0, out=dpre)
+    else:
+        xp.multiply(h, h, out=dpre)
+        xp.subtract(1, dpre, out=dpre)
+    dpre *= dh
+
+
+def lstm_activate(xp, sigmoid_blocks, g):
+    """In place: sigma on the i, f, o pre-activations (given as blocks) and tanh on g."""
+    for block in sigmoid_blocks:
+        sigmoid_via_tanh(xp, block)
+    xp.tanh(g, out=g)
+
+
+def lstm_forward(xp, i, f, g, o, c_prev, c, tanh_c, h, tmp):
+    """One LSTM step after the products and the activations: c' = f c + i g, h' = o tanh(c').
+
+    The gate blocks i, f, g, o are views of one gate array (columns of (N, 4H) in a cell,
+    contiguous rows of (4H, N) in the fused layers). ``tmp`` is scratch of c's shape.
+    """
+    xp.multiply(f, c_prev, out=c)
+    xp.multiply(i, g, out=tmp)
+    c += tmp
+    xp.tanh(c, out=tanh_c)
+    xp.multiply(o, tanh_c, out=h)
+
+
+def lstm_backward(xp, gates, c_prev, tanh_c, dh, dc, dgates, tmp):
+    """bprop of one LSTM step; ``gates`` = (i, f, g, o) activations, ``dgates`` the four
+    output blocks dE/d(pre-activations) in the same order.
+
+    In: dh = dE/dh' (total), dc = dE/dc' from later steps. Out: dgates, and dc is
+    overwritten with dE/dc_{t-1} = (dc + dh * o * (1 - tanh(c')^2)) * f::
+
+        do = dh * tanh(c') * o (1 - o)
+        dc_total = dc + dh * o * (1 - tanh(c')^2)
+        di = dc_total * g * i (1 - i);  df = dc_total * c * f (1 - f);  dg = dc_total * i * (1 - g^2)
+    """
+    i, f, g, o = gates
+    di, df, dg, do = dgates
+    xp.multiply(dh, o, out=tmp)  # dh * o
+    xp.multiply(dh, tanh_c, out=do)  # dh * tanh(c')
+    xp.subtract(1, o, out=dg)  # (1 - o) as scratch
+    dg *= o
+    do *= dg  # do = dh tanh(c') o (1 - o)
+    xp.multiply(tanh_c, tanh_c, out=dg)
+    xp.subtract(1, dg, out=dg)
+    tmp *= dg
+    dc += tmp  # dc_total
+    xp.subtract(1, i, out=tmp)
+    tmp *= i
+    xp.multiply(dc, g, out=di)
+    di *= tmp  # di = dc g i (1 - i)
+    xp.subtract(1, f, out=tmp)
+    tmp *= f
+    xp.multiply(dc, c_prev, out=df)
+    df *= tmp  # df = dc c f (1 - f)
+    xp.multiply(g, g, out=tmp)
+    xp.subtract(1, tmp, out=tmp)
+    tmp *= i
+    xp.multiply(dc, tmp, out=dg)  # dg = dc i (1 - g^2)
+    dc *= f
+
+
+def gru_forward(xp, r, z, n, hg_n, h_prev, h):
+    """One GRU step after the products: r, z hold sigma's arguments W_i x + b_i + W_h h + b_h
+    and become the gates; n holds W_in x + b_in and becomes n = tanh(n + r * hg_n), with
+    hg_n = W_hn h + b_hn (kept for bprop). Writes h' = n + z (h - n).
+    """
+    sigmoid_via_tanh(xp, r)
+    sigmoid_via_tanh(xp, z)
+    xp.multiply(r, hg_n, out=h)
+    n += h
+    xp.tanh(n, out=n)
+    xp.subtract(h_prev, n, out=h)
+    h *= z
+    h += n
+
+
+def gru_backward(xp, gates, hg_n, h_prev, dh, dxg, dhg_n, dh_direct):
+    """bprop of one GRU step (gates = (r, z, n) activations, hg_n = W_hn h + b_hn)::
+
+        dn_pre = dh (1 - z) (1 - n^2);  dz_pre = dh (h - n) z (1 - z)
+        dr_pre = dn_pre * hg_n * r (1 - r)
+        dxg = (dr_pre, dz_pre, dn_pre);  dE/d(W_h h + b_h) = (dr_pre, dz_pre, dhg_n = dn_pre * r)
+        dh_direct = dh * z       (the part of dE/dh that skips the products)
+    """
+    r, z, n = gates
+    dr, dz, dn = dxg
+    xp.multiply(dh, z, out=dh_direct)
+    xp.subtract(dh, dh_direct, out=dn)  # dh (1 - z)
+    xp.multiply(n, n, out=dr)
+    xp.subtract(1, dr, out=dr)
+    dn *= dr  # dn_pre
+    xp.subtract(h_prev, n, out=dz)
+    dz *= dh
+    xp.subtract(1, z, out=dr)
+    dr *= z
+    dz *= dr  # dz_pre
+    xp.subtract(1, r, out=dr)
+    dr *= r
+    dr *= hg_n
+    dr *= dn  # dr_pre
+    xp.multiply(dn, r, out=dhg_n)
+
+
+def blocks(array, count, axis):
+    """``count`` equal blocks of ``array`` along ``axis`` (views)."""
+    size = array.shape[axis] // count
+    if axis == 0:
+        return [array[k * size : (k + 1) * size] for k in range(count)]
+    return [array[:, k * size : (k + 1) * size] for k in range(count)]
+
+
+# ---------------------------------------------------------------- the cells
+class _Cell(Module):
+    """Shared parts of the cells: parameters W_ih (G*H, in), W_hh (G*H, H), b_ih, b_hh
+    (PyTorch's names and layout), init U(-1/sqrt(H), 1/sqrt(H)), and input checks."""
+
+    _input_kind = "any"
+    _param_names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    _gates = 1
+    _state_parts = 1
+
+    def __init__(self, input_size, hidden_size, bias=True, rng=None):
+        super().__init__()
+        name = type(self).__name__
+        for label, value in (("input_size", input_size), ("hidden_size", hidden_size)):
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"{name}: {label} must be a positive int, got {value!r}")
+        self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bool(bias)
+        rows = self._gates * hidden_size
+        bound = 1.0 / math.sqrt(hidden_size)
+        self.weight_ih = uniform(rng, (rows, input_size), bound)
+        self.weight_hh = uniform(rng, (rows, hidden_size), bound)
+        self.bias_ih = uniform(rng, (rows,), bound) if bias else None
+        self.bias_hh = uniform(rng, (rows,), bound) if bias else None
+        for pname in self._param_names:
+            value = getattr(self, pname)
+            setattr(self, "grad_" + pname, None if value is None else value * 0)
+
+    @property
+    def state_size(self):
+        """The size of each state array: H, or [H, H] for the LSTM's (h, c)."""
+        return self.hidden_size if self._state_parts == 1 else [self.hidden_size] * self._state_parts
+
+    def reset(self, stdv=None, rng=None):
+        """Re-draw every weight and bias from U(-stdv, stdv); default stdv = 1/sqrt(H)."""
+        bound = stdv if stdv is not None else 1.0 / math.sqrt(self.hidden_size)
+        for pname, param, _ in self._own_parameters():
+            param[...] = self.backend.asarray(uniform(rng, param.shape, bound))
+        return self
+
+    def _split(self, input):
+        """Validate ``[x (N, in), state]``; returns x and the state as a list of arrays."""
+        xp = self.backend.xp
+        n_in, hs = self.input_size, self.hidden_size
+        parts = self._state_parts
+        state_text = f"(N, {hs})" if parts == 1 else f"[h, c], each (N, {hs})"
+        if not isinstance(input, (list, tuple)) or len(input) != 2:
+            raise shape_error(self, f"the table [x (N, {n_in}), state {state_text}]", input)
+        x, state = input
+        states = [state] if parts == 1 else (list(state) if isinstance(state, (list, tuple)) else None)
+        if not isinstance(x, xp.ndarray) or x.ndim != 2 or x.shape[1] != n_in:
+            raise shape_error(self, f"x of shape (N, {n_in})", x)
+        n = x.shape[0]
+        if states is None or len(states) != parts or any(
+            not isinstance(s, xp.ndarray) or s.shape != (n, hs) for s in states
+        ):
+            got = describe(state) if states is None else ", ".join(describe(s) for s in states)
+            raise ShapeError(f"{self!r}: expected the hidden state {state_text} with N = {n}, got {got}")
+        for a in [x] + states:
+            if a.dtype != self.backend.dtype:
+                raise ShapeError(f"{self!r}: expected arrays of dtype {self.backend.dtype}, got {a.dtype}")
+        return x, states
+
+    def _products(self, x, h, out, hidden_out=None):
+        """out = x W_ih^T + b_ih (+ h W_hh^T + b_hh unless hidden_out receives that part)."""
+        backend = self.backend
+        backend.gemm(x, self.weight_ih, out, trans_b=True)
+        if self.bias:
+            out += self.bias_ih
+        target = hidden_out if hidden_out is not None else self._scratch("hh", out.shape)
+        backend.gemm(h, self.weight_hh, target, trans_b=True)
+        if self.bias:
+            target += self.bias_hh
+        if hidden_out is None:
+            out += target
+
+    def _grad_input(self, x, dpre_x, dpre_h, dh_direct=None):
+        """grad_input = [dpre_x W_ih, dpre_h W_hh (+ dh_direct)] (+ the c part for the LSTM)."""
+        gx = self._scratch("gx", x.shape)
+        gh = self._scratch("gh", (x.shape[0], self.hidden_size))
+        self.backend.gemm(dpre_x, self.weight_ih, gx)
+        self.backend.gemm(dpre_h, self.weight_hh, gh)
+        if dh_direct is not None:
+            gh += dh_direct
+        return gx, gh
+
+    def _acc(self, x, h, dpre_x, dpre_h, scale):
+        backend, xp = self.backend, self.backend.xp
+        for grad, dpre, inp, name in ((self.grad_weight_ih, dpre_x, x, "gwi"), (self.grad_weight_hh, dpre_h, h, "gwh")):
+            backend.gemm(dpre, inp, grad, trans_a=True, alpha=scale, beta=1.0, scratch=self._scratch(name, grad.shape))
+        if self.bias:
+            for grad, dpre, name in ((self.grad_bias_ih, dpre_x, "gbi"), (self.grad_bias_hh, dpre_h, "gbh")):
+                step = self._scratch(name, grad.shape)
+                xp.sum(dpre, axis=0, out=step)
+                if scale != 1:
+                    step *= scale
+                grad += step
+
+    def update_grad_input(self, input, grad_output):
+        x, states = self._split(input)
+        dpre_x, dpre_h = self._step_grads(x, states, grad_output)
+        gx, gh = self._grad_input(x, dpre_x, dpre_h, self._direct(states))
+        self.grad_input = [gx, gh] if self._state_parts == 1 else [gx, [gh, self._scratch("dc", gh.shape)]]
+        return self.grad_input
+
+    def _direct(self, states):
+        """The part of dE/dh_{t-1} that bypasses the products (the GRU's z * dE/dh'); None here."""
+
+    def acc_grad_parameters(self, input, grad_output, scale=1.0):
+        x, states = self._split(input)
+        dpre_x, dpre_h = self._step_grads(x, states, grad_output)
+        self._acc(x, states[0], dpre_x, dpre_h, scale)
+
+    def backward(self, input, grad_output, scale=1.0):
+        """update_grad_input + acc_grad_parameters, computing the step's bprop once."""
+        x, states = self._split(input)
+        dpre_x, dpre_h = self._step_grads(x, states, grad_output)
+        gx, gh = self._grad_input(x, dpre_x, dpre_h, self._direct(states))
+        self.grad_input = [gx, gh] if self._state_parts == 1 else [gx, [gh, self._scratch("dc", gh.shape)]]
+        self._acc(x, states[0], dpre_x, dpre_h, scale)
+        return self.grad_input
+
+    def extra_repr(self):
+        return f"{self.input_size} -> {self.hidden_size}" + ("" if self.bias else ", without bias")
+
+
+class RNNCell(_Cell):
+    """One Elman step: ``h' = act(W_ih x + b_ih + W_hh h + b_hh)``, act = tanh or relu.
+
+    Input: the table ``[x (N, in), h (N, H)]``; output h' (N, H).
+    bprop: d = dE/dh' * act'(.);  dE/dx = d W_ih;  dE/dh = d W_hh;
+    dE/dW_ih += d^T x;  dE/dW_hh += d^T h;  dE/db_ih = dE/db_hh += sum_n d.
+    """
+
+    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", rng=None):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"RNNCell: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        super().__init__(input_size, hidden_size, bias, rng)
+        self.nonlinearity = nonlinearity
+
+    def update_output(self, input):
+        x, (h,) = self._split(input)
+        out = self.output = self.backend.ensure(self.output, h.shape)
+        self._products(x, h, out)
+        rnn_forward(self.backend.xp, out, out, self.nonlinearity == "relu")
+        return out
+
+    def _step_grads(self, x, states, grad_output):
+        if getattr(grad_output, "shape", None) != self.output.shape:
+            raise shape_error(self, f"grad_output of shape {self.output.shape}", grad_output)
+        dpre = self._scratch("dpre", self.output.shape)
+        rnn_backward(self.backend.xp, self.output, grad_output, dpre, self.nonlinearity == "relu")
+        return dpre, dpre
+
+    def extra_repr(self):
+        return super().extra_repr() + (", relu" if self.nonlinearity == "relu" else "")
+
+
+class LSTMCell(_Cell):
+    """One LSTM step (PyTorch's equations, no peepholes; see the module docstring).
+
+    Input: ``[x (N, in), [h (N, H), c (N, H)]]``; output ``[h', c']``.
+    Weights W_ih (4H, in), W_hh (4H, H), rows in the gate order i, f, g, o.
+    bprop: see :func:`lstm_backward`; then dE/dx = dgates W_ih, dE/dh = dgates W_hh,
+    dE/dc = dE/dc_total * f, dE/dW_ih += dgates^T x, dE/dW_hh += dgates^T h.
+    """
+
+    _gates = 4
+    _state_parts = 2
+
+    def update_output(self, input):
+        x, (h, c) = self._split(input)
+        n, hs = h.shape
+        gates = self._scratch("gates", (n, 4 * hs))
+        self._products(x, h, gates)
+        i, f, g, o = blocks(gates, 4, 1)
+        xp = self.backend.xp
+        lstm_activate(xp, (i, f, o), g)
+        h_new, c_new = self._scratch("h", h.shape), self._scratch("c", c.shape)
+        self._tanh_c = self._scratch("tanh_c", c.shape)
+        lstm_forward(xp, i, f, g, o, c, c_new, self._tanh_c, h_new, self._scratch("tmp", h.shape))
+        self.output = [h_new, c_new]
+        return self.output
+
+    def _step_grads(self, x, states, grad_output):
+        h, c = states
+        if not isinstance(grad_output, (list, tuple)) or len(grad_output) != 2 or any(
+            getattr(g, "shape", None) != h.shape for g in grad_output
+        ):
+            raise shape_error(self, f"grad_output [dh, dc], each {h.shape}", grad_output)
+        dh, dc_in = grad_output
+        dc = self._scratch("dc", c.shape)
+        dc[...] = dc_in
+        dgates = self._scratch("dgates", (h.shape[0], 4 * self.hidden_size))
+        gates = blocks(self._scratch("gates", dgates.shape), 4, 1)
+        lstm_backward(self.backend.xp, gates, c, self._tanh_c, dh, dc, blocks(dgates, 4, 1), self._scratch("tmp", h.shape))
+        return dgates, dgates
+
+
+class GRUCell(_Cell):
+    """One GRU step (PyTorch's equations: the reset gate multiplies W_hn h + b_hn).
+
+    Input: ``[x (N, in), h (N, H)]``; output h' (N, H). Weights W_ih (3H, in),
+    W_hh (3H, H), rows in the gate order r, z, n. bprop: see :func:`gru_backward`;
+    then dE/dx = dxg W_ih, dE/dh = dhg W_hh + dE/dh' * z, dE/dW_ih += dxg^T x,
+    dE/dW_hh += dhg^T h, dE/db_ih += sum dxg, dE/db_hh += sum dhg.
+    """
+
+    _gates = 3
+
+    def update_output(self, input):
+        x, (h,) = self._split(input)
+        n, hs = h.shape
+        xg, hg = self._scratch("xg", (n, 3 * hs)), self._scratch("hg", (n, 3 * hs))
+        self._products(x, h, xg, hidden_out=hg)
+        out = self.output = self.backend.ensure(self.output, h.shape)
+        r, z, n_gate = blocks(xg, 3, 1)
+        r += hg[:, :hs]
+        z += hg[:, hs : 2 * hs]
+        gru_forward(self.backend.xp, r, z, n_gate, hg[:, 2 * hs :], h, out)
+        return out
+
+    def _step_grads(self, x, states, grad_output):
+        (h,) = states
+        if getattr(grad_output, "shape", None) != h.shape:
+            raise shape_error(self, f"grad_output of shape {h.shape}", grad_output)
+        shape = (h.shape[0], 3 * self.hidden_size)
+        dxg, dhg = self._scratch("dxg", shape), self._scratch("dhg", shape)
+        direct = self._scratch("direct", h.shape)
+        hs = self.hidden_size
+        gates = blocks(self._scratch("xg", shape), 3, 1)
+        gru_backward(self.backend.xp, gates, self._scratch("hg", shape)[:, 2 * hs :], h, grad_output, blocks(dxg, 3, 1),
+                     dhg[:, 2 * hs :], direct)
+        dhg[:, : 2 * hs] = dxg[:, : 2 * hs]
+        return dxg, dhg
+
+    def _direct(self, states):
+        return self._scratch("direct", states[0].shape)
+
+
+__all__ = ["RNNCell", "LSTMCell", "GRUCell"]

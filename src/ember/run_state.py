@@ -1,0 +1,147 @@
+"""What a training checkpoint holds, and how the loop saves and restores it.
+
+A :class:`RunState` is the loop's position: epoch, step, position inside the epoch
+and its data order, the epoch's running sums, early-stopping bookkeeping, the history
+of epoch rows and the number of CSV log rows written. :func:`save_run` adds the flat
+parameters, module buffers, the optimizer state, every RNG state (the data-order
+generator and each module's ``rng``, e.g. Dropout's) and the schedule state, and
+writes them atomically with :func:`ember.checkpoint.write_checkpoint`.
+:func:`load_run` validates the whole file against the model and the run's options
+before changing anything, then restores it; resuming is bit-exact.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from . import checkpoint, io
+from .errors import FormatError
+
+
+@dataclass
+class RunState:
+    epoch: int = 0  # completed epochs
+    step: int = 0  # optimizer calls so far
+    position: int = 0  # samples of the current epoch already used
+    order: np.ndarray | None = None  # the current epoch's permutation (None between epochs)
+    loss_sum: float = 0.0
+    seen: int = 0
+    correct: int = 0
+    best: float | None = None  # early stopping: best monitored value, its epoch, epochs since
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    log_rows: int = 0
+    finished: bool = False
+    history: list = field(default_factory=list)
+
+    def info(self) -> dict:
+        out = asdict(self)
+        out.pop("order")
+        return out
+
+
+def buffers(model):
+    """``[(path, array)]`` of the module buffers (persistent arrays that are not
+    parameters, e.g. running statistics)."""
+    param_ids = {id(p) for p in model.parameters()[0]}
+    return [(name, a) for name, a in model.named_arrays() if id(a) not in param_ids]
+
+
+def save_run(path, run: RunState, model, params, opt_state, gens, schedule, fingerprint, best_params=None):
+    """Write a checkpoint of the whole run (atomic; never with non-finite parameters)."""
+    arrays = {"params": checkpoint._host(params)}
+    for name, array in buffers(model):
+        arrays["buffer/" + name] = checkpoint._host(array)
+    optim_arrays, optim_scalars = checkpoint.pack_state(opt_state)
+    arrays.update(optim_arrays)
+    if run.order is not None:
+        arrays["order"] = run.order
+    if best_params is not None:
+        arrays["best_params"] = checkpoint._host(best_params)
+    info = {
+        "run": run.info(),
+        "optim_scalars": optim_scalars,
+        "rng": checkpoint.rng_states(gens),
+        "schedule": schedule.state_dict() if schedule is not None else {},
+        "options": fingerprint,
+        "architecture": io.describe_architecture(model),
+    }
+    checkpoint.write_checkpoint(path, arrays, info)
+
+
+def load_run(path, model, params, opt_state, gens, schedule, fingerprint, n_train, best_params=None):
+    """Restore a run from ``path``; returns its :class:`RunState`.
+
+    Everything is checked first (format, checksum, architecture, options, shapes, RNG
+    kinds); a mismatch raises :class:`FormatError` and leaves model and state untouched.
+    """
+    arrays, info = checkpoint.read_checkpoint(path)
+    try:
+        run = RunState(**info["run"])
+        saved_options, scalars = info["options"], info["optim_scalars"]
+        rng, sched, arch = info["rng"], info["schedule"], info["architecture"]
+    except (KeyError, TypeError) as exc:
+        raise FormatError(f"{path}: incomplete checkpoint ({exc})") from exc
+    # 1. validate everything
+    if arch != io.describe_architecture(model):
+        raise FormatError(f"{path}: the checkpoint is of another network than the one being trained")
+    changed = sorted(k for k in set(saved_options) | set(fingerprint) if saved_options.get(k) != fingerprint.get(k))
+    if changed:
+        diffs = ", ".join(f"{k}: {saved_options.get(k)!r} -> {fingerprint.get(k)!r}" for k in changed)
+        raise FormatError(f"{path}: cannot resume with different training options ({diffs})")
+    _check_shape(path, "params", arrays.get("params"), params.shape)
+    own = dict(buffers(model))
+    for name, array in own.items():
+        _check_shape(path, "buffer/" + name, arrays.get("buffer/" + name), array.shape)
+    if "order" in arrays:
+        _check_shape(path, "order", arrays["order"], (n_train,))
+        if not np.array_equal(np.sort(arrays["order"]), np.arange(n_train)):
+            raise FormatError(f"{path}: the stored data order is not a permutation of the {n_train} training samples")
+    if best_params is not None and "best_params" in arrays:
+        _check_shape(path, "best_params", arrays["best_params"], params.shape)
+    checkpoint.check_rng_states(gens, rng, path)
+    if not 0 <= run.position <= n_train:
+        raise FormatError(f"{path}: position {run.position} outside the {n_train} training samples")
+    # 2. restore
+    xp = _namespace(params)
+    params[...] = xp.asarray(arrays["params"])
+    for name, array in own.items():
+        array[...] = xp.asarray(arrays["buffer/" + name])
+    opt_state.clear()
+    opt_state.update(checkpoint.unpack_state(arrays, scalars, xp.asarray))
+    run.order = arrays.get("order")
+    if best_params is not None and "best_params" in arrays:
+        best_params[...] = xp.asarray(arrays["best_params"])
+    checkpoint.set_rng_states(gens, rng)
+    if schedule is not None:
+        schedule.load_state_dict(sched)
+    return run
+
+
+def fingerprint(options, data, optimizer_config) -> dict:
+    """The options that determine a run's trajectory (they must match on resume)."""
+    config = {k: v for k, v in optimizer_config.items() if k != "line_search"}
+    return json.loads(json.dumps({
+        "optimizer": options.optimizer, "optimizer_config": config, "batch_size": options.batch_size,
+        "schedule": options.schedule, "weight_decay": options.weight_decay, "l1": options.l1,
+        "decay_from": options.decay_from, "skip_biases": options.skip_biases, "max_norm": options.max_norm,
+        "clip_grad": options.clip_grad, "seed": options.seed, "data": data.name, "n_train": len(data.y_train),
+        "n_valid": 0 if data.y_valid is None else len(data.y_valid), "preprocess": data.preprocess_kind,
+        "early_stop": options.early_stop,
+    }, default=str))  # fmt: skip
+
+
+def _check_shape(path, name, array, shape):
+    if array is None:
+        raise FormatError(f"{path}: the checkpoint has no {name!r}")
+    if tuple(array.shape) != tuple(shape):
+        raise FormatError(f"{path}: {name} has shape {tuple(array.shape)}, the model needs {tuple(shape)}")
+
+
+def _namespace(x):
+    from .optim._validate import namespace
+
+    return namespace(x)
