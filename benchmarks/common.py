@@ -35,17 +35,46 @@ def window(step, seconds):
             return count / elapsed
 
 
-def compare(steps: dict, windows=7, seconds=0.5, warmup=3, raw=False):
+def cpu_ticks():
+    """(busy ticks of the whole machine, all ticks, ticks used by this process), or None
+    where /proc/stat does not exist (not Linux)."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:9]]
+    except OSError:  # pragma: no cover
+        return None
+    mine = os.times()
+    total = sum(fields)
+    return total - fields[3] - fields[4], total, (mine.user + mine.system) * os.sysconf("SC_CLK_TCK")
+
+
+def foreign_load(before, after):
+    """Share of the machine's CPU time that other processes used between two samples."""
+    if before is None or after is None or after[1] == before[1]:
+        return 0.0
+    return max(0.0, ((after[0] - before[0]) - (after[2] - before[2])) / (after[1] - before[1]))
+
+
+def compare(steps: dict, windows=7, seconds=0.5, warmup=3, raw=False, max_foreign=None):
     """Interleave timing windows of each named step; return {name: median steps/s}
-    (``raw=True``: {name: [steps/s of each window]}, for per-window ratios)."""
+    (``raw=True``: {name: [steps/s of each window]}, for per-window ratios).
+
+    ``max_foreign`` (e.g. 0.1): a window during which other processes used more than
+    that share of the machine's CPU time is recorded as None (the host is shared).
+    """
     for step in steps.values():
         for _ in range(warmup):
             step()
     rates = {name: [] for name in steps}
     for _ in range(windows):
         for name, step in steps.items():
-            rates[name].append(window(step, seconds))
-    return rates if raw else {name: statistics.median(r) for name, r in rates.items()}
+            before = cpu_ticks()
+            rate = window(step, seconds)
+            busy = foreign_load(before, cpu_ticks())
+            rates[name].append(None if max_foreign is not None and busy > max_foreign else rate)
+    if raw:
+        return rates
+    return {name: statistics.median([v for v in r if v is not None] or [float("nan")]) for name, r in rates.items()}
 
 
 def ember_sgd_step(net, x, y):

@@ -286,3 +286,11 @@ def test_an_error_on_the_helper_thread_reaches_the_caller():
         _parallel.split(lambda a, b: None, 4)  # still usable afterwards
     finally:
         _parallel.set_num_threads(before)
+
+
+def test_view_flattens_a_conv_stack_without_a_copy_and_refuses_a_copy():
+    net = nn.Sequential(nn.SpatialConvolution(1, 4, 3, 3), nn.SpatialMaxPooling(2, 2), nn.View(36))
+    y = net.forward(np.zeros((5, 1, 8, 8), dtype=np.float32))
+    assert y.shape == (5, 36) and np.shares_memory(y, net.get(1).output)
+    with pytest.raises(ShapeError, match="without a copy"):
+        nn.View(12).forward(np.zeros((3, 4), dtype=np.float32).T)

@@ -30,9 +30,9 @@ def set_num_threads(n: int) -> bool:
         raise ValueError(f"threads must be a positive int, got {n!r}")
     import numpy  # noqa: F401  (make sure NumPy's BLAS is loaded)
 
-    from .nn._parallel import set_num_threads as set_ember_threads
+    from .nn import _parallel
 
-    set_ember_threads(n)
+    _parallel.set_num_threads(min(n, _parallel.default_threads()))
 
     try:
         from threadpoolctl import threadpool_limits

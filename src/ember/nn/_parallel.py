@@ -22,13 +22,15 @@ import contextlib
 import os
 import threading
 
-def _default_threads():
+
+def default_threads():
+    """min(2, cores) when ember may use its helper thread (see the module docstring), else 1."""
     from .. import BLAS_IDLE_SHORT
 
     return min(2, os.cpu_count() or 1) if BLAS_IDLE_SHORT else 1
 
 
-_state = {"threads": _default_threads(), "helper": None, "pid": None}
+_state = {"threads": default_threads(), "helper": None, "pid": None}
 #: below this many array elements the hand-off costs more than it saves
 MIN_ELEMENTS = 1 << 15
 
