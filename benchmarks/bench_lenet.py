@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 
 
 def parse():
@@ -47,7 +45,7 @@ from ember import nn, optim  # noqa: E402, I001
 from ember.train import make_feval  # noqa: E402
 
 import numpy as np  # noqa: E402
-from common import compare, machine_line, set_threads  # noqa: E402
+from common import compare, machine_line, print_ratios, profile, set_threads  # noqa: E402
 
 ORDERS = ("spec", "pool-relu")
 
@@ -97,38 +95,6 @@ def torch_step(batch, order="spec", seed=0):
     return step
 
 
-def profile(net, step, repeats=20):
-    """Wall time of each module's three methods inside real steps."""
-    totals, wrapped = {}, []
-    for index, module in enumerate(net.children()):
-        for method in ("update_output", "update_grad_input", "acc_grad_parameters"):
-            original = getattr(module, method)
-
-            def timed(*args, _original=original, _key=(index, repr(module)[:38], method)):
-                start = time.perf_counter()
-                result = _original(*args)
-                totals[_key] = totals.get(_key, 0.0) + time.perf_counter() - start
-                return result
-
-            setattr(module, method, timed)
-            wrapped.append((module, method))
-    for _ in range(3):
-        step()
-    totals.clear()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        step()
-    total = (time.perf_counter() - start) / repeats
-    print(f"  ember step {total * 1e3:.2f} ms, of which (ms):")
-    for key in sorted(totals):
-        if totals[key] / repeats > 2e-5:
-            print(f"    {key[0]:2d} {key[1]:38s} {key[2]:20s} {totals[key] / repeats * 1e3:7.3f}")
-    other = total - sum(totals.values()) / repeats
-    print(f"       {'criterion, optimizer, containers':38s} {'':20s} {other * 1e3:7.3f}")
-    for module, method in wrapped:
-        del module.__dict__[method]
-
-
 def main():
     import torch
 
@@ -143,16 +109,8 @@ def main():
             steps["torch " + order] = torch_step(batch, order)
         rates = compare(steps, ARGS.windows, ARGS.seconds, raw=True, max_foreign=ARGS.max_foreign)
         for mine, theirs in [("spec", "spec"), ("pool-relu", "pool-relu"), ("pool-relu", "spec")]:
-            pairs = [(a, b) for a, b in zip(rates["ember " + mine], rates["torch " + theirs]) if a and b]
             label = mine if mine == theirs else f"{mine}/{theirs}"
-            if not pairs:
-                print(f"{batch:5d} {label:>10}  no window pair without other load; try again or --max-foreign 1")
-                continue
-            e, t = statistics.median(a for a, _ in pairs), statistics.median(b for _, b in pairs)
-            ratios = [a / b for a, b in pairs]
-            print(f"{batch:5d} {label:>10} {e * batch:16.0f} {t * batch:16.0f} {statistics.median(ratios):6.2f}   "
-                  + " ".join(f"{r:.2f}" for r in ratios) + f"   ({len(pairs)}/{ARGS.windows} window pairs kept)",
-                  flush=True)  # fmt: skip
+            print_ratios(f"{batch:5d} {label:>10}", batch, rates["ember " + mine], rates["torch " + theirs], ARGS.windows)
         if ARGS.profile:
             profile(nets["pool-relu"], steps["ember pool-relu"])
     del torch

@@ -1,9 +1,15 @@
 """Training-step throughput of the lecture's MNIST MLP (784-1000-10, ReLU, LogSoftMax +
-ClassNLL, SGD with momentum) in ember and in PyTorch, same batch, same threads, same run.
+ClassNLL, SGD with momentum 0.9) in ember and in PyTorch: same network, same batch, same
+number of threads, same process, interleaved timing windows.
 
-    python benchmarks/bench_mlp.py [--threads 2] [--batches 1 32 128 512]
+    python benchmarks/bench_mlp.py [--threads 2] [--batches 1 32 128 512] [--windows 15] [--seconds 0.4]
 
-Prints samples/s for each and the ratio ember / PyTorch (median of interleaved windows).
+Prints samples/s (median over windows) and the ratio ember / PyTorch (median of the
+per-window ratios, each window pair timed back to back). Windows during which other
+processes used the CPUs are dropped (``--max-foreign``). ``--profile`` adds ember's time
+per module. ``--floor`` also times the same step written by hand as a few NumPy and BLAS
+calls on preallocated arrays, with no module system at all: a lower bound on the time of
+any NumPy library on this machine, to read the ratios against.
 """
 
 from __future__ import annotations
@@ -12,43 +18,115 @@ import argparse
 import os
 import sys
 
-import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+def parse():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 32, 128, 512])
+    parser.add_argument("--windows", type=int, default=15)
+    parser.add_argument("--seconds", type=float, default=0.4)
+    parser.add_argument("--profile", action="store_true", help="also print ember's time per module")
+    parser.add_argument("--floor", action="store_true", help="also time the hand-written NumPy step (lower bound)")
+    parser.add_argument("--max-foreign", type=float, default=0.1,
+                        help="drop windows in which other processes used more than this share of the CPUs "
+                             "(1 keeps every window)")  # fmt: skip
+    return parser.parse_args()
 
-from common import compare, ember_sgd_step, machine_line, set_threads, torch_sgd_step  # noqa: E402
 
-import ember  # noqa: E402
+ARGS = parse() if __name__ == "__main__" else None
+if ARGS is not None:  # BLAS reads its thread count when NumPy is first imported
+    os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(ARGS.threads)
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.join(HERE, "..", "src"), HERE]
+
+# ember before NumPy, as the `ember` command does: it shortens the time OpenBLAS's idle
+# threads spin after a product (see src/ember/__init__.py). Left spinning, they would eat
+# into the next timing window, which is PyTorch's half the time.
+import ember  # noqa: E402, I001
+
+import numpy as np  # noqa: E402
+from common import compare, ember_sgd_step, machine_line, print_ratios, profile, set_threads, torch_sgd_step  # noqa: E402
 
 
-def ember_step(batch, rng):
-    net = ember.models.build_model("mnist-mlp", rng=rng)
-    return ember_sgd_step(net, rng.standard_normal((batch, 784)).astype(np.float32), rng.integers(0, 10, size=batch))
+def data(batch, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((batch, 784)).astype(np.float32), rng.integers(0, 10, size=batch)
 
 
-def torch_step(batch, rng):
+def ember_step(batch):
+    net = ember.models.build_model("mnist-mlp", rng=np.random.default_rng(0))
+    return ember_sgd_step(net, *data(batch)), net
+
+
+def torch_step(batch):
     import torch
 
-    model = torch.nn.Sequential(torch.nn.Linear(784, 1000), torch.nn.ReLU(), torch.nn.Linear(1000, 10), torch.nn.LogSoftmax(dim=1))
-    return torch_sgd_step(model, rng.standard_normal((batch, 784)).astype(np.float32), rng.integers(0, 10, size=batch))
+    torch.manual_seed(0)
+    T = torch.nn
+    model = T.Sequential(T.Linear(784, 1000), T.ReLU(), T.Linear(1000, 10), T.LogSoftmax(dim=1))
+    return torch_sgd_step(model, *data(batch))
+
+
+def floor_step(batch):
+    """The same training step as a flat script: preallocated arrays, in-place ufuncs,
+    BLAS products that write (beta = 0) instead of zeroing and accumulating, no checks."""
+    from ember import _blas
+
+    x, y = data(batch)
+    rng = np.random.default_rng(0)
+    sizes = [(1000, 784), (1000,), (10, 1000), (10,)]
+    flat_p, flat_g, flat_v = (np.zeros(sum(int(np.prod(shape)) for shape in sizes), np.float32) for _ in range(3))
+    offsets = np.cumsum([0] + [int(np.prod(shape)) for shape in sizes])
+    w1, b1, w2, b2 = (flat_p[a:b].reshape(shape) for a, b, shape in zip(offsets, offsets[1:], sizes))
+    gw1, gb1, gw2, gb2 = (flat_g[a:b].reshape(shape) for a, b, shape in zip(offsets, offsets[1:], sizes))
+    w1[...] = rng.uniform(-1, 1, w1.shape) / np.sqrt(784)
+    w2[...] = rng.uniform(-1, 1, w2.shape) / np.sqrt(1000)
+    h, dh = np.empty((batch, 1000), np.float32), np.empty((batch, 1000), np.float32)
+    probs, rows = np.empty((batch, 10), np.float32), np.arange(batch)
+    top, total = np.empty((batch, 1), np.float32), np.empty((batch, 1), np.float32)
+
+    def step():
+        np.copyto(h, b1)
+        _blas.gemm(x, w1.T, h, 1.0, 1.0)
+        np.maximum(h, 0, out=h)  # in place: h is both the pre- and post-activation
+        np.copyto(probs, b2)
+        _blas.gemm(h, w2.T, probs, 1.0, 1.0)
+        np.max(probs, axis=1, keepdims=True, out=top)
+        np.subtract(probs, top, out=probs)
+        np.exp(probs, out=probs)
+        np.sum(probs, axis=1, keepdims=True, out=total)
+        np.divide(probs, total, out=probs)  # softmax; (p - onehot) / N is dloss/dlogits
+        probs[rows, y] -= 1
+        np.multiply(probs, 1.0 / batch, out=probs)
+        _blas.gemm(probs.T, h, gw2, 1.0, 0.0)
+        np.sum(probs, axis=0, out=gb2)
+        _blas.gemm(probs, w2, dh, 1.0, 0.0)
+        np.greater(h, 0, out=h)
+        np.multiply(dh, h, out=dh)
+        _blas.gemm(dh.T, x, gw1, 1.0, 0.0) if batch > 1 else (gw1.fill(0), _blas.ger(1.0, dh[0], x[0], gw1))
+        np.sum(dh, axis=0, out=gb1)
+        _blas.axpby(1.0, flat_g, 0.9, flat_v)  # momentum, then the update
+        _blas.axpby(-0.01, flat_v, 1.0, flat_p)
+
+    return step
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--batches", type=int, nargs="+", default=[1, 32, 128, 512])
-    parser.add_argument("--windows", type=int, default=7)
-    parser.add_argument("--seconds", type=float, default=0.5)
-    args = parser.parse_args()
-    set_threads(args.threads)
-    print(f"MNIST MLP training step, {args.threads} threads; {machine_line()}")
-    print(f"{'batch':>6} {'ember samples/s':>16} {'torch samples/s':>16} {'ratio':>6}")
-    for batch in args.batches:
-        rng = np.random.default_rng(0)
-        rates = compare({"ember": ember_step(batch, rng), "torch": torch_step(batch, rng)}, args.windows, args.seconds)
-        e, t = rates["ember"] * batch, rates["torch"] * batch
-        print(f"{batch:>6} {e:>16.0f} {t:>16.0f} {e / t:>6.2f}", flush=True)
+    set_threads(ARGS.threads)
+    print(f"MNIST MLP training step, {ARGS.threads} threads; {machine_line()}; "
+          f"{ARGS.windows} interleaved windows of {ARGS.seconds:g} s")  # fmt: skip
+    print(f"{'batch':>5} {'ember samples/s':>16} {'torch samples/s':>16} {'ratio':>6}   per-window ratios")
+    for batch in ARGS.batches:
+        mine, net = ember_step(batch)
+        steps = {"ember": mine, "torch": torch_step(batch)}
+        if ARGS.floor:
+            steps["floor"] = floor_step(batch)
+        rates = compare(steps, ARGS.windows, ARGS.seconds, raw=True, max_foreign=ARGS.max_foreign)
+        print_ratios(f"{batch:5d}", batch, rates["ember"], rates["torch"], ARGS.windows)
+        if ARGS.floor:
+            print_ratios(f"{'floor':>5}", batch, rates["floor"], rates["torch"], ARGS.windows)
+        if ARGS.profile:
+            profile(net, mine)
 
 
 if __name__ == "__main__":

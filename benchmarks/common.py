@@ -114,6 +114,52 @@ def torch_sgd_step(model, x, y):
     return step
 
 
+def profile(net, step, repeats=20):
+    """Print the wall time of each of ``net``'s children's three methods inside real
+    training steps (``step()``), and the rest (criterion, optimizer, containers)."""
+    totals, wrapped = {}, []
+    for index, module in enumerate(net.children()):
+        for method in ("update_output", "update_grad_input", "acc_grad_parameters"):
+            original = getattr(module, method)
+
+            def timed(*args, _original=original, _key=(index, repr(module)[:38], method)):
+                start = time.perf_counter()
+                result = _original(*args)
+                totals[_key] = totals.get(_key, 0.0) + time.perf_counter() - start
+                return result
+
+            setattr(module, method, timed)
+            wrapped.append((module, method))
+    for _ in range(3):
+        step()
+    totals.clear()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        step()
+    total = (time.perf_counter() - start) / repeats
+    print(f"  ember step {total * 1e3:.2f} ms, of which (ms):")
+    for key in sorted(totals):
+        if totals[key] / repeats > 2e-5:
+            print(f"    {key[0]:2d} {key[1]:38s} {key[2]:20s} {totals[key] / repeats * 1e3:7.3f}")
+    other = total - sum(totals.values()) / repeats
+    print(f"       {'criterion, optimizer, containers':38s} {'':20s} {other * 1e3:7.3f}")
+    for module, method in wrapped:
+        del module.__dict__[method]
+
+
+def print_ratios(label, batch, ember_rates, torch_rates, windows):
+    """One result line: samples/s of each (median over kept windows) and the median of
+    the per-window ratios ember / PyTorch, then each window's ratio."""
+    pairs = [(a, b) for a, b in zip(ember_rates, torch_rates) if a and b]
+    if not pairs:
+        print(f"{label}  no window pair without other load; try again or --max-foreign 1")
+        return
+    e, t = statistics.median(a for a, _ in pairs), statistics.median(b for _, b in pairs)
+    ratios = [a / b for a, b in pairs]
+    print(f"{label} {e * batch:16.0f} {t * batch:16.0f} {statistics.median(ratios):6.2f}   "
+          + " ".join(f"{r:.2f}" for r in ratios) + f"   ({len(pairs)}/{windows} window pairs kept)", flush=True)
+
+
 def machine_line():
     import numpy
 

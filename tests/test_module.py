@@ -200,3 +200,23 @@ def test_dropout_v1_and_v2_scaling():
 def test_log_softmax_is_stable_for_large_scores():
     y = nn.LogSoftMax().forward(np.array([[1000.0, 0.0, -1000.0]], np.float32))
     assert np.all(np.isfinite(y)) and y[0, 0] == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_linear_forward_is_the_same_for_every_batch_size_and_product_form(bias, dtype):
+    # Linear computes y = x W^T + b as (W x^T)^T for a few samples through a wide layer
+    # (faster in OpenBLAS there); every batch size must give the formula's answer.
+    rng = np.random.default_rng(0)
+    lin = nn.Linear(300, 260, bias=bias, rng=rng).to(ember.Backend("numpy", dtype))
+    forms = set()
+    for n in (1, 2, 3, 17, 48, 49, 64):
+        x = rng.standard_normal((n, 300)).astype(dtype)
+        expected = x.astype(np.float64) @ lin.weight.astype(np.float64).T
+        if bias:
+            expected += lin.bias
+        got = lin.forward(x)
+        assert got.shape == (n, 260) and got.flags.c_contiguous
+        np.testing.assert_allclose(got, expected, rtol=1e-5 if dtype == "float32" else 1e-12, atol=1e-4 if dtype == "float32" else 1e-12)
+        forms.add(lin._product_transposed(n))
+    assert forms == {True, False}  # both forms were exercised

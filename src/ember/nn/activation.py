@@ -67,7 +67,7 @@ class ReLU(Pointwise):
         xp.maximum(x, 0, out=y)
 
     def bprop(self, xp, x, y, go, gx):
-        xp.sign(y, out=gx)  # y >= 0, so sign(y) is the 0/1 mask, with no bool-to-float cast
+        xp.greater(y, 0, out=gx)  # the 0/1 mask, written straight as floats
         gx *= go
 
 

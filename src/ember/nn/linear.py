@@ -71,7 +71,16 @@ class Linear(Module):
         self._check(input)
         xp = self.backend.xp
         out = self.output = self.backend.ensure(self.output, input.shape[:-1] + (self.out_features,))
-        if self.bias is None:
+        if input.ndim == 2 and xp is np and _blas.AVAILABLE and self._product_transposed(input.shape[0]):
+            # y^T = W x^T, then y = y^T transposed (+ b) in one pass: for a few samples
+            # OpenBLAS runs this form 1.3-2.8x faster (benchmarks/bench_linear_forward.py)
+            out_t = self._scratch("output_t", (self.out_features, input.shape[0]))
+            self.backend.gemm(self.weight, input, out_t, trans_b=True)
+            if self.bias is None:
+                xp.copyto(out, out_t.T)
+            else:
+                xp.add(out_t.T, self.bias, out=out)
+        elif self.bias is None:
             xp.matmul(input, self.weight.T, out=out)
         elif input.ndim == 2 and xp is np and _blas.AVAILABLE:
             # y = b, then y += x W^T in one BLAS call (a broadcast add would need a buffer)
@@ -81,6 +90,12 @@ class Linear(Module):
             xp.matmul(input, self.weight.T, out=out)
             out += self.bias
         return out
+
+    def _product_transposed(self, batch):
+        """Whether the forward product runs as y^T = W x^T: for 2-48 samples through a
+        layer at least 256 wide on both sides (measured crossover; narrower layers and
+        larger batches are faster as y = x W^T)."""
+        return 2 <= batch <= 48 and self.in_features >= 256 and self.out_features >= 256
 
     def update_grad_input(self, input, grad_output):
         self._check(input)
