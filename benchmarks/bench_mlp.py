@@ -3,6 +3,7 @@ ClassNLL, SGD with momentum 0.9) in ember and in PyTorch: same network, same bat
 number of threads, same process, interleaved timing windows.
 
     python benchmarks/bench_mlp.py [--threads 2] [--batches 1 32 128 512] [--windows 15] [--seconds 0.4]
+    python benchmarks/bench_mlp.py --device cuda      # CuPy against PyTorch on the GPU
 
 Prints samples/s (median over windows) and the ratio ember / PyTorch (median of the
 per-window ratios, each window pair timed back to back). Windows during which other
@@ -26,6 +27,7 @@ def parse():
     parser.add_argument("--windows", type=int, default=15)
     parser.add_argument("--seconds", type=float, default=0.4)
     parser.add_argument("--profile", action="store_true", help="also print ember's time per module")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="cuda: ember on CuPy, PyTorch on CUDA")
     parser.add_argument("--floor", action="store_true", help="also time the hand-written NumPy step (lower bound)")
     parser.add_argument("--max-foreign", type=float, default=0.1,
                         help="drop windows in which other processes used more than this share of the CPUs "
@@ -53,18 +55,29 @@ def data(batch, seed=0):
     return rng.standard_normal((batch, 784)).astype(np.float32), rng.integers(0, 10, size=batch)
 
 
-def ember_step(batch):
+def ember_step(batch, device="cpu"):
     net = ember.models.build_model("mnist-mlp", rng=np.random.default_rng(0))
-    return ember_sgd_step(net, *data(batch)), net
+    if device == "cpu":
+        return ember_sgd_step(net, *data(batch)), net
+    import cupy
+
+    step = ember_sgd_step(net.to(ember.Backend("cupy")), *data(batch))
+    done = cupy.cuda.Device().synchronize
+
+    def synchronized():  # kernels run asynchronously: a step ends when the GPU is done
+        step()
+        done()
+
+    return synchronized, net
 
 
-def torch_step(batch):
+def torch_step(batch, device="cpu"):
     import torch
 
     torch.manual_seed(0)
     T = torch.nn
     model = T.Sequential(T.Linear(784, 1000), T.ReLU(), T.Linear(1000, 10), T.LogSoftmax(dim=1))
-    return torch_sgd_step(model, *data(batch))
+    return torch_sgd_step(model, *data(batch), device=device)
 
 
 def floor_step(batch):
@@ -113,17 +126,23 @@ def floor_step(batch):
 
 def main():
     set_threads(ARGS.threads)
-    print(f"MNIST MLP training step, {ARGS.threads} threads; {machine_line()}; "
+    if ARGS.device == "cpu":
+        where = f"{ARGS.threads} threads"
+    else:
+        import torch
+
+        where = torch.cuda.get_device_name()
+    print(f"MNIST MLP training step, {where}; {machine_line()}; "
           f"{ARGS.windows} interleaved windows of {ARGS.seconds:g} s")  # fmt: skip
     print(f"{'batch':>5} {'ember samples/s':>16} {'torch samples/s':>16} {'ratio':>6}   per-window ratios")
     for batch in ARGS.batches:
-        mine, net = ember_step(batch)
-        steps = {"ember": mine, "torch": torch_step(batch)}
-        if ARGS.floor:
+        mine, net = ember_step(batch, ARGS.device)
+        steps = {"ember": mine, "torch": torch_step(batch, ARGS.device)}
+        if ARGS.floor and ARGS.device == "cpu":
             steps["floor"] = floor_step(batch)
         rates = compare(steps, ARGS.windows, ARGS.seconds, raw=True, max_foreign=ARGS.max_foreign)
         print_ratios(f"{batch:5d}", batch, rates["ember"], rates["torch"], ARGS.windows)
-        if ARGS.floor:
+        if "floor" in steps:
             print_ratios(f"{'floor':>5}", batch, rates["floor"], rates["torch"], ARGS.windows)
         if ARGS.profile:
             profile(net, mine)

@@ -82,7 +82,8 @@ def ember_sgd_step(net, x, y):
     returns a function running it. The input gradient is skipped (the input is data)."""
     from ember import nn, optim
 
-    crit = nn.ClassNLLCriterion()
+    crit = nn.ClassNLLCriterion().to(net.backend)
+    x, y = net.backend.asarray(x), net.backend.asarray(y, dtype="int64")
     net.compute_grad_input = False  # PyTorch skips that gradient too
     params, grads = net.get_parameters()
     config = {"learning_rate": 0.01, "momentum": 0.9, "dampening": 0.0}
@@ -97,12 +98,14 @@ def ember_sgd_step(net, x, y):
     return lambda: optim.sgd(feval, params, config)
 
 
-def torch_sgd_step(model, x, y):
-    """The same step in PyTorch: ``model(x)`` gives log-probabilities; x, y are NumPy arrays."""
+def torch_sgd_step(model, x, y, device="cpu"):
+    """The same step in PyTorch: ``model(x)`` gives log-probabilities; x, y are NumPy arrays.
+    ``loss.item()`` waits for the GPU, so a step's time is complete on ``device="cuda"`` too."""
     import torch
 
+    model.to(device)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    tx, ty = torch.tensor(x), torch.tensor(y)
+    tx, ty = torch.tensor(x, device=device), torch.tensor(y, device=device)
 
     def step():
         opt.zero_grad()

@@ -64,6 +64,7 @@ def _train_parser(sub):
     g.add_argument("--max-steps", type=int, help="stop (with a checkpoint) after this many steps in total")
     p.add_argument("--seed", type=int, default=0, help="seed for initialisation, shuffling, validation split and dropout")
     p.add_argument("--threads", type=int, help="BLAS threads (default: all cores)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="cpu (NumPy) or cuda (CuPy, needs a GPU)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar, only the epoch summaries")
     p.add_argument("--filters", metavar="PNG", help="after training, draw the first layer's filters into this PNG")
     p.set_defaults(run=cmd_train)
@@ -83,6 +84,7 @@ def _eval_parser(sub):
     p.add_argument("--data-dir", help="folder with the MNIST IDX files (default: the bundled copy)")
     p.add_argument("--data", help=".npz with x_train, y_train, x_test, y_test (as used in training)")
     p.add_argument("--threads", type=int)
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="cpu (NumPy) or cuda (CuPy, needs a GPU)")
     p.add_argument("--confusion-png", help="also draw the confusion matrix to this PNG")
     p.set_defaults(run=cmd_eval)
 
@@ -110,6 +112,15 @@ def _threads(args):
         from .threads import set_num_threads
 
         set_num_threads(args.threads)
+
+
+def _to_device(model, args):
+    """Move ``model`` to the GPU for ``--device cuda`` (float32, like the CPU)."""
+    if getattr(args, "device", "cpu") == "cuda":
+        from .backend import Backend
+
+        model.to(Backend("cupy", model.backend.dtype))
+    return model
 
 
 def cmd_models(args):
@@ -166,7 +177,7 @@ def cmd_train(args):
     valid = int(args.valid) if args.valid >= 1 else args.valid
     data = load_dataset(spec.input_shape, args.data_dir, args.data, args.limit, valid, args.preprocess, args.seed)
     options_kw = {"dropout": args.dropout} if args.dropout else {}
-    model = spec.build(n_classes=data.n_classes, rng=np.random.default_rng(args.seed), **options_kw)
+    model = _to_device(spec.build(n_classes=data.n_classes, rng=np.random.default_rng(args.seed), **options_kw), args)
     config = {k: v for k, v in options.optimizer_config().items() if k != "line_search"}
     split = f"{len(data.y_train)} train / " + (f"{len(data.y_valid)} valid / " if data.y_valid is not None else "")
     print(f"ember train: {args.model} on {data.name} ({split}{len(data.y_test)} test), {options.epochs} epochs, "
@@ -197,6 +208,7 @@ def cmd_eval(args):
 
     _threads(args)
     model, meta = io.load(args.model_file, with_metadata=True)
+    _to_device(model, args)
     input_shape = tuple(json.loads(meta.get("input_shape", "[784]")))
     dataset = args.data or (None if meta.get("dataset", "mnist") == "mnist" else meta["dataset"])
     data = load_dataset(input_shape, args.data_dir, dataset, preprocess="none")

@@ -31,6 +31,8 @@ class TrainingRun:
 
     def __init__(self, model, criterion, data, options, out, save_metadata):
         self.model, self.criterion, self.data, self.options, self.out = model, criterion, data, options, out
+        if criterion.backend != model.backend:  # a float64 or GPU model with a default criterion
+            criterion.to(model.backend)
         self.save_metadata = save_metadata
         model.training()
         model.compute_grad_input = False  # the input is data: skip its gradient
@@ -95,9 +97,9 @@ class TrainingRun:
                 return False
             index = run.order[run.position : run.position + bs]
             xb, yb = self.batch_x[: len(index)], self.batch_y[: len(index)]
-            if backend.xp is np:
-                np.take(data.x_train, index, axis=0, out=xb)
-            else:  # pragma: no cover - GPU only
+            if backend.xp is np and data.x_train.dtype == xb.dtype:
+                np.take(data.x_train, index, axis=0, out=xb)  # gathered straight into the batch buffer
+            else:  # another dtype (a float64 model) or the GPU
                 xb[...] = backend.asarray(data.x_train[index])
             np.take(data.y_train, index, out=yb)
             if self.schedule is not None:
