@@ -23,10 +23,14 @@ def _class_batch(criterion, input):
 
 
 def _class_targets(criterion, target, n, n_classes, single, ignore_index=None):
-    """Validate class labels; returns an int64 array (N,) on the backend."""
+    """Validate class labels; returns ``(labels, in_range)``: an int64 array (N,) on the
+    backend, and whether every label is a class in [0, C) (none is ``ignore_index``).
+
+    NumPy labels are checked before they move to a GPU backend, so a training step on
+    the GPU does not wait for the device to read the smallest and largest label."""
     xp = criterion.backend.xp
     if single and isinstance(target, (int, np.integer)) and not isinstance(target, bool):
-        target = xp.asarray([int(target)])
+        target = np.asarray([int(target)])
     if not hasattr(target, "dtype"):
         raise ShapeError(f"{criterion!r}: expected integer class labels, got {describe(target)}")
     if target.dtype.kind not in "iu":
@@ -37,16 +41,18 @@ def _class_targets(criterion, target, n, n_classes, single, ignore_index=None):
     if target.shape != (n,):
         raise ShapeError(f"{criterion!r}: expected {n} labels, shape ({n},), got {describe(target)}")
     low, high = (int(target.min()), int(target.max())) if target.size else (0, 0)
-    if 0 <= low and high < n_classes:  # the common case: checked without a temporary array
-        return target
-    valid = target if ignore_index is None else target[target != ignore_index]
-    if valid.size and (int(valid.min()) < 0 or int(valid.max()) >= n_classes):
-        bad = int(valid.min()) if int(valid.min()) < 0 else int(valid.max())
-        raise ShapeError(
-            f"{criterion!r}: labels must be in [0, {n_classes - 1}] (0-based), got {bad}"
-            + (f" (ignore_index is {ignore_index})" if ignore_index is not None else "")
-        )
-    return target
+    in_range = 0 <= low and high < n_classes  # the common case: checked without a temporary array
+    if not in_range:
+        valid = target if ignore_index is None else target[target != ignore_index]
+        if valid.size and (int(valid.min()) < 0 or int(valid.max()) >= n_classes):
+            bad = int(valid.min()) if int(valid.min()) < 0 else int(valid.max())
+            raise ShapeError(
+                f"{criterion!r}: labels must be in [0, {n_classes - 1}] (0-based), got {bad}"
+                + (f" (ignore_index is {ignore_index})" if ignore_index is not None else "")
+            )
+    if xp is not np and not isinstance(target, xp.ndarray):  # NumPy labels for a GPU criterion
+        target = xp.asarray(target)
+    return target, in_range
 
 
 class _ClassWeights:
@@ -82,13 +88,13 @@ class ClassNLLCriterion(_ClassWeights, Criterion):
         n, c = batch.shape
         if self.weights is not None and self.weights.shape[0] != c:
             raise shape_error(self, f"{self.weights.shape[0]} classes (one weight each)", input)
-        target = _class_targets(self, target, n, c, single, self.ignore_index)
+        target, in_range = _class_targets(self, target, n, c, single, self.ignore_index)
         xp = self.backend.xp
         # flat positions n * C + t of the picked log-probabilities, in a reused buffer
         flat = self._scratch("flat_index", (n,), dtype="int64")
         xp.multiply(xp.arange(n) if xp is not np else self._arange(n), c, out=flat)
         flat += target
-        if self.weights is None and not 0 <= self.ignore_index < c and int(target.min()) >= 0:
+        if self.weights is None and in_range and not 0 <= self.ignore_index < c:
             # no weights and no ignored sample: no per-sample weight array is needed
             return batch, flat, None, (n if self.size_average else 1.0)
         keep = target != self.ignore_index
@@ -310,7 +316,7 @@ class MultiMarginCriterion(_ClassWeights, Criterion):
     def _hinge(self, input, target):
         batch, single = _class_batch(self, input)
         n, c = batch.shape
-        t = _class_targets(self, target, n, c, single)
+        t, _ = _class_targets(self, target, n, c, single)
         xp = self.backend.xp
         picked = xp.take_along_axis(batch, t.reshape(-1, 1), 1)
         h = self.margin - picked + batch

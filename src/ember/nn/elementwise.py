@@ -25,8 +25,10 @@ class Sqrt(Pointwise):
 
     def bprop(self, xp, x, y, go, gx):
         xp.multiply(y, 2, out=gx)
-        xp.divide(go, gx, out=gx, where=y != 0)
-        xp.copyto(gx, 0, where=y == 0)
+        zero = y == 0
+        xp.copyto(gx, 1, where=zero)  # no division by 0 (CuPy's ufuncs take no where=)
+        xp.divide(go, gx, out=gx)
+        xp.copyto(gx, 0, where=zero)
 
 
 class Power(Pointwise):
