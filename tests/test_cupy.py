@@ -101,6 +101,10 @@ def test_training_on_the_gpu_follows_the_cpu(tmp_path):
     (cpu_row, _, _), (gpu_row, gpu_file, gpu_model) = runs
     assert gpu_row["train_loss"] == pytest.approx(cpu_row["train_loss"], rel=1e-6)
     assert gpu_row["test_acc"] == pytest.approx(cpu_row["test_acc"], abs=1e-3)
+    from ember.train import evaluate
+
+    _, acc, _ = evaluate(gpu_model, nn.ClassNLLCriterion(), data.x_test, data.y_test)  # a CPU criterion: moved
+    assert acc == pytest.approx(gpu_row["test_acc"])
     loaded = ember.load(str(gpu_file))  # written from GPU arrays, read back on the CPU
     x = data.x_test[:16].astype(np.float32)
     np.testing.assert_allclose(loaded.forward(x), cupy.asnumpy(gpu_model.forward(cupy.asarray(x, dtype=cupy.float64))),

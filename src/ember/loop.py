@@ -23,16 +23,15 @@ from .errors import TrainingError
 from .optim import Logger, MaxNorm, WeightDecay, clip_grad_norm, parameter_mask, parse_schedule
 from .progress import Progress
 from .run_state import RunState, fingerprint, load_run, save_run
-from .train import _HAS, TORCH_LR, evaluate, make_feval
+from .train import _HAS, TORCH_LR, evaluate, make_feval, on_model_backend
 
 
 class TrainingRun:
     """One training run: the state of :func:`ember.train.fit` and its steps."""
 
     def __init__(self, model, criterion, data, options, out, save_metadata):
-        self.model, self.criterion, self.data, self.options, self.out = model, criterion, data, options, out
-        if criterion.backend != model.backend:  # a float64 or GPU model with a default criterion
-            criterion.to(model.backend)
+        self.model, self.data, self.options, self.out = model, data, options, out
+        self.criterion = on_model_backend(criterion, model)
         self.save_metadata = save_metadata
         model.training()
         model.compute_grad_input = False  # the input is data: skip its gradient

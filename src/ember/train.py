@@ -204,8 +204,17 @@ class TrainOptions:
         return config
 
 
+def on_model_backend(criterion, model):
+    """``criterion``, moved to ``model``'s backend where they differ (a float64 or GPU
+    model with a criterion made with the default backend)."""
+    if criterion.backend != model.backend:
+        criterion.to(model.backend)
+    return criterion
+
+
 def evaluate(model, criterion, x, y, batch_size=1000):
     """``(mean loss, accuracy, predictions)`` of ``model`` in evaluation mode."""
+    criterion = on_model_backend(criterion, model)
     was_training = model.train
     model.evaluate()
     total_loss, predictions = 0.0, np.empty(len(y), dtype=np.int64)
