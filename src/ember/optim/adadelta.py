@@ -5,10 +5,10 @@ from __future__ import annotations
 from ._validate import buffer, evaluate, hyperparameters, moving_average, namespace, scratch, setup, weight_decay
 
 _KEYS = {  # hyperparameter: default and bounds
-    "rho": dict(default=0.9, low=0, high=1),
-    "eps": dict(default=1e-6, low=0),
-    "weight_decay": dict(default=0.0, low=0),
-    "learning_rate": dict(default=1.0, low=0),
+    "rho": {"default": 0.9, "low": 0, "high": 1},
+    "eps": {"default": 1e-6, "low": 0},
+    "weight_decay": {"default": 0.0, "low": 0},
+    "learning_rate": {"default": 1.0, "low": 0},
 }
 _STATE = ("eval_counter", "param_variance", "acc_delta")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from ._validate import buffer, evaluate, hyperparameters, namespace, scratch, setup, step_over_root, weight_decay
 
 _KEYS = {  # hyperparameter: default and bounds
-    "learning_rate": dict(default=1e-3, low=0),
-    "learning_rate_decay": dict(default=0.0, low=0),
-    "weight_decay": dict(default=0.0, low=0),
+    "learning_rate": {"default": 1e-3, "low": 0},
+    "learning_rate_decay": {"default": 0.0, "low": 0},
+    "weight_decay": {"default": 0.0, "low": 0},
 }
 _STATE = ("eval_counter", "param_variance")
 
