@@ -2,6 +2,7 @@
 
 import json
 import os
+import stat
 
 import numpy as np
 import pytest
@@ -54,6 +55,37 @@ def test_writes_are_atomic_and_leave_no_temporary(tmp_path, monkeypatch):
         ember.save(small_net(), path)
     assert path.read_bytes() == good
     assert os.listdir(tmp_path) == ["m.safetensors"]
+
+
+@pytest.fixture
+def umask_022():
+    old = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_saved_files_get_the_permissions_of_a_plain_open(tmp_path, umask_022):
+    path = tmp_path / "m.safetensors"
+    ember.save(small_net(), path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644  # 0o666 & ~0o022, not mkstemp's 0o600
+    os.chmod(path, 0o640)
+    ember.save(small_net(), path)  # replacing a file keeps its mode, as open(path, "w") does
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_umask_is_read_without_proc_too(monkeypatch, umask_022):
+    assert io._umask() == 0o022
+
+    def no_proc(*args, **kwargs):
+        raise OSError("no /proc here")
+
+    monkeypatch.setattr(io, "open", no_proc, raising=False)
+    assert io._umask() == 0o022
+    assert os.umask(0o022) == 0o022  # the fallback put the umask back
 
 
 def _write_raw(path, header: dict, data: bytes = b""):

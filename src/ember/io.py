@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import tempfile
 
 import numpy as np
@@ -66,10 +67,15 @@ def write_tensors(path, tensors: dict, metadata: dict | None = None) -> None:
 
 
 def atomic_write(path, parts) -> None:
-    """Write the byte strings ``parts`` to ``path`` via a fsynced temporary file + rename."""
+    """Write the byte strings ``parts`` to ``path`` via a fsynced temporary file + rename.
+
+    The file ends up with the permissions ``open(path, "w")`` would give it: an existing
+    file keeps its mode, a new one gets ``0o666 & ~umask`` (not mkstemp's 0o600).
+    """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
+    mode = _mode_for(path)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=folder)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -77,6 +83,7 @@ def atomic_write(path, parts) -> None:
                 handle.write(part)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -90,6 +97,32 @@ def atomic_write(path, parts) -> None:
             os.close(dir_fd)
     except OSError:  # pragma: no cover - some filesystems refuse directory fsync
         pass
+
+
+def _mode_for(path) -> int:
+    """The permission bits ``open(path, "w")`` would leave: an existing file's own, else
+    ``0o666`` less the process umask."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux shows it (/proc, kernel 4.7+)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    # os.umask can only be read by setting it. The umask is process-wide, so a file another
+    # thread creates in this instant gets the temporary value: 0o777 (nothing granted) errs
+    # on the safe side, where 0 would briefly make such files world-writable.
+    old = os.umask(0o777)
+    os.umask(old)
+    return old
 
 
 def read_tensors(path):

@@ -152,16 +152,25 @@ def check_gradients(module, input, eps=DEFAULT_EPS, seed=0, reseed=None, params=
         module.zero_grad_parameters()
     run()
     grad_input = _copy(module.backward(input, probe))
+    table = isinstance(input, (list, tuple))
+    report = _input_report(input, grad_input, loss, eps, lambda i: f"input[{i}]" if table else "input")
+    if params:
+        names = {id(a): n for n, a in module.named_arrays()}
+        for param, grad in zip(*module.parameters()):
+            report.add(names.get(id(param), "parameter"), grad.copy(), _numeric(loss, param, eps))
+    return report
+
+
+def _input_report(input, grad_input, loss, eps, label):
+    """A :class:`GradientReport` comparing each float leaf of ``grad_input`` with central
+    differences of ``loss()`` over the matching leaf of ``input`` (row ``label(i)``), after
+    flagging a grad_input whose structure does not match the input's."""
     report = GradientReport()
     problem = structure_mismatch(input, grad_input)
     if problem:
         report.mismatch("grad_input", problem)
     for i, (leaf, analytic) in enumerate(zip(float_leaves(input), float_leaves(grad_input))):
-        report.add(f"input[{i}]" if isinstance(input, (list, tuple)) else "input", analytic, _numeric(loss, leaf, eps))
-    if params:
-        names = {id(a): n for n, a in module.named_arrays()}
-        for param, grad in zip(*module.parameters()):
-            report.add(names.get(id(param), "parameter"), grad.copy(), _numeric(loss, param, eps))
+        report.add(label(i), analytic, _numeric(loss, leaf, eps))
     return report
 
 
@@ -215,13 +224,7 @@ def check_criterion(criterion, input, target, eps=DEFAULT_EPS):
     input = _copy(input)
     criterion.forward(input, target)
     analytic = _copy(criterion.backward(input, target))
-    report = GradientReport()
-    problem = structure_mismatch(input, analytic)
-    if problem:
-        report.mismatch("grad_input", problem)
-    for i, (leaf, grad) in enumerate(zip(float_leaves(input), float_leaves(analytic))):
-        report.add(f"input[{i}]", grad, _numeric(lambda: float(criterion.forward(input, target)), leaf, eps))
-    return report
+    return _input_report(input, analytic, lambda: float(criterion.forward(input, target)), eps, lambda i: f"input[{i}]")
 
 
 def assert_gradients(module, input, target=None, **kwargs):

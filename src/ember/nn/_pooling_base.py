@@ -115,10 +115,10 @@ class WindowPooling(SpatialModule):
         return gpad, finish
 
     def _grad_setup(self, input, grad_output):
-        """(x4, grad_output 4-D in the output's layout, (OH, OW)) for a backward pass."""
-        x4 = self._batch(input)
-        g4 = self._check_grad_output(grad_output, input)
-        return x4, self._in_layout_of("grad_output", g4, self._out4), g4.shape[2:]
+        """(x4, grad_output 4-D in the output's layout, the forward's 4-D output, (OH, OW))
+        for a backward pass."""
+        x4, g4 = self._batch_pair(input, grad_output)
+        return x4, self._in_layout_of("grad_output", g4, self._out4), self._out4, g4.shape[2:]
 
     def _gather(self, name, src, oh, ow):
         """(kh*kw, N, C, OH, OW): tap t of src copied to [t], laid out like the output."""

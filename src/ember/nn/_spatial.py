@@ -53,6 +53,19 @@ class SpatialModule(Module):
             raise shape_error(self, f"grad_output of shape {tuple(self.output.shape)}", grad_output)
         return grad_output if input.ndim == 4 else grad_output[None]
 
+    def _batch_pair(self, input, grad_output):
+        """``(x4, g4)`` for a backward pass: the checked 4-D views of ``input`` and of
+        ``grad_output`` (which must have the output's shape)."""
+        x4 = self._batch(input)
+        return x4, self._check_grad_output(grad_output, input)
+
+    def _sized_batch(self, input):
+        """``(x4, (OH, OW))`` for a forward pass: the checked 4-D view of ``input`` and the
+        output size from the subclass's ``_out_hw(input, x4)`` (which raises when the input
+        is too small)."""
+        x4 = self._batch(input)
+        return x4, self._out_hw(input, x4)
+
     def _padded(self, name, x4, top, left, size_hw, fill, order=None):
         """Scratch (N, C, *size_hw) holding ``x4`` at offset (top, left) and ``fill``
         elsewhere (rows/columns of x4 beyond the scratch are dropped). The border is

@@ -189,9 +189,8 @@ class SpatialConvolution(_Convolution):
         return wmat
 
     def update_output(self, input):
-        x4 = self._batch(input)
+        x4, (oh, ow) = self._sized_batch(input)
         n, c, h, w = x4.shape
-        oh, ow = self._out_hw(input, x4)
         xp = self.backend.xp
         k = c * self.kh * self.kw
         rows, ncols = k + (self.bias is not None), oh * ow * n
@@ -211,8 +210,7 @@ class SpatialConvolution(_Convolution):
         return self.output
 
     def update_grad_input(self, input, grad_output):
-        x4 = self._batch(input)
-        g4 = self._check_grad_output(grad_output, input)
+        x4, g4 = self._batch_pair(input, grad_output)
         n, c, h, w = x4.shape
         oh, ow = g4.shape[2:]
         xp = self.backend.xp
@@ -234,8 +232,7 @@ class SpatialConvolution(_Convolution):
         return self.grad_input
 
     def acc_grad_parameters(self, input, grad_output, scale=1.0):
-        x4 = self._batch(input)
-        g4 = self._check_grad_output(grad_output, input)
+        x4, g4 = self._batch_pair(input, grad_output)
         k = x4.shape[1] * self.kh * self.kw
         cols = self.__dict__["_buf_cols"]
         grad = self._scratch("grad_weight_matrix", (self.n_output_plane, cols.shape[0]))

@@ -64,9 +64,8 @@ class SpatialFullConvolution(_Convolution):
         return cols
 
     def update_output(self, input):
-        x4 = self._batch(input)
+        x4, (oh, ow) = self._sized_batch(input)
         n, c, h, w = x4.shape
-        oh, ow = self._out_hw(input, x4)
         xp = self.backend.xp
         o, k = self.n_output_plane, self.n_output_plane * self.kh * self.kw
         cols = self._scratch("cols", (k, h * w * n))
@@ -86,8 +85,7 @@ class SpatialFullConvolution(_Convolution):
         return self.output
 
     def update_grad_input(self, input, grad_output):
-        x4 = self._batch(input)
-        g4 = self._check_grad_output(grad_output, input)
+        x4, g4 = self._batch_pair(input, grad_output)
         n, c, h, w = x4.shape
         cols = self._grad_columns(g4, h, w)
         gx4 = self._layout_scratch("grad_input", x4.shape, CHWN)
@@ -96,8 +94,7 @@ class SpatialFullConvolution(_Convolution):
         return self.grad_input
 
     def acc_grad_parameters(self, input, grad_output, scale=1.0):
-        x4 = self._batch(input)
-        g4 = self._check_grad_output(grad_output, input)
+        x4, g4 = self._batch_pair(input, grad_output)
         n, c, h, w = x4.shape
         xp = self.backend.xp
         cols = self._grad_columns(g4, h, w)

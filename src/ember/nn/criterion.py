@@ -171,6 +171,14 @@ class _Pairwise(Criterion):
     def _scale(self, input):
         return 1.0 / input.size if self.size_average else 1.0
 
+    def _difference(self, input, target):
+        """Check the target, then ``grad_input = x - y`` (reused buffer), returned for the
+        caller to finish in place."""
+        self._check_float_target(input, target)
+        gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape)
+        self.backend.xp.subtract(input, target, out=gx)
+        return gx
+
 
 class MSECriterion(_Pairwise):
     """Mean squared error (no 1/2): ``loss = sum_i (x_i - y_i)^2 / n`` (n = all elements;
@@ -185,9 +193,7 @@ class MSECriterion(_Pairwise):
         return self.output
 
     def update_grad_input(self, input, target):
-        self._check_float_target(input, target)
-        gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape)
-        self.backend.xp.subtract(input, target, out=gx)
+        gx = self._difference(input, target)
         gx *= 2 * self._scale(input)
         return gx
 
@@ -205,11 +211,8 @@ class AbsCriterion(_Pairwise):
         return self.output
 
     def update_grad_input(self, input, target):
-        self._check_float_target(input, target)
-        gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape)
-        xp = self.backend.xp
-        xp.subtract(input, target, out=gx)
-        xp.sign(gx, out=gx)
+        gx = self._difference(input, target)
+        self.backend.xp.sign(gx, out=gx)
         gx *= self._scale(input)
         return gx
 
@@ -227,11 +230,8 @@ class SmoothL1Criterion(_Pairwise):
         return self.output
 
     def update_grad_input(self, input, target):
-        self._check_float_target(input, target)
-        gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape)
-        xp = self.backend.xp
-        xp.subtract(input, target, out=gx)
-        xp.clip(gx, -1, 1, out=gx)
+        gx = self._difference(input, target)
+        self.backend.xp.clip(gx, -1, 1, out=gx)
         gx *= self._scale(input)
         return gx
 

@@ -49,8 +49,7 @@ class SpatialZeroPadding(SpatialModule):
         return self.output
 
     def update_grad_input(self, input, grad_output):
-        x4 = self._batch(input)
-        g4 = self._check_grad_output(grad_output, input)
+        x4, g4 = self._batch_pair(input, grad_output)
         gx4 = self._scratch_like("grad_input", x4)
         (ro, co), (ri, ci) = self._regions(*x4.shape[2:])
         if min(self.pad_l, self.pad_r, self.pad_t, self.pad_b) < 0:

@@ -35,17 +35,15 @@ class SpatialMaxPooling(WindowPooling):
         self._init_window(kw, kh, kw if dw is None else dw, kh if dh is None else dh, pad_w, pad_h, ceil_mode)
 
     def update_output(self, input):
-        x4 = self._batch(input)
-        oh, ow = self._out_hw(input, x4)
+        x4, (oh, ow) = self._sized_batch(input)
         taps = self._gather("taps", self._source(x4, oh, ow), oh, ow)
         out4 = self._reduce_taps(self.backend.xp.maximum, taps, self._output4(x4, oh, ow))
         self.output = self._unbatch(out4, input)
         return self.output
 
     def update_grad_input(self, input, grad_output):
-        x4, g4, (oh, ow) = self._grad_setup(input, grad_output)
+        x4, g4, out4, (oh, ow) = self._grad_setup(input, grad_output)
         xp = self.backend.xp
-        out4 = self._out4
         taps4 = self.__dict__["_buf_taps"]  # gathered by the forward pass
         taken4, mask4 = self._scratch_like("taken", out4, bool), self._scratch_like("mask", out4, bool)
         product4 = self._scratch_like("product", out4)
@@ -115,8 +113,7 @@ class SpatialAveragePooling(WindowPooling):
         return value
 
     def update_output(self, input):
-        x4 = self._batch(input)
-        oh, ow = self._out_hw(input, x4)
+        x4, (oh, ow) = self._sized_batch(input)
         xp = self.backend.xp
         taps = self._gather("taps", self._source(x4, oh, ow), oh, ow)
         out4 = self._reduce_taps(xp.add, taps, self._output4(x4, oh, ow))
@@ -125,8 +122,8 @@ class SpatialAveragePooling(WindowPooling):
         return self.output
 
     def update_grad_input(self, input, grad_output):
-        x4, g4, (oh, ow) = self._grad_setup(input, grad_output)
-        scaled = self._scratch_like("scaled", self._out4)
+        x4, g4, out4, (oh, ow) = self._grad_setup(input, grad_output)
+        scaled = self._scratch_like("scaled", out4)
         self.backend.xp.multiply(g4, self._inverse_divisor(*x4.shape[2:], oh, ow), out=scaled)
         self.grad_input = self._unbatch(self._spread(x4, oh, ow, lambda t, a, b: scaled[:, a:b]), input)
         return self.grad_input

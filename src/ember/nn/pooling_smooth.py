@@ -48,8 +48,7 @@ class SpatialLPPooling(WindowPooling):
             xp.power(out, self.p, out=out)
 
     def update_output(self, input):
-        x4 = self._batch(input)
-        oh, ow = self._out_hw(input, x4)
+        x4, (oh, ow) = self._sized_batch(input)
         xp = self.backend.xp
         powered = self._scratch_like("powered", x4)
         self._powered(xp, x4, powered)
@@ -62,9 +61,8 @@ class SpatialLPPooling(WindowPooling):
         return self.output
 
     def update_grad_input(self, input, grad_output):
-        x4, g4, (oh, ow) = self._grad_setup(input, grad_output)
+        x4, g4, out4, (oh, ow) = self._grad_setup(input, grad_output)
         xp = self.backend.xp
-        out4 = self._out4
         # coef = dE/dy / y^(p-1), 0 where y == 0
         coef = self._scratch_like("coef", out4)
         if self.p == 1:
@@ -125,8 +123,7 @@ class SpatialLogSumExpPooling(WindowPooling):
         self._init_window(kw, kh, kw if dw is None else dw, kh if dh is None else dh)
 
     def update_output(self, input):
-        x4 = self._batch(input)
-        oh, ow = self._out_hw(input, x4)
+        x4, (oh, ow) = self._sized_batch(input)
         xp = self.backend.xp
         out4 = self._output4(x4, oh, ow)
         taps = self._gather("taps", x4, oh, ow)
@@ -152,14 +149,14 @@ class SpatialLogSumExpPooling(WindowPooling):
         return self.output
 
     def update_grad_input(self, input, grad_output):
-        x4, g4, (oh, ow) = self._grad_setup(input, grad_output)
+        x4, g4, out4, (oh, ow) = self._grad_setup(input, grad_output)
         xp = self.backend.xp
         scale = 1.0 / (self.kw * self.kh) if self.mean else 1.0
-        taps, term4 = self.__dict__["_buf_taps"], self._scratch_like("term", self._out4)
+        taps, term4 = self.__dict__["_buf_taps"], self._scratch_like("term", out4)
 
         def softmax_weight(t, a, b):  # dE/dy * exp(beta (x_t - y)) [/ |N|]
             term = term4[:, a:b]
-            xp.subtract(taps[t][:, a:b], self._out4[:, a:b], out=term)
+            xp.subtract(taps[t][:, a:b], out4[:, a:b], out=term)
             term *= self.beta
             xp.exp(term, out=term)
             term *= g4[:, a:b]

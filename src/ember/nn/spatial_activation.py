@@ -89,8 +89,7 @@ class SpatialWTA(_Groups):
         return self.output
 
     def update_grad_input(self, input, grad_output):
-        x4 = self._batch(input)
-        g4 = self._check_grad_output(grad_output, input)
+        x4, g4 = self._batch_pair(input, grad_output)
         gx4 = self._scratch_like("grad_input", x4)
         self.backend.xp.multiply(g4, self._mask.reshape(x4.shape), out=gx4)
         self.grad_input = self._unbatch(gx4, input)
@@ -118,8 +117,7 @@ class SpatialMaxout(_Groups):
         return self.output
 
     def update_grad_input(self, input, grad_output):
-        x4 = self._batch(input)
-        g4 = self._check_grad_output(grad_output, input)
+        x4, g4 = self._batch_pair(input, grad_output)
         grouped, size = self._grouped(x4)
         mask = self._first_winner(grouped, self.__dict__["_buf_output"])
         gx4 = self._scratch_like("grad_input", x4)

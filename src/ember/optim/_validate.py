@@ -36,6 +36,13 @@ def integer(algorithm, config, key, default, low=1):
     return int(value)
 
 
+def hyperparameters(algorithm, config, spec):
+    """Read several hyperparameters at once: ``spec`` maps each key to the keyword
+    arguments of :func:`number` (``default`` and the bounds); returns their values as a
+    tuple, in ``spec``'s order. ``spec``'s keys double as the known keys for :func:`setup`."""
+    return tuple(number(algorithm, config, key, **bounds) for key, bounds in spec.items())
+
+
 def vector(algorithm, config, key, x):
     """Optional per-parameter vector ``config[key]`` with the shape of x."""
     value = config.get(key)

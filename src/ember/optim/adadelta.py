@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from ._validate import buffer, evaluate, moving_average, namespace, number, scratch, setup, weight_decay
+from ._validate import buffer, evaluate, hyperparameters, moving_average, namespace, scratch, setup, weight_decay
 
-_KEYS = {"rho", "eps", "weight_decay", "learning_rate"}
+_KEYS = {  # hyperparameter: default and bounds
+    "rho": {"default": 0.9, "low": 0, "high": 1},
+    "eps": {"default": 1e-6, "low": 0},
+    "weight_decay": {"default": 0.0, "low": 0},
+    "learning_rate": {"default": 1.0, "low": 0},
+}
 _STATE = ("eval_counter", "param_variance", "acc_delta")
 
 
@@ -34,10 +39,7 @@ def adadelta(feval, x, config=None, state=None):
     Returns ``(x, [fx])``.
     """
     config, state = setup("adadelta", config, state, _KEYS, _STATE)
-    rho = number("adadelta", config, "rho", 0.9, low=0, high=1)
-    eps = number("adadelta", config, "eps", 1e-6, low=0)
-    wd = number("adadelta", config, "weight_decay", 0.0, low=0)
-    lr = number("adadelta", config, "learning_rate", 1.0, low=0)
+    rho, eps, wd, lr = hyperparameters("adadelta", config, _KEYS)
     n = state.setdefault("eval_counter", 0)
     xp = namespace(x)
     tmp = scratch(state, x)

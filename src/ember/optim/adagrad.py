@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from ._validate import buffer, evaluate, namespace, number, scratch, setup, step_over_root, weight_decay
+from ._validate import buffer, evaluate, hyperparameters, namespace, scratch, setup, step_over_root, weight_decay
 
-_KEYS = {"learning_rate", "learning_rate_decay", "weight_decay"}
+_KEYS = {  # hyperparameter: default and bounds
+    "learning_rate": {"default": 1e-3, "low": 0},
+    "learning_rate_decay": {"default": 0.0, "low": 0},
+    "weight_decay": {"default": 0.0, "low": 0},
+}
 _STATE = ("eval_counter", "param_variance")
 
 
@@ -31,9 +35,7 @@ def adagrad(feval, x, config=None, state=None):
     Returns ``(x, [fx])``.
     """
     config, state = setup("adagrad", config, state, _KEYS, _STATE)
-    lr = number("adagrad", config, "learning_rate", 1e-3, low=0)
-    lrd = number("adagrad", config, "learning_rate_decay", 0.0, low=0)
-    wd = number("adagrad", config, "weight_decay", 0.0, low=0)
+    lr, lrd, wd = hyperparameters("adagrad", config, _KEYS)
     n = state.setdefault("eval_counter", 0)
     xp = namespace(x)
     tmp = scratch(state, x)
