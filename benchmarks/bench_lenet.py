@@ -15,29 +15,14 @@ per-window ratios). ``--profile`` adds ember's time per module.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
-
-def parse():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--batches", type=int, nargs="+", default=[64, 128])
-    parser.add_argument("--windows", type=int, default=9)
-    parser.add_argument("--seconds", type=float, default=1.0)
-    parser.add_argument("--profile", action="store_true", help="also print ember's time per module")
-    parser.add_argument("--max-foreign", type=float, default=0.1,
-                        help="drop windows in which other processes used more than this share of the CPUs "
-                             "(the host is shared; 1 keeps every window)")  # fmt: skip
-    return parser.parse_args()
-
-
-ARGS = parse() if __name__ == "__main__" else None
-if ARGS is not None:  # BLAS reads its thread count when NumPy is first imported
-    os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(ARGS.threads)
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.join(HERE, "..", "src"), HERE]
+from common import benchmark_args  # noqa: E402  (imports no NumPy)
+
+ARGS = benchmark_args(__doc__, batches=[64, 128], windows=9, seconds=1.0) if __name__ == "__main__" else None
 
 # ember first, as the `ember` command does: it tells OpenBLAS (loaded with NumPy) not to
 # leave idle threads spinning (see src/ember/__init__.py)
@@ -45,7 +30,7 @@ from ember import nn, optim  # noqa: E402, I001
 from ember.train import make_feval  # noqa: E402
 
 import numpy as np  # noqa: E402
-from common import compare, machine_line, print_ratios, profile, set_threads  # noqa: E402
+from common import compare, machine_line, print_ratios, profile, set_threads, torch_sgd_step  # noqa: E402
 
 ORDERS = ("spec", "pool-relu")
 
@@ -80,19 +65,9 @@ def torch_step(batch, order="spec", seed=0):
     stage = (lambda: [T.ReLU(), T.MaxPool2d(2)]) if order == "spec" else (lambda: [T.MaxPool2d(2), T.ReLU()])
     model = T.Sequential(T.Conv2d(1, 20, 5), *stage(), T.Conv2d(20, 50, 5), *stage(), T.Flatten(),
                          T.Linear(800, 500), T.ReLU(), T.Linear(500, 10), T.LogSoftmax(dim=1))  # fmt: skip
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     rng = np.random.default_rng(seed)
-    x = torch.tensor(rng.standard_normal((batch, 1, 28, 28)).astype(np.float32))
-    y = torch.tensor(rng.integers(0, 10, size=batch))
-
-    def step():
-        opt.zero_grad()
-        loss = torch.nn.functional.nll_loss(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss.item()
-
-    return step
+    x = rng.standard_normal((batch, 1, 28, 28)).astype(np.float32)
+    return torch_sgd_step(model, x, rng.integers(0, 10, size=batch))
 
 
 def main():

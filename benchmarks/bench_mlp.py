@@ -15,31 +15,20 @@ any NumPy library on this machine, to read the ratios against.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
-
-def parse():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--batches", type=int, nargs="+", default=[1, 32, 128, 512])
-    parser.add_argument("--windows", type=int, default=15)
-    parser.add_argument("--seconds", type=float, default=0.4)
-    parser.add_argument("--profile", action="store_true", help="also print ember's time per module")
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="cuda: ember on CuPy, PyTorch on CUDA")
-    parser.add_argument("--floor", action="store_true", help="also time the hand-written NumPy step (lower bound)")
-    parser.add_argument("--max-foreign", type=float, default=0.1,
-                        help="drop windows in which other processes used more than this share of the CPUs "
-                             "(1 keeps every window)")  # fmt: skip
-    return parser.parse_args()
-
-
-ARGS = parse() if __name__ == "__main__" else None
-if ARGS is not None:  # BLAS reads its thread count when NumPy is first imported
-    os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(ARGS.threads)
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.join(HERE, "..", "src"), HERE]
+from common import benchmark_args  # noqa: E402  (imports no NumPy)
+
+
+def _options(parser):
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="cuda: ember on CuPy, PyTorch on CUDA")
+    parser.add_argument("--floor", action="store_true", help="also time the hand-written NumPy step (lower bound)")
+
+
+ARGS = benchmark_args(__doc__, batches=[1, 32, 128, 512], windows=15, seconds=0.4, add=_options) if __name__ == "__main__" else None
 
 # ember before NumPy, as the `ember` command does: it shortens the time OpenBLAS's idle
 # threads spin after a product (see src/ember/__init__.py). Left spinning, they would eat

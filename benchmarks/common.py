@@ -11,6 +11,30 @@ import statistics
 import time
 
 
+def benchmark_args(doc, batches, windows, seconds, add=None):
+    """Parse a benchmark's command line: --threads, --batches, --windows, --seconds,
+    --profile, --max-foreign (and what ``add(parser)`` adds), and give BLAS the thread
+    count in the environment, which it reads when NumPy is first imported: call this
+    before importing NumPy or ember. Returns the parsed arguments."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batches", type=int, nargs="+", default=batches)
+    parser.add_argument("--windows", type=int, default=windows)
+    parser.add_argument("--seconds", type=float, default=seconds)
+    parser.add_argument("--profile", action="store_true", help="also print ember's time per module")
+    parser.add_argument("--max-foreign", type=float, default=0.1,
+                        help="drop windows in which other processes used more than this share of the CPUs "
+                             "(the host is shared; 1 keeps every window)")  # fmt: skip
+    if add is not None:
+        add(parser)
+    args = parser.parse_args()
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(args.threads)
+    return args
+
+
 def set_threads(n):
     """Limit BLAS (NumPy) and PyTorch to ``n`` threads."""
     from ember.threads import set_num_threads
