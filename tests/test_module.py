@@ -220,3 +220,20 @@ def test_linear_forward_is_the_same_for_every_batch_size_and_product_form(bias, 
         np.testing.assert_allclose(got, expected, rtol=1e-5 if dtype == "float32" else 1e-12, atol=1e-4 if dtype == "float32" else 1e-12)
         forms.add(lin._product_transposed(n))
     assert forms == {True, False}  # both forms were exercised
+
+
+@pytest.mark.parametrize("devices, message", [(0, "no NVIDIA GPU was found"), (RuntimeError("no driver"), "CUDA is not usable")])
+def test_cupy_backend_without_a_gpu_fails_at_once(monkeypatch, devices, message):
+    import sys
+    import types
+
+    def count():
+        if isinstance(devices, Exception):
+            raise devices
+        return devices
+
+    fake = types.ModuleType("cupy")
+    fake.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=count))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    with pytest.raises(ImportError, match=message):
+        ember.Backend("cupy")

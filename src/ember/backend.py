@@ -21,6 +21,17 @@ _NAMES = ("numpy", "cupy")
 _DTYPES = ("float32", "float64")
 
 
+def _check_gpu(cupy):
+    """Fail at ``Backend('cupy')`` rather than deep inside the first array operation
+    when CuPy is installed but no GPU or CUDA driver can be used."""
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # noqa: BLE001 - CuPy raises its own CUDA error types
+        raise ImportError(f"Backend('cupy'): CuPy is installed but CUDA is not usable here ({exc})") from exc
+    if count < 1:
+        raise ImportError("Backend('cupy'): CuPy is installed but no NVIDIA GPU was found")
+
+
 @dataclass(frozen=True)
 class Backend:
     """Where arrays live and in which precision.
@@ -48,6 +59,7 @@ class Backend:
                     "Backend('cupy') needs the optional 'cupy' package and an NVIDIA GPU: "
                     "pip install 'ember[gpu]'"
                 ) from exc
+            _check_gpu(xp)
         object.__setattr__(self, "xp", xp)
 
     def __deepcopy__(self, memo):  # immutable: copies of modules share their backend
