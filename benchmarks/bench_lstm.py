@@ -1,33 +1,40 @@
 """Training-step throughput of an LSTM in ember and in PyTorch, same sizes, same run.
 
-    python benchmarks/bench_lstm.py [--threads 2] [--configs 128x28x28x128 64x64x64x256]
+    python benchmarks/bench_lstm.py [--threads 2] [--configs 128x28x28x128 64x64x64x256] [--windows 9] [--profile]
 
 Each config is NxTxFxH: N sequences of T steps of F features into an LSTM with H units;
 the last step feeds Linear(H, 10) -> LogSoftMax -> ClassNLL, and one SGD step with
 momentum updates everything (the mnist-lstm network at 128x28x28x128). The input
 gradient is skipped in both (the input is data). Prints sequences/s for each and the
-ratio ember / PyTorch (median of interleaved windows).
+ratio ember / PyTorch (median of the per-window ratios of interleaved windows).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
-import numpy as np
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.join(HERE, "..", "src"), HERE]
+from common import benchmark_args  # noqa: E402  (imports no NumPy)
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import compare, ember_sgd_step, machine_line, set_threads, torch_sgd_step  # noqa: E402
+def _options(parser):
+    parser.add_argument("--configs", nargs="+", default=["128x28x28x128", "64x64x64x256", "32x100x64x512"])
 
-from ember import nn  # noqa: E402
+
+ARGS = benchmark_args(__doc__, batches=None, windows=9, seconds=1.0, add=_options) if __name__ == "__main__" else None
+
+# ember before NumPy (see bench_mlp.py): OpenBLAS's idle threads then stop spinning soon
+from ember import nn  # noqa: E402, I001
+
+import numpy as np  # noqa: E402
+from common import compare, ember_sgd_step, machine_line, print_ratios, profile, set_threads, torch_sgd_step  # noqa: E402
 
 
 def ember_step(n, t, f, h, rng):
     net = nn.Sequential(nn.LSTM(f, h, rng=rng), nn.LastStep(), nn.Linear(h, 10, rng=rng), nn.LogSoftMax())
-    return ember_sgd_step(net, rng.standard_normal((n, t, f)).astype(np.float32), rng.integers(0, 10, size=n))
+    return ember_sgd_step(net, rng.standard_normal((n, t, f)).astype(np.float32), rng.integers(0, 10, size=n)), net
 
 
 def torch_step(n, t, f, h, rng):
@@ -46,22 +53,19 @@ def torch_step(n, t, f, h, rng):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--configs", nargs="+", default=["128x28x28x128", "64x64x64x256", "32x100x64x512"])
-    parser.add_argument("--windows", type=int, default=7)
-    parser.add_argument("--seconds", type=float, default=1.0)
-    args = parser.parse_args()
-    set_threads(args.threads)
-    print(f"LSTM training step (forward, BPTT, SGD), {args.threads} threads; {machine_line()}")
-    print(f"{'N x T x F x H':>16} {'ember seq/s':>12} {'torch seq/s':>12} {'ratio':>6}")
-    for config in args.configs:
+    set_threads(ARGS.threads)
+    print(f"LSTM training step (forward, BPTT, SGD), {ARGS.threads} threads; {machine_line()}; "
+          f"{ARGS.windows} interleaved windows of {ARGS.seconds:g} s")  # fmt: skip
+    print(f"{'N x T x F x H':>16} {'ember seq/s':>16} {'torch seq/s':>16} {'ratio':>6}   per-window ratios")
+    for config in ARGS.configs:
         n, t, f, h = (int(v) for v in config.split("x"))
         rng = np.random.default_rng(0)
-        rates = compare({"ember": ember_step(n, t, f, h, rng), "torch": torch_step(n, t, f, h, rng)},
-                        args.windows, args.seconds)
-        e, tr = rates["ember"] * n, rates["torch"] * n
-        print(f"{config:>16} {e:>12.0f} {tr:>12.0f} {e / tr:>6.2f}", flush=True)
+        mine, net = ember_step(n, t, f, h, rng)
+        rates = compare({"ember": mine, "torch": torch_step(n, t, f, h, rng)}, ARGS.windows, ARGS.seconds, raw=True,
+                        max_foreign=ARGS.max_foreign)  # fmt: skip
+        print_ratios(f"{config:>16}", n, rates["ember"], rates["torch"], ARGS.windows)
+        if ARGS.profile:
+            profile(net, mine)
 
 
 if __name__ == "__main__":

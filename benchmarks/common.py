@@ -12,7 +12,7 @@ import time
 
 
 def benchmark_args(doc, batches, windows, seconds, add=None):
-    """Parse a benchmark's command line: --threads, --batches, --windows, --seconds,
+    """Parse a benchmark's command line: --threads, --batches (unless None), --windows, --seconds,
     --profile, --max-foreign (and what ``add(parser)`` adds), and give BLAS the thread
     count in the environment, which it reads when NumPy is first imported: call this
     before importing NumPy or ember. Returns the parsed arguments."""
@@ -20,7 +20,8 @@ def benchmark_args(doc, batches, windows, seconds, add=None):
 
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--batches", type=int, nargs="+", default=batches)
+    if batches is not None:
+        parser.add_argument("--batches", type=int, nargs="+", default=batches)
     parser.add_argument("--windows", type=int, default=windows)
     parser.add_argument("--seconds", type=float, default=seconds)
     parser.add_argument("--profile", action="store_true", help="also print ember's time per module")
