@@ -70,9 +70,11 @@ class Backend:
 
     # -- arrays -----------------------------------------------------------------
     def empty(self, shape, dtype=None):
+        """An uninitialised array on this backend (default dtype: the backend's)."""
         return self.xp.empty(shape, dtype=dtype or self.dtype)
 
     def zeros(self, shape, dtype=None):
+        """An array of zeros on this backend (default dtype: the backend's)."""
         return self.xp.zeros(shape, dtype=dtype or self.dtype)
 
     def ensure(self, buffer, shape, dtype=None):
@@ -107,6 +109,7 @@ class Backend:
         return array.get()
 
     def is_array(self, obj) -> bool:
+        """Whether ``obj`` is an array of this backend's namespace (NumPy or CuPy)."""
         return isinstance(obj, self.xp.ndarray)
 
     # -- products -----------------------------------------------------------------

@@ -233,6 +233,7 @@ def encode_value(value):
 
 
 def decode_value(value):
+    """Inverse of :func:`encode_value`: JSON values back to arrays and modules."""
     if isinstance(value, list):
         return [decode_value(v) for v in value]
     if isinstance(value, dict):
@@ -245,6 +246,7 @@ def decode_value(value):
 
 
 def describe_architecture(module) -> dict:
+    """The JSON-ready description of ``module``'s tree stored in model files."""
     return encode_value(module.spec())
 
 

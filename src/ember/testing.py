@@ -40,6 +40,7 @@ class GradientReport:
         self.problems.append(problem)
 
     def add(self, name, analytic, numeric):
+        """Record the largest difference between an analytic and a numeric gradient."""
         analytic = np.asarray(analytic, dtype=np.float64)
         numeric = np.asarray(numeric, dtype=np.float64)
         err = float(np.max(np.abs(analytic - numeric))) if analytic.size else 0.0
@@ -47,6 +48,7 @@ class GradientReport:
         self.errors[name] = (err, scale)
 
     def failures(self):
+        """``{name: (max error, scale)}`` of the gradients outside ``atol + rtol * scale``."""
         return {k: v for k, v in self.errors.items() if not v[0] <= self.atol + self.rtol * v[1]}
 
     @property
@@ -93,6 +95,7 @@ def _describe(value):
 
 
 def map_structure(fn, value):
+    """``fn`` applied to every leaf of a (nested) list/tuple table, structure kept."""
     if isinstance(value, (list, tuple)):
         return type(value)(map_structure(fn, v) for v in value)
     return fn(value)

@@ -37,6 +37,7 @@ class Standardizer:
         self.mean = self.std = None
 
     def fit(self, x):
+        """Measure the mean and standard deviation of the training samples ``x``; returns self."""
         x = np.asarray(x, dtype=np.float64)
         axes = {"global": None, "feature": 0, "channel": (0,) + tuple(range(2, x.ndim))}[self.per]
         keep = self.per != "global"
@@ -51,11 +52,13 @@ class Standardizer:
         return self
 
     def transform(self, x, dtype="float32"):
+        """``(x - mean) / std`` with the fitted statistics, as ``dtype``."""
         if self.mean is None:
             raise RuntimeError("Standardizer.transform called before fit")
         return ((np.asarray(x, dtype=np.float64) - self.mean) / self.std).astype(dtype)
 
     def fit_transform(self, x, dtype="float32"):
+        """:meth:`fit` on ``x``, then :meth:`transform` it."""
         return self.fit(x).transform(x, dtype)
 
     def state(self) -> dict:
@@ -64,6 +67,7 @@ class Standardizer:
 
     @classmethod
     def from_state(cls, per, state):
+        """The fitted Standardizer that :meth:`state` described."""
         s = cls(per)
         s.mean, s.std = state["mean"], state["std"]
         if s.per == "global":

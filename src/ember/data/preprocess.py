@@ -48,6 +48,8 @@ class ZCA:
         self.mean = self.w = None
 
     def fit(self, x, chunk=8192):
+        """Mean and whitening matrix W = U diag(1/sqrt(lambda + eps)) U^T of the training
+        samples' covariance (accumulated in float64 chunks); returns self."""
         x = np.asarray(x)
         if x.ndim < 2 or x.shape[0] < 2:
             raise ValueError(f"ZCA.fit: expected (N, ...) samples with N >= 2, got shape {x.shape}")
@@ -70,6 +72,7 @@ class ZCA:
         return self
 
     def transform(self, x, dtype="float32", chunk=8192):
+        """``(x - mean) W`` per sample, in the input's shape, as ``dtype``."""
         if self.w is None:
             raise RuntimeError("ZCA.transform called before fit")
         x = np.asarray(x)
@@ -82,13 +85,16 @@ class ZCA:
         return out.reshape(x.shape)
 
     def fit_transform(self, x, dtype="float32"):
+        """:meth:`fit` on ``x``, then :meth:`transform` it."""
         return self.fit(x).transform(x, dtype)
 
     def state(self) -> dict:
+        """Arrays to store with a model (see :meth:`from_state`)."""
         return {"mean": self.mean, "w": self.w}
 
     @classmethod
     def from_state(cls, eps, state):
+        """The fitted ZCA that :meth:`state` described."""
         z = cls(eps)
         z.mean, z.w = np.asarray(state["mean"], dtype=np.float64), np.asarray(state["w"], dtype=np.float64)
         return z

@@ -27,6 +27,7 @@ MODELS: dict = {}
 
 
 def register(spec: ModelSpec) -> ModelSpec:
+    """Add a model to :data:`MODELS` (the names ``ember train --model`` accepts); returns it."""
     if spec.name in MODELS:
         raise ValueError(f"model {spec.name!r} is already registered")
     MODELS[spec.name] = spec

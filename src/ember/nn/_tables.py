@@ -200,10 +200,13 @@ class Sweep:
     with mode "input" (update_grad_input), "params" (acc_grad_parameters) or "both"."""
 
     def update_grad_input(self, input, grad_output):
+        """dE/d(input): each branch's input gradient, merged as the container documents."""
         return self._sweep(input, grad_output, 1.0, "input")
 
     def acc_grad_parameters(self, input, grad_output, scale=1.0):
+        """Accumulate ``scale * dE/dW`` in every branch."""
         self._sweep(input, grad_output, scale, "params")
 
     def backward(self, input, grad_output, scale=1.0):
+        """Both in one pass over the branches; returns ``grad_input``."""
         return self._sweep(input, grad_output, scale, "both")

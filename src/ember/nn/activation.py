@@ -18,6 +18,14 @@ class Pointwise(Module):
     ``bprop(xp, x, y, grad_output, grad_input)`` (write dE/dx into grad_input).
     """
 
+    def fprop(self, xp, x, y):
+        """Write f(x) into ``y`` (same shape), elementwise, with ``xp`` ufuncs and ``out=``."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement fprop")
+
+    def bprop(self, xp, x, y, go, gx):
+        """Write dE/dx = f'(x) * dE/dy into ``gx``, from x, y = f(x) and ``go`` = dE/dy."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement bprop")
+
     def update_output(self, input):
         # the output keeps the input's memory layout (e.g. CHWN images, see _layout)
         out = self.output = ensure_like(self.backend, self.output, input)

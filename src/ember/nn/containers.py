@@ -63,6 +63,7 @@ class Container(Module):
         return self._children[self._check_index(index, len(self._children))]
 
     def size(self):
+        """The number of children (Torch7's ``container:size()``; also ``len(container)``)."""
         return len(self._children)
 
     def _check_index(self, index, limit):

@@ -55,6 +55,7 @@ class _CriterionSum(Criterion):
 
     @classmethod
     def from_spec(cls, spec, build):
+        """Rebuild the criterion and its weighted children from :meth:`spec`."""
         args = spec.get("args", {})
         try:
             made = cls(**args)

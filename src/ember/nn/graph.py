@@ -376,6 +376,7 @@ class Graph(Sweep, Container):
 
     @classmethod
     def from_spec(cls, spec, build):
+        """Rebuild a Graph from its :meth:`spec` (``build`` makes each child module)."""
         try:
             modules = [build(child) for child in spec["children"]]
             nodes = []

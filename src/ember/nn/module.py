@@ -120,9 +120,13 @@ class Module:
         return self.forward(*args)
 
     def update_output(self, input):
+        """fprop: compute ``self.output`` from ``input`` (reusing its buffer) and return it.
+        Each module's docstring gives its formula."""
         raise NotImplementedError(f"{type(self).__name__} does not implement update_output")
 
     def update_grad_input(self, input, grad_output):
+        """bprop to the input: compute ``self.grad_input`` = dE/d(input) from the same
+        ``input`` as the last forward and ``grad_output`` = dE/d(output); return it."""
         raise NotImplementedError(f"{type(self).__name__} does not implement update_grad_input")
 
     def acc_grad_parameters(self, input, grad_output, scale=1.0):
@@ -364,9 +368,11 @@ class Module:
         return self.to(Backend(self.backend.name, dtype))
 
     def float(self):
+        """Torch7's ``module:float()``: cast every array to float32 (same backend)."""
         return self.type("float32")
 
     def double(self):
+        """Torch7's ``module:double()``: cast every array to float64 (same backend)."""
         return self.type("float64")
 
     # ------------------------------------------------------------------ description
@@ -403,20 +409,26 @@ class Criterion(Module):
         self.size_average = bool(size_average)
 
     def forward(self, input, target):
+        """The loss (a float) of ``input`` against ``target`` (= :meth:`update_output`
+        after input checks)."""
         if self._input_kind == "float":
             self._check_float_input(input)
         return self.update_output(input, target)
 
     def backward(self, input, target):
+        """dE/d(input) for the same ``input`` and ``target`` (= :meth:`update_grad_input`)."""
         return self.update_grad_input(input, target)
 
     def __call__(self, input, target):
         return self.forward(input, target)
 
     def update_output(self, input, target):
+        """Compute the loss, store it in ``self.output`` and return it (each criterion's
+        docstring gives its formula)."""
         raise NotImplementedError(f"{type(self).__name__} does not implement update_output")
 
     def update_grad_input(self, input, target):
+        """Compute ``self.grad_input`` = dE/d(input) and return it."""
         raise NotImplementedError(f"{type(self).__name__} does not implement update_grad_input")
 
     def _check_float_target(self, input, target, name="target"):

@@ -37,6 +37,7 @@ class ConfusionMatrix:
 
     # ------------------------------------------------------------------ counting
     def zero(self):
+        """Forget every count (Torch7's ``confusion:zero()``)."""
         self.mat[...] = 0
         self.valids = np.zeros(self.n_classes)
         self.unionvalids = np.zeros(self.n_classes)

@@ -98,6 +98,7 @@ class Logger:
         return self
 
     def set_log_scale(self, value=True):
+        """Plot the values on a logarithmic axis (Torch7's ``setlogscale``); returns self."""
         self.log_scale = bool(value)
         return self
 

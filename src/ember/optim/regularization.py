@@ -49,6 +49,7 @@ class WeightDecay:
         self._tmp = None
 
     def active(self, epoch) -> bool:
+        """Whether a penalty applies at ``epoch`` (0-based)."""
         return (self.l2 > 0 or self.l1 > 0) and epoch >= self.start_epoch
 
     def apply(self, x, g, epoch):

@@ -31,10 +31,11 @@ class Schedule:
         """Told the epoch's validation metric (only :class:`ReduceOnPlateau` uses it)."""
 
     def state_dict(self) -> dict:
+        """What a checkpoint must keep to resume the schedule (nothing for a pure function of time)."""
         return {}
 
     def load_state_dict(self, state: dict) -> None:
-        pass
+        """Restore what :meth:`state_dict` gave."""
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.__dict__.items() if not k.startswith("_"))
@@ -142,6 +143,7 @@ class ReduceOnPlateau(Schedule):
         return self._current
 
     def observe(self, metric):
+        """Count an epoch without improvement of ``metric``; cut the rate after ``patience`` of them."""
         metric = float(metric)
         if not math.isfinite(metric):
             raise ValueError(f"ReduceOnPlateau: the observed metric must be finite, got {metric}")
