@@ -108,7 +108,7 @@ def ember_sgd_step(net, x, y):
     from ember import nn, optim
 
     crit = nn.ClassNLLCriterion().to(net.backend)
-    x, y = net.backend.asarray(x), net.backend.asarray(y, dtype="int64")
+    x = net.backend.asarray(x)  # labels stay NumPy, as in ember's training loop (checked without a GPU sync)
     net.compute_grad_input = False  # PyTorch skips that gradient too
     params, grads = net.get_parameters()
     config = {"learning_rate": 0.01, "momentum": 0.9, "dampening": 0.0}

@@ -147,8 +147,11 @@ def axpby(alpha, x, beta, y, scratch=None):
 
     ``scratch`` (same shape as ``y``) avoids a temporary on the fallback path.
     """
-    if isinstance(y, np.ndarray) and _blas.axpby(alpha, x, beta, y):
-        return y
+    if isinstance(y, np.ndarray):
+        if _blas.axpby(alpha, x, beta, y):
+            return y
+    elif type(y).__module__.startswith("cupy"):
+        return _cupy_axpby(alpha, x, beta, y)
     if beta != 1:
         y *= beta
     if scratch is None:
@@ -156,6 +159,22 @@ def axpby(alpha, x, beta, y, scratch=None):
     else:
         np.multiply(x, alpha, out=scratch) if isinstance(y, np.ndarray) else scratch.__setitem__(Ellipsis, alpha * x)
         y += scratch
+    return y
+
+
+_CUPY_KERNELS: dict = {}
+
+
+def _cupy_axpby(alpha, x, beta, y):
+    """``y = alpha * x + beta * y`` as one CuPy kernel: on a GPU each array operation
+    costs a launch, and the NumPy-style fallback needs three and a temporary array."""
+    kernel = _CUPY_KERNELS.get("axpby")
+    if kernel is None:
+        import cupy  # noqa: PLC0415 - only on the GPU path
+
+        kernel = _CUPY_KERNELS["axpby"] = cupy.ElementwiseKernel(
+            "T a, T x, T b, T y_in", "T y", "y = a * x + b * y_in", "ember_axpby")
+    kernel(y.dtype.type(alpha), x, y.dtype.type(beta), y, y)
     return y
 
 
