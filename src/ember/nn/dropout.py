@@ -7,6 +7,30 @@ from .init import get_rng
 from .module import Module
 
 
+def dropout_setup(module, p, v1, rng):
+    """Check and store the drop probability ``p``, the ``v1`` flag and the generator
+    (shared by Dropout and SpatialDropout)."""
+    if not 0 <= p < 1:
+        raise ValueError(f"{type(module).__name__}: p (the drop probability) must be in [0, 1), got {p}")
+    module.p, module.v1 = float(p), bool(v1)
+    module.rng = get_rng(rng)
+
+
+def fill_keep_mask(module, mask):
+    """Draw ``mask`` in place: 1 with probability 1 - p, else 0, scaled by 1 / (1 - p)
+    unless ``module.v1`` (the training-mode multiplier of Dropout and SpatialDropout).
+    On the CPU the noise comes from the module's seeded generator, with no temporary."""
+    xp = module.backend.xp
+    if xp.__name__ == "numpy":
+        module.rng.random(out=mask, dtype=mask.dtype)
+    else:  # CuPy draws on the GPU
+        mask[...] = xp.random.random_sample(mask.shape, dtype=mask.dtype)
+    xp.greater_equal(mask, module.p, out=mask)
+    if not module.v1:
+        mask *= 1.0 / (1.0 - module.p)
+    return mask
+
+
 class Dropout(Module):
     """Zero each input with probability ``p`` while training.
 
@@ -22,25 +46,15 @@ class Dropout(Module):
 
     def __init__(self, p=0.5, v1=False, rng=None):
         super().__init__()
-        if not 0 <= p < 1:
-            raise ValueError(f"Dropout: p (the drop probability) must be in [0, 1), got {p}")
-        self.p, self.v1 = float(p), bool(v1)
-        self.rng = get_rng(rng)
+        dropout_setup(self, p, v1, rng)
         self.mask = None
 
     def update_output(self, input):
         xp = self.backend.xp
         out = self.output = self.backend.ensure(self.output, input.shape)
         if self.train and self.p > 0:
-            mask = self.mask = self.backend.ensure(self.mask, input.shape)
-            if xp.__name__ == "numpy":
-                self.rng.random(out=mask, dtype=mask.dtype)
-            else:  # pragma: no cover - GPU only
-                mask[...] = xp.random.random_sample(input.shape, dtype=mask.dtype)
-            xp.greater_equal(mask, self.p, out=mask)
-            if not self.v1:
-                mask *= 1.0 / (1.0 - self.p)
-            xp.multiply(input, mask, out=out)
+            self.mask = fill_keep_mask(self, self.backend.ensure(self.mask, input.shape))
+            xp.multiply(input, self.mask, out=out)
         elif self.v1:
             xp.multiply(input, 1.0 - self.p, out=out)
         else:

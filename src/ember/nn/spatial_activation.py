@@ -7,7 +7,7 @@ from ..errors import check_same_shape, shape_error
 from ._layout import axis_order, ensure_like
 from ._spatial import SpatialModule, check_positive
 from .activation import LogSoftMax, SoftMax
-from .init import get_rng
+from .dropout import dropout_setup, fill_keep_mask
 
 
 class SpatialSoftMax(SoftMax):
@@ -138,24 +138,12 @@ class SpatialDropout(SpatialModule):
 
     def __init__(self, p=0.5, v1=False, rng=None):
         super().__init__()
-        if not 0 <= p < 1:
-            raise ValueError(f"SpatialDropout: p (the drop probability) must be in [0, 1), got {p}")
-        self.p, self.v1 = float(p), bool(v1)
-        self.rng = get_rng(rng)
+        dropout_setup(self, p, v1, rng)
 
     def _factor(self, x4):
         """The per-plane multiplier (N, C, 1, 1) array, or a scalar."""
-        xp = self.backend.xp
         if self.train and self.p > 0:
-            mask = self._scratch("mask", x4.shape[:2] + (1, 1))
-            if xp.__name__ == "numpy":
-                self.rng.random(out=mask, dtype=mask.dtype)
-            else:  # pragma: no cover - GPU only
-                mask[...] = xp.random.random_sample(mask.shape, dtype=mask.dtype)
-            xp.greater_equal(mask, self.p, out=mask)
-            if not self.v1:
-                mask *= 1.0 / (1.0 - self.p)
-            return mask
+            return fill_keep_mask(self, self._scratch("mask", x4.shape[:2] + (1, 1)))
         return 1.0 - self.p if self.v1 else 1.0
 
     def update_output(self, input):
