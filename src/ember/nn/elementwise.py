@@ -25,7 +25,8 @@ class Sqrt(Pointwise):
 
     def bprop(self, xp, x, y, go, gx):
         xp.multiply(y, 2, out=gx)
-        zero = y == 0
+        zero = self._scratch("zero", y.shape, dtype=bool)
+        xp.equal(y, 0, out=zero)
         xp.copyto(gx, 1, where=zero)  # no division by 0 (CuPy's ufuncs take no where=)
         xp.divide(go, gx, out=gx)
         xp.copyto(gx, 0, where=zero)
