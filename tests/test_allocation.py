@@ -13,8 +13,9 @@ from ember.train import make_feval
 # elements per operand for broadcast operations, and Python objects come and go; with
 # 4096 samples every activation-sized array is >= 160 KB (4096 x 10 floats), so a peak
 # under 128 KB means no such array was made. At batch 1 the bound catches weight-sized
-# arrays (the 3 MB gradient of the first layer).
-@pytest.mark.parametrize("batch, bound", [(1, 32 * 1024), (4096, 128 * 1024)])
+# arrays (the 3 MB gradient of the first layer); at batch 32 (Linear's transposed forward
+# product, see Linear._product_transposed) it catches a 128 KB hidden-layer array.
+@pytest.mark.parametrize("batch, bound", [(1, 32 * 1024), (32, 32 * 1024), (4096, 128 * 1024)])
 def test_mlp_training_step_allocates_nothing_once_warm(batch, bound):
     rng = np.random.default_rng(0)
     net = models.build_model("mnist-mlp", rng=rng)

@@ -9,6 +9,7 @@ import numpy as np
 from .. import _blas
 from ..backend import axpby
 from ..errors import shape_error
+from ._parallel import unbuffered
 from .init import uniform
 from .module import Module
 
@@ -76,10 +77,11 @@ class Linear(Module):
             # OpenBLAS runs this form 1.3-2.8x faster (benchmarks/bench_linear_forward.py)
             out_t = self._scratch("output_t", (self.out_features, input.shape[0]))
             self.backend.gemm(self.weight, input, out_t, trans_b=True)
-            if self.bias is None:
-                xp.copyto(out, out_t.T)
-            else:
-                xp.add(out_t.T, self.bias, out=out)
+            with unbuffered(xp):  # a transposed operand would otherwise get 64 KB of iterator buffers
+                if self.bias is None:
+                    xp.copyto(out, out_t.T)
+                else:
+                    xp.add(out_t.T, self.bias, out=out)
         elif self.bias is None:
             xp.matmul(input, self.weight.T, out=out)
         elif input.ndim == 2 and xp is np and _blas.AVAILABLE:
