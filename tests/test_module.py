@@ -237,3 +237,26 @@ def test_cupy_backend_without_a_gpu_fails_at_once(monkeypatch, devices, message)
     monkeypatch.setitem(sys.modules, "cupy", fake)
     with pytest.raises(ImportError, match=message):
         ember.Backend("cupy")
+
+
+def test_linear_weight_gradient_checks_grad_output_even_without_the_input_gradient():
+    # a network that skips dE/dx (compute_grad_input=False) calls only acc_grad_parameters
+    lin = nn.Linear(4, 3)
+    x = np.ones((2, 4), np.float32)
+    lin.forward(x)
+    with pytest.raises(ShapeError, match=r"Linear\(4 -> 3\): expected grad_output of shape \(2, 3\), got .*\(50, 3\)"):
+        lin.acc_grad_parameters(x, np.ones((50, 3), np.float32))
+    assert not lin.grad_weight.any()
+
+
+def test_blas_gemm_refuses_shapes_that_do_not_fit():
+    from ember import _blas
+
+    if not _blas.AVAILABLE:
+        pytest.skip("no OpenBLAS found in NumPy")
+    out = np.zeros((2, 3), np.float32)
+    assert _blas.gemm(np.ones((2, 4), np.float32), np.ones((4, 3), np.float32), out) and (out == 4).all()
+    out[...] = 0
+    assert not _blas.gemm(np.ones((2, 4), np.float32), np.ones((5, 3), np.float32), out)
+    assert not _blas.gemm(np.ones((2, 4), np.float32), np.ones((4, 3), np.float32), np.zeros((3, 3), np.float32))
+    assert not out.any()

@@ -86,9 +86,12 @@ def _matrix(a):
 def gemm(a, b, out, alpha=1.0, beta=0.0) -> bool:
     """``out = alpha * a @ b + beta * out`` for 2-D arrays (any of them may be transposed
     views). Returns False (doing nothing) when BLAS is unavailable or the layout is not
-    supported."""
+    supported, or the shapes do not fit (BLAS would read or write out of bounds; the
+    NumPy fallback then raises its own error)."""
     kind = _KIND.get(out.dtype)
     if not AVAILABLE or kind is None or a.dtype != out.dtype or b.dtype != out.dtype:
+        return False
+    if a.ndim != 2 or b.ndim != 2 or out.ndim != 2 or a.shape[1] != b.shape[0] or out.shape != (a.shape[0], b.shape[1]):
         return False
     ma, mb, mc = _matrix(a), _matrix(b), _matrix(out)
     if ma is None or mb is None or mc is None or mc[2]:

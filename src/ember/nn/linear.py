@@ -99,15 +99,19 @@ class Linear(Module):
         larger batches are faster as y = x W^T)."""
         return 2 <= batch <= 48 and self.in_features >= 256 and self.out_features >= 256
 
-    def update_grad_input(self, input, grad_output):
+    def _check_backward(self, input, grad_output):
         self._check(input)
         if grad_output.shape != input.shape[:-1] + (self.out_features,):
             raise shape_error(self, f"grad_output of shape {input.shape[:-1] + (self.out_features,)}", grad_output)
+
+    def update_grad_input(self, input, grad_output):
+        self._check_backward(input, grad_output)
         gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape)
         self.backend.xp.matmul(grad_output, self.weight, out=gx)
         return gx
 
     def acc_grad_parameters(self, input, grad_output, scale=1.0):
+        self._check_backward(input, grad_output)  # also when update_grad_input was skipped
         xp = self.backend.xp
         if input.ndim == 1 or input.shape[0] == 1:
             # One sample: an outer product added in place (BLAS ger). BLAS runs a K=1
