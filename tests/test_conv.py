@@ -7,6 +7,7 @@ import pytest
 from ember import ShapeError, image, io, nn
 from ember.data import load_mnist
 from ember.nn._layout import CHWN, axis_order
+from ember.testing import check_gradients
 
 F64 = "numpy:float64"
 
@@ -294,3 +295,28 @@ def test_view_flattens_a_conv_stack_without_a_copy_and_refuses_a_copy():
     assert y.shape == (5, 36) and np.shares_memory(y, net.get(1).output)
     with pytest.raises(ShapeError, match="without a copy"):
         nn.View(12).forward(np.zeros((3, 4), dtype=np.float32).T)
+
+
+@pytest.mark.parametrize("make", [lambda: nn.SpatialLPPooling(2, 2, 2, 2), lambda: nn.SpatialLPPooling(2, 3, 2, 2),
+                                  lambda: nn.SpatialLogSumExpPooling(2, 2, beta=2.0),
+                                  lambda: nn.SpatialLogSumExpPooling(2, 2, mean=False)])  # fmt: skip
+def test_smooth_pooling_in_ceil_mode_pools_the_cut_windows_over_the_pixels_inside(make):
+    # 5x5 input, 2x2 windows, stride 2, ceil: the last row and column of windows hold one
+    # row/column of pixels; the outside counts as absent (|0|^p = 0, exp(-inf) = 0)
+    pool = make().ceil()
+    x = np.random.default_rng(0).standard_normal((2, 2, 5, 5))
+    pool.to("numpy:float64")
+    out = pool.forward(x)
+    assert out.shape == (2, 2, 3, 3) and np.isfinite(out).all()
+    expected = np.empty_like(out)
+    for i in range(3):
+        for j in range(3):
+            window = x[:, :, 2 * i : 2 * i + 2, 2 * j : 2 * j + 2].reshape(2, 2, -1)
+            if isinstance(pool, nn.SpatialLPPooling):
+                expected[:, :, i, j] = (np.abs(window) ** pool.p).sum(-1) ** (1 / pool.p)
+            else:
+                lse = np.log(np.exp(pool.beta * window).sum(-1)) / pool.beta
+                expected[:, :, i, j] = lse - (np.log(4) / pool.beta if pool.mean else 0)
+    np.testing.assert_allclose(out, expected, rtol=1e-10)
+    report = check_gradients(pool, x)
+    assert report.ok, report

@@ -120,8 +120,11 @@ class WindowPooling(SpatialModule):
         x4, g4 = self._batch_pair(input, grad_output)
         return x4, self._in_layout_of("grad_output", g4, self._out4), self._out4, g4.shape[2:]
 
-    def _gather(self, name, src, oh, ow):
-        """(kh*kw, N, C, OH, OW): tap t of src copied to [t], laid out like the output."""
+    def _gather(self, name, x4, oh, ow):
+        """(kh*kw, N, C, OH, OW): tap t of the windows over ``x4`` (through :meth:`_source`,
+        so padding and ceil-mode edges hold ``_pad_fill``) copied to [t], laid out like
+        the output."""
+        src = self._source(x4, oh, ow)
         n, c = src.shape[:2]
         order = axis_order(src)
         taps = self._layout_scratch(name, (self.kh * self.kw, n, c, oh, ow), (0,) + tuple(a + 1 for a in order))

@@ -36,7 +36,7 @@ class SpatialMaxPooling(WindowPooling):
 
     def update_output(self, input):
         x4, (oh, ow) = self._sized_batch(input)
-        taps = self._gather("taps", self._source(x4, oh, ow), oh, ow)
+        taps = self._gather("taps", x4, oh, ow)
         out4 = self._reduce_taps(self.backend.xp.maximum, taps, self._output4(x4, oh, ow))
         self.output = self._unbatch(out4, input)
         return self.output
@@ -115,7 +115,7 @@ class SpatialAveragePooling(WindowPooling):
     def update_output(self, input):
         x4, (oh, ow) = self._sized_batch(input)
         xp = self.backend.xp
-        taps = self._gather("taps", self._source(x4, oh, ow), oh, ow)
+        taps = self._gather("taps", x4, oh, ow)
         out4 = self._reduce_taps(xp.add, taps, self._output4(x4, oh, ow))
         xp.multiply(out4, self._inverse_divisor(*x4.shape[2:], oh, ow), out=out4)
         self.output = self._unbatch(out4, input)

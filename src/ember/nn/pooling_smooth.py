@@ -99,6 +99,8 @@ class SpatialLPPooling(WindowPooling):
 
 
 class SpatialLogSumExpPooling(WindowPooling):
+    _pad_fill = -math.inf  # windows cut by ceil mode: outside pixels weigh exp(-inf) = 0
+
     """Log-sum-exp ("PROB") pooling of the lecture, in its **mean** form by default:
 
         y = (1/beta) log( (1/|N|) sum_{i in window} exp(beta x_i) ),   |N| = kw kh
