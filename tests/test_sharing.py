@@ -145,3 +145,22 @@ def test_a_module_used_twice_in_a_graph_trains_with_sgd():
         losses.append(optim.sgd(feval, flat, {"learning_rate": 0.1})[1][0])
     assert losses[-1] < 0.5 * losses[0]
     assert np.shares_memory(shared.weight, flat)
+
+
+def test_a_clone_shares_the_random_stream_so_its_dropout_draws_its_own_masks():
+    net = nn.Sequential(nn.Linear(20, 50, rng=0), nn.Dropout(0.5, rng=1))
+    twin = net.clone("weight", "bias")
+    assert twin.get(1).rng is net.get(1).rng
+    x = np.ones((4, 20), np.float32)
+    assert not np.array_equal(net.forward(x) != 0, twin.forward(x) != 0)
+
+
+def test_recurrent_layer_dropouts_are_part_of_the_tree():
+    lstm = nn.LSTM(3, 4, num_layers=3, dropout=0.5, rng=0)
+    inner = [m for m in lstm.modules() if isinstance(m, nn.Dropout)]
+    assert len(inner) == 2
+    lstm.evaluate()
+    assert not any(m.train for m in inner)
+    from ember.checkpoint import generators
+
+    assert len(generators(lstm)) >= 1  # their generator is saved with a checkpoint

@@ -147,8 +147,6 @@ def sync_replica(prototype, replica) -> bool:
                 setattr(r, attr, value)
                 moved = True
         r.train = p.train
-        if getattr(p, "rng", None) is not None:
-            r.rng = p.rng  # one random stream: two uses of a Dropout draw different masks
         if moved:
             r._parameters_moved()
     return True

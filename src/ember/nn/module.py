@@ -293,6 +293,9 @@ class Module:
                 value = module.__dict__.get(attr)
                 if value is not None:
                     memo[id(value)] = None
+            rng = module.__dict__.get("rng")
+            if rng is not None:  # one random stream: a clone's Dropout draws its own masks
+                memo[id(rng)] = rng
         twin = copy.deepcopy(self, memo)
         if shared:
             twin.share(self, *shared)

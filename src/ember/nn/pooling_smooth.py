@@ -99,8 +99,6 @@ class SpatialLPPooling(WindowPooling):
 
 
 class SpatialLogSumExpPooling(WindowPooling):
-    _pad_fill = -math.inf  # windows cut by ceil mode: outside pixels weigh exp(-inf) = 0
-
     """Log-sum-exp ("PROB") pooling of the lecture, in its **mean** form by default:
 
         y = (1/beta) log( (1/|N|) sum_{i in window} exp(beta x_i) ),   |N| = kw kh
@@ -116,6 +114,8 @@ class SpatialLogSumExpPooling(WindowPooling):
     bprop:  dE/dx_i += dE/dy * exp(beta (x_i - y)) [/ |N|] = dE/dy * softmax(beta x)_i,
             summed over the windows that hold x_i.
     """
+
+    _pad_fill = -math.inf  # windows cut by ceil mode: outside pixels weigh exp(-inf) = 0
 
     def __init__(self, kw, kh, dw=None, dh=None, beta=1.0, mean=True):
         super().__init__()

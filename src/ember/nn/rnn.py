@@ -74,10 +74,10 @@ class _Layers(SequenceModule):
             param[...] = self.backend.asarray(uniform(rng, param.shape, bound))
         return self
 
-    def _moved_to(self, backend, convert):
-        super()._moved_to(backend, convert)
-        for dropout in self._dropouts:
-            dropout.to(backend)
+    def children(self):
+        """The Dropout modules between layers (``dropout > 0``): part of the tree, so mode
+        switches, ``to()``, ``clear_state`` and checkpoints (their generators) reach them."""
+        return list(self._dropouts)
 
     def _state_text(self):
         shape = f"(L*D, N, H) = ({self.num_layers * self.directions}, N, {self.hidden_size})"
@@ -128,7 +128,6 @@ class _Layers(SequenceModule):
             self._layer_outputs.append(y)
             layer_in = y
             if self._dropouts:
-                self._dropouts[layer].train = self.train
                 layer_in = self._dropouts[layer].forward(y)
         if mask_f is not None:
             out *= mask_f.transpose(2, 0, 1)  # (N, T, 1)
