@@ -5,7 +5,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from ember import models, nn, optim
+from ember import _blas, models, nn, optim
 from ember.train import make_feval
 
 
@@ -15,8 +15,14 @@ from ember.train import make_feval
 # under 128 KB means no such array was made. At batch 1 the bound catches weight-sized
 # arrays (the 3 MB gradient of the first layer); at batch 32 (Linear's transposed forward
 # product, see Linear._product_transposed) it catches a 128 KB hidden-layer array.
+# blas=False: NumPy without ember's direct OpenBLAS calls (e.g. NumPy built on MKL).
+@pytest.mark.parametrize("blas", [True, False])
 @pytest.mark.parametrize("batch, bound", [(1, 32 * 1024), (32, 32 * 1024), (4096, 128 * 1024)])
-def test_mlp_training_step_allocates_nothing_once_warm(batch, bound):
+def test_mlp_training_step_allocates_nothing_once_warm(batch, bound, blas, monkeypatch):
+    if not blas:
+        monkeypatch.setattr(_blas, "AVAILABLE", False)
+    elif not _blas.AVAILABLE:
+        pytest.skip("no OpenBLAS found in NumPy")
     rng = np.random.default_rng(0)
     net = models.build_model("mnist-mlp", rng=rng)
     net.compute_grad_input = False

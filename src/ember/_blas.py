@@ -130,10 +130,15 @@ def ger(alpha, x, y, out) -> bool:
 
 
 def axpby(alpha, x, beta, y) -> bool:
-    """``y = alpha * x + beta * y`` in place on contiguous 1-D arrays. False if unsupported."""
+    """``y = alpha * x + beta * y`` in place, for 1-D arrays or C-contiguous arrays of one
+    shape (seen as 1-D). False if unsupported."""
     kind = _KIND.get(y.dtype)
-    if not AVAILABLE or kind is None or x.dtype != y.dtype or x.shape != y.shape or x.ndim != 1:
+    if not AVAILABLE or kind is None or x.dtype != y.dtype or x.shape != y.shape:
         return False
+    if x.ndim != 1:
+        if not (x.flags.c_contiguous and y.flags.c_contiguous):
+            return False
+        x, y = x.reshape(-1), y.reshape(-1)
     vx, vy = _vector(x), _vector(y)
     if vx is None or vy is None:
         return False

@@ -145,7 +145,9 @@ class Backend:
 def axpby(alpha, x, beta, y, scratch=None):
     """``y = alpha * x + beta * y`` in place (one pass through BLAS when possible).
 
-    ``scratch`` (same shape as ``y``) avoids a temporary on the fallback path.
+    Without BLAS (NumPy on MKL or Accelerate, or strided arrays), ``alpha != 1`` needs
+    ``scratch`` (same shape as ``y``; may be ``x`` itself when x may be overwritten) to
+    stay free of temporaries.
     """
     if isinstance(y, np.ndarray):
         if _blas.axpby(alpha, x, beta, y):
@@ -154,10 +156,12 @@ def axpby(alpha, x, beta, y, scratch=None):
         return _cupy_axpby(alpha, x, beta, y)
     if beta != 1:
         y *= beta
-    if scratch is None:
+    if alpha == 1:
+        y += x
+    elif scratch is None:
         y += alpha * x
     else:
-        np.multiply(x, alpha, out=scratch) if isinstance(y, np.ndarray) else scratch.__setitem__(Ellipsis, alpha * x)
+        np.multiply(x, alpha, out=scratch)
         y += scratch
     return y
 

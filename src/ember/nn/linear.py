@@ -90,7 +90,8 @@ class Linear(Module):
             self.backend.gemm(input, self.weight, out, trans_b=True, beta=1.0)
         else:
             xp.matmul(input, self.weight.T, out=out)
-            out += self.bias
+            with unbuffered(xp):  # a broadcast add: no iterator buffers
+                out += self.bias
         return out
 
     def _product_transposed(self, batch):
@@ -119,18 +120,16 @@ class Linear(Module):
             go, x = grad_output.reshape(-1), input.reshape(-1)
             if not (xp is np and _blas.ger(scale, go, x, self.grad_weight)):
                 scratch = self._scratch("grad_weight", self.weight.shape)
-                xp.multiply(go.reshape(-1, 1), x.reshape(1, -1), out=scratch)
-                axpby(scale, scratch, 1.0, self.grad_weight)
+                with unbuffered(xp):  # a broadcast product: no iterator buffers
+                    xp.multiply(go.reshape(-1, 1), x.reshape(1, -1), out=scratch)
+                axpby(scale, scratch, 1.0, self.grad_weight, scratch)
         else:
             scratch = None if xp is np and _blas.AVAILABLE else self._scratch("grad_weight", self.weight.shape)
             self.backend.gemm(grad_output, input, self.grad_weight, trans_a=True, alpha=scale, beta=1.0, scratch=scratch)
         if self.bias is not None:
-            if input.ndim == 1:
-                bias_step = grad_output
-            else:
-                bias_step = self._scratch("grad_bias", self.bias.shape)
-                xp.sum(grad_output, axis=0, out=bias_step)
-            axpby(scale, bias_step, 1.0, self.grad_bias)
+            scratch = self._scratch("grad_bias", self.bias.shape)
+            bias_step = grad_output if input.ndim == 1 else xp.sum(grad_output, axis=0, out=scratch)
+            axpby(scale, bias_step, 1.0, self.grad_bias, scratch)
 
     def extra_repr(self):
         return f"{self.in_features} -> {self.out_features}" + ("" if self.bias is not None else ", without bias")
