@@ -83,13 +83,6 @@ class SpatialModule(Module):
         self.backend.xp.copyto(buf[:, :, top : top + hh, left : left + ww], x4[:, :, :hh, :ww])
         return buf
 
-    def _layout_scratch(self, name, shape, order, dtype=None):
-        """A reused scratch array of ``shape`` laid out by ``order`` (see ``_layout``)."""
-        key = "_buf_" + name
-        buf = ensure_layout(self.backend, self.__dict__.get(key), shape, order, dtype)
-        self.__dict__[key] = buf
-        return buf
-
     def _split(self, work, x4):
         """Run ``work(a, b)`` over planes a..b-1 of x4, halves on two threads when large."""
         split(work, x4.shape[1], x4.size, self.backend.xp)
@@ -102,7 +95,3 @@ class SpatialModule(Module):
         copy = self._scratch_like(name, reference)
         self.backend.xp.copyto(copy, array)
         return copy
-
-    def _scratch_like(self, name, array, dtype=None):
-        """A reused scratch array with ``array``'s shape and memory layout."""
-        return self._layout_scratch(name, array.shape, axis_order(array), dtype)

@@ -50,12 +50,14 @@ class Threshold(Pointwise):
         self.threshold, self.value = float(threshold), float(value)
 
     def fprop(self, xp, x, y):
-        xp.greater(x, self.threshold, out=y)
         if self.value == 0:
+            xp.greater(x, self.threshold, out=y)
             y *= x
         else:
+            above = self._scratch_like("above", x, bool)
+            xp.greater(x, self.threshold, out=above)
             xp.copyto(y, self.value)
-            xp.copyto(y, x, where=x > self.threshold)
+            xp.copyto(y, x, where=above)
 
     def bprop(self, xp, x, y, go, gx):
         xp.greater(x, self.threshold, out=gx)
@@ -123,11 +125,11 @@ class HardTanh(Pointwise):
         xp.clip(x, self.min_value, self.max_value, out=y)
 
     def bprop(self, xp, x, y, go, gx):
-        inside = self._scratch("inside", x.shape, dtype=bool)
-        xp.greater(x, self.min_value, out=inside)
-        xp.multiply(go, inside, out=gx)
-        xp.less(x, self.max_value, out=inside)
-        gx *= inside
+        xp.greater(x, self.min_value, out=gx)  # 0/1 floats: above the lower bound
+        beyond = self._scratch_like("beyond", x, bool)
+        xp.greater_equal(x, self.max_value, out=beyond)
+        xp.copyto(gx, 0, where=beyond)
+        gx *= go
 
     def extra_repr(self):
         return f"{self.min_value:g}, {self.max_value:g}"
@@ -150,15 +152,20 @@ class SoftPlus(Pointwise):
         xp.multiply(x, self.beta, out=y)
         xp.logaddexp(0, y, out=y)
         y /= self.beta
-        xp.copyto(y, x, where=x * self.beta > self.threshold)
+        xp.copyto(y, x, where=self._linear_part(xp, x))
 
     def bprop(self, xp, x, y, go, gx):
         # sigmoid(beta x) = 1 - exp(-beta y)
         xp.multiply(y, -self.beta, out=gx)
         xp.exp(gx, out=gx)
         xp.subtract(1, gx, out=gx)
-        xp.copyto(gx, 1, where=x * self.beta > self.threshold)
+        xp.copyto(gx, 1, where=self._linear_part(xp, x))
         gx *= go
+
+    def _linear_part(self, xp, x):
+        """Where beta x > threshold (y = x there), in a reused mask."""
+        linear = self._scratch_like("linear", x, bool)
+        return xp.greater(x, self.threshold / self.beta, out=linear)
 
     def extra_repr(self):
         return f"beta={self.beta:g}" if self.beta != 1 else ""

@@ -68,7 +68,7 @@ class BatchNormalization(Module):
                 raise shape_error(self, "more than one value per feature in training mode (or call evaluate())", input)
             xp.mean(input, axis=axes, keepdims=True, out=mean)
             xp.subtract(input, mean, out=out)
-            xp.multiply(out, out, out=self._scratch_like_output("centered_sq", out))
+            xp.multiply(out, out, out=self._scratch_like("centered_sq", out))
             xp.mean(self.__dict__["_buf_centered_sq"], axis=axes, keepdims=True, out=invstd)  # biased variance
             m = self.momentum
             self.running_mean *= 1 - m
@@ -84,17 +84,12 @@ class BatchNormalization(Module):
         xp.sqrt(invstd, out=invstd)
         xp.divide(1.0, invstd, out=invstd)
         out *= invstd  # x^
-        normalized = self._scratch_like_output("normalized", out)
+        normalized = self._scratch_like("normalized", out)
         xp.copyto(normalized, out)
         if self.affine:
             out *= self.weight.reshape(shape)
             out += self.bias.reshape(shape)
         return out
-
-    def _scratch_like_output(self, name, like):
-        key = "_buf_" + name
-        self.__dict__[key] = ensure_like(self.backend, self.__dict__.get(key), like)
-        return self.__dict__[key]
 
     def update_grad_input(self, input, grad_output):
         axes = self._check(input)
@@ -130,7 +125,7 @@ class BatchNormalization(Module):
         axes = self._check(input)
         xp = self.backend.xp
         shape = self._stat_shape()
-        product = self._scratch_like_output("product", grad_output)
+        product = self._scratch_like("product", grad_output)
         xp.multiply(grad_output, self.__dict__["_buf_normalized"], out=product)
         step = self._scratch("step", shape)
         xp.sum(product, axis=axes, keepdims=True, out=step)

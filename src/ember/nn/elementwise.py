@@ -25,7 +25,7 @@ class Sqrt(Pointwise):
 
     def bprop(self, xp, x, y, go, gx):
         xp.multiply(y, 2, out=gx)
-        zero = self._scratch("zero", y.shape, dtype=bool)
+        zero = self._scratch_like("zero", y, bool)
         xp.equal(y, 0, out=zero)
         xp.copyto(gx, 1, where=zero)  # no division by 0 (CuPy's ufuncs take no where=)
         xp.divide(go, gx, out=gx)

@@ -24,6 +24,7 @@ import weakref
 
 from ..backend import NUMPY32, Backend, get_backend
 from ..errors import ShapeError, describe
+from ._layout import axis_order, ensure_layout
 
 _GRAD = "grad_"
 
@@ -397,6 +398,17 @@ class Module:
         buf = self.backend.ensure(self.__dict__.get(key), shape, dtype)
         self.__dict__[key] = buf
         return buf
+
+    def _layout_scratch(self, name, shape, order, dtype=None):
+        """A reused scratch array of ``shape`` laid out by ``order`` (see ``_layout``)."""
+        key = "_buf_" + name
+        buf = self.__dict__[key] = ensure_layout(self.backend, self.__dict__.get(key), shape, order, dtype)
+        return buf
+
+    def _scratch_like(self, name, array, dtype=None):
+        """A reused scratch array with ``array``'s shape and memory layout (elementwise
+        work on mixed layouts is strided and slow)."""
+        return self._layout_scratch(name, array.shape, axis_order(array), dtype)
 
 
 class Criterion(Module):
