@@ -260,3 +260,13 @@ def test_blas_gemm_refuses_shapes_that_do_not_fit():
     assert not _blas.gemm(np.ones((2, 4), np.float32), np.ones((5, 3), np.float32), out)
     assert not _blas.gemm(np.ones((2, 4), np.float32), np.ones((4, 3), np.float32), np.zeros((3, 3), np.float32))
     assert not out.any()
+
+
+@pytest.mark.parametrize("make", [lambda: nn.Add(3), lambda: nn.CMul(3), lambda: nn.Mul()])
+def test_learned_bias_and_scales_check_grad_output(make):
+    module = make()
+    x = np.ones((2, 3), np.float32)
+    module.forward(x)
+    for call in (module.update_grad_input, module.acc_grad_parameters):
+        with pytest.raises(ShapeError, match=rf"{type(module).__name__}.*expected grad_output of shape \(2, 3\), got"):
+            call(x, np.ones((4, 3), np.float32))

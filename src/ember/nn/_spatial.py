@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import shape_error
+from ..errors import check_same_shape, shape_error
 from ._layout import axis_order, ensure_layout
 from ._parallel import split
 from .module import Module
@@ -49,8 +49,7 @@ class SpatialModule(Module):
 
     def _check_grad_output(self, grad_output, input):
         """grad_output must have the output's shape; returns its 4-D view."""
-        if grad_output.shape != self.output.shape:
-            raise shape_error(self, f"grad_output of shape {tuple(self.output.shape)}", grad_output)
+        check_same_shape(self, "grad_output", grad_output, self.output)
         return grad_output if input.ndim == 4 else grad_output[None]
 
     def _batch_pair(self, input, grad_output):

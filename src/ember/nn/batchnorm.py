@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import shape_error
+from ..errors import check_same_shape, shape_error
 from ._layout import ensure_like
 from ._spatial import check_positive
 from .module import Module
@@ -93,8 +93,7 @@ class BatchNormalization(Module):
 
     def update_grad_input(self, input, grad_output):
         axes = self._check(input)
-        if grad_output.shape != input.shape:
-            raise shape_error(self, f"grad_output of shape {tuple(input.shape)}", grad_output)
+        check_same_shape(self, "grad_output", grad_output, input)
         xp = self.backend.xp
         shape = self._stat_shape()
         gx = self.grad_input = ensure_like(self.backend, self.grad_input, input)

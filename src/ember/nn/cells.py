@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 
-from ..errors import ShapeError, describe, shape_error
+from ..errors import ShapeError, check_same_shape, describe, shape_error
 from .init import uniform
 from .module import Module
 
@@ -312,8 +312,7 @@ class RNNCell(_Cell):
         return out
 
     def _step_grads(self, x, states, grad_output):
-        if getattr(grad_output, "shape", None) != self.output.shape:
-            raise shape_error(self, f"grad_output of shape {self.output.shape}", grad_output)
+        check_same_shape(self, "grad_output", grad_output, self.output)
         dpre = self._scratch("dpre", self.output.shape)
         rnn_backward(self.backend.xp, self.output, grad_output, dpre, self.nonlinearity == "relu")
         return dpre, dpre
@@ -388,8 +387,7 @@ class GRUCell(_Cell):
 
     def _step_grads(self, x, states, grad_output):
         (h,) = states
-        if getattr(grad_output, "shape", None) != h.shape:
-            raise shape_error(self, f"grad_output of shape {h.shape}", grad_output)
+        check_same_shape(self, "grad_output", grad_output, h)
         shape = (h.shape[0], 3 * self.hidden_size)
         dxg, dhg = self._scratch("dxg", shape), self._scratch("dhg", shape)
         direct = self._scratch("direct", h.shape)

@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import _blas
 from ..backend import axpby
-from ..errors import shape_error
+from ..errors import check_same_shape, shape_error
 from ._parallel import unbuffered
 from .init import uniform
 from .module import Module
@@ -153,12 +153,14 @@ class _Elementwise(Module):
         if not ok:
             raise shape_error(self, f"input whose trailing shape broadcasts with {param.shape}", input)
 
+    def _check_backward(self, input, grad_output):
+        self._check(input)
+        check_same_shape(self, "grad_output", grad_output, input)
+
     def _accumulate(self, product, grad, scale):
         step = self._scratch("param_step", grad.shape)
         reduce_to_shape(self.backend.xp, product, step)
-        if scale != 1:
-            step *= scale
-        grad += step
+        axpby(scale, step, 1.0, grad, step)
 
 
 class Add(_Elementwise):
@@ -190,11 +192,13 @@ class Add(_Elementwise):
         return out
 
     def update_grad_input(self, input, grad_output):
+        self._check_backward(input, grad_output)
         gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape)
         gx[...] = grad_output
         return gx
 
     def acc_grad_parameters(self, input, grad_output, scale=1.0):
+        self._check_backward(input, grad_output)
         self._accumulate(grad_output, self.grad_bias, scale)
 
     def extra_repr(self):
@@ -229,11 +233,13 @@ class CMul(_Elementwise):
         return out
 
     def update_grad_input(self, input, grad_output):
+        self._check_backward(input, grad_output)
         gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape)
         self.backend.xp.multiply(grad_output, self.weight, out=gx)
         return gx
 
     def acc_grad_parameters(self, input, grad_output, scale=1.0):
+        self._check_backward(input, grad_output)
         product = self._scratch("product", input.shape)
         self.backend.xp.multiply(grad_output, input, out=product)
         self._accumulate(product, self.grad_weight, scale)

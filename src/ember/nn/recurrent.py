@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ShapeError, describe, shape_error
+from ..errors import ShapeError, check_same_shape, describe, shape_error
 from .containers import add_context
 from .module import Module
 
@@ -332,8 +332,7 @@ class Recurrent(SequenceModule):
     def _sweep(self, input, grad_output, scale, accumulate):
         x, _ = self._split_input(input, None, self._state_text())
         n, t_len = x.shape[:2]
-        if getattr(grad_output, "shape", None) != self.output.shape:
-            raise shape_error(self, f"grad_output of shape {self.output.shape}", grad_output)
+        check_same_shape(self, "grad_output", grad_output, self.output)
         mask_tm, keep_tm = self._mask_arrays(n, t_len)
         clones = self.__dict__["_buf_clones"]
         gx = self._scratch("gx", x.shape)

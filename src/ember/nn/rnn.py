@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-from ..errors import shape_error
+from ..errors import check_same_shape
 from .dropout import Dropout
 from .init import get_rng, uniform
 from .recurrent import SequenceModule
@@ -145,8 +145,7 @@ class _Layers(SequenceModule):
         (when ``want_input``) dE/dx. Without it, the first layer's dE/dx GEMM is skipped."""
         x, _ = self._split_input(input, self.input_size, self._state_text())
         n, t_len = x.shape[:2]
-        if getattr(grad_output, "shape", None) != self.output.shape:
-            raise shape_error(self, f"grad_output of shape {self.output.shape}", grad_output)
+        check_same_shape(self, "grad_output", grad_output, self.output)
         hs, dirs = self.hidden_size, self.directions
         mask_f, keep_f = self._mask_arrays(n, t_len, feature_major=True)
         kernels = self._kernels()

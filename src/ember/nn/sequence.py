@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ShapeError, describe, shape_error
+from ..errors import ShapeError, check_same_shape, describe, shape_error
 from .module import Criterion, Module
 from .recurrent import SequenceModule, _ragged_message, check_mask, host_mask, set_mask
 
@@ -60,8 +60,7 @@ class Sequencer(Module):
         return self.output
 
     def _grad_output(self, input, grad_output):
-        if getattr(grad_output, "shape", None) != self.output.shape:
-            raise shape_error(self, f"grad_output of shape {self.output.shape}", grad_output)
+        check_same_shape(self, "grad_output", grad_output, self.output)
         lead = input.shape[:2]
         return self._flat(input, lead), self._flat(grad_output, lead), lead
 
@@ -144,8 +143,7 @@ class Bidirectional(SequenceModule):
         return out
 
     def _split_grad(self, grad_output):
-        if getattr(grad_output, "shape", None) != self.output.shape:
-            raise shape_error(self, f"grad_output of shape {self.output.shape}", grad_output)
+        check_same_shape(self, "grad_output", grad_output, self.output)
         h1 = self.forward_module.output.shape[2]
         g1 = self._scratch("g1", self.forward_module.output.shape)
         g1[...] = grad_output if self.merge == "sum" else grad_output[:, :, :h1]
@@ -213,8 +211,7 @@ class LastStep(SequenceModule):
 
     def update_grad_input(self, input, grad_output):
         n, t_len = input.shape[:2]
-        if getattr(grad_output, "shape", None) != self.output.shape:
-            raise shape_error(self, f"grad_output of shape {self.output.shape}", grad_output)
+        check_same_shape(self, "grad_output", grad_output, self.output)
         gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape)
         gx.fill(0)
         picked = self._last(n, t_len)

@@ -11,7 +11,7 @@ for a batch alike). Table indices are 0-based (Torch7's were 1-based).
 
 from __future__ import annotations
 
-from ..errors import shape_error
+from ..errors import check_same_shape, shape_error
 from ._tables import check_entry, check_table, copy_into, is_table, normalize_axis, zeros_like
 from .module import Module
 
@@ -60,8 +60,7 @@ class JoinTable(Module):
 
     def update_grad_input(self, input, grad_output):
         axis = self._check(input)
-        if getattr(grad_output, "shape", None) != self.output.shape:
-            raise shape_error(self, f"grad_output of shape {tuple(self.output.shape)}", grad_output)
+        check_same_shape(self, "grad_output", grad_output, self.output)
         old = self.grad_input if is_table(self.grad_input) and len(self.grad_input) == len(input) else [None] * len(input)
         grads, start = [], 0
         for i, x in enumerate(input):
@@ -248,8 +247,7 @@ class Replicate(Module):
 
     def update_grad_input(self, input, grad_output):
         axis = self._axis(input)
-        if getattr(grad_output, "shape", None) != self.output.shape:
-            raise shape_error(self, f"grad_output of shape {tuple(self.output.shape)}", grad_output)
+        check_same_shape(self, "grad_output", grad_output, self.output)
         gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape)
         self.backend.xp.sum(grad_output, axis=axis, out=gx)
         return gx

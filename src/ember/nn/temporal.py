@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from ..errors import shape_error
+from ..errors import check_same_shape, shape_error
 from ._im2col import as_strided
 from ._spatial import check_positive
 from .init import uniform
@@ -22,8 +22,7 @@ class _Temporal(Module):
         return input if input.ndim == 3 else input[None]
 
     def _check_grad_output(self, grad_output, input):
-        if grad_output.shape != self.output.shape:
-            raise shape_error(self, f"grad_output of shape {tuple(self.output.shape)}", grad_output)
+        check_same_shape(self, "grad_output", grad_output, self.output)
         return grad_output if input.ndim == 3 else grad_output[None]
 
     def _frames(self, x3, steps):
