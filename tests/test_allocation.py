@@ -1,11 +1,10 @@
 """Once warm, a training step at fixed shapes allocates no new arrays (buffers are reused)."""
 
-import tracemalloc
-
 import numpy as np
 import pytest
+from allocation import warm_step_allocation
 
-from ember import _blas, models, nn, optim
+from ember import _blas, models, nn
 from ember.train import make_feval
 
 
@@ -34,19 +33,3 @@ def test_mlp_training_step_allocates_nothing_once_warm(batch, bound, blas, monke
     peak, kept = warm_step_allocation(make_feval(net, crit, x, y, grads), params, config, state)
     assert peak < bound, f"a warm step allocated up to {peak} bytes"
     assert kept < bound, f"{kept} bytes stayed allocated after 5 steps"
-
-
-def warm_step_allocation(feval, params, config, state, warm=3, steps=5):
-    """(peak, kept): bytes allocated during ``steps`` SGD steps after ``warm`` warm-up steps."""
-    for _ in range(warm):
-        optim.sgd(feval, params, config, state)
-    tracemalloc.start()
-    try:
-        base, _ = tracemalloc.get_traced_memory()
-        tracemalloc.reset_peak()
-        for _ in range(steps):
-            optim.sgd(feval, params, config, state)
-        current, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return peak - base, current - base

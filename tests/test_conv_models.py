@@ -3,11 +3,11 @@ the filter picture, and an allocation-free warm training step."""
 
 import io
 import struct
-import tracemalloc
 import zlib
 
 import numpy as np
 import pytest
+from allocation import allocations
 
 from ember import models, nn, optim, viz
 from ember.cli import main
@@ -65,20 +65,6 @@ def test_filter_grid_png(tmp_path, shape):
     assert picture.max() == 255 and picture.min() == 0
     with pytest.raises(ValueError, match="filter_grid"):
         viz.filter_grid(np.zeros((3, 4)))
-
-
-def allocations(step, repeats=3):
-    """(peak, retained) bytes traced by tracemalloc over ``repeats`` calls of ``step``."""
-    tracemalloc.start()
-    try:
-        base, _ = tracemalloc.get_traced_memory()
-        tracemalloc.reset_peak()
-        for _ in range(repeats):
-            step()
-        current, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return peak - base, current - base
 
 
 @pytest.mark.parametrize("name", ["lenet5", "convnet-lcn"])

@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 import pytest
-from test_allocation import warm_step_allocation
+from allocation import warm_step_allocation
 
 import ember
 from ember import models, nn, optim

@@ -12,8 +12,8 @@ from ember import nn
 from ember.testing import check_gradients, check_random_directions
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples"))
-graph_mnist = pytest.importorskip("graph_mnist")
-siamese_mnist = pytest.importorskip("siamese_mnist")
+import graph_mnist  # noqa: E402 - a broken example must fail here, not skip
+import siamese_mnist  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,9 @@ def small_mnist():
 
 def test_fit_learns_real_mnist_quickly(small_mnist):
     net = models.build_model("mnist-mlp", rng=np.random.default_rng(0))
-    history = fit(net, nn.ClassNLLCriterion(), small_mnist, TrainOptions(epochs=2, progress=False))
+    # 3 epochs on 6000 images: 93.9-94.4% over seeds 0-4 (2 epochs gave 92.9-93.6%, too
+    # close to the bound to survive a different BLAS's rounding)
+    history = fit(net, nn.ClassNLLCriterion(), small_mnist, TrainOptions(epochs=3, progress=False))
     assert history[-1]["test_acc"] >= 0.93
     assert history[-1]["train_loss"] < history[0]["train_loss"]
 
