@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ShapeError, describe
+from ..errors import ShapeError, check_same_shape, describe
 from .init import get_rng
 from .module import Module
 
@@ -55,13 +55,15 @@ class LookupTable(Module):
     def update_output(self, input):
         self._check(input)
         out = self.output = self.backend.ensure(self.output, input.shape + (self.n_output,))
-        self.backend.xp.take(self.weight, input, axis=0, out=out)
+        xp = self.backend.xp
+        if xp is np:  # indices are checked above; mode "raise" would gather into a temporary first
+            np.take(self.weight, input, axis=0, out=out, mode="clip")
+        else:
+            xp.take(self.weight, input, axis=0, out=out)
         return out
 
     def update_grad_input(self, input, grad_output):
-        self._check(input)
-        if getattr(grad_output, "shape", None) != input.shape + (self.n_output,):
-            raise ShapeError(f"{self!r}: expected grad_output of shape {input.shape + (self.n_output,)}, got {describe(grad_output)}")
+        check_same_shape(self, "grad_output", grad_output, self.output)
         gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape, dtype=input.dtype)
         gx.fill(0)
         return gx
@@ -77,11 +79,7 @@ class LookupTable(Module):
         if self.padding_index is not None:
             keep = self._scratch("padding_row", (self.n_output,))
             keep[...] = self.grad_weight[self.padding_index]
-        index = input.reshape(-1)
-        if xp is np:
-            np.add.at(self.grad_weight, index, rows)
-        else:  # pragma: no cover - GPU only
-            xp.add.at(self.grad_weight, index, rows)
+        xp.add.at(self.grad_weight, input.reshape(-1), rows)
         if keep is not None:
             self.grad_weight[self.padding_index] = keep
 
