@@ -56,17 +56,6 @@ def check_float_entries(module, entries, offset=0, same_shape=True):
     return entries
 
 
-def check_grad_table(module, grad_output, reference):
-    """``grad_output`` must have the structure and shapes of ``reference`` (the output)."""
-    if is_table(reference):
-        if not is_table(grad_output) or len(grad_output) != len(reference):
-            raise shape_error(module, f"grad_output as a table of {len(reference)} entries like the output", grad_output)
-        for g, r in zip(grad_output, reference):
-            check_grad_table(module, g, r)
-    elif hasattr(reference, "shape") and getattr(grad_output, "shape", None) != reference.shape:
-        raise shape_error(module, f"grad_output of shape {tuple(reference.shape)}", grad_output)
-
-
 def sum_into(backend, buffer, parts):
     """``sum(parts)`` entry by entry, written into ``buffer`` (reused when it fits).
 

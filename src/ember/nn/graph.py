@@ -193,10 +193,6 @@ class Graph(Sweep, Container):
         self._inputs = [position[id(n)] for n in inputs]
         self._outputs = [position[id(n)] for n in outputs]
         self._input_slot = {pos: k for k, pos in enumerate(self._inputs)}
-        self._consumers = [[] for _ in order]
-        for i, step in enumerate(self._plan):
-            for slot, parent in enumerate(step["parents"]):
-                self._consumers[parent].append((i, slot if step["table"] else None))
 
     # ------------------------------------------------------------------ structure
     def add(self, module):
@@ -238,7 +234,6 @@ class Graph(Sweep, Container):
                 error.add_note(f"  in {self._label(i)} of Graph")
                 raise
             node_inputs[i] = x
-        self.__dict__["_buf_values"] = values
         self.__dict__["_buf_node_inputs"] = node_inputs
         outputs = [values[o] for o in self._outputs]
         self.output = outputs[0] if len(outputs) == 1 else outputs

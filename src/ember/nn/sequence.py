@@ -62,20 +62,20 @@ class Sequencer(Module):
     def _grad_output(self, input, grad_output):
         check_same_shape(self, "grad_output", grad_output, self.output)
         lead = input.shape[:2]
-        return self._flat(input, lead), self._flat(grad_output, lead), lead
+        return self._flat(input, lead), self._flat(grad_output, lead)
 
     def update_grad_input(self, input, grad_output):
-        x, g, _ = self._grad_output(input, grad_output)
+        x, g = self._grad_output(input, grad_output)
         gx = self.module.update_grad_input(x, g)
         self.grad_input = None if gx is None else gx.reshape(input.shape)
         return self.grad_input
 
     def acc_grad_parameters(self, input, grad_output, scale=1.0):
-        x, g, _ = self._grad_output(input, grad_output)
+        x, g = self._grad_output(input, grad_output)
         self.module.acc_grad_parameters(x, g, scale)
 
     def backward(self, input, grad_output, scale=1.0):
-        x, g, _ = self._grad_output(input, grad_output)
+        x, g = self._grad_output(input, grad_output)
         gx = self.module.backward(x, g, scale)
         self.grad_input = None if gx is None else gx.reshape(input.shape)
         return self.grad_input
