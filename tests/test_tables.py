@@ -198,3 +198,16 @@ def test_map_table_replicas_follow_parameter_moves_and_accumulate():
     assert np.shares_memory(m.get(0).grad_weight, grads)
     params -= 0.1 * grads  # the optimizer's step reaches every replica
     np.testing.assert_allclose(m.forward(xs)[2], xs[2] @ m.get(0).weight.T + m.get(0).bias)
+
+
+def test_branch_gradients_that_do_not_add_up_name_the_container():
+    class Shrinking(nn.Identity):
+        def update_grad_input(self, input, grad_output):
+            self.grad_input = grad_output[:, :2].copy()  # a wrong-shaped input gradient
+            return self.grad_input
+
+    table = nn.ConcatTable(nn.Identity(), Shrinking())
+    x = np.ones((2, 3), np.float32)
+    table.forward(x)
+    with pytest.raises(ShapeError, match=r"ConcatTable.*cannot add the branches' input gradients of different shapes"):
+        table.backward(x, [np.ones((2, 3), np.float32), np.ones((2, 3), np.float32)])

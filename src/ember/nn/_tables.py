@@ -56,12 +56,17 @@ def check_float_entries(module, entries, offset=0, same_shape=True):
     return entries
 
 
-def sum_into(backend, buffer, parts):
+def _prefix(owner):
+    return f"{name_of(owner)}: " if owner is not None else ""
+
+
+def sum_into(backend, buffer, parts, owner=None, what="gradients"):
     """``sum(parts)`` entry by entry, written into ``buffer`` (reused when it fits).
 
     ``parts`` are arrays or tables of one structure; ``None`` parts (no gradient) are
     skipped; the result is ``None`` when every part is. Returns the result (the reused
-    buffer or a new one).
+    buffer or a new one). Parts that do not fit raise a ShapeError naming ``owner``
+    (the module adding them) and ``what`` is being added.
     """
     parts = [p for p in parts if p is not None]
     if not parts:
@@ -70,11 +75,11 @@ def sum_into(backend, buffer, parts):
     if is_table(first):
         n = len(first)
         if any(not is_table(p) or len(p) != n for p in parts):
-            raise ShapeError(f"cannot add gradients of different structures: {[describe(p) for p in parts]}")
+            raise ShapeError(f"{_prefix(owner)}cannot add {what} of different structures: {[describe(p) for p in parts]}")
         old = buffer if is_table(buffer) and len(buffer) == n else [None] * n
-        return [sum_into(backend, old[i], [p[i] for p in parts]) for i in range(n)]
+        return [sum_into(backend, old[i], [p[i] for p in parts], owner, what) for i in range(n)]
     if any(getattr(p, "shape", None) != first.shape for p in parts):
-        raise ShapeError(f"cannot add gradients of different shapes: {[describe(p) for p in parts]}")
+        raise ShapeError(f"{_prefix(owner)}cannot add {what} of different shapes: {[describe(p) for p in parts]}")
     out = backend.ensure(buffer, first.shape, first.dtype)
     out[...] = first
     for part in parts[1:]:

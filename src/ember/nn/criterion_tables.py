@@ -138,5 +138,5 @@ class MultiCriterion(_CriterionSum):
         return [(input, target)] * len(self.criteria)
 
     def update_grad_input(self, input, target):
-        self.grad_input = sum_into(self.backend, self.grad_input, self._weighted_grads(input, target))
+        self.grad_input = sum_into(self.backend, self.grad_input, self._weighted_grads(input, target), self)
         return self.grad_input

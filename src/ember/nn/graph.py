@@ -267,11 +267,8 @@ class Graph(Sweep, Container):
             step = self._plan[i]
             present = [p for p in parts[i] if p is not None]
             if len(present) > 1:
-                try:
-                    buffers[i] = total = sum_into(self.backend, buffers[i], present)
-                except ShapeError as error:
-                    raise ShapeError(f"{name_of(self)}: the gradients reaching {self._label(i)} from its consumers "
-                                     f"do not match: {error}") from None
+                buffers[i] = total = sum_into(self.backend, buffers[i], present, self,
+                                              f"the gradients reaching {self._label(i)} from its consumers")
             else:
                 total = present[0] if present else None
             grads[i] = total

@@ -91,7 +91,7 @@ class ConcatTable(_Branches):
         return [(child, input) for child in self._runners(len(self._children))]
 
     def _merge(self, input, grads):
-        self.grad_input = sum_into(self.backend, self.grad_input, grads)
+        self.grad_input = sum_into(self.backend, self.grad_input, grads, self, "the branches' input gradients")
         return self.grad_input
 
 
@@ -169,7 +169,7 @@ class Concat(_Branches):
         return _split(self, grad_output, self.dim)
 
     def _merge(self, input, grads):
-        self.grad_input = sum_into(self.backend, self.grad_input, grads)
+        self.grad_input = sum_into(self.backend, self.grad_input, grads, self, "the branches' input gradients")
         return self.grad_input
 
     def __repr__(self):
