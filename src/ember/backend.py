@@ -104,9 +104,7 @@ class Backend:
 
     def to_numpy(self, array):
         """A NumPy copy (or the array itself on the NumPy backend)."""
-        if isinstance(array, np.ndarray):
-            return array
-        return array.get()
+        return to_numpy(array)
 
     def is_array(self, obj) -> bool:
         """Whether ``obj`` is an array of this backend's namespace (NumPy or CuPy)."""
@@ -140,6 +138,11 @@ class Backend:
             out *= beta
         out += scratch
         return out
+
+
+def to_numpy(array):
+    """``array`` itself if it is a NumPy array, else a NumPy copy of a CuPy array."""
+    return array if isinstance(array, np.ndarray) else array.get()
 
 
 def axpby(alpha, x, beta, y, scratch=None):

@@ -24,6 +24,7 @@ import json
 
 import numpy as np
 
+from .backend import to_numpy
 from .errors import FormatError
 from .io import read_tensors, write_tensors
 
@@ -45,7 +46,7 @@ def _digest(arrays: dict, info_json: str) -> str:
 
 def write_checkpoint(path, arrays: dict, info: dict) -> None:
     """Atomically write ``arrays`` ({name: NumPy array}) and the JSON-able ``info``."""
-    arrays = {k: _host(v) for k, v in arrays.items()}
+    arrays = {k: to_numpy(v) for k, v in arrays.items()}
     try:
         info_json = json.dumps(info, sort_keys=True)
     except TypeError as exc:
@@ -84,7 +85,7 @@ def pack_state(state: dict, prefix="optim/"):
         if key.startswith("_"):
             continue
         if hasattr(value, "shape") and hasattr(value, "dtype"):
-            arrays[prefix + key] = _host(value)
+            arrays[prefix + key] = to_numpy(value)
         elif isinstance(value, _SCALARS) or isinstance(value, np.integer | np.floating | np.bool_):
             scalars[key] = value.item() if isinstance(value, np.generic) else value
         else:
@@ -130,6 +131,3 @@ def set_rng_states(gens, states) -> None:
     for g, s in zip(gens, states):
         g.bit_generator.state = s
 
-
-def _host(array):
-    return array if isinstance(array, np.ndarray) else array.get()

@@ -26,6 +26,7 @@ import tempfile
 
 import numpy as np
 
+from .backend import to_numpy
 from .errors import FormatError
 
 MAX_HEADER = 100 * 1024 * 1024
@@ -50,7 +51,7 @@ def write_tensors(path, tensors: dict, metadata: dict | None = None) -> None:
     """Atomically write ``{name: array}`` and string ``metadata`` in the safetensors layout."""
     header, chunks, offset = {}, [], 0
     for name, array in tensors.items():
-        array = np.asarray(_to_numpy(array), order="C")  # (ascontiguousarray would make 0-d arrays 1-d)
+        array = np.asarray(to_numpy(array), order="C")  # (ascontiguousarray would make 0-d arrays 1-d)
         code = _dtype_code(array)
         data = array.astype(_DTYPES[code], copy=False).tobytes()
         header[name] = {"dtype": code, "shape": list(array.shape), "data_offsets": [offset, offset + len(data)]}
@@ -195,10 +196,6 @@ def _no_duplicates(pairs):
     return dict(pairs)
 
 
-def _to_numpy(array):
-    return array if isinstance(array, np.ndarray) else array.get()
-
-
 # ---------------------------------------------------------------- architecture descriptions
 def register_module(cls):
     """Allow :func:`load` to rebuild a user-defined module class (usable as a decorator)."""
@@ -225,7 +222,7 @@ def encode_value(value):
     if isinstance(value, dict):
         return {str(k): encode_value(v) for k, v in value.items()}
     if hasattr(value, "shape") and hasattr(value, "dtype"):
-        array = _to_numpy(value)
+        array = to_numpy(value)
         return {"__ndarray__": array.tolist(), "dtype": str(array.dtype)}
     if hasattr(value, "spec") and callable(value.spec):
         return {"__module__": value.spec()}

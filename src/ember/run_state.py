@@ -19,6 +19,7 @@ import numpy as np
 
 from . import checkpoint, io
 from .errors import FormatError
+from .optim._validate import namespace
 
 
 @dataclass
@@ -106,7 +107,7 @@ def load_run(path, model, params, opt_state, gens, schedule, fingerprint, n_trai
     if not 0 <= run.position <= n_train:
         raise FormatError(f"{path}: position {run.position} outside the {n_train} training samples")
     # 2. restore
-    xp = _namespace(params)
+    xp = namespace(params)
     params[...] = xp.asarray(arrays["params"])
     for name, array in own.items():
         array[...] = xp.asarray(arrays["buffer/" + name])
@@ -140,8 +141,3 @@ def _check_shape(path, name, array, shape):
     if tuple(array.shape) != tuple(shape):
         raise FormatError(f"{path}: {name} has shape {tuple(array.shape)}, the model needs {tuple(shape)}")
 
-
-def _namespace(x):
-    from .optim._validate import namespace
-
-    return namespace(x)

@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 
+from ..backend import to_numpy
 from ._validate import evaluate, namespace
 
 
@@ -30,7 +31,7 @@ def checkgrad(feval, x, eps=1e-7):
     if x.dtype != np.float64:
         warnings.warn(f"optim.checkgrad: x is {x.dtype}; finite differences need float64 to be reliable", stacklevel=2)
     _, g = evaluate("checkgrad", feval, x)
-    analytic = _host(g).astype(np.float64)
+    analytic = to_numpy(g).astype(np.float64)
     numeric = np.empty(x.shape[0], dtype=np.float64)
     for i in range(x.shape[0]):
         keep = x[i].item()
@@ -63,5 +64,3 @@ def rosenbrock(x):
     return f, g
 
 
-def _host(array):
-    return array if isinstance(array, np.ndarray) else array.get()
