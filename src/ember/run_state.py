@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from . import checkpoint, io
+from .backend import to_numpy
 from .errors import FormatError
 from .optim._validate import namespace
 
@@ -53,15 +54,15 @@ def buffers(model):
 
 def save_run(path, run: RunState, model, params, opt_state, gens, schedule, fingerprint, best_params=None):
     """Write a checkpoint of the whole run (atomic; never with non-finite parameters)."""
-    arrays = {"params": checkpoint._host(params)}
+    arrays = {"params": to_numpy(params)}
     for name, array in buffers(model):
-        arrays["buffer/" + name] = checkpoint._host(array)
+        arrays["buffer/" + name] = to_numpy(array)
     optim_arrays, optim_scalars = checkpoint.pack_state(opt_state)
     arrays.update(optim_arrays)
     if run.order is not None:
         arrays["order"] = run.order
     if best_params is not None:
-        arrays["best_params"] = checkpoint._host(best_params)
+        arrays["best_params"] = to_numpy(best_params)
     info = {
         "run": run.info(),
         "optim_scalars": optim_scalars,
