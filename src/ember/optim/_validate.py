@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 import numbers
 
+from ..backend import axpby
+
 
 def number(algorithm, config, key, default, low=None, high=None, low_open=False, high_open=False):
     """Read ``config[key]`` (or ``default``), check it is a finite real in range."""
@@ -114,7 +116,7 @@ def buffer(state, name, x, fill=0.0):
 
 def namespace(x):
     """``numpy`` or ``cupy``, whichever ``x`` belongs to."""
-    if type(x).__module__.startswith("cupy"):  # pragma: no cover - GPU only
+    if type(x).__module__.startswith("cupy"):
         import cupy
 
         return cupy
@@ -124,10 +126,10 @@ def namespace(x):
 
 
 def weight_decay(x, g, wd, tmp):
-    """``g += wd * x`` in place (Torch7's L2 term on the flat vector), via ``tmp``."""
+    """``g += wd * x`` in place (Torch7's L2 term on the flat vector): one BLAS pass, or
+    through ``tmp`` without BLAS."""
     if wd != 0:
-        namespace(x).multiply(x, wd, out=tmp)
-        g += tmp
+        axpby(wd, x, 1.0, g, tmp)
 
 
 def dot(a, b) -> float:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..backend import axpby
-from ._validate import evaluate, namespace, number, scratch, setup, vector
+from ._validate import evaluate, namespace, number, scratch, setup, vector, weight_decay
 
 _KEYS = {
     "learning_rate", "learning_rate_decay", "weight_decay", "weight_decays", "l1_weight_decay",
@@ -58,8 +58,7 @@ def sgd(feval, x, config=None, state=None):
     xp = namespace(x)
 
     # 2. weight decay, in place on the caller's gradient (as Torch7)
-    if wd != 0:
-        axpby(wd, x, 1.0, g, tmp)
+    weight_decay(x, g, wd, tmp)
     if wds is not None:
         xp.multiply(x, wds, out=tmp)
         g += tmp
