@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..errors import check_same_shape
+from ._layout import ensure_like
 from .init import get_rng
 from .module import Module
 
@@ -50,27 +51,19 @@ class Dropout(Module):
         self.mask = None
 
     def update_output(self, input):
-        xp = self.backend.xp
-        out = self.output = self.backend.ensure(self.output, input.shape)
+        # outputs, gradients and the mask keep the input's memory layout (see _layout)
+        out = self.output = ensure_like(self.backend, self.output, input)
         if self.train and self.p > 0:
-            self.mask = fill_keep_mask(self, self.backend.ensure(self.mask, input.shape))
-            xp.multiply(input, self.mask, out=out)
-        elif self.v1:
-            xp.multiply(input, 1.0 - self.p, out=out)
+            self.mask = self._factor = fill_keep_mask(self, ensure_like(self.backend, self.mask, input))
         else:
-            out[...] = input
+            self._factor = 1.0 - self.p if self.v1 else 1.0
+        self.backend.xp.multiply(input, self._factor, out=out)
         return out
 
     def update_grad_input(self, input, grad_output):
         check_same_shape(self, "grad_output", grad_output, input)
-        xp = self.backend.xp
-        gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape)
-        if self.train and self.p > 0:
-            xp.multiply(grad_output, self.mask, out=gx)
-        elif self.v1:
-            xp.multiply(grad_output, 1.0 - self.p, out=gx)
-        else:
-            gx[...] = grad_output
+        gx = self.grad_input = ensure_like(self.backend, self.grad_input, input)
+        self.backend.xp.multiply(grad_output, self._factor, out=gx)  # what the forward pass used
         return gx
 
     def extra_repr(self):
