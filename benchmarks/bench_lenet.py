@@ -30,7 +30,7 @@ from ember import nn, optim  # noqa: E402, I001
 from ember.train import make_feval  # noqa: E402
 
 import numpy as np  # noqa: E402
-from common import compare, machine_line, print_ratios, profile, set_threads, torch_sgd_step  # noqa: E402
+from common import compare, ember_sgd_step, machine_line, print_ratios, profile, set_threads, torch_sgd_step  # noqa: E402
 
 ORDERS = ("spec", "pool-relu")
 
@@ -49,12 +49,8 @@ def ember_lenet(rng, order="spec"):
 def ember_step(batch, order="spec", seed=0):
     rng = np.random.default_rng(seed)
     net = ember_lenet(rng, order)
-    params, grads = net.get_parameters()
     x = rng.standard_normal((batch, 1, 28, 28)).astype(np.float32)
-    y = rng.integers(0, 10, size=batch)
-    feval = make_feval(net, nn.ClassNLLCriterion(), x, y, grads)
-    config, state = {"learning_rate": 0.01, "momentum": 0.9, "dampening": 0.0}, {}
-    return (lambda: optim.sgd(feval, params, config, state)), net
+    return ember_sgd_step(net, x, rng.integers(0, 10, size=batch)), net
 
 
 def torch_step(batch, order="spec", seed=0):

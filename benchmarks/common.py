@@ -106,20 +106,14 @@ def ember_sgd_step(net, x, y):
     """One training step of an ember classifier (ClassNLL, SGD lr 0.01, momentum 0.9):
     returns a function running it. The input gradient is skipped (the input is data)."""
     from ember import nn, optim
+    from ember.train import make_feval
 
     crit = nn.ClassNLLCriterion().to(net.backend)
     x = net.backend.asarray(x)  # labels stay NumPy, as in ember's training loop (checked without a GPU sync)
     net.compute_grad_input = False  # PyTorch skips that gradient too
     params, grads = net.get_parameters()
     config = {"learning_rate": 0.01, "momentum": 0.9, "dampening": 0.0}
-
-    def feval(_):
-        grads.fill(0)
-        out = net.forward(x)
-        loss = crit.forward(out, y)
-        net.backward(x, crit.backward(out, y))
-        return loss, grads
-
+    feval = make_feval(net, crit, x, y, grads)  # the closure `ember train` uses
     return lambda: optim.sgd(feval, params, config)
 
 

@@ -32,6 +32,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import ember  # noqa: E402
 from ember import nn, optim  # noqa: E402
+from ember.train import make_feval  # noqa: E402
 
 
 def stdlib_text():
@@ -168,16 +169,7 @@ def main(argv=None):
             xb = x[:, chunk * args.steps : (chunk + 1) * args.steps]
             yb = y[:, chunk * args.steps : (chunk + 1) * args.steps]
 
-            def feval(_, xb=xb, yb=yb):
-                grads.fill(0)
-                out = model.forward(xb)
-                loss = crit.forward(out, yb)
-                model.backward(xb, crit.backward(out, yb))
-                norm = math.sqrt(float(np.dot(grads, grads)))
-                if norm > args.clip:
-                    np.multiply(grads, args.clip / norm, out=grads)
-                return loss, grads
-
+            feval = make_feval(model, crit, xb, yb, grads, lambda _, g: optim.clip_grad_norm(g, args.clip))
             _, (loss,) = optim.sgd(feval, params, config, state)
             if not math.isfinite(loss):
                 raise SystemExit(f"char_lm: the loss became {loss} at step {step}; try a smaller --lr")

@@ -30,8 +30,8 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 
 from ember import nn, optim
-from ember.data import Standardizer, load_mnist, minibatches
-from ember.train import make_feval
+from ember.data import minibatches
+from ember.train import load_dataset, make_feval
 
 
 def graph_net(rng, hidden=256, n_in=784):
@@ -70,15 +70,13 @@ def selector(images, threshold):
 
 
 def load(n_train=None):
-    data = load_mnist()
-    (xtr, ytr), (xte, yte) = data["train"], data["test"]
-    if n_train:
-        xtr, ytr = xtr[:n_train], ytr[:n_train]
-    xtr, xte = xtr.reshape(len(xtr), -1), xte.reshape(len(xte), -1)
-    threshold = np.median(xtr.mean(axis=1))
-    str_, ste = selector(xtr, threshold), selector(xte, threshold)
-    scaler = Standardizer().fit(xtr)
-    return (scaler.transform(xtr), str_, ytr), (scaler.transform(xte), ste, yte)
+    """((x, selector, y) train, (x, selector, y) test): standardized MNIST (the first
+    ``n_train`` training images if given); the selector splits at the training median of
+    the images' mean ink (standardizing keeps that order)."""
+    data = load_dataset((784,), limit=n_train)
+    threshold = np.median(data.x_train.mean(axis=1))
+    return ((data.x_train, selector(data.x_train, threshold), data.y_train),
+            (data.x_test, selector(data.x_test, threshold), data.y_test))  # fmt: skip
 
 
 def train(net, train_set, epochs, seed, batch_size=128, lr=0.05, momentum=0.9, log=print):

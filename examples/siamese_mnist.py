@@ -26,8 +26,9 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 
 from ember import nn, optim
-from ember.data import Standardizer, load_mnist, minibatches
-from ember.train import make_feval
+from ember.data import minibatches
+from ember.drlim import embed, siamese_net
+from ember.train import load_dataset, make_feval
 
 
 def embedding_net(rng, hidden=(512, 256), dim=2):
@@ -37,11 +38,6 @@ def embedding_net(rng, hidden=(512, 256), dim=2):
         layers += [nn.Linear(width, h, rng=rng), nn.ReLU()]
         width = h
     return nn.Sequential(*layers, nn.Linear(width, dim, rng=rng))
-
-
-def siamese(branch):
-    """The pair network: the same G on both images (the clone shares weights and gradients)."""
-    return nn.ParallelTable(branch, branch.clone("weight", "bias"))
 
 
 def make_pairs(labels, rng, similar_fraction=0.5):
@@ -82,11 +78,6 @@ def train(net, criterion, x, labels, epochs, rng, batch_size=128, lr=0.2, moment
     return net
 
 
-def embed(branch, x, batch_size=2000):
-    branch.evaluate()
-    return np.concatenate([branch.forward(x[i : i + batch_size]).copy() for i in range(0, len(x), batch_size)])
-
-
 def nearest_neighbour_accuracy(train_z, train_y, test_z, test_y, k=1, chunk=250):
     """Accuracy of the k-nearest-neighbour classifier (majority vote) in embedding space."""
     correct = 0
@@ -122,12 +113,10 @@ def scatter_png(z, labels, path, title):
 
 
 def load(n_train=None):
-    data = load_mnist()
-    (xtr, ytr), (xte, yte) = data["train"], data["test"]
-    if n_train:
-        xtr, ytr = xtr[:n_train], ytr[:n_train]
-    scaler = Standardizer().fit(xtr.reshape(len(xtr), -1))
-    return scaler.transform(xtr.reshape(len(xtr), -1)), ytr, scaler.transform(xte.reshape(len(xte), -1)), yte
+    """Standardized MNIST as (x_train, y_train, x_test, y_test), the first ``n_train``
+    training images only if given."""
+    data = load_dataset((784,), limit=n_train)
+    return data.x_train, data.y_train, data.x_test, data.y_test
 
 
 def main(argv=None):
@@ -145,7 +134,7 @@ def main(argv=None):
     xtr, ytr, xte, yte = load(args.train)
     rng = np.random.default_rng(args.seed)
     branch = embedding_net(rng)
-    net = siamese(branch)
+    net = siamese_net(branch)
     criterion = nn.ContrastiveCriterion(margin=args.margin)
     print(net)
     train(net, criterion, xtr, ytr, args.epochs, rng, args.batch_size, args.lr)

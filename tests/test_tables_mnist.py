@@ -54,7 +54,7 @@ def test_siamese_network_with_contrastive_loss_separates_digits():
     xtr, ytr, xte, yte = siamese_mnist.load(6000)
     rng = np.random.default_rng(0)
     branch = siamese_mnist.embedding_net(rng, hidden=(128, 64))
-    net = siamese_mnist.siamese(branch)
+    net = siamese_mnist.siamese_net(branch)
     twin = net.get(1)
     siamese_mnist.train(net, nn.ContrastiveCriterion(), xtr, ytr, epochs=3, rng=rng, lr=0.1, log=lambda line: None)
     assert twin.get(0).weight is branch.get(0).weight  # still one set of weights

@@ -88,6 +88,9 @@ class Linear(Module):
             # y = b, then y += x W^T in one BLAS call (a broadcast add would need a buffer)
             xp.copyto(out, self.bias)
             self.backend.gemm(input, self.weight, out, trans_b=True, beta=1.0)
+        elif input.ndim == 1:
+            xp.matmul(input, self.weight.T, out=out)
+            out += self.bias
         else:
             xp.matmul(input, self.weight.T, out=out)
             with unbuffered(xp):  # a broadcast add: no iterator buffers
