@@ -76,7 +76,7 @@ def sum_into(backend, buffer, parts, owner=None, what="gradients"):
         n = len(first)
         if any(not is_table(p) or len(p) != n for p in parts):
             raise ShapeError(f"{_prefix(owner)}cannot add {what} of different structures: {[describe(p) for p in parts]}")
-        old = buffer if is_table(buffer) and len(buffer) == n else [None] * n
+        old = reused(buffer, n)
         return [sum_into(backend, old[i], [p[i] for p in parts], owner, what) for i in range(n)]
     if any(getattr(p, "shape", None) != first.shape for p in parts):
         raise ShapeError(f"{_prefix(owner)}cannot add {what} of different shapes: {[describe(p) for p in parts]}")
@@ -87,10 +87,21 @@ def sum_into(backend, buffer, parts, owner=None, what="gradients"):
     return out
 
 
+def reused(old, n):
+    """``old`` when it is a table of ``n`` entries (a module's buffers from its last
+    call), else ``n`` Nones: the entries to hand to ``backend.ensure``."""
+    return old if is_table(old) and len(old) == n else [None] * n
+
+
+def table_buffers(backend, old, shapes):
+    """Arrays of ``shapes``, reusing the entries of the table ``old`` that fit."""
+    return [backend.ensure(o, shape) for o, shape in zip(reused(old, len(shapes)), shapes)]
+
+
 def zeros_like(backend, buffer, reference):
     """Zeros with the structure of ``reference`` (``None`` for non-float entries)."""
     if is_table(reference):
-        old = buffer if is_table(buffer) and len(buffer) == len(reference) else [None] * len(reference)
+        old = reused(buffer, len(reference))
         return [zeros_like(backend, old[i], r) for i, r in enumerate(reference)]
     if not hasattr(reference, "dtype") or reference.dtype.kind != "f":
         return None

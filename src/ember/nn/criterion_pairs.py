@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError, describe, name_of, shape_error
-from ._tables import check_float_table, is_table
+from ._tables import check_float_table, table_buffers
 from .distance import CosineDistance, PairwiseDistance
 from .module import Criterion
 
@@ -198,8 +198,7 @@ class MarginRankingCriterion(Criterion):
 
     def update_grad_input(self, input, target):
         x1, x2, y = self._prepare(input, target)
-        old = self.grad_input if is_table(self.grad_input) else [None, None]
-        g1, g2 = (self.backend.ensure(old[i], x1.shape) for i in range(2))
+        g1, g2 = table_buffers(self.backend, self.grad_input, [x1.shape, x1.shape])
         g1[...] = -y * (self.margin - y * (x1 - x2) > 0)
         if self.size_average:
             g1 /= x1.size
@@ -260,8 +259,7 @@ class ContrastiveCriterion(_PairCriterion):
         y, delta, d, hinge = self._terms(input, target)
         xp = self.backend.xp
         coef = ((1 - y) - y * hinge / xp.where(d > 0, d, 1) * (d > 0)) * self._norm(y.size)
-        old = self.grad_input if is_table(self.grad_input) else [None, None]
-        g1, g2 = (self.backend.ensure(old[i], x.shape) for i, x in enumerate(input))
+        g1, g2 = table_buffers(self.backend, self.grad_input, [x.shape for x in input])
         xp.multiply(delta, coef.reshape(-1, 1), out=g1.reshape(delta.shape))
         xp.negative(g1, out=g2)
         self.grad_input = [g1, g2]

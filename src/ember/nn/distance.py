@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 
 from ..errors import shape_error
-from ._tables import check_float_table, is_table
+from ._tables import check_float_table, table_buffers
 from .init import uniform
 from .module import Module
 
@@ -48,8 +48,7 @@ class _PairModule(Module):
         return grad_output.reshape(-1, 1)
 
     def _grads(self, input):
-        old = self.grad_input if is_table(self.grad_input) and len(self.grad_input) == 2 else [None, None]
-        self.grad_input = [self.backend.ensure(old[i], x.shape) for i, x in enumerate(input)]
+        self.grad_input = table_buffers(self.backend, self.grad_input, [x.shape for x in input])
         return [g.reshape(-1, g.shape[-1]) for g in self.grad_input]
 
 

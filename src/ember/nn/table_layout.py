@@ -12,7 +12,7 @@ for a batch alike). Table indices are 0-based (Torch7's were 1-based).
 from __future__ import annotations
 
 from ..errors import check_same_shape, shape_error
-from ._tables import check_entry, check_table, copy_into, is_table, normalize_axis, zeros_like
+from ._tables import check_entry, check_table, copy_into, is_table, normalize_axis, reused, zeros_like
 from .module import Module
 
 
@@ -61,7 +61,7 @@ class JoinTable(Module):
     def update_grad_input(self, input, grad_output):
         axis = self._check(input)
         check_same_shape(self, "grad_output", grad_output, self.output)
-        old = self.grad_input if is_table(self.grad_input) and len(self.grad_input) == len(input) else [None] * len(input)
+        old = reused(self.grad_input, len(input))
         grads, start = [], 0
         for i, x in enumerate(input):
             g = self.backend.ensure(old[i], x.shape)
@@ -134,7 +134,7 @@ class SelectTable(Module):
 
     def update_grad_input(self, input, grad_output):
         k = self._position(input)
-        old = self.grad_input if is_table(self.grad_input) and len(self.grad_input) == len(input) else [None] * len(input)
+        old = reused(self.grad_input, len(input))
         grads = [zeros_like(self.backend, old[i], x) if i != k else None for i, x in enumerate(input)]
         grads[k] = copy_into(self.backend, old[k], grad_output)
         self.grad_input = grads
@@ -170,7 +170,7 @@ class NarrowTable(Module):
         self._check(input)
         if not is_table(grad_output) or len(grad_output) != self.length:
             raise shape_error(self, f"grad_output as a table of {self.length} entries", grad_output)
-        old = self.grad_input if is_table(self.grad_input) and len(self.grad_input) == len(input) else [None] * len(input)
+        old = reused(self.grad_input, len(input))
         grads = []
         for i, x in enumerate(input):
             if self.offset <= i < self.offset + self.length:

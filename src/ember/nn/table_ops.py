@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError, check_same_shape, describe, name_of, shape_error
-from ._tables import check_entry, check_float_entries, check_float_table, check_table, is_table
+from ._tables import check_entry, check_float_entries, check_float_table, check_table, is_table, reused, table_buffers
 from .module import Module
 
 
@@ -27,8 +27,7 @@ class _TableOp(Module):
         return check_float_table(self, input, self._n_entries, self._min_entries)
 
     def _grad_buffers(self, input):
-        old = self.grad_input if is_table(self.grad_input) and len(self.grad_input) == len(input) else [None] * len(input)
-        self.grad_input = [self.backend.ensure(old[i], x.shape) for i, x in enumerate(input)]
+        self.grad_input = table_buffers(self.backend, self.grad_input, [x.shape for x in input])
         return self.grad_input
 
     def _check_grad(self, input, grad_output):
@@ -249,7 +248,7 @@ class Switch(Module):
         selector, inputs, per_sample = self._parse(input)
         check_same_shape(self, "grad_output", grad_output, inputs[0])
         xp = self.backend.xp
-        old = self.grad_input if is_table(self.grad_input) and len(self.grad_input) == len(input) else [None] * len(input)
+        old = reused(self.grad_input, len(input))
         grads = [None] + [self.backend.ensure(old[k + 1], x.shape) for k, x in enumerate(inputs)]
         for k, g in enumerate(grads[1:]):
             if per_sample:
@@ -343,8 +342,7 @@ class MixtureTable(Module):
             ge_all = g_exp.reshape((n, k) + tail)
             ge = [ge_all[:, j] for j in range(k)]
         else:
-            prev = old[1] if is_table(old[1]) and len(old[1]) == k else [None] * k
-            g_exp = [self.backend.ensure(prev[j], e.shape) for j, e in enumerate(input[1])]
+            g_exp = table_buffers(self.backend, old[1], [e.shape for e in input[1]])
             ge = [g.reshape((n,) + tail) for g in g_exp]
         axes = tuple(range(1, 1 + len(tail)))
         for j in range(k):
