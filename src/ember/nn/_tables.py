@@ -152,6 +152,8 @@ def sync_replica(prototype, replica) -> bool:
                 setattr(r, attr, value)
                 moved = True
         r.train = p.train
+        if getattr(p, "rng", None) is not None:
+            r.rng = p.rng  # one random stream, also after the prototype's generator was replaced
         if moved:
             r._parameters_moved()
     return True

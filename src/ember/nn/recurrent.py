@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError, check_same_shape, describe, shape_error
+from ._tables import replicas
 from .containers import add_context
 from .module import Module
 
@@ -262,25 +263,10 @@ class Recurrent(SequenceModule):
     # ---------------------------------------------------------------- clones
     def _clones(self, count):
         """``count`` step modules sharing the cell's arrays (the cell itself is the first)."""
-        cell = self.cell
-        params, grads = cell.parameters()
-        signature = tuple(id(a) for a in params + grads)
-        clones = self.__dict__.get("_buf_clones")
-        if clones is None or clones[0] is not cell:
-            clones = self.__dict__["_buf_clones"] = [cell]
-            self.__dict__["_buf_signature"] = signature
-        names = sorted({n for m in cell.modules() for n in m._param_names + m._buffer_names})
-        if self.__dict__.get("_buf_signature") != signature:  # parameters were re-pointed (get_parameters, load)
-            for twin in clones[1:]:
-                twin.share(cell, *names)
-            self.__dict__["_buf_signature"] = signature
-        while len(clones) < count:
-            twin = cell.clone(*names)
-            twin.train = cell.train
-            clones.append(twin)
-        for twin in clones:
-            if twin.train != self.train:
-                twin.train = self.train
+        # replicas share every array of the cell and follow it when its parameters are
+        # re-pointed (get_parameters, load); each keeps its own output buffers
+        clones = replicas(self.cell, self.__dict__.get("_buf_clones", []), count)
+        self.__dict__["_buf_clones"] = clones
         return clones
 
     # ---------------------------------------------------------------- fprop
