@@ -92,7 +92,7 @@ class ClassNLLCriterion(_ClassWeights, Criterion):
         xp = self.backend.xp
         # flat positions n * C + t of the picked log-probabilities, in a reused buffer
         flat = self._scratch("flat_index", (n,), dtype="int64")
-        xp.multiply(xp.arange(n) if xp is not np else self._arange(n), c, out=flat)
+        xp.multiply(self._arange(n), c, out=flat)
         flat += target
         if self.weights is None and in_range and not 0 <= self.ignore_index < c:
             # no weights and no ignored sample: no per-sample weight array is needed
@@ -110,9 +110,10 @@ class ClassNLLCriterion(_ClassWeights, Criterion):
         return batch, flat, w, norm
 
     def _arange(self, n):
+        """0, 1, ..., n-1 as int64 on the backend, kept between calls."""
         ramp = self.__dict__.get("_buf_arange")
-        if ramp is None or ramp.shape[0] != n:
-            ramp = self.__dict__["_buf_arange"] = np.arange(n, dtype=np.int64)
+        if ramp is None or ramp.shape[0] != n or not isinstance(ramp, self.backend.xp.ndarray):
+            ramp = self.__dict__["_buf_arange"] = self.backend.xp.arange(n, dtype="int64")
         return ramp
 
     def update_output(self, input, target):
