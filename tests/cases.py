@@ -77,6 +77,22 @@ def uniform(*shape, low=0.0, high=1.0):
     return lambda rng: rng.uniform(low, high, size=shape)
 
 
+def criterion_case(name, make, inp, tgt, torch_fn=None, **kw):
+    """A Case for a criterion built by ``make()``; ``torch_fn(torch, x, t)`` is PyTorch's loss."""
+    torch = None if torch_fn is None else (lambda m, torch: ((lambda x, t: torch_fn(torch, x, t)), []))
+    return Case(name, lambda rng: make(), inp, target=tgt, torch=torch, **kw)
+
+
+def signs(*shape):
+    """A sampler of +-1 labels."""
+    return lambda rng: rng.choice([-1.0, 1.0], size=shape)
+
+
+def reseed(module):
+    """Give a noisy module (dropout) the same fresh generator before every pass."""
+    module.rng = np.random.default_rng(7)
+
+
 def torch_params(torch, *arrays):
     """Leaf tensors (float64, requiring gradients) holding copies of ember arrays."""
     return [torch.tensor(np.array(a), dtype=torch.float64, requires_grad=True) for a in arrays]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from cases import Case, normal, torch_params, uniform
+from cases import Case, criterion_case, normal, reseed, signs, torch_params, uniform
 
 from ember import nn
 
@@ -25,21 +25,14 @@ def _seq_torch(m, torch):
     return fn, [(l1.weight, w1), (l1.bias, b1), (l2.weight, w2), (l2.bias, b2)]
 
 
-def _reseed_dropout(m):
-    m.rng = np.random.default_rng(7)
 
 
 def _labels(n, c):
     return lambda rng: rng.integers(0, c, size=n)
 
 
-def _crit(name, make, inp, tgt, torch_fn=None, **kw):
-    torch = None if torch_fn is None else (lambda m, torch: ((lambda x, t: torch_fn(torch, x, t)), []))
-    return Case(name, lambda rng: make(), inp, target=tgt, torch=torch, **kw)
 
 
-def _signs(*shape):
-    return lambda rng: rng.choice([-1.0, 1.0], size=shape)
 
 
 def _probs(*shape):
@@ -61,8 +54,8 @@ CASES = [
          torch=lambda m, torch: (lambda w: ((lambda x: x @ w.T), [(m.weight, w)]))(torch_params(torch, m.weight)[0])),
     Case("Reshape", lambda rng: nn.Reshape(6), normal(2, 2, 3), torch=lambda m, torch: ((lambda x: x.reshape(2, 6)), [])),
     Case("View", lambda rng: nn.View(3, 2), normal(6), torch=lambda m, torch: ((lambda x: x.reshape(3, 2)), [])),
-    Case("Dropout", lambda rng: nn.Dropout(0.4, rng=1), normal(4, 6), reseed=_reseed_dropout, roundtrip=False),
-    Case("Dropout-v1", lambda rng: nn.Dropout(0.3, v1=True, rng=1), normal(4, 6), reseed=_reseed_dropout, roundtrip=False),
+    Case("Dropout", lambda rng: nn.Dropout(0.4, rng=1), normal(4, 6), reseed=reseed, roundtrip=False),
+    Case("Dropout-v1", lambda rng: nn.Dropout(0.3, v1=True, rng=1), normal(4, 6), reseed=reseed, roundtrip=False),
     Case("Add", lambda rng: nn.Add(4, rng=rng), normal(3, 4),
          torch=lambda m, torch: (lambda b: ((lambda x: x + b), [(m.bias, b)]))(torch_params(torch, m.bias)[0])),
     Case("Add-scalar", lambda rng: nn.Add(4, scalar=True, rng=rng), normal(3, 4)),
@@ -103,32 +96,32 @@ CASES = [
     _elementwise("Max", lambda: nn.Max(1), normal(3, 4, 2), lambda torch, x: x.max(dim=1).values),
     _elementwise("Min", lambda: nn.Min(-1), normal(3, 4), lambda torch, x: x.min(dim=-1).values),
     # criteria
-    _crit("ClassNLLCriterion", lambda: nn.ClassNLLCriterion(), normal(4, 5), _labels(4, 5),
+    criterion_case("ClassNLLCriterion", lambda: nn.ClassNLLCriterion(), normal(4, 5), _labels(4, 5),
           lambda torch, x, t: torch.nn.functional.nll_loss(x, t)),
-    _crit("ClassNLLCriterion-weights-ignore", lambda: nn.ClassNLLCriterion(weights=[1, 2, 0.5, 1, 3], ignore_index=1),
+    criterion_case("ClassNLLCriterion-weights-ignore", lambda: nn.ClassNLLCriterion(weights=[1, 2, 0.5, 1, 3], ignore_index=1),
           normal(6, 5), lambda rng: np.array([0, 1, 2, 3, 4, 2]),
           lambda torch, x, t: torch.nn.functional.nll_loss(x, t, weight=torch.tensor([1, 2, 0.5, 1, 3], dtype=torch.float64), ignore_index=1)),
-    _crit("ClassNLLCriterion-ignore-in-range", lambda: nn.ClassNLLCriterion(ignore_index=2), normal(5, 4),
+    criterion_case("ClassNLLCriterion-ignore-in-range", lambda: nn.ClassNLLCriterion(ignore_index=2), normal(5, 4),
           lambda rng: np.array([0, 2, 1, 3, 2]),
           lambda torch, x, t: torch.nn.functional.nll_loss(x, t, ignore_index=2)),
-    _crit("ClassNLLCriterion-sum", lambda: nn.ClassNLLCriterion(size_average=False), normal(4, 5), _labels(4, 5),
+    criterion_case("ClassNLLCriterion-sum", lambda: nn.ClassNLLCriterion(size_average=False), normal(4, 5), _labels(4, 5),
           lambda torch, x, t: torch.nn.functional.nll_loss(x, t, reduction="sum")),
-    _crit("CrossEntropyCriterion", lambda: nn.CrossEntropyCriterion(), normal(4, 5), _labels(4, 5),
+    criterion_case("CrossEntropyCriterion", lambda: nn.CrossEntropyCriterion(), normal(4, 5), _labels(4, 5),
           lambda torch, x, t: torch.nn.functional.cross_entropy(x, t)),
-    _crit("MSECriterion", lambda: nn.MSECriterion(), normal(3, 4), normal(3, 4),
+    criterion_case("MSECriterion", lambda: nn.MSECriterion(), normal(3, 4), normal(3, 4),
           lambda torch, x, t: torch.nn.functional.mse_loss(x, t)),
-    _crit("AbsCriterion", lambda: nn.AbsCriterion(), normal(3, 4), normal(3, 4),
+    criterion_case("AbsCriterion", lambda: nn.AbsCriterion(), normal(3, 4), normal(3, 4),
           lambda torch, x, t: torch.nn.functional.l1_loss(x, t)),
-    _crit("SmoothL1Criterion", lambda: nn.SmoothL1Criterion(), normal(3, 4), normal(3, 4),
+    criterion_case("SmoothL1Criterion", lambda: nn.SmoothL1Criterion(), normal(3, 4), normal(3, 4),
           lambda torch, x, t: torch.nn.functional.smooth_l1_loss(x, t)),
-    _crit("BCECriterion", lambda: nn.BCECriterion(), uniform(3, 4, low=0.05, high=0.95), uniform(3, 4),
+    criterion_case("BCECriterion", lambda: nn.BCECriterion(), uniform(3, 4, low=0.05, high=0.95), uniform(3, 4),
           lambda torch, x, t: torch.nn.functional.binary_cross_entropy(x, t)),
-    _crit("MarginCriterion", lambda: nn.MarginCriterion(1.0), lambda rng: rng.choice([-1.0, 1.0], size=(3, 4)) * rng.uniform(0.1, 0.8, size=(3, 4)) * 2, _signs(3, 4),
+    criterion_case("MarginCriterion", lambda: nn.MarginCriterion(1.0), lambda rng: rng.choice([-1.0, 1.0], size=(3, 4)) * rng.uniform(0.1, 0.8, size=(3, 4)) * 2, signs(3, 4),
           lambda torch, x, t: torch.clamp(1.0 - t * x, min=0).mean()),
-    _crit("MultiMarginCriterion", lambda: nn.MultiMarginCriterion(), normal(4, 5), _labels(4, 5),
+    criterion_case("MultiMarginCriterion", lambda: nn.MultiMarginCriterion(), normal(4, 5), _labels(4, 5),
           lambda torch, x, t: torch.nn.functional.multi_margin_loss(x, t)),
-    _crit("MultiMarginCriterion-p2", lambda: nn.MultiMarginCriterion(p=2, margin=0.5), normal(4, 5), _labels(4, 5),
+    criterion_case("MultiMarginCriterion-p2", lambda: nn.MultiMarginCriterion(p=2, margin=0.5), normal(4, 5), _labels(4, 5),
           lambda torch, x, t: torch.nn.functional.multi_margin_loss(x, t, p=2, margin=0.5)),
-    _crit("DistKLDivCriterion", lambda: nn.DistKLDivCriterion(), lambda rng: np.log(_probs(3, 4)(rng)), _probs(3, 4),
+    criterion_case("DistKLDivCriterion", lambda: nn.DistKLDivCriterion(), lambda rng: np.log(_probs(3, 4)(rng)), _probs(3, 4),
           lambda torch, x, t: torch.nn.functional.kl_div(x, t, reduction="mean")),
 ]  # fmt: skip

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from cases import Case, normal, torch_params
+from cases import Case, criterion_case, normal, signs, torch_params
 
 from ember import nn
 
@@ -38,8 +38,6 @@ def _ints(low, high, *shape):
     return lambda rng: rng.integers(low, high, size=shape)
 
 
-def _signs(*shape):
-    return lambda rng: rng.choice([-1.0, 1.0], size=shape)
 
 
 def _linear(torch, m):
@@ -120,9 +118,6 @@ def _cosine_torch(m, torch):
     return fn, [(m.weight, w)]
 
 
-def _crit(name, make, inp, tgt, torch_fn=None, **kw):
-    torch = None if torch_fn is None else (lambda m, torch: ((lambda x, t: torch_fn(torch, x, t)), []))
-    return Case(name, lambda rng: make(), inp, target=tgt, torch=torch, **kw)
 
 
 def _contrastive_torch(torch, x, y, margin):
@@ -206,18 +201,18 @@ CASES = [
     Case("SquaredEuclidean", lambda rng: nn.SquaredEuclidean(5, 3, rng=rng), normal(4, 5), torch=_prototype_torch(True)),
     Case("SquaredEuclidean-single", lambda rng: nn.SquaredEuclidean(5, 3, rng=rng), normal(5), torch=_prototype_torch(True)),
     # criteria on pairs
-    _crit("HingeEmbeddingCriterion", lambda: nn.HingeEmbeddingCriterion(1.0),
-          lambda rng: rng.choice([0.3, 1.6], size=(3, 4)) + rng.uniform(-0.2, 0.2, size=(3, 4)), _signs(3, 4),
+    criterion_case("HingeEmbeddingCriterion", lambda: nn.HingeEmbeddingCriterion(1.0),
+          lambda rng: rng.choice([0.3, 1.6], size=(3, 4)) + rng.uniform(-0.2, 0.2, size=(3, 4)), signs(3, 4),
           lambda torch, x, t: torch.nn.functional.hinge_embedding_loss(x, t, margin=1.0)),
-    _crit("L1HingeEmbeddingCriterion", lambda: nn.L1HingeEmbeddingCriterion(6.0), _table(normal(6, 5), normal(6, 5)), _signs(6),
+    criterion_case("L1HingeEmbeddingCriterion", lambda: nn.L1HingeEmbeddingCriterion(6.0), _table(normal(6, 5), normal(6, 5)), signs(6),
           lambda torch, x, t: _l1_hinge_torch(torch, x, t, 6.0)),
-    _crit("CosineEmbeddingCriterion", lambda: nn.CosineEmbeddingCriterion(0.1), _table(normal(6, 5), normal(6, 5)), _signs(6),
+    criterion_case("CosineEmbeddingCriterion", lambda: nn.CosineEmbeddingCriterion(0.1), _table(normal(6, 5), normal(6, 5)), signs(6),
           lambda torch, x, t: torch.nn.functional.cosine_embedding_loss(x[0], x[1], t, margin=0.1)),
-    _crit("MarginRankingCriterion", lambda: nn.MarginRankingCriterion(0.5), _table(normal(6), normal(6)), _signs(6),
+    criterion_case("MarginRankingCriterion", lambda: nn.MarginRankingCriterion(0.5), _table(normal(6), normal(6)), signs(6),
           lambda torch, x, t: torch.nn.functional.margin_ranking_loss(x[0], x[1], t, margin=0.5)),
-    _crit("ContrastiveCriterion", lambda: nn.ContrastiveCriterion(2.0), _table(normal(8, 3), normal(8, 3)), _ints(0, 2, 8),
+    criterion_case("ContrastiveCriterion", lambda: nn.ContrastiveCriterion(2.0), _table(normal(8, 3), normal(8, 3)), _ints(0, 2, 8),
           lambda torch, x, t: _contrastive_torch(torch, x, t, 2.0)),
-    _crit("ContrastiveCriterion-sum-single", lambda: nn.ContrastiveCriterion(5.0, size_average=False), _table(normal(3), normal(3)),
+    criterion_case("ContrastiveCriterion-sum-single", lambda: nn.ContrastiveCriterion(5.0, size_average=False), _table(normal(3), normal(3)),
           lambda rng: 1, lambda torch, x, t: _contrastive_torch(torch, x, t, 5.0) * 1),
     Case("ParallelCriterion", lambda rng: nn.ParallelCriterion().add(nn.MSECriterion(), 0.5).add(nn.ClassNLLCriterion(), 2.0),
          _table(N34, normal(3, 5)), target=_table(N34, _ints(0, 5, 3)),
