@@ -109,23 +109,25 @@ class L1HingeEmbeddingCriterion(_PairCriterion):
 
     def __init__(self, margin=1.0, size_average=True):
         super().__init__(size_average)
-        self.margin = float(margin)
         self.distance = PairwiseDistance(1)
+        self.hinge = HingeEmbeddingCriterion(margin, size_average)  # on the N distances
+
+    @property
+    def margin(self):
+        return self.hinge.margin
 
     def children(self):
-        return [self.distance]
+        return [self.distance, self.hinge]
 
     def update_output(self, input, target):
         y = self._pair(input, target)
-        xp = self.backend.xp
-        d = self.distance.forward(input).reshape(-1)
-        self.output = float(xp.where(y > 0, d, xp.maximum(0, self.margin - d)).sum()) * self._norm(y.size)
+        self.hinge.size_average = self.size_average
+        self.output = self.hinge.forward(self.distance.forward(input).reshape(-1), y)
         return self.output
 
     def update_grad_input(self, input, target):
         y = self._pair(input, target)
-        d = self.distance.forward(input).reshape(-1)
-        slope = self.backend.xp.where(y > 0, 1.0, -(d <= self.margin).astype(d.dtype)) * self._norm(y.size)
+        slope = self.hinge.backward(self.distance.output.reshape(-1), y)  # the forward's distances
         return self._grads_through(self.distance, input, slope)
 
     def extra_repr(self):
@@ -159,7 +161,7 @@ class CosineEmbeddingCriterion(_PairCriterion):
 
     def update_grad_input(self, input, target):
         y = self._pair(input, target)
-        c = self.cosine.forward(input).reshape(-1)
+        c = self.cosine.output.reshape(-1)  # the forward's cosines
         slope = self.backend.xp.where(y > 0, -1.0, (c > self.margin).astype(c.dtype)) * self._norm(y.size)
         return self._grads_through(self.cosine, input, slope)
 
