@@ -11,7 +11,7 @@ the end.
 
 from __future__ import annotations
 
-from ..errors import name_of, shape_error
+from ..errors import check_same_shape, name_of, shape_error
 from ._tables import Sweep, check_table, exclusive_runners, is_table, normalize_axis, replicas, sum_into
 from .containers import Container, add_context
 
@@ -144,8 +144,9 @@ class MapTable(ParallelTable):
         return list(zip(self._runners(len(input)), input))
 
 
-class Concat(_Branches):
-    """Every child gets the same input; their outputs are concatenated along ``dim``.
+class Concat(ConcatTable):
+    """Every child gets the same input; their outputs are concatenated along ``dim``
+    (a ConcatTable whose output table is joined into one array).
 
     fprop:  y = [F_1(x) | F_2(x) | ... | F_K(x)]   (joined along axis dim)
     bprop:  dE/dx = sum_k (slice k of dE/dy) . dF_k/dx
@@ -157,20 +158,11 @@ class Concat(_Branches):
         self.dim = dim
         super().__init__(*modules)
 
-    def _routes(self, input):
-        if not self._children:
-            raise shape_error(self, "at least one child module", "an empty container")
-        return [(child, input) for child in self._runners(len(self._children))]
-
     def _combine(self, input, outputs):
         return _join(self, outputs, self.dim, "dim")
 
     def _split_grad(self, grad_output, routes):
         return _split(self, grad_output, self.dim)
-
-    def _merge(self, input, grads):
-        self.grad_input = sum_into(self.backend, self.grad_input, grads, self, "the branches' input gradients")
-        return self.grad_input
 
     def __repr__(self):
         return self._tree_repr(f"Concat(dim={self.dim})", [])
@@ -236,9 +228,7 @@ def _join(module, outputs, dim, name):
 
 def _split(module, grad_output, dim):
     """Views of ``grad_output`` matching the children's outputs (see :func:`_join`)."""
-    expected = module.output.shape
-    if getattr(grad_output, "shape", None) != expected:
-        raise shape_error(module, f"grad_output of shape {tuple(expected)}", grad_output)
+    check_same_shape(module, "grad_output", grad_output, module.output)
     axis = normalize_axis(module, dim, grad_output.ndim)
     parts, start = [], 0
     for size in module._sizes:
