@@ -8,6 +8,16 @@ from ._parallel import split
 from .module import Module
 
 
+def claim_first_max(xp, values, top, taken, mask):
+    """``mask`` = where ``values`` equals the maximum ``top`` and no earlier candidate did
+    (``taken``), then ``taken |= mask``: scanning candidates in order, the gradient of a
+    max goes to the first maximum, as Torch7 and PyTorch do with ties. Returns mask."""
+    xp.equal(values, top, out=mask)
+    xp.greater(mask, taken, out=mask)  # equal and not already taken
+    xp.logical_or(taken, mask, out=taken)
+    return mask
+
+
 def check_positive(owner, **values):
     """Raise ValueError naming ``owner`` unless every value is a positive int."""
     for name, value in values.items():

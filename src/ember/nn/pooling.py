@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._pooling_base import WindowPooling
+from ._spatial import claim_first_max
 
 
 class SpatialMaxPooling(WindowPooling):
@@ -61,10 +62,7 @@ class SpatialMaxPooling(WindowPooling):
                 xp.logical_not(taken, out=mask)  # the only tap left that can hold the first max
                 current = mask
             else:
-                xp.equal(view, out, out=mask)
-                xp.greater(mask, taken, out=mask)  # equal and not already taken
-                xp.logical_or(taken, mask, out=taken)
-                current = mask
+                current = claim_first_max(xp, view, out, taken, mask)
             return xp.multiply(g, current, out=product4[:, a:b])
 
         self.grad_input = self._unbatch(self._spread(x4, oh, ow, first_maximum), input)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..errors import check_same_shape, shape_error
 from ._layout import axis_order, ensure_like
-from ._spatial import SpatialModule, check_positive
+from ._spatial import SpatialModule, check_positive, claim_first_max
 from .activation import LogSoftMax, SoftMax
 from .dropout import dropout_setup, fill_keep_mask
 
@@ -53,9 +53,7 @@ class _Groups(SpatialModule):
         taken = self._scratch_like("taken", top, bool)
         taken.fill(False)
         for s in range(grouped.shape[2]):
-            xp.equal(grouped[:, :, s], top, out=mask[:, :, s])
-            xp.greater(mask[:, :, s], taken, out=mask[:, :, s])
-            xp.logical_or(taken, mask[:, :, s], out=taken)
+            claim_first_max(xp, grouped[:, :, s], top, taken, mask[:, :, s])
         return mask
 
     def extra_repr(self):

@@ -9,7 +9,7 @@ import math
 
 from ..errors import check_same_shape, shape_error
 from ._im2col import as_strided
-from ._spatial import check_positive
+from ._spatial import check_positive, claim_first_max
 from .init import uniform
 from .module import Module
 
@@ -156,10 +156,7 @@ class TemporalMaxPooling(_Temporal):
         product = self._scratch("product", out.shape)
         taken.fill(False)
         for view, gview in zip(self._frame_taps(x3, steps), self._frame_taps(gx, steps)):
-            xp.equal(view, out, out=mask)
-            xp.greater(mask, taken, out=mask)
-            xp.logical_or(taken, mask, out=taken)
-            xp.multiply(g3, mask, out=product)
+            xp.multiply(g3, claim_first_max(xp, view, out, taken, mask), out=product)
             xp.add(gview, product, out=gview)
         self.grad_input = gx if input.ndim == 3 else gx[0]
         return self.grad_input
