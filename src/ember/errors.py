@@ -49,3 +49,17 @@ def check_same_shape(module, name: str, array, reference) -> None:
     """Raise a ShapeError unless ``array.shape == reference.shape``."""
     if getattr(array, "shape", None) != reference.shape:
         raise shape_error(module, f"{name} of shape {tuple(reference.shape)}", array)
+
+
+def check_positive(owner, **values):
+    """Raise ValueError naming ``owner`` unless every value is a positive int."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{owner}: {name} must be a positive int, got {value!r}")
+
+
+def check_non_negative(owner, **values):
+    """Raise ValueError naming ``owner`` unless every value is an int >= 0."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{owner}: {name} must be a non-negative int, got {value!r}")

@@ -13,11 +13,11 @@ input's memory layout.
 
 from __future__ import annotations
 
-from ..errors import shape_error
+from ..errors import check_non_negative, check_positive, shape_error
 from ._im2col import as_strided, out_size, tap_view
 from ._layout import axis_order, ensure_layout
 from ._parallel import unbuffered
-from ._spatial import SpatialModule, check_non_negative, check_positive
+from ._spatial import SpatialModule
 
 
 class WindowPooling(SpatialModule):

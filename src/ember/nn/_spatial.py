@@ -18,19 +18,6 @@ def claim_first_max(xp, values, top, taken, mask):
     return mask
 
 
-def check_positive(owner, **values):
-    """Raise ValueError naming ``owner`` unless every value is a positive int."""
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ValueError(f"{owner}: {name} must be a positive int, got {value!r}")
-
-
-def check_non_negative(owner, **values):
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{owner}: {name} must be a non-negative int, got {value!r}")
-
-
 class SpatialModule(Module):
     """Base of image modules: single images (C, H, W) are run as a batch of one."""
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import check_same_shape, shape_error
+from ..errors import check_positive, check_same_shape, shape_error
 from ._layout import ensure_like
-from ._spatial import check_positive
 from .module import Module
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 
-from ..errors import ShapeError, check_same_shape, describe, shape_error
+from ..errors import ShapeError, check_positive, check_same_shape, describe, shape_error
 from .init import uniform
 from .module import Module
 
@@ -177,10 +177,7 @@ class _Cell(Module):
 
     def __init__(self, input_size, hidden_size, bias=True, rng=None):
         super().__init__()
-        name = type(self).__name__
-        for label, value in (("input_size", input_size), ("hidden_size", hidden_size)):
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"{name}: {label} must be a positive int, got {value!r}")
+        check_positive(type(self).__name__, input_size=input_size, hidden_size=hidden_size)
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bool(bias)
         rows = self._gates * hidden_size
         bound = 1.0 / math.sqrt(hidden_size)

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import math
 
-from ..errors import shape_error
+from ..errors import check_non_negative, check_positive, shape_error
 from ._im2col import col2im, im2col, out_size
 from ._layout import CHWN, as_matrix_chwn, axis_order, ensure_layout
-from ._spatial import SpatialModule, check_non_negative, check_positive
+from ._spatial import SpatialModule
 from .init import uniform
 
 #: OpenBLAS multiplies (n_out x K) by (K x huge) at about half its speed when K is small

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ..errors import shape_error
+from ..errors import check_non_negative, shape_error
 from ._im2col import col2im, im2col
 from ._layout import CHWN, as_matrix_chwn, ensure_layout
-from ._spatial import SpatialModule, check_non_negative
+from ._spatial import SpatialModule
 from .convolution import _Convolution
 
 

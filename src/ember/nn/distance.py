@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 
-from ..errors import shape_error
+from ..errors import check_positive, shape_error
 from ._tables import check_float_table, table_buffers
 from .init import uniform
 from .module import Module
@@ -168,9 +168,7 @@ class _Prototypes(Module):
 
     def __init__(self, in_features, out_features, rng=None):
         super().__init__()
-        for name, value in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"{type(self).__name__}: {name} must be a positive int, got {value!r}")
+        check_positive(type(self).__name__, in_features=in_features, out_features=out_features)
         self.in_features, self.out_features = in_features, out_features
         self.weight = uniform(rng, self._weight_shape(), 1.0 / math.sqrt(in_features))
         self.grad_weight = self.weight * 0

@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import _blas
 from ..backend import axpby
-from ..errors import check_same_shape, shape_error
+from ..errors import check_positive, check_same_shape, shape_error
 from ._parallel import unbuffered
 from .init import uniform
 from .module import Module
@@ -46,9 +46,7 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, rng=None):
         super().__init__()
-        for name, value in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"Linear: {name} must be a positive int, got {value!r}")
+        check_positive("Linear", in_features=in_features, out_features=out_features)
         self.in_features, self.out_features = in_features, out_features
         bound = 1.0 / math.sqrt(in_features)
         self.weight = uniform(rng, (out_features, in_features), bound)

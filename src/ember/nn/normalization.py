@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import check_positive
 from ._layout import axis_order
 from ._parallel import unbuffered
-from ._spatial import SpatialModule, check_positive
+from ._spatial import SpatialModule
 
 
 class _LocalNormalization(SpatialModule):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..errors import shape_error
+from ..errors import check_positive, shape_error
 from ._layout import axis_order
-from ._spatial import SpatialModule, check_positive
+from ._spatial import SpatialModule
 
 
 def adaptive_bins(size, out):

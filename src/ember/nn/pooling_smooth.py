@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 
+from ..errors import check_positive
 from ._pooling_base import WindowPooling
-from ._spatial import check_positive
 
 
 class SpatialLPPooling(WindowPooling):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-from ..errors import check_same_shape
+from ..errors import check_positive, check_same_shape
 from .dropout import Dropout
 from .init import get_rng, uniform
 from .recurrent import SequenceModule
@@ -30,9 +30,7 @@ class _Layers(SequenceModule):
 
     def _setup(self, input_size, hidden_size, num_layers, bias, dropout, bidirectional, rng, nonlinearity="tanh"):
         name = type(self).__name__
-        for label, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"{name}: {label} must be a positive int, got {value!r}")
+        check_positive(name, input_size=input_size, hidden_size=hidden_size, num_layers=num_layers)
         if not 0 <= dropout < 1:
             raise ValueError(f"{name}: dropout must be in [0, 1), got {dropout!r}")
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers

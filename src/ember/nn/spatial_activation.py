@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from ..errors import check_same_shape, shape_error
+from ..errors import check_positive, check_same_shape, shape_error
 from ._layout import axis_order, ensure_like
-from ._spatial import SpatialModule, check_positive, claim_first_max
+from ._spatial import SpatialModule, claim_first_max
 from .activation import LogSoftMax, SoftMax
 from .dropout import dropout_setup, fill_keep_mask
 

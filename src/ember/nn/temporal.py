@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import math
 
-from ..errors import check_same_shape, shape_error
+from ..errors import check_positive, check_same_shape, shape_error
 from ._im2col import as_strided
-from ._spatial import check_positive, claim_first_max
+from ._spatial import claim_first_max
 from .init import uniform
 from .module import Module
 
