@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backend import axpby
 from ..errors import check_positive, check_same_shape, shape_error
 from ._layout import ensure_like
 from .module import Module
@@ -69,11 +70,9 @@ class BatchNormalization(Module):
             xp.subtract(input, mean, out=out)
             xp.multiply(out, out, out=self._scratch_like("centered_sq", out))
             xp.mean(self.__dict__["_buf_centered_sq"], axis=axes, keepdims=True, out=invstd)  # biased variance
-            m = self.momentum
-            self.running_mean *= 1 - m
-            self.running_mean += m * mean.reshape(-1)
-            self.running_var *= 1 - m
-            self.running_var += (m * count / (count - 1)) * invstd.reshape(-1)
+            m = self.momentum  # running = (1 - m) running + m batch statistic (unbiased variance)
+            axpby(m, mean.reshape(-1), 1 - m, self.running_mean)
+            axpby(m * count / (count - 1), invstd.reshape(-1), 1 - m, self.running_var)
             invstd += self.eps
         else:
             mean[...] = self.running_mean.reshape(shape)

@@ -173,9 +173,7 @@ class SpatialConvolution(_Convolution):
     def _dense_weight(self):
         return self.weight
 
-    def _accumulate_dense_grad(self, grad_dense, scale):
-        if scale != 1:
-            grad_dense *= scale
+    def _accumulate_dense_grad(self, grad_dense):
         self.grad_weight += grad_dense
 
     def _weight_matrix(self, k):
@@ -239,7 +237,7 @@ class SpatialConvolution(_Convolution):
         gemm_columns_t(self.backend.xp, self._grad_matrix(g4), cols, grad, lambda shape: self._scratch("partial", shape))
         if scale != 1:
             grad *= scale
-        self._accumulate_dense_grad(grad[:, :k].reshape(self.n_output_plane, x4.shape[1], self.kh, self.kw), 1.0)
+        self._accumulate_dense_grad(grad[:, :k].reshape(self.n_output_plane, x4.shape[1], self.kh, self.kw))
         if self.bias is not None:
             self.grad_bias += grad[:, k]
 

@@ -70,14 +70,12 @@ class SpatialConvolutionMap(SpatialConvolution):
         dense[self._index()] = self.weight
         return dense.reshape(self.n_output_plane, self.n_input_plane, self.kh, self.kw)
 
-    def _accumulate_dense_grad(self, grad_dense, scale):
+    def _accumulate_dense_grad(self, grad_dense):
         xp = self.backend.xp
         flat = self._scratch("dense_grad", (self.n_output_plane * self.n_input_plane, self.kh, self.kw))
         xp.copyto(flat.reshape(grad_dense.shape), grad_dense)
         picked = self._scratch("picked_grad", self.weight.shape)
         xp.take(flat, self._index(), axis=0, out=picked)
-        if scale != 1:
-            picked *= scale
         self.grad_weight += picked
 
     def reset(self, stdv=None, rng=None):
