@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from ..errors import check_non_negative, check_positive, shape_error
 from ._im2col import as_strided, out_size, tap_view
-from ._layout import axis_order, ensure_layout
+from ._layout import axis_order
 from ._parallel import unbuffered
 from ._spatial import SpatialModule
 
@@ -36,7 +36,6 @@ class WindowPooling(SpatialModule):
         self.kw, self.kh, self.dw, self.dh = kw, kh, dw, dh
         self.pad_w, self.pad_h = pad_w, pad_h
         self.ceil_mode = bool(ceil_mode)
-        self._out4 = None
 
     def ceil(self):
         """Round output sizes up (Torch7 ``:ceil()``); returns self."""
@@ -81,8 +80,7 @@ class WindowPooling(SpatialModule):
 
     def _output4(self, x4, oh, ow):
         n, c = x4.shape[:2]
-        self._out4 = ensure_layout(self.backend, self._out4, (n, c, oh, ow), axis_order(x4))
-        return self._out4
+        return self._layout_scratch("out4", (n, c, oh, ow), axis_order(x4))
 
     def _tiles(self, x4, oh, ow):
         """True when the windows tile the source exactly once (stride == kernel, direct)."""

@@ -24,6 +24,12 @@ class SpatialModule(Module):
     #: number of input planes required (None: any)
     n_input_plane = None
 
+    @property
+    def _out4(self):
+        """The forward pass's 4-D output, kept for bprop as a ``_buf_`` buffer (so
+        ``clear_state`` drops it); written through ``_layout_scratch("out4", ...)``."""
+        return self.__dict__.get("_buf_out4")
+
     def _batch(self, input, what="input"):
         """A 4-D (N, C, H, W) view of ``input``, checking the plane count."""
         if input.ndim == 4:

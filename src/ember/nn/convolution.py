@@ -18,7 +18,7 @@ import math
 
 from ..errors import check_non_negative, check_positive, shape_error
 from ._im2col import col2im, im2col, out_size
-from ._layout import CHWN, as_matrix_chwn, axis_order, ensure_layout
+from ._layout import CHWN, as_matrix_chwn, axis_order
 from ._spatial import SpatialModule
 from .init import uniform
 
@@ -80,7 +80,6 @@ class _Convolution(SpatialModule):
         self.kw, self.kh, self.dw, self.dh = kw, kh, dw, dh
         self.pad_w, self.pad_h = pad_w, pad_h
         self.dilation_w, self.dilation_h = dilation_w, dilation_h
-        self._out4 = None
 
     def _init_parameters(self, weight_shape, fan_in, bias, rng):
         bound = 1.0 / math.sqrt(fan_in)
@@ -202,7 +201,7 @@ class SpatialConvolution(_Convolution):
             src = self._padded("padded", x4, ph, pw, (h + 2 * ph, w + 2 * pw), 0.0, order=CHWN)
         kernel, stride, dilation = self._geometry()
         im2col(xp, src, cols[:k].reshape(c, self.kh, self.kw, oh, ow, n), kernel, (oh, ow), stride, dilation)
-        out4 = self._out4 = ensure_layout(self.backend, self._out4, (n, self.n_output_plane, oh, ow), CHWN)
+        out4 = self._layout_scratch("out4", (n, self.n_output_plane, oh, ow), CHWN)
         gemm_columns(xp, self._weight_matrix(k), cols, as_matrix_chwn(out4))
         self.output = self._unbatch(out4, input)
         return self.output

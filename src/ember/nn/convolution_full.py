@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..errors import check_non_negative, shape_error
 from ._im2col import col2im, im2col
-from ._layout import CHWN, as_matrix_chwn, ensure_layout
+from ._layout import CHWN, as_matrix_chwn
 from ._spatial import SpatialModule
 from .convolution import _Convolution
 
@@ -71,7 +71,7 @@ class SpatialFullConvolution(_Convolution):
         cols = self._scratch("cols", (k, h * w * n))
         xp.matmul(self.weight.reshape(c, k).T, self._input_matrix(x4), out=cols)
         cols6 = cols.reshape(o, self.kh, self.kw, h, w, n)
-        out4 = self._out4 = ensure_layout(self.backend, self._out4, (n, o, oh, ow), CHWN)
+        out4 = self._layout_scratch("out4", (n, o, oh, ow), CHWN)
         ph, pw = self.pad_h, self.pad_w
         if ph or pw:
             full = self._layout_scratch("out_padded", (n, o, oh + 2 * ph, ow + 2 * pw), CHWN)

@@ -54,13 +54,10 @@ class SpatialConvolutionMap(SpatialConvolution):
         self.grad_bias = self.bias * 0
         self._flat_index = table[:, 1] * n_in + table[:, 0]
 
-    def _moved_to(self, backend, convert):
-        self._index_on_backend = None
-
     def _index(self):
-        index = self.__dict__.get("_index_on_backend")
+        index = self.__dict__.get("_buf_index")  # on the backend; to() and clear_state() drop it
         if index is None:
-            index = self._index_on_backend = self.backend.asarray(self._flat_index, dtype="int64")
+            index = self.__dict__["_buf_index"] = self.backend.asarray(self._flat_index, dtype="int64")
         return index
 
     def _dense_weight(self):
