@@ -29,6 +29,49 @@ from ._layout import axis_order, ensure_layout
 _GRAD = "grad_"
 
 
+class State:
+    """Declares one per-call value of a module, in the class body where everyone sees it::
+
+        class SpatialConvolution(Module):
+            cols = saved("im2col columns of the last input, (C*kh*kw, OH*OW*N)")
+            dcols = scratch("dE/d(cols) during update_grad_input")
+
+    ``saved`` values are what ``update_output`` keeps for the backward; ``scratch``
+    values are buffers reused across calls. Either is read as a plain attribute: ``None``
+    until first assigned (and again after :meth:`Module.clear_state`), then whatever the
+    module stored (usually ``self.x = self._fit(self.x, shape)``). Declared values are
+    dropped by ``clear_state()`` and ``to()``, never copied by ``clone()`` and never
+    written to files; an undeclared per-call array is a bug the contract tests catch.
+
+    A non-data descriptor: once assigned, the value lives in the instance ``__dict__``
+    and reads cost a plain attribute lookup.
+    """
+
+    __slots__ = ("name", "kind", "doc")
+
+    def __init__(self, kind, doc=""):
+        self.kind, self.doc, self.name = kind, doc, None
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, obj, objtype=None):
+        return self if obj is None else None
+
+    def __repr__(self):
+        return f"{self.kind}({self.doc!r})"
+
+
+def saved(doc=""):
+    """Declare a value ``update_output`` keeps for the backward (see :class:`State`)."""
+    return State("saved", doc)
+
+
+def scratch(doc=""):
+    """Declare a scratch buffer reused across calls (see :class:`State`)."""
+    return State("scratch", doc)
+
+
 def _record_constructor_arguments(init):
     """Wrap ``__init__`` so the outermost call stores its arguments in ``_spec_args``.
 
@@ -71,6 +114,9 @@ class Module:
     _param_names: tuple = ()
     #: names of non-trainable persistent arrays (e.g. running statistics).
     _buffer_names: tuple = ()
+    #: names of arrays fixed at construction (kernels, index ramps): moved by ``to()``,
+    #: kept by ``clear_state()``, not written to files (the constructor rebuilds them).
+    _constant_names: tuple = ()
     #: "float": the input must be a floating array of the backend's dtype;
     #: "any": the module checks its own input (tables, index inputs).
     _input_kind: str = "float"
@@ -83,8 +129,18 @@ class Module:
     #: require gradients. ``grad_input`` is then None.
     compute_grad_input: bool = True
 
+    #: names of the declared per-call values (``saved``/``scratch``), over the whole MRO;
+    #: filled in by ``__init_subclass__``.
+    _state_names: tuple = ()
+
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        names = []
+        for klass in reversed(cls.__mro__):
+            for name, value in vars(klass).items():
+                if isinstance(value, State) and name not in names:
+                    names.append(name)
+        cls._state_names = tuple(names)
         if "__init__" in cls.__dict__:
             cls.__init__ = _record_constructor_arguments(cls.__dict__["__init__"])
 
@@ -290,7 +346,7 @@ class Module:
         """
         memo = {}
         for module in self.modules():
-            for attr in ("output", "grad_input"):
+            for attr in ("output", "grad_input", *module._state_names):
                 value = module.__dict__.get(attr)
                 if value is not None:
                     memo[id(value)] = None
@@ -326,10 +382,13 @@ class Module:
         return self
 
     def clear_state(self):
-        """Drop output, grad_input and scratch buffers (they are rebuilt on demand)."""
+        """Drop output, grad_input and every declared per-call value (``saved`` and
+        ``scratch``, see :class:`State`); they are rebuilt on demand."""
         for module in self.modules():
             module.output = None
             module.grad_input = None
+            for name in module._state_names:
+                module.__dict__.pop(name, None)
             for key in [k for k in module.__dict__ if k.startswith("_buf_")]:
                 del module.__dict__[key]
         return self
@@ -355,7 +414,7 @@ class Module:
         self.clear_state()
         for module in self.modules():
             module.backend = backend
-            for name in module._param_names + module._buffer_names:
+            for name in module._param_names + module._buffer_names + module._constant_names:
                 for attr in (name, _GRAD + name):
                     value = getattr(module, attr, None)
                     if value is not None and hasattr(value, "dtype"):
@@ -392,7 +451,20 @@ class Module:
         extra = self.extra_repr()
         return f"{type(self).__name__}({extra})" if extra else type(self).__name__
 
+    # ------------------------------------------------------------------ buffers
+    def _fit(self, buffer, shape, dtype=None, order=None, like=None):
+        """``buffer`` when it already has ``shape``, ``dtype`` (default: the backend's)
+        and memory layout, else a new uninitialised array: how declared buffers are reused,
+        ``self.cols = self._fit(self.cols, shape)``. ``order`` is an axis order (see
+        ``_layout``); ``like=array`` takes ``array``'s shape and layout."""
+        if like is not None:
+            shape, order = like.shape, axis_order(like)
+        if order is None:
+            return self.backend.ensure(buffer, shape, dtype)
+        return ensure_layout(self.backend, buffer, shape, order, dtype)
+
     # scratch buffers: self._scratch("name", shape) reuses an array across calls
+    # (the older, undeclared form; being replaced by declared ``saved``/``scratch``)
     def _scratch(self, name, shape, dtype=None):
         key = "_buf_" + name
         buf = self.backend.ensure(self.__dict__.get(key), shape, dtype)
@@ -478,4 +550,4 @@ def _has_nodes(args) -> bool:
     return any(getattr(item, "_is_graph_node", False) for item in items)
 
 
-__all__ = ["Module", "Criterion"]
+__all__ = ["Module", "Criterion", "State", "saved", "scratch"]
