@@ -27,7 +27,7 @@ ARGS = benchmark_args(__doc__, batches=[64, 128], windows=9, seconds=1.0) if __n
 # ember first, as the `ember` command does: it tells OpenBLAS (loaded with NumPy) not to
 # leave idle threads spinning (see src/ember/__init__.py)
 from ember import nn, optim  # noqa: E402, I001
-from ember.train import make_feval  # noqa: E402
+from ember.training import make_feval  # noqa: E402
 
 import numpy as np  # noqa: E402
 from common import compare, ember_sgd_step, machine_line, print_ratios, profile, set_threads, torch_sgd_step  # noqa: E402

@@ -38,7 +38,7 @@ def benchmark_args(doc, batches, windows, seconds, add=None):
 
 def set_threads(n):
     """Limit BLAS (NumPy) and PyTorch to ``n`` threads."""
-    from ember.threads import set_num_threads
+    from ember.runtime import set_num_threads
 
     set_num_threads(n)
     try:
@@ -106,7 +106,7 @@ def ember_sgd_step(net, x, y):
     """One training step of an ember classifier (ClassNLL, SGD lr 0.01, momentum 0.9):
     returns a function running it. The input gradient is skipped (the input is data)."""
     from ember import nn, optim
-    from ember.train import make_feval
+    from ember.training import make_feval
 
     crit = nn.ClassNLLCriterion().to(net.backend)
     x = net.backend.asarray(x)  # labels stay NumPy, as in ember's training loop (checked without a GPU sync)

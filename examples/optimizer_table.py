@@ -13,8 +13,8 @@ import numpy as np
 
 from ember import models, nn
 from ember.optim.recipes import MNIST_MLP, command
-from ember.threads import set_num_threads
-from ember.train import TrainOptions, fit, load_dataset
+from ember.runtime import set_num_threads
+from ember.training import TrainOptions, fit, load_dataset
 
 
 def main(argv=None):
