@@ -126,9 +126,9 @@ def main(argv=None):
     parser.add_argument("--log-every", type=int, default=100, help="print the training loss every N steps")
     args = parser.parse_args(argv)
     if args.threads:
-        from ember.runtime import set_num_threads
+        from ember.runtime import configure_threads
 
-        set_num_threads(args.threads)
+        configure_threads(args.threads)
 
     if args.file:
         with open(args.file, encoding="utf-8", errors="replace") as handle:

@@ -287,7 +287,7 @@ def keep_threads(monkeypatch):
     """The command sets the process's thread counts (--threads, default 1): not in tests."""
     import ember.runtime
 
-    monkeypatch.setattr(ember.runtime, "set_num_threads", lambda n: True)
+    monkeypatch.setattr(ember.runtime, "configure_threads", lambda n=None, blas_idle_short=True: None)
 
 
 def test_command_on_an_external_npz(tmp_path, capsys, keep_threads):

@@ -15,7 +15,7 @@ import json
 import sys
 import time
 
-import numpy as np
+from .. import runtime
 
 
 def _train_parser(sub):
@@ -110,9 +110,7 @@ def build_parser():
 
 def _threads(args):
     if getattr(args, "threads", None):
-        from ..runtime import set_num_threads
-
-        set_num_threads(args.threads)
+        runtime.configure_threads(args.threads)
 
 
 def _to_device(model, args):
@@ -151,6 +149,8 @@ def parse_config(text):
 
 
 def cmd_train(args):
+    import numpy as np
+
     from .. import nn
     from ..models import get_model
     from ..nn.init import manual_seed
@@ -240,6 +240,8 @@ def cmd_plot(args):
 
 def main(argv=None):
     """Run the ``ember`` command on ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    # First, before anything imports NumPy: OpenBLAS reads its idle-spin setting only when it is loaded.
+    runtime.configure_threads()
     args = build_parser().parse_args(argv)
     from ..errors import FormatError, ShapeError, TrainingError
 

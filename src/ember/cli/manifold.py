@@ -101,9 +101,9 @@ def run_manifold(args):
             print(f"ember manifold: error: {error}", file=sys.stderr)
             return 1
     if getattr(args, "threads", None):
-        from ..runtime import set_num_threads
+        from .. import runtime
 
-        set_num_threads(args.threads)
+        runtime.configure_threads(args.threads)
     start = time.perf_counter()
     data = _load(args)
     shares = variance_shares(data)
