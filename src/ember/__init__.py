@@ -13,10 +13,9 @@ docs/index.md.
 
 import importlib as _importlib
 
+from ._version import __version__
 from .errors import FormatError, ShapeError, TrainingError
 from .runtime import configure_threads
-
-__version__ = "0.1.0"
 
 # name -> (module, attribute or None for the module itself), imported on first access
 _LAZY = {

@@ -285,7 +285,7 @@ def save(module, path, metadata: dict | None = None, extra: dict | None = None) 
     ``extra``: other named arrays kept with the model (e.g. the input preprocessing),
     read back with :func:`load_extra`.
     """
-    from . import __version__
+    from ._version import __version__
 
     tensors, shared, by_id = {}, {}, {}
     for name, array in module.named_arrays():
