@@ -24,10 +24,10 @@ from common import benchmark_args  # noqa: E402  (imports no NumPy)
 
 ARGS = benchmark_args(__doc__, batches=[64, 128], windows=9, seconds=1.0) if __name__ == "__main__" else None
 
-# ember first, as the `ember` command does: it tells OpenBLAS (loaded with NumPy) not to
-# leave idle threads spinning (see src/ember/__init__.py)
+# benchmark_args made the `ember` command's ember.configure_threads() call before NumPy was
+# imported: OpenBLAS (loaded with NumPy) does not leave idle threads spinning (src/ember/runtime.py)
 from ember import nn, optim  # noqa: E402, I001
-from ember.train import make_feval  # noqa: E402
+from ember.training import make_feval  # noqa: E402
 
 import numpy as np  # noqa: E402
 from common import compare, ember_sgd_step, machine_line, print_ratios, profile, set_threads, torch_sgd_step  # noqa: E402

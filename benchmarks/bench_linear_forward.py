@@ -19,7 +19,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.join(HERE, "..", "src"), HERE]
 
-import ember  # noqa: E402, F401, I001  (before NumPy: see bench_mlp.py)
+import ember  # noqa: E402, I001
+
+if __name__ == "__main__":
+    ember.configure_threads()  # before NumPy, as the `ember` command does: see bench_mlp.py
 
 import numpy as np  # noqa: E402
 from ember import _blas  # noqa: E402

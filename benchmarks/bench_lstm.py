@@ -25,7 +25,7 @@ def _options(parser):
 
 ARGS = benchmark_args(__doc__, batches=None, windows=9, seconds=1.0, add=_options) if __name__ == "__main__" else None
 
-# ember before NumPy (see bench_mlp.py): OpenBLAS's idle threads then stop spinning soon
+# after benchmark_args's ember.configure_threads() (see bench_mlp.py): OpenBLAS's idle threads stop spinning soon
 from ember import nn  # noqa: E402, I001
 
 import numpy as np  # noqa: E402

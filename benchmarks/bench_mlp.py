@@ -30,9 +30,10 @@ def _options(parser):
 
 ARGS = benchmark_args(__doc__, batches=[1, 32, 128, 512], windows=15, seconds=0.4, add=_options) if __name__ == "__main__" else None
 
-# ember before NumPy, as the `ember` command does: it shortens the time OpenBLAS's idle
-# threads spin after a product (see src/ember/__init__.py). Left spinning, they would eat
-# into the next timing window, which is PyTorch's half the time.
+# benchmark_args made the `ember` command's ember.configure_threads() call before NumPy was
+# imported: it shortens the time OpenBLAS's idle threads spin after a product (see
+# src/ember/runtime.py). Left spinning, they would eat into the next timing window, which
+# is PyTorch's half the time.
 import ember  # noqa: E402, I001
 
 import numpy as np  # noqa: E402

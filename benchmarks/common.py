@@ -13,9 +13,10 @@ import time
 
 def benchmark_args(doc, batches, windows, seconds, add=None):
     """Parse a benchmark's command line: --threads, --batches (unless None), --windows, --seconds,
-    --profile, --max-foreign (and what ``add(parser)`` adds), and give BLAS the thread
-    count in the environment, which it reads when NumPy is first imported: call this
-    before importing NumPy or ember. Returns the parsed arguments."""
+    --profile, --max-foreign (and what ``add(parser)`` adds), give BLAS the thread count
+    in the environment, which it reads when NumPy is first imported, and make the same
+    :func:`ember.configure_threads` call as the ``ember`` command (short BLAS idle spin,
+    ember's helper thread): call this before importing NumPy. Returns the parsed arguments."""
     import argparse
 
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
@@ -33,14 +34,18 @@ def benchmark_args(doc, batches, windows, seconds, add=None):
     args = parser.parse_args()
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[name] = str(args.threads)
+    from ember.runtime import configure_threads
+
+    configure_threads()
     return args
 
 
 def set_threads(n):
-    """Limit BLAS (NumPy) and PyTorch to ``n`` threads."""
-    from ember.threads import set_num_threads
+    """Limit BLAS (NumPy) and PyTorch to ``n`` threads (ember's part: :func:`ember.configure_threads`,
+    as the ``ember`` command does; the benchmark called it once before importing NumPy already)."""
+    from ember.runtime import configure_threads
 
-    set_num_threads(n)
+    configure_threads(n)
     try:
         import torch
 
@@ -106,7 +111,7 @@ def ember_sgd_step(net, x, y):
     """One training step of an ember classifier (ClassNLL, SGD lr 0.01, momentum 0.9):
     returns a function running it. The input gradient is skipped (the input is data)."""
     from ember import nn, optim
-    from ember.train import make_feval
+    from ember.training import make_feval
 
     crit = nn.ClassNLLCriterion().to(net.backend)
     x = net.backend.asarray(x)  # labels stay NumPy, as in ember's training loop (checked without a GPU sync)

@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import ember  # noqa: E402
 from ember import nn, optim  # noqa: E402
-from ember.train import make_feval  # noqa: E402
+from ember.training import make_feval  # noqa: E402
 
 
 def stdlib_text():
@@ -126,9 +126,9 @@ def main(argv=None):
     parser.add_argument("--log-every", type=int, default=100, help="print the training loss every N steps")
     args = parser.parse_args(argv)
     if args.threads:
-        from ember.threads import set_num_threads
+        from ember.runtime import configure_threads
 
-        set_num_threads(args.threads)
+        configure_threads(args.threads)
 
     if args.file:
         with open(args.file, encoding="utf-8", errors="replace") as handle:

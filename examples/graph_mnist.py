@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from ember import nn, optim
 from ember.data import minibatches
-from ember.train import load_dataset, make_feval
+from ember.training import load_dataset, make_feval
 
 
 def graph_net(rng, hidden=256, n_in=784):

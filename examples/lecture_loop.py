@@ -1,7 +1,7 @@
 """The lecture's training loop, written out: a ``feval`` closure and ``optim.sgd``.
 
 This is the primary way to train with ember (the Torch7 way): everything is explicit.
-``ember train`` / ``ember.train.fit`` run the same loop with more options.
+``ember train`` / ``ember.training.fit`` run the same loop with more options.
 
     python examples/lecture_loop.py    # about 1 minute (1 thread); 98.39% test accuracy after 5 epochs
 """

@@ -13,8 +13,8 @@ import numpy as np
 
 from ember import models, nn
 from ember.optim.recipes import MNIST_MLP, command
-from ember.threads import set_num_threads
-from ember.train import TrainOptions, fit, load_dataset
+from ember.runtime import configure_threads
+from ember.training import TrainOptions, fit, load_dataset
 
 
 def main(argv=None):
@@ -25,7 +25,7 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    set_num_threads(args.threads)
+    configure_threads(args.threads)
     data = load_dataset((784,), limit=args.limit)
     print(f"| optimizer | {' | '.join(f'epoch {e}' for e in range(1, args.epochs + 1))} | time | command |")
     print("|---" * (args.epochs + 3) + "|")

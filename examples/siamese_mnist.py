@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from ember import nn, optim
 from ember.data import minibatches
 from ember.drlim import embed, siamese_net
-from ember.train import load_dataset, make_feval
+from ember.training import load_dataset, make_feval
 
 
 def embedding_net(rng, hidden=(512, 256), dim=2):

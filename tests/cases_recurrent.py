@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 from cases import Case, normal
 
-import ember
 from ember import nn
 from ember.nn.module import Module
 
@@ -16,7 +15,6 @@ MASK = np.arange(T)[None, :] < np.array(LENGTHS)[:, None]
 BASES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
-@ember.io.register_module
 class LeakyCell(Module):
     """A step module of the tests' own: h' = a h + (1 - a) tanh(Linear(x)), a fixed.
 

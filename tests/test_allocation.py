@@ -5,7 +5,7 @@ import pytest
 from allocation import warm_step_allocation
 
 from ember import _blas, models, nn
-from ember.train import make_feval
+from ember.training import make_feval
 
 
 # (batch, bound in bytes). NumPy's ufunc iterator uses transient buffers of at most 8192

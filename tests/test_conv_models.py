@@ -11,7 +11,7 @@ from allocation import allocations
 
 from ember import models, nn, optim, viz
 from ember.cli import main
-from ember.train import TrainOptions, fit, load_dataset, make_feval
+from ember.training import TrainOptions, fit, load_dataset, make_feval
 
 
 @pytest.mark.parametrize("name", ["lenet5", "convnet-lcn"])

@@ -82,13 +82,13 @@ def test_cupy_matches_numpy(case):
 
 
 def _small_mnist(n=2000):
-    from ember.train import load_dataset
+    from ember.training import load_dataset
 
     return load_dataset((784,), limit=n)
 
 
 def test_training_on_the_gpu_follows_the_cpu(tmp_path):
-    from ember.train import TrainOptions, fit
+    from ember.training import TrainOptions, fit
 
     data = _small_mnist()
     runs = []
@@ -101,7 +101,7 @@ def test_training_on_the_gpu_follows_the_cpu(tmp_path):
     (cpu_row, _, _), (gpu_row, gpu_file, gpu_model) = runs
     assert gpu_row["train_loss"] == pytest.approx(cpu_row["train_loss"], rel=1e-6)
     assert gpu_row["test_acc"] == pytest.approx(cpu_row["test_acc"], abs=1e-3)
-    from ember.train import evaluate
+    from ember.training import evaluate
 
     _, acc, _ = evaluate(gpu_model, nn.ClassNLLCriterion(), data.x_test, data.y_test)  # a CPU criterion: moved
     assert acc == pytest.approx(gpu_row["test_acc"])

@@ -4,19 +4,22 @@
 import inspect
 
 import ember
+import ember.cli
 import ember.data
+import ember.drlim
+import ember.drlim.manifold
 import ember.image
 import ember.io
-import ember.manifold
 import ember.models
 import ember.nn
 import ember.optim
+import ember.runtime
 import ember.testing
-import ember.train
+import ember.training
 import ember.viz
 
-PACKAGES = [ember, ember.nn, ember.optim, ember.data, ember.io, ember.testing, ember.train, ember.models,
-            ember.manifold, ember.viz, ember.image]  # fmt: skip
+PACKAGES = [ember, ember.nn, ember.optim, ember.data, ember.io, ember.testing, ember.training, ember.models,
+            ember.drlim, ember.drlim.manifold, ember.cli, ember.runtime, ember.viz, ember.image]  # fmt: skip
 
 
 def _public(module):

@@ -165,7 +165,7 @@ def test_safetensors_layout_is_readable_by_a_plain_reader(tmp_path):
     np.testing.assert_array_equal(weight, net.get(0).weight)
 
 
-def test_custom_modules_need_registration(tmp_path):
+def test_custom_modules_load_only_when_named(tmp_path):
     class Twice(nn.Module):
         """y = 2x."""
 
@@ -175,7 +175,8 @@ def test_custom_modules_need_registration(tmp_path):
 
     path = tmp_path / "custom.safetensors"
     ember.save(nn.Sequential(Twice()), path)
-    with pytest.raises(FormatError, match="register"):
+    with pytest.raises(FormatError, match="classes="):
         ember.load(path)
-    io.register_module(Twice)
-    assert isinstance(ember.load(path).get(0), Twice)
+    assert isinstance(ember.load(path, classes=[Twice]).get(0), Twice)
+    with pytest.raises(FormatError, match="Twice"):  # naming it once registers nothing
+        ember.load(path)

@@ -21,7 +21,7 @@ from ember.data.pose import (
 )
 from ember.drlim import PairSampler, embed, embedding_net, siamese_feval, siamese_net, train_drlim
 from ember.errors import FormatError
-from ember.manifold import (
+from ember.drlim.manifold import (
     azimuth_circularity,
     lighting_ratio,
     manifold_metrics,
@@ -285,9 +285,9 @@ def test_tiny_training_smoke(small_set):
 @pytest.fixture
 def keep_threads(monkeypatch):
     """The command sets the process's thread counts (--threads, default 1): not in tests."""
-    import ember.threads
+    import ember.runtime
 
-    monkeypatch.setattr(ember.threads, "set_num_threads", lambda n: True)
+    monkeypatch.setattr(ember.runtime, "configure_threads", lambda n=None, blas_idle_short=True: None)
 
 
 def test_command_on_an_external_npz(tmp_path, capsys, keep_threads):
@@ -306,7 +306,7 @@ def test_command_on_an_external_npz(tmp_path, capsys, keep_threads):
 
 
 def test_command_reports_bad_input(tmp_path, capsys, keep_threads):
-    from ember.manifold_cli import main
+    from ember.cli.manifold import main
 
     assert main(["--data", str(tmp_path / "nope.npz")]) == 1
     assert "not found" in capsys.readouterr().err
@@ -315,7 +315,7 @@ def test_command_reports_bad_input(tmp_path, capsys, keep_threads):
 def test_epochs_budget():
     import argparse
 
-    from ember.manifold_cli import _steps
+    from ember.cli.manifold import _steps
 
     args = argparse.Namespace(epochs=2.0, steps=None, pairs=64)
     assert _steps(args, 648) == round(2 * 648 / 128)
@@ -324,7 +324,7 @@ def test_epochs_budget():
 
 def test_plot(tmp_path, small_set):
     pytest.importorskip("matplotlib")
-    from ember.manifold_plot import plot_embeddings
+    from ember.drlim.plot import plot_embeddings
 
     z = pca_embedding(small_set)
     plot_embeddings(tmp_path / "p.png", small_set, z, z)

@@ -12,7 +12,7 @@ def test_readme_example_runs_and_learns():
     namespace = {}
     import ember
 
-    ember.manual_seed(0)  # the example draws its initial weights from ember's global generator
+    ember.manual_seed(0)  # the example builds its modules without rng: seeds their generators
     exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own README
     net, ember = namespace["net"], namespace["ember"]
     x, y = ember.data.load_mnist(splits=("test",))["test"]

@@ -11,7 +11,7 @@ from allocation import warm_step_allocation
 import ember
 from ember import models, nn, optim
 from ember.data import Standardizer, load_mnist
-from ember.train import make_feval
+from ember.training import make_feval
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 

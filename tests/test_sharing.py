@@ -161,6 +161,6 @@ def test_recurrent_layer_dropouts_are_part_of_the_tree():
     assert len(inner) == 2
     lstm.evaluate()
     assert not any(m.train for m in inner)
-    from ember.checkpoint import generators
+    from ember.training.checkpoint import generators
 
     assert len(generators(lstm)) >= 1  # their generator is saved with a checkpoint

@@ -6,7 +6,7 @@ import pytest
 from ember import models, nn
 from ember.cli import main
 from ember.errors import TrainingError
-from ember.train import TrainOptions, fit, load_dataset
+from ember.training import TrainOptions, fit, load_dataset
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_cli_reports_errors_without_a_traceback(tmp_path, capsys):
 def test_progress_bar_prints_plain_lines_when_not_a_terminal():
     import io
 
-    from ember.progress import Progress
+    from ember.training.progress import Progress
 
     stream = io.StringIO()
     bar = Progress(100, "epoch 1/1", stream=stream, plain_every=0.0)

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from ember import models, nn
-from ember.checkpoint import read_checkpoint
+from ember.training.checkpoint import read_checkpoint
 from ember.errors import FormatError, TrainingError
 from ember.io import read_tensors
-from ember.train import TrainOptions, evaluate, fit, load_dataset
+from ember.training import TrainOptions, evaluate, fit, load_dataset
 
 SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
 # dropout (RNG state), adam (optimizer state), a schedule and a validation split

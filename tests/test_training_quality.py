@@ -9,7 +9,7 @@ import pytest
 
 from ember import models, nn, optim
 from ember.optim.recipes import MNIST_MLP, command
-from ember.train import TORCH_LR, TrainOptions, fit, load_dataset
+from ember.training import TORCH_LR, TrainOptions, fit, load_dataset
 
 # (training samples, epochs, recipe overrides that only shrink the budget, min test accuracy)
 BUDGET = {name: (4000, 2, {}, 0.86) for name in MNIST_MLP}  # they reach 0.88-0.90

@@ -3,29 +3,44 @@
     import ember
     from ember import nn
     net = nn.Sequential(nn.Linear(784, 1000), nn.ReLU(), nn.Linear(1000, 10), nn.LogSoftMax())
+
+Importing ember changes nothing outside ember and imports no NumPy: the subpackages
+(``ember.nn``, ``ember.optim``, ...) and ``ember.save``/``ember.load`` load on first use,
+so that :func:`configure_threads` (the process-wide BLAS and thread settings, see
+:mod:`ember.runtime`) can still run before NumPy loads its BLAS. The package map is in
+docs/index.md.
 """
 
-import os as _os
-import sys as _sys
+import importlib as _importlib
 
-# OpenBLAS's idle worker threads spin for about 2^28 cycles (~0.1 s) after each matrix
-# product, holding the core that ember's helper thread needs for the array work between
-# products (im2col, col2im, pooling; see docs/convnets.md). 2^20 cycles (~0.3 ms) keeps
-# back-to-back products just as fast. OpenBLAS reads this when NumPy is first imported,
-# so it only takes effect when ember is imported before NumPy; otherwise (unless the
-# variable was set) ember keeps its own array work on one thread.
-BLAS_IDLE_SHORT = "numpy" not in _sys.modules or "OPENBLAS_THREAD_TIMEOUT" in _os.environ
-_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "20")
+from ._version import __version__
+from .errors import FormatError, ShapeError, TrainingError
+from .runtime import configure_threads
 
-from . import data, models, nn, optim  # noqa: E402
-from .backend import Backend, get_backend  # noqa: E402
-from .errors import FormatError, ShapeError, TrainingError  # noqa: E402
-from .io import load, save  # noqa: E402
-from .nn.init import manual_seed  # noqa: E402
+# name -> (module, attribute or None for the module itself), imported on first access
+_LAZY = {
+    "nn": ("ember.nn", None), "optim": ("ember.optim", None), "data": ("ember.data", None),
+    "models": ("ember.models", None), "Backend": ("ember.backend", "Backend"),
+    "get_backend": ("ember.backend", "get_backend"), "load": ("ember.io", "load"), "save": ("ember.io", "save"),
+    "manual_seed": ("ember.nn.init", "manual_seed"),
+}  # fmt: skip
 
-__version__ = "0.1.0"
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'ember' has no attribute {name!r}")
+    module_name, attribute = _LAZY[name]
+    module = _importlib.import_module(module_name)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "nn", "optim", "data", "models", "Backend", "get_backend", "ShapeError", "TrainingError", "FormatError",
-    "load", "save", "manual_seed", "__version__",
+    "load", "save", "manual_seed", "configure_threads", "__version__",
 ]  # fmt: skip

@@ -11,7 +11,8 @@ and ``data_offsets`` and has a ``__metadata__`` dict of strings. ember stores th
 - any user metadata (strings).
 
 Reading never executes code: classes are looked up by name among ember's modules (and
-those registered with :func:`register_module`); anything else is rejected. Writes go to a
+the classes the caller passes to :func:`load`, ``classes=[MyModule]``); anything else is
+rejected. Writes go to a
 temporary file that is fsynced and renamed over the target, so a crash never leaves a
 half-written file in place of a good one.
 """
@@ -35,7 +36,6 @@ _DTYPES = {
     "I8": "i1", "U8": "u1", "U16": "<u2", "U32": "<u4", "U64": "<u8", "BOOL": "?",
 }  # fmt: skip
 _CODES = {np.dtype(v).str if np.dtype(v).str[0] != "|" else np.dtype(v).str: k for k, v in _DTYPES.items()}
-_REGISTRY: dict = {}
 
 
 def _dtype_code(array) -> str:
@@ -197,17 +197,12 @@ def _no_duplicates(pairs):
 
 
 # ---------------------------------------------------------------- architecture descriptions
-def register_module(cls):
-    """Allow :func:`load` to rebuild a user-defined module class (usable as a decorator)."""
-    _REGISTRY[cls.__name__] = cls
-    return cls
-
-
-def _known_classes():
+def _known_classes(classes=()):
+    """ember's module classes by name, and ``classes`` (the caller's own)."""
     from . import nn
 
     known = {name: getattr(nn, name) for name in nn.__all__ if isinstance(getattr(nn, name), type)}
-    known.update(_REGISTRY)
+    known.update((cls.__name__, cls) for cls in classes)
     return known
 
 
@@ -229,16 +224,16 @@ def encode_value(value):
     raise TypeError(f"cannot describe constructor argument of type {type(value).__name__} in a model file")
 
 
-def decode_value(value):
-    """Inverse of :func:`encode_value`: JSON values back to arrays and modules."""
+def decode_value(value, classes=()):
+    """Inverse of :func:`encode_value`: JSON values back to arrays and modules (``classes``: as for :func:`build`)."""
     if isinstance(value, list):
-        return [decode_value(v) for v in value]
+        return [decode_value(v, classes) for v in value]
     if isinstance(value, dict):
         if "__ndarray__" in value:
             return np.asarray(value["__ndarray__"], dtype=np.dtype(value.get("dtype", "float64")))
         if "__module__" in value:
-            return build(value["__module__"])
-        return {k: decode_value(v) for k, v in value.items()}
+            return build(value["__module__"], classes)
+        return {k: decode_value(v, classes) for k, v in value.items()}
     return value
 
 
@@ -247,19 +242,22 @@ def describe_architecture(module) -> dict:
     return encode_value(module.spec())
 
 
-def build(spec: dict):
-    """Rebuild a module tree from its description (no code is executed)."""
+def build(spec: dict, classes=()):
+    """Rebuild a module tree from its description (no code is executed).
+
+    Class names are looked up among ember's modules and ``classes`` (your own Module
+    subclasses, e.g. ``[MyCell]``); any other name is a :class:`FormatError`.
+    """
     if not isinstance(spec, dict) or not isinstance(spec.get("type"), str):
         raise FormatError(f"bad module description {str(spec)[:80]!r}")
-    classes = _known_classes()
-    cls = classes.get(spec["type"])
+    cls = _known_classes(classes).get(spec["type"])
     if cls is None:
         raise FormatError(
-            f"unknown module type {spec['type']!r}; register custom classes with ember.io.register_module"
+            f"unknown module type {spec['type']!r}; pass your own classes to load, e.g. ember.load(path, classes=[...])"
         )
     if hasattr(cls, "from_spec"):
-        return cls.from_spec(spec, build)
-    args = decode_value(spec.get("args", {}))
+        return cls.from_spec(spec, lambda child: build(child, classes))
+    args = decode_value(spec.get("args", {}), classes)
     if not isinstance(args, dict):
         raise FormatError(f"{spec['type']}: arguments must be an object")
     positional = []
@@ -270,7 +268,7 @@ def build(spec: dict):
     except (TypeError, ValueError) as exc:
         raise FormatError(f"cannot rebuild {spec['type']} from {args}: {exc}") from exc
     for child in spec.get("children", []):
-        module.add(build(child))
+        module.add(build(child, classes))
     return module
 
 
@@ -285,7 +283,7 @@ def save(module, path, metadata: dict | None = None, extra: dict | None = None) 
     ``extra``: other named arrays kept with the model (e.g. the input preprocessing),
     read back with :func:`load_extra`.
     """
-    from . import __version__
+    from ._version import __version__
 
     tensors, shared, by_id = {}, {}, {}
     for name, array in module.named_arrays():
@@ -307,11 +305,13 @@ def save(module, path, metadata: dict | None = None, extra: dict | None = None) 
     write_tensors(path, tensors, meta)
 
 
-def load(path, backend=None, with_metadata=False):
+def load(path, backend=None, with_metadata=False, classes=()):
     """Rebuild a module from a file written by :func:`save`.
 
     Returns the module (or ``(module, metadata)`` with ``with_metadata=True``), on the
-    NumPy float32 backend unless ``backend`` says otherwise.
+    NumPy float32 backend unless ``backend`` says otherwise. ``classes``: your own Module
+    subclasses the file may name (ember's own are always known); nothing is looked up
+    anywhere else, so a file can only ever build the classes you name here.
     """
     tensors, metadata = read_tensors(path)
     tensors = {k: v for k, v in tensors.items() if not k.startswith(EXTRA)}
@@ -323,7 +323,7 @@ def load(path, backend=None, with_metadata=False):
     except ValueError as exc:
         raise FormatError(f"{path}: corrupted architecture description ({exc})") from exc
     try:
-        module = build(spec)
+        module = build(spec, classes)
     except FormatError as exc:
         raise FormatError(f"{path}: {exc}") from exc
     slots = _array_slots(module)

@@ -2,36 +2,18 @@
 
 Each entry is a :class:`ModelSpec`: a builder ``build(n_classes, rng, **options) -> Module``
 whose output is log-probabilities (train it with ``ClassNLLCriterion``), the input shape
-of one sample it expects, and training defaults. Register new models with
-:func:`register` from a category file imported below.
+of one sample it expects, and training defaults. Each category file lists its models in
+``SPECS``; :data:`MODELS` is built from those lists here, in one place (importing a file
+registers nothing).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable
+from . import convnets, mlp, recurrent
+from .spec import ModelSpec
 
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A named network: how to build it and how to feed and train it by default."""
-
-    name: str
-    build: Callable
-    input_shape: tuple
-    description: str
-    defaults: dict = field(default_factory=dict)
-
-
-MODELS: dict = {}
-
-
-def register(spec: ModelSpec) -> ModelSpec:
-    """Add a model to :data:`MODELS` (the names ``ember train --model`` accepts); returns it."""
-    if spec.name in MODELS:
-        raise ValueError(f"model {spec.name!r} is already registered")
-    MODELS[spec.name] = spec
-    return spec
+#: name -> ModelSpec: the names ``ember train --model`` accepts
+MODELS: dict = {spec.name: spec for spec in (*mlp.SPECS, *convnets.SPECS, *recurrent.SPECS)}
 
 
 def get_model(name: str) -> ModelSpec:
@@ -47,8 +29,4 @@ def build_model(name: str, n_classes=10, rng=None, **options):
     return get_model(name).build(n_classes=n_classes, rng=rng, **options)
 
 
-from . import mlp  # noqa: E402,F401  (registers mnist-mlp, svhn-mlp)
-from . import convnets  # noqa: E402,F401  (registers lenet5, convnet-lcn)
-from . import recurrent  # noqa: E402,F401  (registers mnist-lstm)
-
-__all__ = ["ModelSpec", "MODELS", "register", "get_model", "build_model"]
+__all__ = ["ModelSpec", "MODELS", "get_model", "build_model"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .. import image, nn
-from . import ModelSpec, register
+from .spec import ModelSpec
 
 
 def lenet5(n_classes=10, rng=None, dropout=0.0):
@@ -54,8 +54,10 @@ def convnet_lcn(n_classes=10, rng=None, dropout=0.5, width=(32, 64), hidden=256)
     return net.add(nn.Linear(hidden, n_classes, rng=rng)).add(nn.LogSoftMax())
 
 
-register(ModelSpec("lenet5", lenet5, (1, 28, 28), "LeNet-5: conv 20, pool, conv 50, pool, 500, 10 (MNIST)",
-                   {"epochs": 10, "batch_size": 64, "lr": 0.05, "lr_decay": 1e-4, "momentum": 0.9}))
-register(ModelSpec("convnet-lcn", convnet_lcn, (1, 28, 28),
-                   "2 stages [contrast norm, conv, ReLU, L2 pool] + 256 + 10 (the lecture's multistage net)",
-                   {"epochs": 10, "batch_size": 64, "lr": 0.05, "lr_decay": 5e-4, "momentum": 0.9}))
+SPECS = (
+    ModelSpec("lenet5", lenet5, (1, 28, 28), "LeNet-5: conv 20, pool, conv 50, pool, 500, 10 (MNIST)",
+              {"epochs": 10, "batch_size": 64, "lr": 0.05, "lr_decay": 1e-4, "momentum": 0.9}),
+    ModelSpec("convnet-lcn", convnet_lcn, (1, 28, 28),
+              "2 stages [contrast norm, conv, ReLU, L2 pool] + 256 + 10 (the lecture's multistage net)",
+              {"epochs": 10, "batch_size": 64, "lr": 0.05, "lr_decay": 5e-4, "momentum": 0.9}),
+)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .. import nn
-from . import ModelSpec, register
+from .spec import ModelSpec
 
 
 def mnist_mlp(n_classes=10, rng=None, hidden=1000, dropout=0.0):
@@ -29,7 +29,9 @@ def svhn_mlp(n_classes=10, rng=None, hidden=1500, dropout=0.0):
     return net
 
 
-register(ModelSpec("mnist-mlp", mnist_mlp, (784,), "784-1000-10 ReLU MLP of the lecture (MNIST)",
-                   {"epochs": 10, "batch_size": 64, "lr": 0.05, "lr_decay": 2e-4, "momentum": 0.9}))
-register(ModelSpec("svhn-mlp", svhn_mlp, (3, 32, 32), "3x32x32 -> 1500 Tanh -> 10 (the lecture's SVHN net)",
-                   {"epochs": 10, "batch_size": 64, "lr": 0.02, "momentum": 0.9}))
+SPECS = (
+    ModelSpec("mnist-mlp", mnist_mlp, (784,), "784-1000-10 ReLU MLP of the lecture (MNIST)",
+              {"epochs": 10, "batch_size": 64, "lr": 0.05, "lr_decay": 2e-4, "momentum": 0.9}),
+    ModelSpec("svhn-mlp", svhn_mlp, (3, 32, 32), "3x32x32 -> 1500 Tanh -> 10 (the lecture's SVHN net)",
+              {"epochs": 10, "batch_size": 64, "lr": 0.02, "momentum": 0.9}),
+)

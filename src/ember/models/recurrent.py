@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .. import nn
-from . import ModelSpec, register
+from .spec import ModelSpec
 
 
 def mnist_lstm(n_classes=10, rng=None, hidden=128, dropout=0.0):
@@ -24,5 +24,7 @@ def mnist_lstm(n_classes=10, rng=None, hidden=128, dropout=0.0):
     return net
 
 
-register(ModelSpec("mnist-lstm", mnist_lstm, (28, 28), "MNIST rows as a sequence: LSTM(28, 128) -> last step -> 10",
-                   {"epochs": 10, "batch_size": 64, "lr": 0.1, "momentum": 0.9}))
+SPECS = (
+    ModelSpec("mnist-lstm", mnist_lstm, (28, 28), "MNIST rows as a sequence: LSTM(28, 128) -> last step -> 10",
+              {"epochs": 10, "batch_size": 64, "lr": 0.1, "momentum": 0.9}),
+)

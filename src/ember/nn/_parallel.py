@@ -6,14 +6,13 @@ on the calling thread and ``work(mid, n)`` on one persistent helper thread, then
 ``work`` must not call BLAS: OpenBLAS called from two threads at once stalled for 100+
 ms at a time here; matrix products always run on the calling thread.
 
-The number of threads follows :func:`set_num_threads` (``ember.threads.set_num_threads``
-sets it with the BLAS threads). The default is ``min(2, cores)`` when OpenBLAS's idle
-threads were told to stop spinning soon (``ember.BLAS_IDLE_SHORT``: ember was imported
-before NumPy, or ``OPENBLAS_THREAD_TIMEOUT`` is set), else 1: a spinning BLAS thread
-holds the second core and the helper would only slow the step down (measured, see
-docs/convnets.md). With one thread, or when the helper is busy (another thread of the
-program is using it), the work runs serially on the caller: results never depend on the
-number of threads.
+The number of threads is 1 (everything on the calling thread, no helper thread) until
+:func:`ember.runtime.configure_threads` allows 2 -- it does only when OpenBLAS's idle
+threads were told to stop spinning soon: a spinning BLAS thread holds the second core
+and the helper would only slow the step down (measured, see docs/convnets.md). The
+helper thread is started on the first :func:`split` that uses it, never at import. With
+one thread, or when the helper is busy (another thread of the program is using it), the
+work runs serially on the caller: results never depend on the number of threads.
 """
 
 from __future__ import annotations
@@ -23,26 +22,20 @@ import os
 import threading
 
 
-def default_threads():
-    """min(2, cores) when ember may use its helper thread (see the module docstring), else 1."""
-    from .. import BLAS_IDLE_SHORT
-
-    return min(2, os.cpu_count() or 1) if BLAS_IDLE_SHORT else 1
-
-
-_state = {"threads": default_threads(), "helper": None, "pid": None}
+_state = {"threads": 1, "helper": None, "pid": None}
 #: below this many array elements the hand-off costs more than it saves
 MIN_ELEMENTS = 1 << 15
 
 
 def set_num_threads(n: int) -> None:
-    """Use ``n`` threads (1 or 2) for ember's own array work."""
+    """Use ``n`` threads (1 or 2) for ember's own array work (set by :func:`ember.runtime.configure_threads`)."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"set_num_threads: expected a positive int, got {n!r}")
     _state["threads"] = min(n, 2)
 
 
 def get_num_threads() -> int:
+    """The number of threads (1 or 2) ember's own array work uses."""
     return _state["threads"]
 
 

@@ -1,28 +1,38 @@
-"""Parameter initialisation from a seeded NumPy generator.
+"""Parameter initialisation from seeded NumPy generators.
 
 Models are initialised on the CPU from a ``numpy.random.Generator`` (then moved with
 ``module.to(backend)``), so the initial weights are the same on every backend. Each
-module takes an optional ``rng``; without one it draws from ember's generator, which
-:func:`manual_seed` resets (like Torch7's ``torch.manualSeed``).
+module takes an optional ``rng`` (a generator, or an int seed) and owns what it is given.
+
+Without ``rng``, a module gets a generator of its own, seeded from ember's default seed
+sequence -- never one shared with other modules, so e.g. a ``Dropout``'s masks do not
+depend on how many weights other modules drew. :func:`manual_seed` restarts that sequence
+(like Torch7's ``torch.manualSeed``): after ``manual_seed(s)`` the modules created
+without ``rng``, in the same order, get the same generators, hence the same initial
+weights and the same dropout masks. It seeds nothing else: not NumPy's global
+``np.random``, not the data order (``TrainOptions.seed``), not a module built with ``rng``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-_generator = np.random.default_rng()
+# ember's one piece of process-wide random state: the sequence whose children seed modules built without rng.
+_DEFAULT = {"seeds": np.random.SeedSequence()}
 
 
 def manual_seed(seed: int) -> None:
-    """Re-seed the generator used by modules created without an explicit ``rng``."""
-    global _generator
-    _generator = np.random.default_rng(seed)
+    """Restart the seed sequence that gives modules created without ``rng`` their generators."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"manual_seed: seed must be a non-negative int, got {seed!r}")
+    _DEFAULT["seeds"] = np.random.SeedSequence(int(seed))
 
 
 def get_rng(rng=None) -> np.random.Generator:
-    """``rng`` itself, a generator seeded with ``rng`` if it is an int, else ember's."""
+    """``rng`` itself, a generator seeded with ``rng`` if it is an int, else a new generator
+    seeded from the next child of ember's default seed sequence (see :func:`manual_seed`)."""
     if rng is None:
-        return _generator
+        return np.random.default_rng(_DEFAULT["seeds"].spawn(1)[0])
     if isinstance(rng, (int, np.integer)):
         return np.random.default_rng(int(rng))
     if isinstance(rng, np.random.Generator):

@@ -1,7 +1,7 @@
 """Settings with which each optimizer trains the lecture's MNIST network
 (``mnist-mlp``: 784-1000-10, ReLU) to >= 97.5% test accuracy in 5 epochs.
 
-Each entry maps to :class:`ember.train.TrainOptions` fields (and to ``ember train``
+Each entry maps to :class:`ember.training.TrainOptions` fields (and to ``ember train``
 flags, see :func:`command`). The full-data results and the command that produced them
 are in docs/training.md; tests/test_training_quality.py runs every entry on a subset.
 """

@@ -5,8 +5,8 @@
 
 Renders the turntable set (or reads ``--data``), trains a siamese net with the
 contrastive loss on the fit images, and prints the metrics of
-:mod:`ember.manifold` for DrLIM and for ember's PCA baseline on the held-out images.
-Also runnable as ``python -m ember.manifold_cli``.
+:mod:`ember.drlim.manifold` for DrLIM and for ember's PCA baseline on the held-out images.
+Also runnable as ``python -m ember.cli.manifold``.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def add_manifold_parser(subparsers):
 
 
 def _load(args):
-    from .data.pose import load_pose_set, render_pose_set
+    from ..data.pose import load_pose_set, render_pose_set
 
     if args.data:
         return load_pose_set(args.data)
@@ -72,7 +72,7 @@ def _steps(args, n_fit):
 
 def format_metrics(rows, margin):
     """The metrics table: ``rows`` = [(name, metrics dict, unit note)]."""
-    from .manifold import METRICS
+    from ..drlim.manifold import METRICS
 
     lines = [f"{'method':<8}" + "".join(f"{m:>10}" for m in METRICS)]
     for name, metrics, note in rows:
@@ -88,22 +88,22 @@ def meets_targets(metrics, margin) -> bool:
 
 
 def run_manifold(args):
-    from .data.pose import save_contact_sheet, variance_shares
-    from .drlim import embed, train_drlim
-    from .manifold import METRICS, manifold_metrics, pca_embedding
+    from ..data.pose import save_contact_sheet, variance_shares
+    from ..drlim import embed, train_drlim
+    from ..drlim.manifold import METRICS, manifold_metrics, pca_embedding
 
     if args.plot:  # fail before training, not after
         try:
-            from .manifold_plot import _matplotlib
+            from ..drlim.plot import _matplotlib
 
             _matplotlib()
         except ImportError as error:
             print(f"ember manifold: error: {error}", file=sys.stderr)
             return 1
     if getattr(args, "threads", None):
-        from .threads import set_num_threads
+        from .. import runtime
 
-        set_num_threads(args.threads)
+        runtime.configure_threads(args.threads)
     start = time.perf_counter()
     data = _load(args)
     shares = variance_shares(data)
@@ -119,7 +119,7 @@ def run_manifold(args):
         save_contact_sheet(data, args.contact_sheet, scale=2)
     steps = _steps(args, len(data.train_index))
     if args.arch is None:
-        from . import nn
+        from .. import nn
 
         args.arch = "conv" if hasattr(nn, "SpatialConvolution") else "mlp"
     print(f"DrLIM: {args.arch} net -> {args.dim}-D, margin {args.margin}, {steps} steps of {args.pairs} similar + "
@@ -141,7 +141,7 @@ def run_manifold(args):
         save_embedding(args.save_embedding, data, z, z_pca, [m_drlim[m] for m in METRICS], [m_pca[m] for m in METRICS])
         print(f"embedding saved to {args.save_embedding}")
     if args.plot:
-        from .manifold_plot import plot_embeddings
+        from ..drlim.plot import plot_embeddings
 
         plot_embeddings(args.plot, data, z, z_pca, title=f"{data.name}: DrLIM ({args.arch}, seed {args.seed}) and PCA")
         print(f"plot saved to {args.plot}")
@@ -153,8 +153,8 @@ def save_embedding(path, data, z, z_pca, drlim_metrics, pca_metrics):
     and the metrics (``metric_names``, ``drlim_metrics``, ``pca_metrics``) as an .npz."""
     import io as _io
 
-    from .io import atomic_write
-    from .manifold import METRICS
+    from ..io import atomic_write
+    from ..drlim.manifold import METRICS
 
     buffer = _io.BytesIO()
     np.savez_compressed(buffer, embedding=z, pca=z_pca, azimuth=data.azimuth, elevation=data.elevation,
@@ -166,7 +166,7 @@ def save_embedding(path, data, z, z_pca, drlim_metrics, pca_metrics):
 def main(argv=None):
     parser = add_manifold_arguments(argparse.ArgumentParser(prog="ember manifold", description=__doc__.split("\n")[0]))
     args = parser.parse_args(argv)
-    from .errors import FormatError, ShapeError, TrainingError
+    from ..errors import FormatError, ShapeError, TrainingError
 
     try:
         return run_manifold(args)

@@ -22,15 +22,14 @@ runs at its core::
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import optim
-from .data import load_mnist
-from .data.preprocess import make_preprocessor
-from .errors import ShapeError
+from .. import optim
+from ..data import load_mnist
+from ..data.preprocess import make_preprocessor
+from ..errors import ShapeError
 
 
 @dataclass
@@ -246,23 +245,9 @@ def make_feval(model, criterion, inputs, targets, grads, regularize=None):
     return feval
 
 
-def fit(model, criterion, data: Dataset, options: TrainOptions, out=None, save_metadata=None):
-    """Train ``model`` on ``data``; print one summary line per epoch.
-
-    Returns the history: one dict per completed epoch (train / valid / test loss and
-    accuracy, learning rate, time). With ``options.checkpoint`` the run can be killed
-    at any moment and resumed (``resume=True``) to the same parameters, bit for bit.
-    Raises :class:`TrainingError` if the loss becomes NaN or infinite (the last
-    checkpoint and model file are left untouched).
-    """
-    from .loop import TrainingRun
-
-    return TrainingRun(model, criterion, data, options, out or sys.stdout, save_metadata or {}).train()
-
-
 def model_metadata(data: Dataset) -> dict:
     """What ``ember eval`` needs besides the arrays: the dataset's name."""
     return {"dataset": data.name}
 
 
-__all__ = ["Dataset", "TrainOptions", "load_dataset", "make_dataset", "evaluate", "make_feval", "fit"]
+__all__ = ["Dataset", "TrainOptions", "load_dataset", "make_dataset", "evaluate", "make_feval", "model_metadata"]

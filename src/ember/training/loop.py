@@ -1,4 +1,4 @@
-"""The one training loop behind :func:`ember.train.fit` and ``ember train``.
+"""The one training loop behind :func:`ember.training.fit` and ``ember train``.
 
 A :class:`TrainingRun` holds a run's state and performs it: per epoch, shuffle (a
 seeded generator), then per minibatch set the scheduled learning rate, call the
@@ -12,22 +12,23 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 
 import numpy as np
 
-from . import io, optim
+from .. import io, optim
+from ..data.preprocess import to_file
+from ..errors import TrainingError
+from ..optim import Logger, MaxNorm, WeightDecay, clip_grad_norm, parameter_mask, parse_schedule
 from .checkpoint import generators
-from .data.preprocess import to_file
-from .errors import TrainingError
-from .optim import Logger, MaxNorm, WeightDecay, clip_grad_norm, parameter_mask, parse_schedule
 from .progress import Progress
 from .run_state import RunState, fingerprint, load_run, save_run
-from .train import _HAS, TORCH_LR, evaluate, make_feval, on_model_backend
+from .train import _HAS, TORCH_LR, Dataset, TrainOptions, evaluate, make_feval, on_model_backend
 
 
 class TrainingRun:
-    """One training run: the state of :func:`ember.train.fit` and its steps."""
+    """One training run: the state of :func:`ember.training.fit` and its steps."""
 
     def __init__(self, model, criterion, data, options, out, save_metadata):
         self.model, self.data, self.options, self.out = model, data, options, out
@@ -63,6 +64,7 @@ class TrainingRun:
 
     # ------------------------------------------------------------------ the loop
     def train(self):
+        """Run (or resume) the epochs; returns the history, one dict per completed epoch."""
         o, run = self.options, self.run
         if o.resume and o.checkpoint and os.path.exists(o.checkpoint):
             self.run = run = load_run(o.checkpoint, self.model, self.params, self.state, self.gens, self.schedule,
@@ -199,3 +201,15 @@ class TrainingRun:
         what = what or f"the loss became {loss}"
         raise TrainingError(f"training stopped: {what} {where} (learning rate {self._current_lr():g}); "
                             f"try a smaller --lr." + (" " + "; ".join(kept) + "." if kept else ""))  # fmt: skip
+
+
+def fit(model, criterion, data: Dataset, options: TrainOptions, out=None, save_metadata=None):
+    """Train ``model`` on ``data``; print one summary line per epoch.
+
+    Returns the history: one dict per completed epoch (train / valid / test loss and
+    accuracy, learning rate, time). With ``options.checkpoint`` the run can be killed
+    at any moment and resumed (``resume=True``) to the same parameters, bit for bit.
+    Raises :class:`TrainingError` if the loss becomes NaN or infinite (the last
+    checkpoint and model file are left untouched).
+    """
+    return TrainingRun(model, criterion, data, options, out or sys.stdout, save_metadata or {}).train()

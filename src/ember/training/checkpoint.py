@@ -24,9 +24,9 @@ import json
 
 import numpy as np
 
-from .backend import to_numpy
-from .errors import FormatError
-from .io import read_tensors, write_tensors
+from ..backend import to_numpy
+from ..errors import FormatError
+from ..io import read_tensors, write_tensors
 
 FORMAT = "ember-checkpoint"
 VERSION = 1

@@ -15,13 +15,13 @@ import json
 import sys
 import time
 
-import numpy as np
+from .. import runtime
 
 
 def _train_parser(sub):
-    from .data.preprocess import KINDS
-    from .optim import OPTIMIZERS
-    from .optim.schedules import SCHEDULES
+    from ..data.preprocess import KINDS
+    from ..optim import OPTIMIZERS
+    from ..optim.schedules import SCHEDULES
 
     p = sub.add_parser("train", help="train a network on MNIST (bundled) or an .npz dataset",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -95,13 +95,14 @@ def _models_parser(sub):
 
 
 def build_parser():
+    """The ``ember`` command's argument parser (one sub-command per verb)."""
     parser = argparse.ArgumentParser(prog="ember", description="ember: module-based deep learning, the Torch7 nn way")
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
     _eval_parser(sub)
     _models_parser(sub)
     _plot_parser(sub)
-    from .manifold_cli import add_manifold_parser
+    from .manifold import add_manifold_parser
 
     add_manifold_parser(sub)
     return parser
@@ -109,22 +110,20 @@ def build_parser():
 
 def _threads(args):
     if getattr(args, "threads", None):
-        from .threads import set_num_threads
-
-        set_num_threads(args.threads)
+        runtime.configure_threads(args.threads)
 
 
 def _to_device(model, args):
     """Move ``model`` to the GPU for ``--device cuda`` (float32, like the CPU)."""
     if getattr(args, "device", "cpu") == "cuda":
-        from .backend import Backend
+        from ..backend import Backend
 
         model.to(Backend("cupy", model.backend.dtype))
     return model
 
 
 def cmd_models(args):
-    from .models import MODELS
+    from ..models import MODELS
 
     for name, spec in sorted(MODELS.items()):
         print(f"{name:<14} input {'x'.join(map(str, spec.input_shape)):<9} {spec.description}")
@@ -150,10 +149,12 @@ def parse_config(text):
 
 
 def cmd_train(args):
-    from . import nn
-    from .models import get_model
-    from .nn.init import manual_seed
-    from .train import TrainOptions, fit, load_dataset, model_metadata
+    import numpy as np
+
+    from .. import nn
+    from ..models import get_model
+    from ..nn.init import manual_seed
+    from ..training import TrainOptions, fit, load_dataset, model_metadata
 
     _threads(args)
     spec = get_model(args.model)
@@ -191,7 +192,7 @@ def cmd_train(args):
         return 0
     final = history[-1]
     if args.filters:
-        from .viz import filter_grid, first_layer_weight
+        from ..viz import filter_grid, first_layer_weight
 
         filter_grid(first_layer_weight(model), args.filters)
         print(f"first-layer filters drawn in {args.filters}")
@@ -201,10 +202,10 @@ def cmd_train(args):
 
 
 def cmd_eval(args):
-    from . import io, nn
-    from .data.preprocess import from_file
-    from .optim import ConfusionMatrix
-    from .train import evaluate, load_dataset
+    from .. import io, nn
+    from ..data.preprocess import from_file
+    from ..optim import ConfusionMatrix
+    from ..training import evaluate, load_dataset
 
     _threads(args)
     model, meta = io.load(args.model_file, with_metadata=True)
@@ -214,7 +215,7 @@ def cmd_eval(args):
     data = load_dataset(input_shape, args.data_dir, dataset, preprocess="none")
     pre = from_file(io.load_extra(args.model_file), meta)
     if pre is None and "normalization" in meta:  # files written before preprocessing was stored as arrays
-        from .data import Standardizer
+        from ..data import Standardizer
 
         norm = json.loads(meta["normalization"])
         pre = Standardizer.from_state(norm["per"], norm)
@@ -230,7 +231,7 @@ def cmd_eval(args):
 
 
 def cmd_plot(args):
-    from .optim import plot_csv
+    from ..optim import plot_csv
 
     path = plot_csv(args.log, args.output, log_scale=args.log_scale)
     print(f"training curves written to {path}")
@@ -238,8 +239,11 @@ def cmd_plot(args):
 
 
 def main(argv=None):
+    """Run the ``ember`` command on ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    # First, before anything imports NumPy: OpenBLAS reads its idle-spin setting only when it is loaded.
+    runtime.configure_threads()
     args = build_parser().parse_args(argv)
-    from .errors import FormatError, ShapeError, TrainingError
+    from ..errors import FormatError, ShapeError, TrainingError
 
     try:
         return args.run(args)

@@ -5,7 +5,7 @@ and its data order, the epoch's running sums, early-stopping bookkeeping, the hi
 of epoch rows and the number of CSV log rows written. :func:`save_run` adds the flat
 parameters, module buffers, the optimizer state, every RNG state (the data-order
 generator and each module's ``rng``, e.g. Dropout's) and the schedule state, and
-writes them atomically with :func:`ember.checkpoint.write_checkpoint`.
+writes them atomically with :func:`ember.training.checkpoint.write_checkpoint`.
 :func:`load_run` validates the whole file against the model and the run's options
 before changing anything, then restores it; resuming is bit-exact.
 """
@@ -17,10 +17,11 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from . import checkpoint, io
-from .backend import to_numpy
-from .errors import FormatError
-from .optim._validate import namespace
+from .. import io
+from ..backend import to_numpy
+from ..errors import FormatError
+from ..optim._validate import namespace
+from . import checkpoint
 
 
 @dataclass

@@ -9,7 +9,7 @@ dissimilar one, the loss of a pair is
 
 Similar pairs are pulled together; dissimilar pairs are pushed apart until they are
 at least the margin m apart. "Similar" here means pose neighbours (see
-:func:`ember.manifold.pose_neighbours`), whatever the lighting, so the map learns pose
+:func:`ember.drlim.manifold.pose_neighbours`), whatever the lighting, so the map learns pose
 and ignores lighting without ever being told what pose is.
 
 The siamese pair is built the Torch7 way: ``ParallelTable(net, net.clone("weight",
@@ -24,8 +24,8 @@ import time
 
 import numpy as np
 
-from . import nn, optim
-from .errors import TrainingError
+from .. import nn, optim
+from ..errors import TrainingError
 from .manifold import pose_neighbours
 
 ARCHS = ("conv", "mlp")
@@ -63,6 +63,7 @@ class PairSampler:
         return columns[start[anchors] + pick]
 
     def sample(self, n_similar, n_dissimilar):
+        """Index pairs ``(i, j)`` and labels ``y`` (0 similar, 1 dissimilar): ``n_similar`` then ``n_dissimilar``."""
         a_sim = self.rng.integers(0, self.n, n_similar)
         a_dis = self.rng.integers(0, self.n, n_dissimilar)
         i = np.concatenate([a_sim, a_dis])
