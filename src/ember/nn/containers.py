@@ -6,7 +6,7 @@ bprop is the backward sweep dE/dX_{k-1} = dE/dX_k . dF_k/dX_{k-1} in reverse ord
 
 from __future__ import annotations
 
-from .module import Module
+from .module import Composite, Module, backprop, has_parameters
 
 
 def add_context(error: BaseException, container, index, child):
@@ -14,7 +14,12 @@ def add_context(error: BaseException, container, index, child):
     error.add_note(f"  in module {index} ({child!r}) of {type(container).__name__}")
 
 
-class Container(Module):
+def lowest_parametrised(modules):
+    """Index of the first of ``modules`` with parameters (``len(modules)`` when none)."""
+    return next((i for i, m in enumerate(modules) if has_parameters(m)), len(modules))
+
+
+class Container(Composite):
     """A module holding an ordered list of children; ``add``, ``get``, ``len``, iteration."""
 
     _input_kind = "any"
@@ -114,53 +119,23 @@ class Sequential(Container):
         self.output = current
         return current
 
-    def _lowest_needed(self):
-        """Index of the lowest child whose backward must run, and whether that child
-        only needs its parameter gradients (see ``Module.compute_grad_input``)."""
-        if self.compute_grad_input:
-            return 0, False
-        for index, child in enumerate(self._children):
-            if child.parameters()[0]:
-                return index, child._grad_input_optional
-        return len(self._children), False
-
-    def _backward_sweep(self, input, grad_output, scale, accumulate):
+    def _backprop(self, input, grad_output, scale, need_input, need_params):
+        """G_{k-1} = F_k's bprop of (X_{k-1}, G_k), k = n..1. When dE/d(input) is not
+        needed, the sweep stops at the lowest child with parameters, which then only
+        accumulates its parameter gradients."""
         children = self._children
-        lowest, params_only = self._lowest_needed()
+        lowest = 0 if need_input else lowest_parametrised(children)
         current = grad_output
         for index in range(len(children) - 1, lowest - 1, -1):
             child = children[index]
             previous = children[index - 1].output if index > 0 else input
             try:
-                if index == lowest and params_only:
-                    child.grad_input = None
-                    if accumulate:
-                        child.acc_grad_parameters(previous, current, scale)
-                    current = None
-                elif accumulate:
-                    current = child.backward(previous, current, scale)
-                else:
-                    current = child.update_grad_input(previous, current)
+                current = backprop(child, previous, current, scale, need_input or index > lowest, need_params)
             except Exception as error:
                 add_context(error, self, index, child)
                 raise
-        self.grad_input = current if self.compute_grad_input else None
-        return self.grad_input
-
-    def update_grad_input(self, input, grad_output):
-        return self._backward_sweep(input, grad_output, 1.0, accumulate=False)
-
-    def acc_grad_parameters(self, input, grad_output, scale=1.0):
-        children = self._children
-        current = grad_output
-        for index in range(len(children) - 1, self._lowest_needed()[0] - 1, -1):
-            child = children[index]
-            previous = children[index - 1].output if index > 0 else input
-            child.acc_grad_parameters(previous, current, scale)
-            current = child.grad_input
-
-    def backward(self, input, grad_output, scale=1.0):
-        return self._backward_sweep(input, grad_output, scale, accumulate=True)
+        if need_input:
+            self.grad_input = current
 
     def __repr__(self):
         flow = " -> ".join(["input"] + [f"({i})" for i in range(len(self._children))] + ["output"])

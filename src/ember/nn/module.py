@@ -120,13 +120,11 @@ class Module:
     #: "float": the input must be a floating array of the backend's dtype;
     #: "any": the module checks its own input (tables, index inputs).
     _input_kind: str = "float"
-    #: True when acc_grad_parameters does not depend on update_grad_input having run, so
-    #: a container may skip the input gradient when nobody needs it (Linear, convolutions).
-    _grad_input_optional: bool = False
-    #: False tells a container that the caller does not need dE/d(input) (the network's
-    #: input is data): ``Sequential`` then skips the input gradient of its first module
-    #: with parameters and everything below it, as PyTorch does for inputs that do not
-    #: require gradients. ``grad_input`` is then None.
+    #: False tells a container (any :class:`Composite`, at any depth) that the caller does
+    #: not need dE/d(input) (the network's input is data): every input gradient below its
+    #: lowest parametrised module is skipped, and that module only accumulates its
+    #: parameter gradients, as PyTorch does for inputs that do not require gradients.
+    #: ``grad_input`` is then None.
     compute_grad_input: bool = True
 
     #: names of the declared per-call values (``saved``/``scratch``), over the whole MRO;
@@ -483,6 +481,72 @@ class Module:
         return self._layout_scratch(name, array.shape, axis_order(array), dtype)
 
 
+class Composite(Module):
+    """Base of the modules whose bprop runs other modules or a loop over time (containers,
+    recurrent modules, cells): ONE method, :meth:`_backprop`, does the whole bprop::
+
+        _backprop(input, grad_output, scale, need_input, need_params)
+
+    computes ``self.grad_input`` = dE/d(input) when ``need_input`` and accumulates
+    ``scale * dE/dW`` when ``need_params``, sharing the work of both halves in one pass.
+    ``update_grad_input``, ``acc_grad_parameters`` and ``backward`` are that call with
+    (True, False), (False, True) and (True, True), so each half may be called alone after
+    a forward. Children are run with :func:`backprop`, which passes the flags on:
+    a sub-tree whose input gradient nobody needs skips every input gradient below its
+    lowest parametrised module (``compute_grad_input = False``, at any depth).
+    """
+
+    def update_grad_input(self, input, grad_output):
+        """dE/d(input) alone (no parameter gradient); None when ``compute_grad_input`` is False."""
+        if not self.compute_grad_input:
+            self.grad_input = None
+            return None
+        self._backprop(input, grad_output, 1.0, True, False)
+        return self.grad_input
+
+    def acc_grad_parameters(self, input, grad_output, scale=1.0):
+        """Accumulate ``scale * dE/dW`` alone (``grad_input`` is left as it was)."""
+        self._backprop(input, grad_output, scale, False, True)
+
+    def backward(self, input, grad_output, scale=1.0):
+        """Both halves in one pass; returns ``grad_input`` (None when ``compute_grad_input``
+        is False)."""
+        need_input = self.compute_grad_input
+        self._backprop(input, grad_output, scale, need_input, True)
+        if not need_input:
+            self.grad_input = None
+        return self.grad_input
+
+    def _backprop(self, input, grad_output, scale, need_input, need_params):
+        """The bprop (see the class doc); sets ``self.grad_input`` when ``need_input``."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement _backprop")
+
+
+def backprop(module, input, grad_output, scale, need_input, need_params):
+    """Run ``module``'s bprop as far as asked; returns its grad_input (None when not needed).
+
+    A :class:`Composite` gets the flags (and applies its own ``compute_grad_input``); any
+    other module gets ``backward``, ``update_grad_input`` or ``acc_grad_parameters``.
+    """
+    if isinstance(module, Composite):
+        need_input = need_input and module.compute_grad_input
+        if need_input or need_params:
+            module._backprop(input, grad_output, scale, need_input, need_params)
+        return module.grad_input if need_input else None
+    if need_input:
+        if need_params:
+            return module.backward(input, grad_output, scale)
+        return module.update_grad_input(input, grad_output)
+    if need_params:
+        module.acc_grad_parameters(input, grad_output, scale)
+    return None
+
+
+def has_parameters(module) -> bool:
+    """True when ``module`` or a module below it has a trainable array."""
+    return any(m._own_parameters() for m in module.modules())
+
+
 class Criterion(Module):
     """Base class of the cost modules: ``loss = forward(input, target)`` (a float),
     ``grad_input = backward(input, target)`` (dE/d(input)).
@@ -550,4 +614,4 @@ def _has_nodes(args) -> bool:
     return any(getattr(item, "_is_graph_node", False) for item in items)
 
 
-__all__ = ["Module", "Criterion", "State", "saved", "scratch"]
+__all__ = ["Module", "Composite", "Criterion", "State", "saved", "scratch", "backprop", "has_parameters"]
