@@ -134,8 +134,141 @@ def test_compute_grad_input_false_at_every_depth(case, wrapper):
     module.grad_input = None
     for m in module.modules():
         m.grad_input = None
-    _forward(case, net, x)
+    if case.reseed:
+        case.reseed(module)
+    net.forward(x)
     assert net.backward(x, wrap_grad(probe)) is None and net.grad_input is None
     _assert_all_close(_grads(net), grads)
     for leaf in _lowest_parametrised_leaves(module):
         assert leaf.grad_input is None, f"{leaf!r} computed an input gradient nobody needs"
+
+
+# ---------------------------------------------------------------- declared state
+def _arrays_in(value, depth=0):
+    """Arrays reachable from an attribute value through lists, tuples and dicts."""
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        return [value]
+    if depth < 4 and isinstance(value, (list, tuple)):
+        return [a for v in value for a in _arrays_in(v, depth + 1)]
+    if depth < 4 and isinstance(value, dict):
+        return [a for v in value.values() for a in _arrays_in(v, depth + 1)]
+    return []
+
+
+def _left_after_clear_state(module):
+    """``[(module, attribute)]`` still holding an array that is no parameter, gradient,
+    buffer or constant after ``clear_state()``."""
+    left = []
+    for m in module.modules():
+        kept = set(m._param_names) | {"grad_" + n for n in m._param_names} | set(m._buffer_names)
+        kept |= set(m._constant_names) | {"mask", "_spec_args"}  # the padding mask is the user's setting
+        for name, value in vars(m).items():
+            if name not in kept and _arrays_in(value):
+                left.append((m, name))
+    return left
+
+
+# the files converted to declared state on this branch; the others (the leaf layers) are
+# being converted on their own branch, so what they leave is reported as an expected failure
+_CONVERTED = {f"ember.nn.{name}" for name in (
+    "module", "containers", "table_containers", "graph", "recurrent", "sequence", "cells", "rnn")}
+
+
+@pytest.mark.parametrize("case", MODULES, ids=lambda c: c.name)
+def test_clear_state_leaves_no_per_call_array(case):
+    module = case.build()
+    x, _ = case.sample()
+    probe = _probe(_forward(case, module, x))
+    module.backward(x, probe)
+    module.clear_state()
+    left = _left_after_clear_state(module)
+    text = [f"{type(m).__name__}.{name}" for m, name in left]
+    if left and all(type(m).__module__ not in _CONVERTED for m, _ in left):
+        pytest.xfail(f"undeclared per-call arrays in leaf modules: {text}")
+    assert not left, f"per-call arrays left after clear_state(): {text}"
+
+
+# ---------------------------------------------------------------- the former divergences
+F64 = "numpy:float64"
+
+
+def _data(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
+def _both_halves_alone(make, x, probe):
+    """Parameter gradients of backward, and of acc_grad_parameters alone, on fresh copies."""
+    whole, alone = make(), make()
+    for net in (whole, alone):
+        net.zero_grad_parameters()
+        net.forward(x)
+    whole.backward(x, probe)
+    alone.acc_grad_parameters(x, probe)
+    return _grads(whole), _grads(alone)
+
+
+def test_graph_accumulates_without_update_grad_input():
+    # was: KeyError '_buf_node_grads' (acc_grad_parameters read the node gradients of an
+    # update_grad_input that had not run)
+    def make():
+        x = nn.Input()
+        h = nn.Tanh()(nn.Linear(3, 4, rng=0)(x))
+        return nn.Graph(x, nn.CAddTable()(nn.Linear(4, 4, rng=1)(h), h)).to(F64)
+
+    whole, alone = _both_halves_alone(make, _data(2, 3), _data(2, 4, seed=1))
+    _assert_all_close(alone, whole)
+
+
+@pytest.mark.parametrize("cell", [nn.LSTMCell, nn.GRUCell])
+def test_recurrent_accumulates_without_update_grad_input(cell):
+    # was: zero gradients, silently (it replayed the steps of an update_grad_input that had not run)
+    whole, alone = _both_halves_alone(lambda: nn.Recurrent(cell(3, 4, rng=0)).to(F64), _data(2, 5, 3),
+                                      _data(2, 5, 4, seed=1))
+    assert all(g.any() for g in alone)
+    _assert_all_close(alone, whole)
+
+
+def test_fused_lstm_accumulates_for_the_grad_output_it_is_given():
+    # was: acc_grad_parameters reused the BPTT of the last update_grad_input (whatever its
+    # grad_output), or reran it when none had run since the forward
+    x, probe = _data(2, 5, 3), _data(2, 5, 4, seed=1)
+    whole, _ = _both_halves_alone(lambda: nn.LSTM(3, 4, num_layers=2, rng=0).to(F64), x, probe)
+    lstm = nn.LSTM(3, 4, num_layers=2, rng=0).to(F64)
+    lstm.zero_grad_parameters()
+    lstm.forward(x)
+    lstm.update_grad_input(x, 3 * probe)
+    lstm.acc_grad_parameters(x, probe)
+    _assert_all_close(_grads(lstm), whole)
+
+
+def _convnet():
+    return nn.Sequential(nn.Sequential(nn.SpatialConvolution(2, 3, 3, 3, rng=0), nn.Tanh()), nn.Reshape(3 * 4 * 4),
+                         nn.Linear(48, 2, rng=1)).to(F64)
+
+
+@pytest.mark.parametrize("wrap", ["nested Sequential", "Graph", "Concat", "ConcatTable"])
+def test_skipping_the_input_gradient_reaches_a_nested_first_convolution(wrap):
+    # was: only Sequential's own children skipped; a nested Sequential still computed its
+    # first convolution's input gradient, Graph and Concat ignored compute_grad_input
+    x, probe = _data(5, 2, 6, 6), _data(5, 2, seed=1)
+    reference = _convnet()
+    reference.forward(x)
+    reference.zero_grad_parameters()
+    reference.backward(x, probe)
+    inner = _convnet()
+    if wrap == "Graph":
+        node = nn.Input()
+        net = nn.Graph(node, inner(node))
+    elif wrap == "Concat":
+        net = nn.Concat(1, inner)
+    elif wrap == "ConcatTable":
+        net, probe = nn.ConcatTable(inner), [probe]
+    else:
+        net = inner
+    net.compute_grad_input = False
+    net.zero_grad_parameters()
+    net.forward(x)
+    assert net.backward(x, probe) is None
+    conv = inner.get(0).get(0)
+    assert conv.grad_input is None and inner.get(0).grad_input is None
+    _assert_all_close(_grads(net), _grads(reference))
