@@ -37,13 +37,7 @@ class Container(Composite):
         """Append a module; returns self so calls chain (``seq.add(a).add(b)``)."""
         if not isinstance(module, Module):
             raise TypeError(f"{type(self).__name__}.add: expected a Module, got {type(module).__name__}")
-        if not self._children:
-            # an empty container adopts its first child's backend, so that adding a
-            # float64 module and its shared clone converts nothing (a conversion would
-            # give the clone new arrays and silently break the sharing)
-            self.backend = module.backend
-        elif module.backend != self.backend:
-            module.to(self.backend)
+        self._check_backend(module)
         self._children.append(module)
         return self
 
@@ -53,8 +47,18 @@ class Container(Composite):
             return self.add(module)
         if not isinstance(module, Module):
             raise TypeError(f"{type(self).__name__}.insert: expected a Module, got {type(module).__name__}")
+        self._check_backend(module)
         self._children.insert(self._check_index(index, len(self._children) + 1), module)
         return self
+
+    def _check_backend(self, module):
+        """An empty container adopts its first child's backend. A child is never converted
+        here (a conversion would give it new arrays and silently break any sharing with
+        modules outside, a clone's weights): build the tree, then move it as a whole with
+        ``.to(...)``. A tree left on mixed backends is reported by the first module that
+        gets an input of another dtype, naming the module and the ``.to`` fix."""
+        if not self._children:
+            self.backend = module.backend
 
     def remove(self, index=None):
         """Remove and return the module at ``index`` (default: the last one)."""
@@ -134,6 +138,8 @@ class Sequential(Container):
             except Exception as error:
                 add_context(error, self, index, child)
                 raise
+            if current is None:  # a child set to compute_grad_input = False: nothing flows below
+                break
         if need_input:
             self.grad_input = current
 

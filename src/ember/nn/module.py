@@ -6,10 +6,11 @@ back-propagated quantities of the lecture (bprop)::
     update_grad_input:     dE/d(input) = dE/d(output) . dF/d(input)
     acc_grad_parameters:   dE/dW      += scale * dE/d(output) . dF/dW
 
-A subclass overrides at most these three methods (and lists its trainable arrays in
-``_param_names``); everything else -- ``forward``/``backward``, flattening,
-clone/share, mode switches, backend moves, the architecture description used by the
-file format -- lives here.
+A leaf module overrides at most these three methods (and lists its trainable arrays in
+``_param_names``); a module whose bprop runs other modules (containers, recurrent
+modules, cells) is a :class:`Composite` and implements the one ``_backprop`` instead.
+Everything else -- ``forward``/``backward``, flattening, clone/share, mode switches,
+backend moves, the architecture description used by the file format -- lives here.
 
 Buffers: ``output`` and ``grad_input`` are reused across calls. The array a call
 returns is overwritten by the next call; copy it if you need to keep it.
@@ -159,7 +160,13 @@ class Module:
         """bprop: :meth:`update_grad_input` then :meth:`acc_grad_parameters`.
 
         Returns ``grad_input``. Parameter gradients accumulate (``+= scale * ...``).
+        With ``compute_grad_input = False`` only the parameter gradients (``grad_input``
+        is then None).
         """
+        if not self.compute_grad_input:
+            self.grad_input = None
+            self.acc_grad_parameters(input, grad_output, scale)
+            return None
         self.update_grad_input(input, grad_output)
         self.acc_grad_parameters(input, grad_output, scale)
         return self.grad_input
@@ -305,8 +312,9 @@ class Module:
         tree = self.modules()
         inside = {id(m) for m in tree}
         # modules outside this tree that share arrays with it (a clone flattened on
-        # its own, Torch7's classic trap) are re-pointed too, so sharing survives
-        outside = [p for m in tree for p in list(_SHARE_PEERS.get(m, ())) if id(p) not in inside]
+        # its own, Torch7's classic trap) are re-pointed too, so sharing survives; each
+        # module knows its own sharing peers (see share)
+        outside = [p for m in tree for p in m._sharing_peers() if id(p) not in inside]
         for module in tree + outside:
             for name in module._param_names:
                 for attr in (name, _GRAD + name):
@@ -378,6 +386,18 @@ class Module:
             if linked and a is not b:
                 _link_peers(a, b)
         return self
+
+    def __getstate__(self):
+        # a copy shares nothing until share() links it: the peer record stays behind
+        state = self.__dict__.copy()
+        state.pop("_peers", None)
+        return state
+
+    def _sharing_peers(self):
+        """The modules this one shares arrays with through :meth:`share` / :meth:`clone`
+        (held weakly, so a dropped copy is forgotten)."""
+        peers = self.__dict__.get("_peers")
+        return [] if peers is None else [p for p in list(peers) if p is not self]
 
     def clear_state(self):
         """Drop output, grad_input and every declared per-call value (``saved`` and
@@ -593,19 +613,15 @@ class Criterion(Module):
             raise ShapeError(f"{self!r}: expected {name} of dtype {input.dtype}, got {target.dtype}")
 
 
-#: module -> the modules it shares arrays with (through ``share``/``clone``); weak, so
-#: it never keeps a module alive and is not copied with the modules
-_SHARE_PEERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
 def _link_peers(a, b):
-    """Record that ``a`` and ``b`` share arrays (sharing is transitive: one group)."""
+    """Record on ``a`` and ``b`` that they share arrays: sharing is transitive, so every
+    module of the merged group holds the same weak set of the group's modules."""
     group = weakref.WeakSet()
     for module in (a, b):
         group.add(module)
-        group |= _SHARE_PEERS.get(module, weakref.WeakSet())
+        group |= module.__dict__.get("_peers") or weakref.WeakSet()
     for module in list(group):
-        _SHARE_PEERS[module] = group
+        module.__dict__["_peers"] = group
 
 
 def _has_nodes(args) -> bool:

@@ -82,6 +82,10 @@ class Bidirectional(Composite, SequenceModule):
     last real step. bprop: dE/dx = dE/dx(F) + reverse(dE/dx(B)).
     """
 
+    x_reversed = saved("the input reversed in time (the backward module's input)")
+    grad_forward = scratch("dE/d(forward module's output)")
+    grad_reversed = scratch("dE/d(backward module's output), reversed in time")
+
     def __init__(self, module, backward_module=None, merge="concat", rng=None):
         super().__init__()
         if merge not in ("concat", "sum"):
@@ -104,10 +108,6 @@ class Bidirectional(Composite, SequenceModule):
 
     def remember(self, mode="both"):
         raise ValueError("Bidirectional: a backward-in-time pass cannot carry its state into the next call")
-
-    x_reversed = saved("the input reversed in time (the backward module's input)")
-    grad_forward = scratch("dE/d(forward module's output)")
-    grad_reversed = scratch("dE/d(backward module's output), reversed in time")
 
     def update_output(self, input):
         x = _sequence_array(self, input, "input (N, T, F)", floating=True)
