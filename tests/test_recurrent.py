@@ -161,7 +161,7 @@ def test_rho_back_propagates_through_the_last_rho_steps_only():
     rec.zero_grad_parameters()
     gx = rec.backward(x, probe).copy()
     grads = [g.copy() for g in rec.parameters()[1]]
-    assert len(rec.__dict__["_buf_clones"]) == rho + 1
+    assert len(rec.clones) == rho + 1
     # the same as a full BPTT over the last rho steps, started from the (constant) state before them
     full = nn.Recurrent(rec.cell.clone()).to(F64)
     full.forward(x[:, : 7 - rho])
@@ -208,7 +208,7 @@ def test_clones_follow_get_parameters():
     expected.backward(x, np.ones((2, 5, 4)))
     np.testing.assert_allclose(grads, np.concatenate([g.ravel() for g in expected.parameters()[1]]), atol=1e-12)
     params -= 0.1  # an update of the flat vector reaches every clone
-    np.testing.assert_allclose(rec.__dict__["_buf_clones"][3].weight_hh, rec.cell.weight_hh)
+    np.testing.assert_allclose(rec.clones[3].weight_hh, rec.cell.weight_hh)
 
 
 # ---------------------------------------------------------------- equivalences

@@ -198,20 +198,3 @@ def exclusive_runners(modules, cache):
             cache[index] = (module, replica)
         runners.append(replica)
     return runners
-
-
-class Sweep:
-    """Mixin for containers whose bprop is one ``_sweep(input, grad_output, scale, mode)``
-    with mode "input" (update_grad_input), "params" (acc_grad_parameters) or "both"."""
-
-    def update_grad_input(self, input, grad_output):
-        """dE/d(input): each branch's input gradient, merged as the container documents."""
-        return self._sweep(input, grad_output, 1.0, "input")
-
-    def acc_grad_parameters(self, input, grad_output, scale=1.0):
-        """Accumulate ``scale * dE/dW`` in every branch."""
-        self._sweep(input, grad_output, scale, "params")
-
-    def backward(self, input, grad_output, scale=1.0):
-        """Both in one pass over the branches; returns ``grad_input``."""
-        return self._sweep(input, grad_output, scale, "both")

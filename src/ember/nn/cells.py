@@ -28,7 +28,7 @@ import math
 
 from ..errors import ShapeError, check_positive, check_same_shape, describe, shape_error
 from .init import uniform
-from .module import Module
+from .module import Composite, saved, scratch
 
 
 # ---------------------------------------------------------------- step math (shared with rnn.py)
@@ -166,14 +166,20 @@ def blocks(array, count, axis):
 
 
 # ---------------------------------------------------------------- the cells
-class _Cell(Module):
+class _Cell(Composite):
     """Shared parts of the cells: parameters W_ih (G*H, in), W_hh (G*H, H), b_ih, b_hh
-    (PyTorch's names and layout), init U(-1/sqrt(H), 1/sqrt(H)), and input checks."""
+    (PyTorch's names and layout), init U(-1/sqrt(H), 1/sqrt(H)), input checks, and the
+    bprop (:meth:`_backprop`, shared by update_grad_input / acc_grad_parameters / backward)."""
 
     _input_kind = "any"
     _param_names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
     _gates = 1
     _state_parts = 1
+
+    hidden_part = scratch("h W_hh^T + b_hh before it is added to the input part")
+    grad_x = scratch("dE/dx (N, in)")
+    grad_h = scratch("dE/dh (N, H)")
+    grad_scratch = scratch("product and sum scratch of the accumulated parameter gradients, by name")
 
     def __init__(self, input_size, hidden_size, bias=True, rng=None):
         super().__init__()
@@ -230,58 +236,55 @@ class _Cell(Module):
         backend.gemm(x, self.weight_ih, out, trans_b=True)
         if self.bias:
             out += self.bias_ih
-        target = hidden_out if hidden_out is not None else self._scratch("hh", out.shape)
+        target = hidden_out
+        if target is None:
+            target = self.hidden_part = self._fit(self.hidden_part, out.shape)
         backend.gemm(h, self.weight_hh, target, trans_b=True)
         if self.bias:
             target += self.bias_hh
         if hidden_out is None:
             out += target
 
-    def _grad_input(self, x, dpre_x, dpre_h, dh_direct=None):
-        """grad_input = [dpre_x W_ih, dpre_h W_hh (+ dh_direct)] (+ the c part for the LSTM)."""
-        gx = self._scratch("gx", x.shape)
-        gh = self._scratch("gh", (x.shape[0], self.hidden_size))
-        self.backend.gemm(dpre_x, self.weight_ih, gx)
-        self.backend.gemm(dpre_h, self.weight_hh, gh)
-        if dh_direct is not None:
-            gh += dh_direct
-        return gx, gh
+    def _backprop(self, input, grad_output, scale, need_input, need_params):
+        """The step's bprop computed once (:meth:`_step_grads`: dE/d(pre-activations) of
+        the input and hidden products), then::
+
+            dE/dx = dpre_x W_ih;  dE/dh = dpre_h W_hh (+ the direct part);
+            dE/dW_ih += scale dpre_x^T x;  dE/dW_hh += scale dpre_h^T h;  dE/db += scale sum_n dpre
+        """
+        x, states = self._split(input)
+        dpre_x, dpre_h = self._step_grads(x, states, grad_output)
+        if need_input:
+            backend = self.backend
+            gx = self.grad_x = self._fit(self.grad_x, x.shape)
+            gh = self.grad_h = self._fit(self.grad_h, states[0].shape)
+            backend.gemm(dpre_x, self.weight_ih, gx)
+            backend.gemm(dpre_h, self.weight_hh, gh)
+            direct = self._direct()
+            if direct is not None:
+                gh += direct
+            self.grad_input = [gx, gh] if self._state_parts == 1 else [gx, [gh, self.grad_c]]
+        if need_params:
+            self._acc(x, states[0], dpre_x, dpre_h, scale)
 
     def _acc(self, x, h, dpre_x, dpre_h, scale):
         backend, xp = self.backend, self.backend.xp
-        for grad, dpre, inp, name in ((self.grad_weight_ih, dpre_x, x, "gwi"), (self.grad_weight_hh, dpre_h, h, "gwh")):
-            backend.gemm(dpre, inp, grad, trans_a=True, alpha=scale, beta=1.0, scratch=self._scratch(name, grad.shape))
+        sums = self.grad_scratch
+        if sums is None:
+            sums = self.grad_scratch = {}
+        for grad, dpre, inp, name in ((self.grad_weight_ih, dpre_x, x, "w_ih"), (self.grad_weight_hh, dpre_h, h, "w_hh")):
+            sums[name] = self._fit(sums.get(name), grad.shape)
+            backend.gemm(dpre, inp, grad, trans_a=True, alpha=scale, beta=1.0, scratch=sums[name])
         if self.bias:
-            for grad, dpre, name in ((self.grad_bias_ih, dpre_x, "gbi"), (self.grad_bias_hh, dpre_h, "gbh")):
-                step = self._scratch(name, grad.shape)
+            for grad, dpre, name in ((self.grad_bias_ih, dpre_x, "b_ih"), (self.grad_bias_hh, dpre_h, "b_hh")):
+                step = sums[name] = self._fit(sums.get(name), grad.shape)
                 xp.sum(dpre, axis=0, out=step)
                 if scale != 1:
                     step *= scale
                 grad += step
 
-    def update_grad_input(self, input, grad_output):
-        x, states = self._split(input)
-        dpre_x, dpre_h = self._step_grads(x, states, grad_output)
-        gx, gh = self._grad_input(x, dpre_x, dpre_h, self._direct(states))
-        self.grad_input = [gx, gh] if self._state_parts == 1 else [gx, [gh, self._scratch("dc", gh.shape)]]
-        return self.grad_input
-
-    def _direct(self, states):
+    def _direct(self):
         """The part of dE/dh_{t-1} that bypasses the products (the GRU's z * dE/dh'); None here."""
-
-    def acc_grad_parameters(self, input, grad_output, scale=1.0):
-        x, states = self._split(input)
-        dpre_x, dpre_h = self._step_grads(x, states, grad_output)
-        self._acc(x, states[0], dpre_x, dpre_h, scale)
-
-    def backward(self, input, grad_output, scale=1.0):
-        """update_grad_input + acc_grad_parameters, computing the step's bprop once."""
-        x, states = self._split(input)
-        dpre_x, dpre_h = self._step_grads(x, states, grad_output)
-        gx, gh = self._grad_input(x, dpre_x, dpre_h, self._direct(states))
-        self.grad_input = [gx, gh] if self._state_parts == 1 else [gx, [gh, self._scratch("dc", gh.shape)]]
-        self._acc(x, states[0], dpre_x, dpre_h, scale)
-        return self.grad_input
 
     def extra_repr(self):
         return f"{self.input_size} -> {self.hidden_size}" + ("" if self.bias else ", without bias")
@@ -301,6 +304,8 @@ class RNNCell(_Cell):
         super().__init__(input_size, hidden_size, bias, rng)
         self.nonlinearity = nonlinearity
 
+    grad_pre = scratch("dE/d(pre-activation) (N, H)")
+
     def update_output(self, input):
         x, (h,) = self._split(input)
         out = self.output = self.backend.ensure(self.output, h.shape)
@@ -310,7 +315,7 @@ class RNNCell(_Cell):
 
     def _step_grads(self, x, states, grad_output):
         check_same_shape(self, "grad_output", grad_output, self.output)
-        dpre = self._scratch("dpre", self.output.shape)
+        dpre = self.grad_pre = self._fit(self.grad_pre, self.output.shape)
         rnn_backward(self.backend.xp, self.output, grad_output, dpre, self.nonlinearity == "relu")
         return dpre, dpre
 
@@ -330,17 +335,27 @@ class LSTMCell(_Cell):
     _gates = 4
     _state_parts = 2
 
+    gates = saved("the gate activations [i, f, g, o] (N, 4H)")
+    tanh_c = saved("tanh(c') (N, H)")
+    h_new = scratch("the output h' (N, H)")
+    c_new = scratch("the output c' (N, H)")
+    tmp = scratch("elementwise scratch (N, H)")
+    grad_c = scratch("dE/dc, then dE/dc_{t-1} (N, H)")
+    grad_gates = scratch("dE/d(gate pre-activations) (N, 4H)")
+
     def update_output(self, input):
         x, (h, c) = self._split(input)
         n, hs = h.shape
-        gates = self._scratch("gates", (n, 4 * hs))
+        gates = self.gates = self._fit(self.gates, (n, 4 * hs))
         self._products(x, h, gates)
         i, f, g, o = blocks(gates, 4, 1)
         xp = self.backend.xp
         lstm_activate(xp, (i, f, o), g)
-        h_new, c_new = self._scratch("h", h.shape), self._scratch("c", c.shape)
-        self._tanh_c = self._scratch("tanh_c", c.shape)
-        lstm_forward(xp, i, f, g, o, c, c_new, self._tanh_c, h_new, self._scratch("tmp", h.shape))
+        h_new = self.h_new = self._fit(self.h_new, h.shape)
+        c_new = self.c_new = self._fit(self.c_new, c.shape)
+        self.tanh_c = self._fit(self.tanh_c, c.shape)
+        self.tmp = self._fit(self.tmp, h.shape)
+        lstm_forward(xp, i, f, g, o, c, c_new, self.tanh_c, h_new, self.tmp)
         self.output = [h_new, c_new]
         return self.output
 
@@ -351,11 +366,10 @@ class LSTMCell(_Cell):
         ):
             raise shape_error(self, f"grad_output [dh, dc], each {h.shape}", grad_output)
         dh, dc_in = grad_output
-        dc = self._scratch("dc", c.shape)
+        dc = self.grad_c = self._fit(self.grad_c, c.shape)
         dc[...] = dc_in
-        dgates = self._scratch("dgates", (h.shape[0], 4 * self.hidden_size))
-        gates = blocks(self._scratch("gates", dgates.shape), 4, 1)
-        lstm_backward(self.backend.xp, gates, c, self._tanh_c, dh, dc, blocks(dgates, 4, 1), self._scratch("tmp", h.shape))
+        dgates = self.grad_gates = self._fit(self.grad_gates, self.gates.shape)
+        lstm_backward(self.backend.xp, blocks(self.gates, 4, 1), c, self.tanh_c, dh, dc, blocks(dgates, 4, 1), self.tmp)
         return dgates, dgates
 
 
@@ -370,12 +384,19 @@ class GRUCell(_Cell):
 
     _gates = 3
 
+    input_part = saved("W_ih x + b_ih, then the gates [r, z, n] (N, 3H)")
+    hidden_part = saved("W_hh h + b_hh (N, 3H); its n block feeds the bprop")
+    grad_input_part = scratch("dE/d(W_ih x + b_ih) (N, 3H)")
+    grad_hidden_part = scratch("dE/d(W_hh h + b_hh) (N, 3H)")
+    grad_direct = scratch("z * dE/dh': the part of dE/dh that skips the products (N, H)")
+
     def update_output(self, input):
         x, (h,) = self._split(input)
         n, hs = h.shape
-        xg, hg = self._scratch("xg", (n, 3 * hs)), self._scratch("hg", (n, 3 * hs))
+        xg = self.input_part = self._fit(self.input_part, (n, 3 * hs))
+        hg = self.hidden_part = self._fit(self.hidden_part, (n, 3 * hs))
         self._products(x, h, xg, hidden_out=hg)
-        out = self.output = self.backend.ensure(self.output, h.shape)
+        out = self.output = self._fit(self.output, h.shape)
         r, z, n_gate = blocks(xg, 3, 1)
         r += hg[:, :hs]
         z += hg[:, hs : 2 * hs]
@@ -385,18 +406,17 @@ class GRUCell(_Cell):
     def _step_grads(self, x, states, grad_output):
         (h,) = states
         check_same_shape(self, "grad_output", grad_output, h)
-        shape = (h.shape[0], 3 * self.hidden_size)
-        dxg, dhg = self._scratch("dxg", shape), self._scratch("dhg", shape)
-        direct = self._scratch("direct", h.shape)
         hs = self.hidden_size
-        gates = blocks(self._scratch("xg", shape), 3, 1)
-        gru_backward(self.backend.xp, gates, self._scratch("hg", shape)[:, 2 * hs :], h, grad_output, blocks(dxg, 3, 1),
-                     dhg[:, 2 * hs :], direct)
+        dxg = self.grad_input_part = self._fit(self.grad_input_part, self.input_part.shape)
+        dhg = self.grad_hidden_part = self._fit(self.grad_hidden_part, self.input_part.shape)
+        direct = self.grad_direct = self._fit(self.grad_direct, h.shape)
+        gru_backward(self.backend.xp, blocks(self.input_part, 3, 1), self.hidden_part[:, 2 * hs :], h, grad_output,
+                     blocks(dxg, 3, 1), dhg[:, 2 * hs :], direct)
         dhg[:, : 2 * hs] = dxg[:, : 2 * hs]
         return dxg, dhg
 
-    def _direct(self, states):
-        return self._scratch("direct", states[0].shape)
+    def _direct(self):
+        return self.grad_direct
 
 
 __all__ = ["RNNCell", "LSTMCell", "GRUCell"]

@@ -6,7 +6,7 @@ bprop is the backward sweep dE/dX_{k-1} = dE/dX_k . dF_k/dX_{k-1} in reverse ord
 
 from __future__ import annotations
 
-from .module import Module
+from .module import Composite, Module, backprop, has_parameters
 
 
 def add_context(error: BaseException, container, index, child):
@@ -14,7 +14,12 @@ def add_context(error: BaseException, container, index, child):
     error.add_note(f"  in module {index} ({child!r}) of {type(container).__name__}")
 
 
-class Container(Module):
+def lowest_parametrised(modules):
+    """Index of the first of ``modules`` with parameters (``len(modules)`` when none)."""
+    return next((i for i, m in enumerate(modules) if has_parameters(m)), len(modules))
+
+
+class Container(Composite):
     """A module holding an ordered list of children; ``add``, ``get``, ``len``, iteration."""
 
     _input_kind = "any"
@@ -32,13 +37,7 @@ class Container(Module):
         """Append a module; returns self so calls chain (``seq.add(a).add(b)``)."""
         if not isinstance(module, Module):
             raise TypeError(f"{type(self).__name__}.add: expected a Module, got {type(module).__name__}")
-        if not self._children:
-            # an empty container adopts its first child's backend, so that adding a
-            # float64 module and its shared clone converts nothing (a conversion would
-            # give the clone new arrays and silently break the sharing)
-            self.backend = module.backend
-        elif module.backend != self.backend:
-            module.to(self.backend)
+        self._check_backend(module)
         self._children.append(module)
         return self
 
@@ -48,8 +47,18 @@ class Container(Module):
             return self.add(module)
         if not isinstance(module, Module):
             raise TypeError(f"{type(self).__name__}.insert: expected a Module, got {type(module).__name__}")
+        self._check_backend(module)
         self._children.insert(self._check_index(index, len(self._children) + 1), module)
         return self
+
+    def _check_backend(self, module):
+        """An empty container adopts its first child's backend. A child is never converted
+        here (a conversion would give it new arrays and silently break any sharing with
+        modules outside, a clone's weights): build the tree, then move it as a whole with
+        ``.to(...)``. A tree left on mixed backends is reported by the first module that
+        gets an input of another dtype, naming the module and the ``.to`` fix."""
+        if not self._children:
+            self.backend = module.backend
 
     def remove(self, index=None):
         """Remove and return the module at ``index`` (default: the last one)."""
@@ -114,53 +123,25 @@ class Sequential(Container):
         self.output = current
         return current
 
-    def _lowest_needed(self):
-        """Index of the lowest child whose backward must run, and whether that child
-        only needs its parameter gradients (see ``Module.compute_grad_input``)."""
-        if self.compute_grad_input:
-            return 0, False
-        for index, child in enumerate(self._children):
-            if child.parameters()[0]:
-                return index, child._grad_input_optional
-        return len(self._children), False
-
-    def _backward_sweep(self, input, grad_output, scale, accumulate):
+    def _backprop(self, input, grad_output, scale, need_input, need_params):
+        """G_{k-1} = F_k's bprop of (X_{k-1}, G_k), k = n..1. When dE/d(input) is not
+        needed, the sweep stops at the lowest child with parameters, which then only
+        accumulates its parameter gradients."""
         children = self._children
-        lowest, params_only = self._lowest_needed()
+        lowest = 0 if need_input else lowest_parametrised(children)
         current = grad_output
         for index in range(len(children) - 1, lowest - 1, -1):
             child = children[index]
             previous = children[index - 1].output if index > 0 else input
             try:
-                if index == lowest and params_only:
-                    child.grad_input = None
-                    if accumulate:
-                        child.acc_grad_parameters(previous, current, scale)
-                    current = None
-                elif accumulate:
-                    current = child.backward(previous, current, scale)
-                else:
-                    current = child.update_grad_input(previous, current)
+                current = backprop(child, previous, current, scale, need_input or index > lowest, need_params)
             except Exception as error:
                 add_context(error, self, index, child)
                 raise
-        self.grad_input = current if self.compute_grad_input else None
-        return self.grad_input
-
-    def update_grad_input(self, input, grad_output):
-        return self._backward_sweep(input, grad_output, 1.0, accumulate=False)
-
-    def acc_grad_parameters(self, input, grad_output, scale=1.0):
-        children = self._children
-        current = grad_output
-        for index in range(len(children) - 1, self._lowest_needed()[0] - 1, -1):
-            child = children[index]
-            previous = children[index - 1].output if index > 0 else input
-            child.acc_grad_parameters(previous, current, scale)
-            current = child.grad_input
-
-    def backward(self, input, grad_output, scale=1.0):
-        return self._backward_sweep(input, grad_output, scale, accumulate=True)
+            if current is None:  # a child set to compute_grad_input = False: nothing flows below
+                break
+        if need_input:
+            self.grad_input = current
 
     def __repr__(self):
         flow = " -> ".join(["input"] + [f"({i})" for i in range(len(self._children))] + ["output"])

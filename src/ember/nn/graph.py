@@ -25,9 +25,9 @@ import itertools
 import json
 
 from ..errors import FormatError, ShapeError, describe, name_of, shape_error
-from ._tables import Sweep, exclusive_runners, is_table, sum_into
+from ._tables import exclusive_runners, is_table, sum_into
 from .containers import Container
-from .module import Module
+from .module import Module, backprop, has_parameters, saved, scratch
 from .shape import Identity
 from .table_layout import SelectTable
 
@@ -133,7 +133,7 @@ def _topological(outputs):
     return order
 
 
-class Graph(Sweep, Container):
+class Graph(Container):
     """A network built from any directed acyclic graph of modules (see the module doc).
 
     ``Graph(inputs, outputs)``: ``inputs`` a parentless node or a list of them (one per
@@ -152,6 +152,10 @@ class Graph(Sweep, Container):
     is not an input, an input table of the wrong length.
     ``repr(graph)`` renders the graph as text; :meth:`to_dot` exports Graphviz DOT.
     """
+
+    node_inputs = saved("the input of every node in the last forward (arrays or tables), by plan position")
+    node_grad_sums = scratch("per node, the sum of the gradients from its consumers (fan-out > 1)")
+    replicas = scratch("plan position -> (module, replica) for a module's second and later uses")
 
     def __init__(self, inputs, outputs):
         Module.__init__(self)
@@ -202,7 +206,9 @@ class Graph(Sweep, Container):
 
     def _runners(self):
         modules = [self._children[step["module"]] for step in self._plan]
-        return exclusive_runners(modules, self.__dict__.setdefault("_buf_replicas", {}))
+        if self.replicas is None:
+            self.replicas = {}
+        return exclusive_runners(modules, self.replicas)
 
     def _label(self, i):
         step = self._plan[i]
@@ -234,24 +240,29 @@ class Graph(Sweep, Container):
                 error.add_note(f"  in {self._label(i)} of Graph")
                 raise
             node_inputs[i] = x
-        self.__dict__["_buf_node_inputs"] = node_inputs
+        self.node_inputs = node_inputs
         outputs = [values[o] for o in self._outputs]
         self.output = outputs[0] if len(outputs) == 1 else outputs
         return self.output
 
     # ------------------------------------------------------------------ bprop
-    def _sweep(self, input, grad_output, scale, mode):
-        node_inputs = self.__dict__.get("_buf_node_inputs")
+    def _needs_input_grad(self, runners, need_input):
+        """Per node: is dE/d(its input) needed? Always when the graph's input gradient is;
+        else only where an ancestor has parameters (nothing flows to the data)."""
+        if need_input:
+            return [True] * len(self._plan)
+        needed = []
+        for step in self._plan:
+            needed.append(any(needed[p] or has_parameters(runners[p]) for p in step["parents"]))
+        return needed
+
+    def _backprop(self, input, grad_output, scale, need_input, need_params):
+        node_inputs = self.node_inputs
         if node_inputs is None:
             raise RuntimeError(f"{name_of(self)}: backward called before forward")
         runners = self._runners()
+        wanted = self._needs_input_grad(runners, need_input)
         n = len(self._plan)
-        if mode == "params":
-            for i in range(n - 1, -1, -1):
-                grad = self.__dict__["_buf_node_grads"][i]
-                if grad is not None:
-                    runners[i].acc_grad_parameters(node_inputs[i], grad, scale)
-            return self.grad_input
         parts = [[] for _ in range(n)]
         if len(self._outputs) == 1:
             parts[self._outputs[0]].append(grad_output)
@@ -261,25 +272,22 @@ class Graph(Sweep, Container):
                                   grad_output)
             for k, o in enumerate(self._outputs):
                 parts[o].append(grad_output[k])
-        buffers = self.__dict__.setdefault("_buf_grads", [None] * n)
-        grads, input_grads = [None] * n, [None] * len(self._inputs)
+        sums = self.node_grad_sums
+        if sums is None or len(sums) != n:
+            sums = self.node_grad_sums = [None] * n
+        input_grads = [None] * len(self._inputs)
         for i in range(n - 1, -1, -1):
             step = self._plan[i]
             present = [p for p in parts[i] if p is not None]
             if len(present) > 1:
-                buffers[i] = total = sum_into(self.backend, buffers[i], present, self,
-                                              f"the gradients reaching {self._label(i)} from its consumers")
+                sums[i] = total = sum_into(self.backend, sums[i], present, self,
+                                           f"the gradients reaching {self._label(i)} from its consumers")
             else:
                 total = present[0] if present else None
-            grads[i] = total
-            if total is None:
-                gin = None
-            else:
+            gin = None
+            if total is not None:
                 try:
-                    if mode == "both":
-                        gin = runners[i].backward(node_inputs[i], total, scale)
-                    else:
-                        gin = runners[i].update_grad_input(node_inputs[i], total)
+                    gin = backprop(runners[i], node_inputs[i], total, scale, wanted[i], need_params)
                 except Exception as error:
                     error.add_note(f"  in {self._label(i)} of Graph")
                     raise
@@ -293,9 +301,8 @@ class Graph(Sweep, Container):
                     parts[parent].append(None if gin is None else gin[slot])
             else:
                 parts[step["parents"][0]].append(gin)
-        self.__dict__["_buf_node_grads"] = grads
-        self.grad_input = input_grads[0] if len(input_grads) == 1 else input_grads
-        return self.grad_input
+        if need_input:
+            self.grad_input = input_grads[0] if len(input_grads) == 1 else input_grads
 
     # ------------------------------------------------------------------ rendering
     def __repr__(self):

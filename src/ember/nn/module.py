@@ -6,10 +6,11 @@ back-propagated quantities of the lecture (bprop)::
     update_grad_input:     dE/d(input) = dE/d(output) . dF/d(input)
     acc_grad_parameters:   dE/dW      += scale * dE/d(output) . dF/dW
 
-A subclass overrides at most these three methods (and lists its trainable arrays in
-``_param_names``); everything else -- ``forward``/``backward``, flattening,
-clone/share, mode switches, backend moves, the architecture description used by the
-file format -- lives here.
+A leaf module overrides at most these three methods (and lists its trainable arrays in
+``_param_names``); a module whose bprop runs other modules (containers, recurrent
+modules, cells) is a :class:`Composite` and implements the one ``_backprop`` instead.
+Everything else -- ``forward``/``backward``, flattening, clone/share, mode switches,
+backend moves, the architecture description used by the file format -- lives here.
 
 Buffers: ``output`` and ``grad_input`` are reused across calls. The array a call
 returns is overwritten by the next call; copy it if you need to keep it.
@@ -120,13 +121,11 @@ class Module:
     #: "float": the input must be a floating array of the backend's dtype;
     #: "any": the module checks its own input (tables, index inputs).
     _input_kind: str = "float"
-    #: True when acc_grad_parameters does not depend on update_grad_input having run, so
-    #: a container may skip the input gradient when nobody needs it (Linear, convolutions).
-    _grad_input_optional: bool = False
-    #: False tells a container that the caller does not need dE/d(input) (the network's
-    #: input is data): ``Sequential`` then skips the input gradient of its first module
-    #: with parameters and everything below it, as PyTorch does for inputs that do not
-    #: require gradients. ``grad_input`` is then None.
+    #: False tells a container (any :class:`Composite`, at any depth) that the caller does
+    #: not need dE/d(input) (the network's input is data): every input gradient below its
+    #: lowest parametrised module is skipped, and that module only accumulates its
+    #: parameter gradients, as PyTorch does for inputs that do not require gradients.
+    #: ``grad_input`` is then None.
     compute_grad_input: bool = True
 
     #: names of the declared per-call values (``saved``/``scratch``), over the whole MRO;
@@ -161,7 +160,13 @@ class Module:
         """bprop: :meth:`update_grad_input` then :meth:`acc_grad_parameters`.
 
         Returns ``grad_input``. Parameter gradients accumulate (``+= scale * ...``).
+        With ``compute_grad_input = False`` only the parameter gradients (``grad_input``
+        is then None).
         """
+        if not self.compute_grad_input:
+            self.grad_input = None
+            self.acc_grad_parameters(input, grad_output, scale)
+            return None
         self.update_grad_input(input, grad_output)
         self.acc_grad_parameters(input, grad_output, scale)
         return self.grad_input
@@ -307,8 +312,9 @@ class Module:
         tree = self.modules()
         inside = {id(m) for m in tree}
         # modules outside this tree that share arrays with it (a clone flattened on
-        # its own, Torch7's classic trap) are re-pointed too, so sharing survives
-        outside = [p for m in tree for p in list(_SHARE_PEERS.get(m, ())) if id(p) not in inside]
+        # its own, Torch7's classic trap) are re-pointed too, so sharing survives; each
+        # module knows its own sharing peers (see share)
+        outside = [p for m in tree for p in m._sharing_peers() if id(p) not in inside]
         for module in tree + outside:
             for name in module._param_names:
                 for attr in (name, _GRAD + name):
@@ -380,6 +386,18 @@ class Module:
             if linked and a is not b:
                 _link_peers(a, b)
         return self
+
+    def __getstate__(self):
+        # a copy shares nothing until share() links it: the peer record stays behind
+        state = self.__dict__.copy()
+        state.pop("_peers", None)
+        return state
+
+    def _sharing_peers(self):
+        """The modules this one shares arrays with through :meth:`share` / :meth:`clone`
+        (held weakly, so a dropped copy is forgotten)."""
+        peers = self.__dict__.get("_peers")
+        return [] if peers is None else [p for p in list(peers) if p is not self]
 
     def clear_state(self):
         """Drop output, grad_input and every declared per-call value (``saved`` and
@@ -483,6 +501,72 @@ class Module:
         return self._layout_scratch(name, array.shape, axis_order(array), dtype)
 
 
+class Composite(Module):
+    """Base of the modules whose bprop runs other modules or a loop over time (containers,
+    recurrent modules, cells): ONE method, :meth:`_backprop`, does the whole bprop::
+
+        _backprop(input, grad_output, scale, need_input, need_params)
+
+    computes ``self.grad_input`` = dE/d(input) when ``need_input`` and accumulates
+    ``scale * dE/dW`` when ``need_params``, sharing the work of both halves in one pass.
+    ``update_grad_input``, ``acc_grad_parameters`` and ``backward`` are that call with
+    (True, False), (False, True) and (True, True), so each half may be called alone after
+    a forward. Children are run with :func:`backprop`, which passes the flags on:
+    a sub-tree whose input gradient nobody needs skips every input gradient below its
+    lowest parametrised module (``compute_grad_input = False``, at any depth).
+    """
+
+    def update_grad_input(self, input, grad_output):
+        """dE/d(input) alone (no parameter gradient); None when ``compute_grad_input`` is False."""
+        if not self.compute_grad_input:
+            self.grad_input = None
+            return None
+        self._backprop(input, grad_output, 1.0, True, False)
+        return self.grad_input
+
+    def acc_grad_parameters(self, input, grad_output, scale=1.0):
+        """Accumulate ``scale * dE/dW`` alone (``grad_input`` is left as it was)."""
+        self._backprop(input, grad_output, scale, False, True)
+
+    def backward(self, input, grad_output, scale=1.0):
+        """Both halves in one pass; returns ``grad_input`` (None when ``compute_grad_input``
+        is False)."""
+        need_input = self.compute_grad_input
+        self._backprop(input, grad_output, scale, need_input, True)
+        if not need_input:
+            self.grad_input = None
+        return self.grad_input
+
+    def _backprop(self, input, grad_output, scale, need_input, need_params):
+        """The bprop (see the class doc); sets ``self.grad_input`` when ``need_input``."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement _backprop")
+
+
+def backprop(module, input, grad_output, scale, need_input, need_params):
+    """Run ``module``'s bprop as far as asked; returns its grad_input (None when not needed).
+
+    A :class:`Composite` gets the flags (and applies its own ``compute_grad_input``); any
+    other module gets ``backward``, ``update_grad_input`` or ``acc_grad_parameters``.
+    """
+    if isinstance(module, Composite):
+        need_input = need_input and module.compute_grad_input
+        if need_input or need_params:
+            module._backprop(input, grad_output, scale, need_input, need_params)
+        return module.grad_input if need_input else None
+    if need_input:
+        if need_params:
+            return module.backward(input, grad_output, scale)
+        return module.update_grad_input(input, grad_output)
+    if need_params:
+        module.acc_grad_parameters(input, grad_output, scale)
+    return None
+
+
+def has_parameters(module) -> bool:
+    """True when ``module`` or a module below it has a trainable array."""
+    return any(m._own_parameters() for m in module.modules())
+
+
 class Criterion(Module):
     """Base class of the cost modules: ``loss = forward(input, target)`` (a float),
     ``grad_input = backward(input, target)`` (dE/d(input)).
@@ -529,19 +613,15 @@ class Criterion(Module):
             raise ShapeError(f"{self!r}: expected {name} of dtype {input.dtype}, got {target.dtype}")
 
 
-#: module -> the modules it shares arrays with (through ``share``/``clone``); weak, so
-#: it never keeps a module alive and is not copied with the modules
-_SHARE_PEERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
 def _link_peers(a, b):
-    """Record that ``a`` and ``b`` share arrays (sharing is transitive: one group)."""
+    """Record on ``a`` and ``b`` that they share arrays: sharing is transitive, so every
+    module of the merged group holds the same weak set of the group's modules."""
     group = weakref.WeakSet()
     for module in (a, b):
         group.add(module)
-        group |= _SHARE_PEERS.get(module, weakref.WeakSet())
+        group |= module.__dict__.get("_peers") or weakref.WeakSet()
     for module in list(group):
-        _SHARE_PEERS[module] = group
+        module.__dict__["_peers"] = group
 
 
 def _has_nodes(args) -> bool:
@@ -550,4 +630,4 @@ def _has_nodes(args) -> bool:
     return any(getattr(item, "_is_graph_node", False) for item in items)
 
 
-__all__ = ["Module", "Criterion", "State", "saved", "scratch"]
+__all__ = ["Module", "Composite", "Criterion", "State", "saved", "scratch", "backprop", "has_parameters"]

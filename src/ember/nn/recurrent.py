@@ -21,9 +21,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError, check_same_shape, describe, shape_error
-from ._tables import replicas
+from ._tables import replicas, reused, table_buffers
 from .containers import add_context
-from .module import Module
+from .module import Composite, Module, backprop, saved, scratch
 
 _MODES = ("both", "train", "eval", "neither")
 
@@ -94,19 +94,26 @@ def _ragged_message(module, value, what):
 
 
 class SequenceModule(Module):
-    """Base of the modules that map (N, T, F) sequences: masks, remember/forget, states."""
+    """Base of the modules that map (N, T, F) sequences: masks, remember/forget, states.
+
+    The carried state is per-call state like the others: ``clear_state()`` drops it
+    (as ``forget()`` does), and so does ``to()``.
+    """
 
     _input_kind = "any"
+
+    final_state = saved("the state after the last step of the last call (views of the module's buffers)")
+    state_given = saved("True when the last input was the table [x, state0] (grad_input is then a table)")
+    carried = saved("the final state kept for the next call by remember() (one of carry_buffers)")
+    carry_buffers = scratch("two alternating copies of the final state: the carried state is the "
+                            "input of the call about to be back-propagated, so it is never overwritten in place")
+    mask_steps = scratch("(mask, backend, feature_major, per-step float mask, per-step keep) on the backend")
+    zero_state = scratch("zeros for the initial state when none is given or carried")
 
     def __init__(self):
         super().__init__()
         self.mask = None
-        self.final_state = None
         self._remember_mode = "neither"
-        self._carried = None
-
-    def _moved_to(self, backend, convert):
-        self._carried = None  # a carried state lives on the old backend: start afresh
 
     # ---------------------------------------------------------------- masks
     def set_mask(self, mask):
@@ -120,14 +127,13 @@ class SequenceModule(Module):
         if self.mask is None:
             return None, None
         check_mask(self, n, t)
-        cached = self.__dict__.get("_buf_mask_cache")
+        cached = self.mask_steps
         if cached is None or cached[0] is not self.mask or cached[1] != self.backend or cached[2] != feature_major:
             backend = self.backend
             per_step = self.mask.T[:, None, :] if feature_major else self.mask.T[:, :, None]
             mask = backend.asarray(np.ascontiguousarray(per_step), dtype=backend.dtype)
             keep = backend.asarray(np.ascontiguousarray(~per_step), dtype=bool)
-            cached = (self.mask, backend, feature_major, mask, keep)
-            self.__dict__["_buf_mask_cache"] = cached
+            cached = self.mask_steps = (self.mask, backend, feature_major, mask, keep)
         return cached[3], cached[4]
 
     # ---------------------------------------------------------------- remember / forget
@@ -137,12 +143,12 @@ class SequenceModule(Module):
             raise ValueError(f"{type(self).__name__}.remember: mode must be one of {_MODES}, got {mode!r}")
         self._remember_mode = mode
         if mode == "neither":
-            self._carried = None
+            self.carried = None
         return self
 
     def forget(self):
         """Drop the carried state: the next call starts from zeros."""
-        self._carried = None
+        self.carried = None
         return self
 
     def _remembering(self):
@@ -152,14 +158,13 @@ class SequenceModule(Module):
     def _carry(self, final_states):
         """Keep a copy of the final state for the next call when remembering."""
         if not self._remembering():
-            self._carried = None
+            self.carried = None
             return
-        # two alternating buffers: the carried state is the input of the call that is
-        # about to be back-propagated, so it must not be overwritten in place
-        flip = self.__dict__.get("_buf_carry_flip", 0) ^ 1
-        self.__dict__["_buf_carry_flip"] = flip
-        self._carried = [self._scratch(f"carry{flip}_{i}", s.shape) for i, s in enumerate(final_states)]
-        for keep, s in zip(self._carried, final_states):
+        pair = self.carry_buffers or [None, None]
+        spare = 1 if self.carried is not None and self.carried is pair[0] else 0
+        pair[spare] = self.carried = table_buffers(self.backend, pair[spare], [s.shape for s in final_states])
+        self.carry_buffers = pair
+        for keep, s in zip(self.carried, final_states):
             keep[...] = s
 
     # ---------------------------------------------------------------- input checks
@@ -201,18 +206,16 @@ class SequenceModule(Module):
         """(states, from_input): the given state, the carried one, or zeros."""
         if given is not None:
             return self._check_state(given, shapes, state_text), True
-        if self._carried is not None and self._remembering():
-            if [c.shape for c in self._carried] != list(shapes):
+        if self.carried is not None and self._remembering():
+            if [c.shape for c in self.carried] != list(shapes):
                 raise ShapeError(
-                    f"{self!r}: the remembered state has shape {[c.shape for c in self._carried]} but this "
+                    f"{self!r}: the remembered state has shape {[c.shape for c in self.carried]} but this "
                     f"call needs {list(shapes)} (another batch size?); call forget() first"
                 )
-            return self._carried, False
-        zeros = []
-        for i, s in enumerate(shapes):
-            z = self._scratch(f"zero_state{i}", s)
+            return self.carried, False
+        zeros = self.zero_state = table_buffers(self.backend, self.zero_state, shapes)
+        for z in zeros:
             z.fill(0)
-            zeros.append(z)
         return zeros, False
 
 
@@ -220,7 +223,7 @@ def _first(state):
     return state[0] if isinstance(state, list) else state
 
 
-class Recurrent(SequenceModule):
+class Recurrent(Composite, SequenceModule):
     """Unfold any step module over time, with shared weights, and back-propagate through time.
 
     The step module (a "cell", e.g. :class:`LSTMCell`, or any module of your own) maps
@@ -254,103 +257,102 @@ class Recurrent(SequenceModule):
             raise ValueError(f"Recurrent: state_size must be a positive int or a list of them, got {size!r}")
         self.backend = cell.backend
 
+    clones = scratch("the step modules: the cell, then replicas sharing its arrays (rho + 1 at most)")
+    step_inputs = saved("each clone's last input [x_t (a view of the caller's x), s_{t-1}]")
+    held = scratch("per clone, the masked new state (padded rows keep s_{t-1})")
+    grad_x = scratch("dE/dx (N, T, F)")
+    grad_state = scratch("dE/ds_t flowing back through time, one array per state part")
+    grad_step = scratch("per clone, the gradient handed to the step module")
+
     def children(self):
         return [self.cell]
 
     def _state_text(self):
         return "(N, H)" if len(self.sizes) == 1 else "[" + ", ".join("(N, H)" for _ in self.sizes) + "]"
 
-    # ---------------------------------------------------------------- clones
-    def _clones(self, count):
-        """``count`` step modules sharing the cell's arrays (the cell itself is the first)."""
-        # replicas share every array of the cell and follow it when its parameters are
-        # re-pointed (get_parameters, load); each keeps its own output buffers
-        clones = replicas(self.cell, self.__dict__.get("_buf_clones", []), count)
-        self.__dict__["_buf_clones"] = clones
-        return clones
-
     # ---------------------------------------------------------------- fprop
     def update_output(self, input):
         x, given = self._split_input(input, None, self._state_text())
         n, t_len = x.shape[:2]
         shapes = [(n, s) for s in self.sizes]
-        state, from_input = self._start_state(given, shapes, self._state_text())
+        state, self.state_given = self._start_state(given, shapes, self._state_text())
         mask_tm, keep_tm = self._mask_arrays(n, t_len)
-        keep = t_len if self.rho is None else min(t_len, self.rho + 1)
-        clones = self._clones(keep)
-        self._from_input = from_input
-        self._inputs = [None] * len(clones)
-        out = self.output = self.backend.ensure(self.output, (n, t_len, self.sizes[0]))
+        count = t_len if self.rho is None else min(t_len, self.rho + 1)
+        # replicas share every array of the cell and follow it when its parameters are
+        # re-pointed (get_parameters, load); each keeps its own output buffers
+        clones = self.clones = replicas(self.cell, self.clones or [], count)
+        self.step_inputs = [None] * count
+        if mask_tm is not None:
+            self.held = [table_buffers(self.backend, old, shapes) for old in reused(self.held, count)]
+        out = self.output = self._fit(self.output, (n, t_len, self.sizes[0]))
         state = state if len(self.sizes) > 1 else state[0]
         for t in range(t_len):
-            step = clones[t % len(clones)]
+            slot = t % count
             step_input = [x[:, t], state]
             try:
-                new = step.forward(step_input)
+                new = clones[slot].forward(step_input)
             except Exception as error:
-                add_context(error, self, f"step {t}", step)
+                add_context(error, self, f"step {t}", clones[slot])
                 raise
             if mask_tm is not None:
-                new = self._hold(new, state, keep_tm[t], t % len(clones))
-            self._inputs[t % len(clones)] = step_input
+                new = self._hold(new, state, keep_tm[t], self.held[slot])
+            self.step_inputs[slot] = step_input
             out[:, t] = _first(new)
             state = new
         if mask_tm is not None:
             out *= mask_tm.transpose(1, 0, 2)
         self.final_state = state
         self._carry(state if isinstance(state, list) else [state])
-        self._steps = t_len
         return out
 
-    def _hold(self, new, old, keep, slot):
-        """Copies of the new state with masked rows taken from the old state."""
+    def _hold(self, new, old, keep, held):
+        """``held`` = the new state with the masked rows taken from the old state."""
         xp = self.backend.xp
         news, olds = (new, old) if isinstance(new, list) else ([new], [old])
-        held = []
-        for i, (a, b) in enumerate(zip(news, olds)):
-            buf = self._scratch(f"held{slot}_{i}", a.shape)
+        for buf, a, b in zip(held, news, olds):
             buf[...] = a
             xp.copyto(buf, b, where=keep)
-            held.append(buf)
         return held if isinstance(new, list) else held[0]
 
     # ---------------------------------------------------------------- bprop
-    def _sweep(self, input, grad_output, scale, accumulate):
+    def _backprop(self, input, grad_output, scale, need_input, need_params):
+        """BPTT: for t = T..1, dE/ds_t = dE/dy_t + dE/ds_t (from step t+1), then the step's
+        bprop; the steps' input gradients are needed for the state even when dE/dx is not."""
         x, _ = self._split_input(input, None, self._state_text())
         n, t_len = x.shape[:2]
         check_same_shape(self, "grad_output", grad_output, self.output)
         mask_tm, keep_tm = self._mask_arrays(n, t_len)
-        clones = self.__dict__["_buf_clones"]
-        gx = self._scratch("gx", x.shape)
-        gx.fill(0)
-        grad_state = [self._scratch(f"gs{i}", (n, s)) for i, s in enumerate(self.sizes)]
+        clones, count = self.clones, len(self.clones)
+        gx = None
+        if need_input:
+            gx = self.grad_x = self._fit(self.grad_x, x.shape)
+            gx.fill(0)
+        shapes = [(n, s) for s in self.sizes]
+        grad_state = self.grad_state = table_buffers(self.backend, self.grad_state, shapes)
         for g in grad_state:
             g.fill(0)
+        self.grad_step = [table_buffers(self.backend, old, shapes) for old in reused(self.grad_step, count)]
         stop = 0 if self.rho is None else max(0, t_len - self.rho)
-        self._cell_grads = {}
         for t in range(t_len - 1, stop - 1, -1):
-            slot = t % len(clones)
-            step = clones[slot]
+            slot = t % count
             # total dE/ds_t: from step t+1 plus, on the first array, from the output y_t
-            total = grad_state
-            total[0] += grad_output[:, t] if mask_tm is None else grad_output[:, t] * mask_tm[t]
-            g_new = [self._scratch(f"gnew{slot}_{i}", g.shape) for i, g in enumerate(total)]
-            for a, b in zip(g_new, total):
+            grad_state[0] += grad_output[:, t] if mask_tm is None else grad_output[:, t] * mask_tm[t]
+            g_new = self.grad_step[slot]
+            for a, b in zip(g_new, grad_state):
                 a[...] = b
                 if mask_tm is not None:
                     a *= mask_tm[t]  # s_t = m * cell(...) + (1 - m) * s_{t-1}
             g_cell = g_new if len(self.sizes) > 1 else g_new[0]
-            step_input = self._inputs[slot]
+            wanted = need_input or t > stop  # the first step's dE/ds_0 only feeds grad_input
             try:
-                if accumulate:
-                    g_in = step.backward(step_input, g_cell, scale)
-                else:
-                    g_in = step.update_grad_input(step_input, g_cell)
+                g_in = backprop(clones[slot], self.step_inputs[slot], g_cell, scale, wanted, need_params)
             except Exception as error:
-                add_context(error, self, f"step {t}", step)
+                add_context(error, self, f"step {t}", clones[slot])
                 raise
-            self._cell_grads[t] = g_cell
-            gx[:, t] = g_in[0]
+            if not wanted:
+                break
+            if need_input:
+                gx[:, t] = g_in[0]
             g_prev = g_in[1] if len(self.sizes) > 1 else [g_in[1]]
             for g_state, g in zip(grad_state, g_prev):
                 if mask_tm is None:
@@ -358,26 +360,15 @@ class Recurrent(SequenceModule):
                 else:  # dE/ds_{t-1} = (1 - m) * dE/ds_t + the cell's part
                     g_state *= keep_tm[t]
                     g_state += g
+        if not need_input:
+            return
         if stop > 0:
             for g in grad_state:  # truncated: nothing flows into the initial state
                 g.fill(0)
-        if self._from_input:
+        if self.state_given:
             self.grad_input = [gx, grad_state if len(self.sizes) > 1 else grad_state[0]]
         else:
             self.grad_input = gx
-        return self.grad_input
-
-    def update_grad_input(self, input, grad_output):
-        return self._sweep(input, grad_output, 1.0, accumulate=False)
-
-    def acc_grad_parameters(self, input, grad_output, scale=1.0):
-        clones = self.__dict__["_buf_clones"]
-        for t, g_cell in getattr(self, "_cell_grads", {}).items():
-            slot = t % len(clones)
-            clones[slot].acc_grad_parameters(self._inputs[slot], g_cell, scale)
-
-    def backward(self, input, grad_output, scale=1.0):
-        return self._sweep(input, grad_output, scale, accumulate=True)
 
     def __repr__(self):
         extra = f", rho={self.rho}" if self.rho is not None else ""

@@ -18,15 +18,24 @@ import math
 from ..errors import check_positive, check_same_shape
 from .dropout import Dropout
 from .init import get_rng, uniform
+from ._tables import table_buffers
+from .module import Composite, backprop, saved, scratch
 from .recurrent import SequenceModule
 from .rnn_kernels import KERNELS
 
 
-class _Layers(SequenceModule):
+class _Layers(Composite, SequenceModule):
     """Stacked, optionally bidirectional, fused recurrent layers (see the module doc)."""
 
     _kind = "LSTM"
-    _grad_input_optional = True
+
+    kernels = scratch("one time-loop kernel per layer and direction, holding their buffers")
+    x_f = scratch("the input, feature-major (F, T, N)")
+    layer_outputs = saved("the outputs of the layers below the top, feature-major (D*H, T, N) each")
+    final = scratch("the final states [h_T (, c_T)], each (L*D, N, H)")
+    grad_layer_inputs = scratch("dE/d(input of each layer), feature-major (width, T, N)")
+    grad_state = scratch("dE/d(initial state), each (L*D, N, H)")
+    grad_x = scratch("dE/dx (N, T, F)")
 
     def _setup(self, input_size, hidden_size, num_layers, bias, dropout, bidirectional, rng, nonlinearity="tanh"):
         name = type(self).__name__
@@ -82,13 +91,12 @@ class _Layers(SequenceModule):
         return shape if self.parts == 1 else f"[h0, c0], each {shape}"
 
     def _kernels(self):
-        kernels = self.__dict__.get("_buf_kernels")
-        if kernels is None or kernels[0].backend != self.backend:
+        kernels = self.kernels
+        if kernels is None:
             make = KERNELS[self._kind]
             extra = {"relu": self.nonlinearity == "relu"} if self._kind == "RNN" else {}
-            kernels = [make(self.backend, self.hidden_size, d == 1, **extra)
-                       for _ in range(self.num_layers) for d in range(self.directions)]
-            self.__dict__["_buf_kernels"] = kernels
+            kernels = self.kernels = [make(self.backend, self.hidden_size, d == 1, **extra)
+                                      for _ in range(self.num_layers) for d in range(self.directions)]
         return kernels
 
     # ---------------------------------------------------------------- fprop
@@ -97,18 +105,18 @@ class _Layers(SequenceModule):
         n, t_len = x.shape[:2]
         hs, dirs, layers = self.hidden_size, self.directions, self.num_layers
         shapes = [(layers * dirs, n, hs)] * self.parts
-        state0, self._from_input = self._start_state(given, shapes, self._state_text())
+        state0, self.state_given = self._start_state(given, shapes, self._state_text())
         mask_f, keep_f = self._mask_arrays(n, t_len, feature_major=True)
         kernels = self._kernels()
-        layer_in = self._scratch("x_f", (self.input_size, t_len, n))  # feature-major (F, T, N)
+        layer_in = self.x_f = self._fit(self.x_f, (self.input_size, t_len, n))  # feature-major (F, T, N)
         for t in range(t_len):  # step by step: 2-D transposes stay in cache
             layer_in[:, t] = x[:, t].T
-        final = [self._scratch(f"final{i}", shapes[0]) for i in range(self.parts)]
-        out = self.output = self.backend.ensure(self.output, (n, t_len, dirs * hs))
-        self._layer_outputs = []
+        final = self.final = table_buffers(self.backend, self.final, shapes)
+        out = self.output = self._fit(self.output, (n, t_len, dirs * hs))
+        self.layer_outputs = table_buffers(self.backend, self.layer_outputs, [(dirs * hs, t_len, n)] * (layers - 1))
         for layer in range(layers):
             top = layer == layers - 1
-            y = None if top else self._scratch(f"y{layer}", (dirs * hs, t_len, n))
+            y = None if top else self.layer_outputs[layer]
             for d in range(dirs):
                 index = layer * dirs + d
                 states, fin = kernels[index].forward(layer_in, self._weights(layer, d), [s[index].T for s in state0], keep_f)
@@ -123,7 +131,6 @@ class _Layers(SequenceModule):
                 break
             if mask_f is not None:
                 y *= mask_f.reshape(1, t_len, n)
-            self._layer_outputs.append(y)
             layer_in = y
             if self._dropouts:
                 layer_in = self._dropouts[layer].forward(y)
@@ -131,31 +138,31 @@ class _Layers(SequenceModule):
             out *= mask_f.transpose(2, 0, 1)  # (N, T, 1)
         self.final_state = final[0] if self.parts == 1 else final
         self._carry(final)
-        self._bptt_done = False
         return out
 
     # ---------------------------------------------------------------- bprop
-    def update_grad_input(self, input, grad_output):
-        return self._bptt(input, grad_output, want_input=True)
-
-    def _bptt(self, input, grad_output, want_input):
-        """Back-propagation through time: the gate gradients of every layer and step, and
-        (when ``want_input``) dE/dx. Without it, the first layer's dE/dx GEMM is skipped."""
+    def _backprop(self, input, grad_output, scale, need_input, need_params):
+        """Back-propagation through time, layer by layer from the top: the gate gradients
+        of every step (see :mod:`ember.nn.rnn_kernels`), then dE/d(layer input) (skipped
+        for the first layer without ``need_input``) and, with ``need_params``, dE/dW:
+        one GEMM per weight over all steps."""
         x, _ = self._split_input(input, self.input_size, self._state_text())
         n, t_len = x.shape[:2]
         check_same_shape(self, "grad_output", grad_output, self.output)
         hs, dirs = self.hidden_size, self.directions
         mask_f, keep_f = self._mask_arrays(n, t_len, feature_major=True)
         kernels = self._kernels()
-        dstate = [self._scratch(f"dstate{i}", (self.num_layers * dirs, n, hs)) for i in range(self.parts)]
+        if need_input:
+            self.grad_state = table_buffers(self.backend, self.grad_state, [(self.num_layers * dirs, n, hs)] * self.parts)
+        widths = [self.input_size] + [dirs * hs] * (self.num_layers - 1)
+        self.grad_layer_inputs = table_buffers(self.backend, self.grad_layer_inputs, [(w, t_len, n) for w in widths])
         d_above = None  # dE/d(input of the layer above), feature-major
         for layer in range(self.num_layers - 1, -1, -1):
-            width = self.input_size if layer == 0 else dirs * hs
-            d_in = self._scratch(f"din{layer}", (width, t_len, n))
+            d_in = self.grad_layer_inputs[layer]
             for d in range(dirs):
                 index = layer * dirs + d
-                weights = self._weights(layer, d)
-                dy = kernels[index].buf("dy", (t_len, hs, n))  # time-major (T, H, N)
+                kernel, weights = kernels[index], self._weights(layer, d)
+                dy = kernel.dy_buffer()  # time-major (T, H, N)
                 if d_above is None:
                     for t in range(t_len):
                         dy[t] = grad_output[:, t, d * hs : (d + 1) * hs].T
@@ -163,41 +170,26 @@ class _Layers(SequenceModule):
                         dy *= mask_f
                 else:
                     dy[...] = d_above[d * hs : (d + 1) * hs].transpose(1, 0, 2)
-                d0 = kernels[index].backward(dy, weights, mask_f, keep_f)
-                if layer > 0 or want_input:
-                    kernels[index].grad_input(weights, d_in, accumulate=d > 0)
-                for target, value in zip(dstate, d0):
-                    target[index] = value.T
+                d0 = kernel.backward(weights, mask_f, keep_f)
+                if layer > 0 or need_input:
+                    kernel.grad_input(weights, d_in, accumulate=d > 0)
+                if need_params:
+                    kernel.acc(weights, self._weights(layer, d, prefix="grad_"), scale)
+                if need_input:
+                    for target, value in zip(self.grad_state, d0):
+                        target[index] = value.T
             d_above = d_in
             if layer > 0 and self._dropouts:
-                d_above = self._dropouts[layer - 1].update_grad_input(self._layer_outputs[layer - 1], d_in)
-        self._bptt_done = True
-        if not want_input:
-            return None
-        gx = self._scratch("gx", x.shape)
+                d_above = backprop(self._dropouts[layer - 1], self.layer_outputs[layer - 1], d_in, scale, True, False)
+        if not need_input:
+            return
+        gx = self.grad_x = self._fit(self.grad_x, x.shape)
         for t in range(t_len):
             gx[:, t] = d_above[:, t].T
-        if self._from_input:
-            self.grad_input = [gx, dstate[0] if self.parts == 1 else dstate]
+        if self.state_given:
+            self.grad_input = [gx, self.grad_state[0] if self.parts == 1 else self.grad_state]
         else:
             self.grad_input = gx
-        return self.grad_input
-
-    def acc_grad_parameters(self, input, grad_output, scale=1.0):
-        """dE/dW for every layer: one GEMM per weight over all steps.
-
-        Reuses the gate gradients of :meth:`update_grad_input` when it ran since the
-        last forward (so call both with the same grad_output, as ``backward`` does);
-        otherwise runs BPTT itself without the input gradient (a container that does
-        not need dE/dx calls only this, see ``compute_grad_input``).
-        """
-        if not getattr(self, "_bptt_done", False):
-            self._bptt(input, grad_output, want_input=False)
-        kernels = self._kernels()
-        for layer in range(self.num_layers):
-            for d in range(self.directions):
-                kernels[layer * self.directions + d].acc(
-                    self._weights(layer, d), self._weights(layer, d, prefix="grad_"), scale)
 
     def extra_repr(self):
         parts = [f"{self.input_size} -> {self.hidden_size}"]

@@ -22,7 +22,7 @@ States are kept in ``S`` (T+1, H, N) indexed by time: the forward direction read
 
 from __future__ import annotations
 
-from .. import _blas
+from .module import saved, scratch
 from .cells import (
     blocks,
     gru_backward,
@@ -36,20 +36,39 @@ from .cells import (
 
 
 class Kernel:
-    """Forward/backward over time of one layer in one direction (subclasses: the cells)."""
+    """Forward/backward over time of one layer in one direction (subclasses: the cells).
+
+    Its buffers are declared below (``saved``: kept by the forward for the backward;
+    ``scratch``: reused); the layer module keeps its kernels as declared scratch, so
+    ``clear_state()`` drops them with every buffer.
+    """
 
     gates = 1
     parts = 1  # arrays in the state: 1 (h) or 2 (h, c)
 
+    x = saved("the layer's input, feature-major (F, T, N) (the module's buffer)")
+    g = saved("gate activations of every step (T, G*H, N)")
+    states = saved("[h (, c)]: the states of every step, each (T+1, H, N)")
+    proj = scratch("input projection of all steps W_ih X + b, (G*H, T, N)")
+    bias = scratch("b_ih + b_hh (G*H,)")
+    tmp = scratch("elementwise scratch (H, N)")
+    dy = scratch("dE/d(outputs) of this direction, time-major (T, H, N)")
+    dg = scratch("dE/d(gate pre-activations) of every step (T, G*H, N)")
+    dg_f = scratch("the same, feature-major (G*H, T, N), for the products over all steps")
+    dstate = scratch("[dE/dh (, dE/dc)] flowing back through time, each (H, N)")
+    held = scratch("dstate of a padded step, passed through unchanged")
+    h_prev = scratch("the previous hidden state of every step, feature-major (H, T, N)")
+    acc_scratch = scratch("product scratch for accumulating GEMMs (beta = 1), by target name")
+
     def __init__(self, backend, hidden_size, reverse):
         self.backend, self.hs, self.reverse = backend, hidden_size, reverse
-        self.bufs = {}
-        # BLAS accumulates C += A B in place; other paths need a persistent scratch array
-        self.fallback = backend.name != "numpy" or not _blas.AVAILABLE
 
-    def buf(self, name, shape):
-        b = self.bufs[name] = self.backend.ensure(self.bufs.get(name), shape)
-        return b
+    def fit(self, buffer, shape):
+        """``buffer`` when it has ``shape`` (and the backend's dtype), else a new array."""
+        return self.backend.ensure(buffer, shape)
+
+    def fits(self, buffers, shapes):
+        return [self.fit(b, s) for b, s in zip(buffers or [None] * len(shapes), shapes)]
 
     def order(self, t_len):
         return range(t_len - 1, -1, -1) if self.reverse else range(t_len)
@@ -58,9 +77,16 @@ class Kernel:
         """(index of the previous state, index of the new state) in S for step t."""
         return (t + 1, t) if self.reverse else (t, t + 1)
 
-    def gemm(self, a, b, out, beta=0.0, name="scratch"):
-        scratch = self.buf(name, out.shape) if beta and self.fallback else None
-        self.backend.gemm(a, b, out, beta=beta, scratch=scratch)
+    def gemm(self, a, b, out, beta=0.0, trans_b=False, alpha=1.0, name="step"):
+        """``out = alpha a op(b) + beta out`` through the backend; accumulation (beta != 0)
+        gets a persistent product scratch (NumPy's matmul cannot accumulate)."""
+        scratch = None
+        if beta:
+            buffers = self.acc_scratch
+            if buffers is None:
+                buffers = self.acc_scratch = {}
+            scratch = buffers[name] = self.fit(buffers.get(name), out.shape)
+        self.backend.gemm(a, b, out, trans_b=trans_b, alpha=alpha, beta=beta, scratch=scratch)
 
     # ------------------------------------------------------------------ fprop
     def forward(self, x, p, state0, keep):
@@ -69,13 +95,16 @@ class Kernel:
         Returns (outputs (T, H, N), final states [(H, N), ...])."""
         f, t_len, n = x.shape
         hs, gh = self.hs, self.gates * self.hs
-        xp_all = self.buf("xp", (gh, t_len, n))
+        proj = self.proj = self.fit(self.proj, (gh, t_len, n))
         bias = self.input_bias(p)
         if bias is not None:
-            xp_all[...] = bias.reshape(gh, 1, 1)  # then accumulate the product onto it in one pass
-        self.gemm(p["weight_ih"], x.reshape(f, t_len * n), xp_all.reshape(gh, t_len * n), beta=0.0 if bias is None else 1.0)
-        self.g = self.buf("g", (t_len, gh, n))
-        states = [self.buf(f"s{i}", (t_len + 1, hs, n)) for i in range(self.parts)]
+            proj[...] = bias.reshape(gh, 1, 1)  # then accumulate the product onto it in one pass
+        self.gemm(p["weight_ih"], x.reshape(f, t_len * n), proj.reshape(gh, t_len * n), beta=0.0 if bias is None else 1.0,
+                  name="proj")
+        self.g = self.fit(self.g, (t_len, gh, n))
+        self.tmp = self.fit(self.tmp, (hs, n))
+        states = self.states = self.fits(self.states, [(t_len + 1, hs, n)] * self.parts)
+        self.prepare(t_len, n)
         start = t_len if self.reverse else 0
         for s, s0 in zip(states, state0):
             s[start] = s0
@@ -83,56 +112,75 @@ class Kernel:
         for t in self.order(t_len):
             prev, new = self.slots(t)
             g_t = self.g[t]
-            g_t[...] = xp_all[:, t]
+            g_t[...] = proj[:, t]
             self.step(t, prev, new, p, g_t)
             if keep is not None:
                 for s in states:
                     xp.copyto(s[new], s[prev], where=keep[t])
-        self.x, self.t_len = x, t_len
+        self.x = x
         end = 0 if self.reverse else t_len
         out = states[0][:-1] if self.reverse else states[0][1:]
         return out, [s[end] for s in states]
+
+    def prepare(self, t_len, n):
+        """Fit the subclass's own forward buffers."""
 
     def input_bias(self, p):
         """The bias added to the input projection (b_ih + b_hh; the GRU keeps b_hh apart)."""
         if p["bias_ih"] is None:
             return None
-        bias = self.buf("bias", p["bias_ih"].shape)
+        bias = self.bias = self.fit(self.bias, p["bias_ih"].shape)
         self.backend.xp.add(p["bias_ih"], p["bias_hh"], out=bias)
         return bias
 
     # ------------------------------------------------------------------ bprop
-    def backward(self, dy_tm, p, mask, keep):
-        """dy_tm (T, H, N): dE/d(outputs), zero at padded steps. Fills the gate gradients for
-        :meth:`grad_input` / :meth:`acc` and returns dE/d(state0) as [(H, N), ...]."""
+    def dy_buffer(self):
+        """dE/d(outputs) of this direction (T, H, N), for the layer to fill before :meth:`backward`."""
+        t_len, n = self.x.shape[1:]
+        self.dy = self.fit(self.dy, (t_len, self.hs, n))
+        return self.dy
+
+    def backward(self, p, mask, keep):
+        """From :meth:`dy_buffer` (zero at padded steps): the gate gradients of every step,
+        for :meth:`grad_input` / :meth:`acc`; returns dE/d(state0) as [(H, N), ...]."""
         xp = self.backend.xp
-        t_len, n, hs = self.t_len, self.x.shape[2], self.hs
-        self.dg = self.buf("dg", (t_len, self.gates * hs, n))
-        dstate = [self.buf(f"d{i}", (hs, n)) for i in range(self.parts)]
-        held = [self.buf(f"held{i}", (hs, n)) for i in range(self.parts)] if keep is not None else None
+        t_len, n = self.x.shape[1:]
+        hs, dy_tm = self.hs, self.dy
+        self.dg = self.fit(self.dg, (t_len, self.gates * hs, n))
+        dstate = self.dstate = self.fits(self.dstate, [(hs, n)] * self.parts)
+        if keep is not None:
+            self.held = self.fits(self.held, [(hs, n)] * self.parts)
+        self.prepare_back(t_len, n)
         for d in dstate:
             d.fill(0)
         for t in reversed(self.order(t_len)):
             prev, new = self.slots(t)
             dstate[0] += dy_tm[t]
             if keep is not None:
-                for a, b in zip(held, dstate):
+                for a, b in zip(self.held, dstate):
                     a[...] = b
             # dE/d(gates) of step t, then dstate becomes dE/d(state before step t)
             self.step_back(t, prev, new, p, dstate, mask)
             if keep is not None:  # held steps pass their gradient straight to the previous state
-                for a, b in zip(dstate, held):
+                for a, b in zip(dstate, self.held):
                     xp.copyto(a, b, where=keep[t])
         # feature-major copies for the products over all steps
-        self.dg_f = self.buf("dg_f", (self.gates * hs, t_len, n))
+        self.dg_f = self.fit(self.dg_f, (self.gates * hs, t_len, n))
         self.dg_f[...] = self.dg.transpose(1, 0, 2)
+        self.finish_back()
         return dstate
+
+    def prepare_back(self, t_len, n):
+        """Fit the subclass's own backward buffers."""
+
+    def finish_back(self):
+        """Subclass work after the reverse loop."""
 
     def grad_input(self, p, dx, accumulate):
         """dx (F, T, N) = (or +=) W_ih^T dE/d(gates) over all steps in one GEMM."""
         f, t_len, n = dx.shape
         self.gemm(p["weight_ih"].T, self.dg_f.reshape(-1, t_len * n), dx.reshape(f, t_len * n),
-                  beta=1.0 if accumulate else 0.0, name="dx_scratch")
+                  beta=1.0 if accumulate else 0.0, name="dx")
 
     def hidden_grads(self):
         """dE/d(W_hh h + b_hh) of all steps, feature-major (the gate gradients, except for the GRU)."""
@@ -142,17 +190,16 @@ class Kernel:
         """Accumulate scale * dE/dW_ih, dE/dW_hh, dE/db_ih, dE/db_hh (one GEMM / sum each)."""
         xp = self.backend.xp
         t_len, n = self.x.shape[1:]
-        hs = self.hs
-        h_prev = self.buf("h_prev", (hs, t_len, n))
-        h_prev[...] = (self.bufs["s0"][1:] if self.reverse else self.bufs["s0"][:-1]).transpose(1, 0, 2)
+        h = self.states[0]
+        h_prev = self.h_prev = self.fit(self.h_prev, (self.hs, t_len, n))
+        h_prev[...] = (h[1:] if self.reverse else h[:-1]).transpose(1, 0, 2)
         for key, grads, inputs in (("weight_ih", self.dg_f, self.x), ("weight_hh", self.hidden_grads(), h_prev)):
-            target = g[key]
-            scratch = self.buf("scratch_" + key, target.shape) if self.fallback else None
-            self.backend.gemm(grads.reshape(-1, t_len * n), inputs.reshape(-1, t_len * n), target, trans_b=True,
-                              alpha=scale, beta=1.0, scratch=scratch)
+            self.gemm(grads.reshape(-1, t_len * n), inputs.reshape(-1, t_len * n), g[key], trans_b=True,
+                      alpha=scale, beta=1.0, name=key)
         if g["bias_ih"] is not None:
             for key, grads in (("bias_ih", self.dg_f), ("bias_hh", self.hidden_grads())):
-                step = self.buf("scratch_" + key, g[key].shape)
+                buffers = self.acc_scratch
+                step = buffers[key] = self.fit(buffers.get(key), g[key].shape)
                 xp.sum(grads.reshape(-1, t_len * n), axis=1, out=step)
                 if scale != 1:
                     step *= scale
@@ -167,13 +214,13 @@ class RNNKernel(Kernel):
         self.relu = relu
 
     def step(self, t, prev, new, p, g_t):
-        s = self.bufs["s0"]
+        s = self.states[0]
         self.gemm(p["weight_hh"], s[prev], g_t, beta=1.0)
         rnn_forward(self.backend.xp, g_t, s[new], self.relu)
 
     def step_back(self, t, prev, new, p, dstate, mask):
         dg_t = self.dg[t]
-        rnn_backward(self.backend.xp, self.bufs["s0"][new], dstate[0], dg_t, self.relu)
+        rnn_backward(self.backend.xp, self.states[0][new], dstate[0], dg_t, self.relu)
         if mask is not None:
             dg_t *= mask[t]
         self.gemm(p["weight_hh"].T, dg_t, dstate[0])
@@ -183,25 +230,23 @@ class LSTMKernel(Kernel):
     """LSTM: G_t = XP_t + W_hh h_{t-1} (one GEMM for the four gates)."""
 
     gates, parts = 4, 2
+    tanh_c = saved("tanh(c_t) of every step (T, H, N)")
 
-    def forward(self, x, p, state0, keep):
-        self.buf("tanh_c", (x.shape[1], self.hs, x.shape[2]))
-        self.buf("tmp", (self.hs, x.shape[2]))
-        return super().forward(x, p, state0, keep)
+    def prepare(self, t_len, n):
+        self.tanh_c = self.fit(self.tanh_c, (t_len, self.hs, n))
 
     def step(self, t, prev, new, p, g_t):
-        b, hs = self.bufs, self.hs
-        h, c = b["s0"], b["s1"]
+        hs = self.hs
+        h, c = self.states
         self.gemm(p["weight_hh"], h[prev], g_t, beta=1.0)
         i, f, g, o = blocks(g_t, 4, 0)
         lstm_activate(self.backend.xp, (g_t[: 2 * hs], o), g)
-        lstm_forward(self.backend.xp, i, f, g, o, c[prev], c[new], b["tanh_c"][t], h[new], b["tmp"])
+        lstm_forward(self.backend.xp, i, f, g, o, c[prev], c[new], self.tanh_c[t], h[new], self.tmp)
 
     def step_back(self, t, prev, new, p, dstate, mask):
-        b = self.bufs
         dg_t = self.dg[t]
-        lstm_backward(self.backend.xp, blocks(self.g[t], 4, 0), b["s1"][prev], b["tanh_c"][t], dstate[0], dstate[1],
-                      blocks(dg_t, 4, 0), b["tmp"])
+        lstm_backward(self.backend.xp, blocks(self.g[t], 4, 0), self.states[1][prev], self.tanh_c[t], dstate[0],
+                      dstate[1], blocks(dg_t, 4, 0), self.tmp)
         if mask is not None:
             dg_t *= mask[t]
         self.gemm(p["weight_hh"].T, dg_t, dstate[0])
@@ -211,19 +256,21 @@ class GRUKernel(Kernel):
     """GRU: XP_t = W_ih x + b_ih; HG_t = W_hh h_{t-1} + b_hh (its n block is kept for bprop)."""
 
     gates = 3
+    hg = saved("W_hh h_{t-1} + b_hh of every step (T, 3H, N)")
+    dhg = scratch("dE/d(W_hh h_{t-1} + b_hh) of every step (T, 3H, N)")
+    dhg_f = scratch("the same, feature-major (3H, T, N)")
+    direct = scratch("the part of dE/dh_{t-1} that skips the products, z * dE/dh_t (H, N)")
 
     def input_bias(self, p):
         return p["bias_ih"]
 
-    def forward(self, x, p, state0, keep):
-        t_len, n = x.shape[1:]
-        self.buf("hg", (t_len, 3 * self.hs, n))
-        return super().forward(x, p, state0, keep)
+    def prepare(self, t_len, n):
+        self.hg = self.fit(self.hg, (t_len, 3 * self.hs, n))
 
     def step(self, t, prev, new, p, g_t):
-        b, hs = self.bufs, self.hs
-        hg = b["hg"][t]
-        s = b["s0"]
+        hs = self.hs
+        hg = self.hg[t]
+        s = self.states[0]
         if p["bias_hh"] is not None:
             hg[...] = p["bias_hh"].reshape(-1, 1)
         self.gemm(p["weight_hh"], s[prev], hg, beta=0.0 if p["bias_hh"] is None else 1.0)
@@ -231,19 +278,18 @@ class GRUKernel(Kernel):
         r, z, n = blocks(g_t, 3, 0)
         gru_forward(self.backend.xp, r, z, n, hg[2 * hs :], s[prev], s[new])
 
-    def backward(self, dy, p, mask, keep):
-        t_len, n = self.x.shape[1:]
-        self.buf("dhg", (t_len, 3 * self.hs, n))
-        self.buf("direct", (self.hs, n))
-        dstate = super().backward(dy, p, mask, keep)
-        self.dhg_f = self.buf("dhg_f", (3 * self.hs, t_len, n))
-        self.dhg_f[...] = self.bufs["dhg"].transpose(1, 0, 2)
-        return dstate
+    def prepare_back(self, t_len, n):
+        self.dhg = self.fit(self.dhg, (t_len, 3 * self.hs, n))
+        self.direct = self.fit(self.direct, (self.hs, n))
+
+    def finish_back(self):
+        self.dhg_f = self.fit(self.dhg_f, self.dg_f.shape)
+        self.dhg_f[...] = self.dhg.transpose(1, 0, 2)
 
     def step_back(self, t, prev, new, p, dstate, mask):
-        b, hs = self.bufs, self.hs
-        dg_t, dhg_t, direct = self.dg[t], b["dhg"][t], b["direct"]
-        gru_backward(self.backend.xp, blocks(self.g[t], 3, 0), b["hg"][t][2 * hs :], b["s0"][prev], dstate[0],
+        hs = self.hs
+        dg_t, dhg_t, direct = self.dg[t], self.dhg[t], self.direct
+        gru_backward(self.backend.xp, blocks(self.g[t], 3, 0), self.hg[t][2 * hs :], self.states[0][prev], dstate[0],
                      blocks(dg_t, 3, 0), dhg_t[2 * hs :], direct)
         dhg_t[: 2 * hs] = dg_t[: 2 * hs]
         if mask is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError, check_same_shape, describe, shape_error
-from .module import Criterion, Module
+from .module import Composite, Criterion, Module, backprop, saved, scratch
 from .recurrent import SequenceModule, _ragged_message, check_mask, host_mask, set_mask
 
 
@@ -26,7 +26,7 @@ def _sequence_array(module, value, what="input (N, T, ...)", floating=False):
     return value
 
 
-class Sequencer(Module):
+class Sequencer(Composite):
     """Apply a module without memory to every time step: ``y[:, t] = module(x[:, t])``.
 
     The steps are stacked into one batch, (N, T, ...) -> (N*T, ...), so the module runs
@@ -59,32 +59,19 @@ class Sequencer(Module):
         self.output = y.reshape(lead + y.shape[1:])
         return self.output
 
-    def _grad_output(self, input, grad_output):
+    def _backprop(self, input, grad_output, scale, need_input, need_params):
         check_same_shape(self, "grad_output", grad_output, self.output)
         lead = input.shape[:2]
-        return self._flat(input, lead), self._flat(grad_output, lead)
-
-    def update_grad_input(self, input, grad_output):
-        x, g = self._grad_output(input, grad_output)
-        gx = self.module.update_grad_input(x, g)
-        self.grad_input = None if gx is None else gx.reshape(input.shape)
-        return self.grad_input
-
-    def acc_grad_parameters(self, input, grad_output, scale=1.0):
-        x, g = self._grad_output(input, grad_output)
-        self.module.acc_grad_parameters(x, g, scale)
-
-    def backward(self, input, grad_output, scale=1.0):
-        x, g = self._grad_output(input, grad_output)
-        gx = self.module.backward(x, g, scale)
-        self.grad_input = None if gx is None else gx.reshape(input.shape)
-        return self.grad_input
+        gx = backprop(self.module, self._flat(input, lead), self._flat(grad_output, lead), scale, need_input,
+                      need_params)
+        if need_input:
+            self.grad_input = None if gx is None else gx.reshape(input.shape)
 
     def __repr__(self):
         return f"Sequencer({self.module!r})"
 
 
-class Bidirectional(SequenceModule):
+class Bidirectional(Composite, SequenceModule):
     """Run one sequence module forward in time and another backward, and merge.
 
     ``y = merge(F(x), reverse(B(reverse(x))))`` with ``reverse`` flipping the time axis;
@@ -94,6 +81,10 @@ class Bidirectional(SequenceModule):
     steps then come first and hold B's initial state, so B starts at each sequence's
     last real step. bprop: dE/dx = dE/dx(F) + reverse(dE/dx(B)).
     """
+
+    x_reversed = saved("the input reversed in time (the backward module's input)")
+    grad_forward = scratch("dE/d(forward module's output)")
+    grad_reversed = scratch("dE/d(backward module's output), reversed in time")
 
     def __init__(self, module, backward_module=None, merge="concat", rng=None):
         super().__init__()
@@ -118,62 +109,42 @@ class Bidirectional(SequenceModule):
     def remember(self, mode="both"):
         raise ValueError("Bidirectional: a backward-in-time pass cannot carry its state into the next call")
 
-    def _reversed(self, name, value):
-        buf = self._scratch(name, value.shape)
-        buf[...] = value[:, ::-1]
-        return buf
-
     def update_output(self, input):
         x = _sequence_array(self, input, "input (N, T, F)", floating=True)
         check_mask(self, *x.shape[:2])
         y1 = self.forward_module.forward(x)
-        y2 = self.backward_module.forward(self._reversed("x_rev", x))
+        x_rev = self.x_reversed = self._fit(self.x_reversed, x.shape)
+        x_rev[...] = x[:, ::-1]
+        y2 = self.backward_module.forward(x_rev)
         if y1.shape[:2] != x.shape[:2] or y2.shape[:2] != x.shape[:2] or (self.merge == "sum" and y1.shape != y2.shape):
             raise shape_error(self, "both modules to return (N, T, H) sequences (equal shapes for merge='sum')",
                               f"{describe(y1)} and {describe(y2)}")
         if self.merge == "sum":
-            out = self.output = self.backend.ensure(self.output, y1.shape)
+            out = self.output = self._fit(self.output, y1.shape)
             out[...] = y2[:, ::-1]
             out += y1
         else:
             h1 = y1.shape[2]
-            out = self.output = self.backend.ensure(self.output, y1.shape[:2] + (h1 + y2.shape[2],))
+            out = self.output = self._fit(self.output, y1.shape[:2] + (h1 + y2.shape[2],))
             out[:, :, :h1] = y1
             out[:, :, h1:] = y2[:, ::-1]
         return out
 
-    def _split_grad(self, grad_output):
+    def _backprop(self, input, grad_output, scale, need_input, need_params):
+        """dE/dx = dE/dx(F) + reverse(dE/dx(B)), from the split and reversed dE/dy."""
         check_same_shape(self, "grad_output", grad_output, self.output)
-        h1 = self.forward_module.output.shape[2]
-        g1 = self._scratch("g1", self.forward_module.output.shape)
+        y1, y2 = self.forward_module.output, self.backward_module.output
+        h1 = y1.shape[2]
+        g1 = self.grad_forward = self._fit(self.grad_forward, y1.shape)
         g1[...] = grad_output if self.merge == "sum" else grad_output[:, :, :h1]
-        g2 = self._reversed("g2", grad_output if self.merge == "sum" else grad_output[:, :, h1:])
-        return g1, g2
-
-    def _sweep(self, input, grad_output, scale, accumulate):
-        g1, g2 = self._split_grad(grad_output)
-        x_rev = self._scratch("x_rev", input.shape)
-        if accumulate:
-            gx1 = self.forward_module.backward(input, g1, scale)
-            gx2 = self.backward_module.backward(x_rev, g2, scale)
-        else:
-            gx1 = self.forward_module.update_grad_input(input, g1)
-            gx2 = self.backward_module.update_grad_input(x_rev, g2)
-        gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape)
-        gx[...] = gx2[:, ::-1]
-        gx += gx1
-        return gx
-
-    def update_grad_input(self, input, grad_output):
-        return self._sweep(input, grad_output, 1.0, accumulate=False)
-
-    def acc_grad_parameters(self, input, grad_output, scale=1.0):
-        g1, g2 = self._split_grad(grad_output)
-        self.forward_module.acc_grad_parameters(input, g1, scale)
-        self.backward_module.acc_grad_parameters(self._scratch("x_rev", input.shape), g2, scale)
-
-    def backward(self, input, grad_output, scale=1.0):
-        return self._sweep(input, grad_output, scale, accumulate=True)
+        g2 = self.grad_reversed = self._fit(self.grad_reversed, y2.shape)
+        g2[...] = (grad_output if self.merge == "sum" else grad_output[:, :, h1:])[:, ::-1]
+        gx1 = backprop(self.forward_module, input, g1, scale, need_input, need_params)
+        gx2 = backprop(self.backward_module, self.x_reversed, g2, scale, need_input, need_params)
+        if need_input:
+            gx = self.grad_input = self._fit(self.grad_input, input.shape)
+            gx[...] = gx2[:, ::-1]
+            gx += gx1
 
     def __repr__(self):
         return f"Bidirectional({self.forward_module!r}, {self.backward_module!r}, merge={self.merge})"

@@ -12,11 +12,12 @@ the end.
 from __future__ import annotations
 
 from ..errors import check_same_shape, name_of, shape_error
-from ._tables import Sweep, check_table, exclusive_runners, is_table, normalize_axis, replicas, sum_into
+from ._tables import check_table, exclusive_runners, is_table, normalize_axis, replicas, sum_into
 from .containers import Container, add_context
+from .module import backprop, saved, scratch
 
 
-class _Branches(Sweep, Container):
+class _Branches(Container):
     """Base of containers that run every child once per call on its own input.
 
     A subclass says how the input is routed to the children (``_routes``), how their
@@ -24,12 +25,16 @@ class _Branches(Sweep, Container):
     (``_split_grad``) and how the children's grad_inputs are merged (``_merge``).
     """
 
+    replicas = scratch("the modules running a child's second and later uses (declared: "
+                       "clear_state and to() drop them)")
+
     def _runners(self, n):
         """The modules that run the children: a child used twice (``ParallelTable(m, m)``)
         runs the second time as a replica sharing its arrays, so both uses keep their
-        own buffers and accumulate into the same gradients. Replicas live in a
-        ``_buf_`` attribute, so ``clear_state`` (and ``to``) drop them."""
-        return exclusive_runners(self._children, self.__dict__.setdefault("_buf_replicas", {}))
+        own buffers and accumulate into the same gradients."""
+        if self.replicas is None:
+            self.replicas = {}
+        return exclusive_runners(self._children, self.replicas)
 
     def _routes(self, input):
         raise NotImplementedError
@@ -45,23 +50,17 @@ class _Branches(Sweep, Container):
         self.output = self._combine(input, outputs)
         return self.output
 
-    def _sweep(self, input, grad_output, scale, mode):
+    def _backprop(self, input, grad_output, scale, need_input, need_params):
         routes = self._routes(input)
         grads = []
         for index, ((child, x), go) in enumerate(zip(routes, self._split_grad(grad_output, routes))):
             try:
-                if mode == "both":
-                    grads.append(child.backward(x, go, scale))
-                elif mode == "input":
-                    grads.append(child.update_grad_input(x, go))
-                else:
-                    child.acc_grad_parameters(x, go, scale)
+                grads.append(backprop(child, x, go, scale, need_input, need_params))
             except Exception as error:
                 add_context(error, self, index, child)
                 raise
-        if mode != "params":
+        if need_input:
             self.grad_input = self._merge(input, grads)
-        return self.grad_input
 
     # table outputs (ConcatTable, ParallelTable, MapTable)
     def _combine(self, input, outputs):
@@ -133,9 +132,9 @@ class MapTable(ParallelTable):
         return {"type": "MapTable", "args": {}, "children": [child.spec() for child in self._children]}
 
     def _runners(self, n):
-        existing = self.__dict__.get("_buf_replicas", [])
-        self.__dict__["_buf_replicas"] = replicas(self._children[0], existing, max(n, len(existing)))
-        return self.__dict__["_buf_replicas"][:n]
+        existing = self.replicas or []
+        self.replicas = replicas(self._children[0], existing, max(n, len(existing)))
+        return self.replicas[:n]
 
     def _routes(self, input):
         if not self._children:
@@ -151,6 +150,8 @@ class Concat(ConcatTable):
     fprop:  y = [F_1(x) | F_2(x) | ... | F_K(x)]   (joined along axis dim)
     bprop:  dE/dx = sum_k (slice k of dE/dy) . dF_k/dx
     """
+
+    sizes = saved("the children's output sizes along dim (how dE/dy is split)")
 
     def __init__(self, dim, *modules):
         if not isinstance(dim, int) or isinstance(dim, bool):
@@ -176,6 +177,8 @@ class Parallel(_Branches):
     bprop:  slice k of dE/dx along input_dim = (slice k of dE/dy) . dF_k/dx_k
     The input must have exactly K slices along input_dim (one per child).
     """
+
+    sizes = saved("the children's output sizes along output_dim (how dE/dy is split)")
 
     def __init__(self, input_dim, output_dim, *modules):
         for name, value in (("input_dim", input_dim), ("output_dim", output_dim)):
@@ -218,10 +221,10 @@ def _join(module, outputs, dim, name):
                 f"child outputs that agree on every axis but {name}={dim} (child 0 gave {tuple(first.shape)})",
                 f"{tuple(out.shape)} from child {k}",
             )
-    module._sizes = [out.shape[axis] for out in outputs]
+    module.sizes = [out.shape[axis] for out in outputs]
     shape = list(first.shape)
-    shape[axis] = sum(module._sizes)
-    out = module._scratch("joined", tuple(shape))
+    shape[axis] = sum(module.sizes)
+    out = module._fit(module.output, tuple(shape))
     module.backend.xp.concatenate(outputs, axis=axis, out=out)
     return out
 
@@ -231,7 +234,7 @@ def _split(module, grad_output, dim):
     check_same_shape(module, "grad_output", grad_output, module.output)
     axis = normalize_axis(module, dim, grad_output.ndim)
     parts, start = [], 0
-    for size in module._sizes:
+    for size in module.sizes:
         parts.append(grad_output[(slice(None),) * axis + (slice(start, start + size),)])
         start += size
     return parts
