@@ -152,7 +152,7 @@ class Backend:
         b = b.T if trans_b else b
         if a.ndim == 2 and b.ndim == 2 and a.shape[1] == 1 and beta == 1:
             return self.ger(alpha, a[:, 0], b[0], out)
-        if xp is np and not (beta == 0 and min(out.shape[-2:]) == 1) and _blas.gemm(a, b, out, alpha, beta):
+        if xp is np and out.ndim == 2 and (beta != 0 or min(out.shape) > 1) and _blas.gemm(a, b, out, alpha, beta):
             return out
         if beta == 0:
             xp.matmul(a, b, out=out)
