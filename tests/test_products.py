@@ -22,6 +22,16 @@ MULTIPLYING = (nn.Linear, nn.SpatialConvolution, nn.SpatialFullConvolution, nn.T
                nn.Cosine)  # fmt: skip
 
 
+def _recorded(name):
+    """Backend method ``name``, counting its calls in ``self.calls``."""
+
+    def method(self, *args, **kwargs):
+        self.calls[name] = self.calls.get(name, 0) + 1
+        return getattr(Backend, name)(self, *args, **kwargs)
+
+    return method
+
+
 @dataclass(frozen=True)
 class RecordingBackend(Backend):
     """NumPy float64, counting the products it is asked for (per method name)."""
@@ -30,24 +40,7 @@ class RecordingBackend(Backend):
         super().__post_init__()
         object.__setattr__(self, "calls", {})
 
-    def _count(self, name):
-        self.calls[name] = self.calls.get(name, 0) + 1
-
-    def gemm(self, *args, **kwargs):
-        self._count("gemm")
-        return super().gemm(*args, **kwargs)
-
-    def ger(self, *args, **kwargs):
-        self._count("ger")
-        return super().ger(*args, **kwargs)
-
-    def affine(self, *args, **kwargs):
-        self._count("affine")
-        return super().affine(*args, **kwargs)
-
-    def gemm_columns(self, *args, **kwargs):
-        self._count("gemm_columns")
-        return super().gemm_columns(*args, **kwargs)
+    gemm, ger, affine, gemm_columns = (_recorded(name) for name in ("gemm", "ger", "affine", "gemm_columns"))
 
 
 def _refuse_from_nn(name, real):

@@ -66,12 +66,16 @@ def _call(case, module, x, t):
     return out, gin, [g.copy() for g in module.parameters()[1]]
 
 
+def _leaves(value):
+    return [np.asarray(value)] if np.isscalar(value) else float_leaves(value)
+
+
 def _same(got, expected, what):
     (out, gin, grads), (out2, gin2, grads2) = got, expected
     pairs = [("output", out, out2), ("input gradient", gin, gin2)] + [("parameter gradient", a, b) for a, b in zip(grads, grads2)]
     for name, a, b in pairs:
-        leaves, fresh = float_leaves(a) if not np.isscalar(a) else [np.asarray(a)], float_leaves(b) if not np.isscalar(b) else [np.asarray(b)]
-        assert len(leaves) == len(fresh)
+        leaves, fresh = _leaves(a), _leaves(b)
+        assert len(leaves) == len(fresh) and (leaves or name != "output")
         for u, v in zip(leaves, fresh):
             np.testing.assert_allclose(u, v, rtol=1e-10, atol=1e-12, err_msg=f"{what}: {name}")
 
