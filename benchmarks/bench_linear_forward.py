@@ -1,6 +1,6 @@
 """Which form of Linear's forward product is faster for a given layer and batch size:
 y = x W^T (bias first, accumulated by GEMM) or y^T = W x^T followed by one transposed
-copy that adds the bias. ``Linear._product_transposed`` encodes the crossover this
+copy that adds the bias. ``ember.backend.transposed_product_is_faster`` encodes the crossover this
 measures; rerun it to check the rule on another machine or BLAS.
 
     python benchmarks/bench_linear_forward.py [--threads 2]

@@ -13,7 +13,7 @@ from ember.training import make_feval
 # 4096 samples every activation-sized array is >= 160 KB (4096 x 10 floats), so a peak
 # under 128 KB means no such array was made. At batch 1 the bound catches weight-sized
 # arrays (the 3 MB gradient of the first layer); at batch 32 (Linear's transposed forward
-# product, see Linear._product_transposed) it catches a 128 KB hidden-layer array.
+# product, see backend.transposed_product_is_faster) it catches a 128 KB hidden-layer array.
 # blas=False: NumPy without ember's direct OpenBLAS calls (e.g. NumPy built on MKL).
 @pytest.mark.parametrize("blas", [True, False])
 @pytest.mark.parametrize("batch, bound", [(1, 32 * 1024), (32, 32 * 1024), (4096, 128 * 1024)])

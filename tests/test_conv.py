@@ -235,14 +235,14 @@ def test_batch_norm_running_statistics_match_pytorch():
 
 # ---------------------------------------------------------------- fast paths agree with the plain ones
 def test_chunked_small_k_products_match_the_plain_gemm(monkeypatch):
-    from ember.nn import convolution
+    from ember import backend
 
     rng = np.random.default_rng(3)
     x = rng.standard_normal((4, 1, 40, 40))  # 38*38*4 = 5776 columns: 8 chunks of 722
-    assert convolution.column_chunks(10, 5776) == 8
+    assert backend.column_chunks(10, 5776) == 8
     results = []
-    for small_k in (convolution.SMALL_K, 0):
-        monkeypatch.setattr(convolution, "SMALL_K", small_k)
+    for small_k in (backend.SMALL_K, 0):
+        monkeypatch.setattr(backend, "SMALL_K", small_k)
         conv = nn.SpatialConvolution(1, 6, 3, 3, rng=np.random.default_rng(0)).to(F64)
         y = conv.forward(x).copy()
         conv.backward(x, np.cos(y))

@@ -5,12 +5,15 @@ the floating-point dtype. It is chosen once (a CLI flag or ``module.to(backend)`
 passed explicitly; module code only calls ``xp`` functions with ``out=`` so the same code
 runs on both namespaces.
 
-Matrix products go through :meth:`Backend.gemm` so that a GPU backend can call
-cuBLAS directly, and so that every module's products can be made allocation-free.
+Every matrix product of the modules goes through the backend (:meth:`Backend.gemm`,
+:meth:`Backend.ger`, :meth:`Backend.affine`, :meth:`Backend.gemm_columns`), so that a GPU
+backend can call cuBLAS directly and the CPU shortcuts (BLAS called in place, rank-1
+updates, transposed and chunked products) are chosen here, by shape, not in each module.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,6 +46,8 @@ class Backend:
     name: str = "numpy"
     dtype: str = "float32"
     xp: object = field(init=False, repr=False, compare=False)
+    #: per-thread work arrays of :meth:`work`
+    _work: object = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         if self.name not in _NAMES:
@@ -61,6 +66,7 @@ class Backend:
                 ) from exc
             _check_gpu(xp)
         object.__setattr__(self, "xp", xp)
+        object.__setattr__(self, "_work", threading.local())
 
     def __deepcopy__(self, memo):  # immutable: copies of modules share their backend
         return self
@@ -110,19 +116,43 @@ class Backend:
         """Whether ``obj`` is an array of this backend's namespace (NumPy or CuPy)."""
         return isinstance(obj, self.xp.ndarray)
 
+    # -- work arrays -------------------------------------------------------------
+    def work(self, key, shape, dtype=None):
+        """A scratch array owned by the backend, reused per (``key``, shape, dtype) and per
+        thread: what the backend's own operations need between two steps (a product that
+        NumPy cannot accumulate in place, a transposed product), so modules need not know.
+        At most :data:`WORK_ARRAYS` are kept per thread (the oldest goes first);
+        :meth:`clear_work` drops them."""
+        cache = self._work.__dict__
+        slot = (key, tuple(shape), dtype or self.dtype)
+        buffer = cache.get(slot)
+        if buffer is None:
+            if len(cache) >= WORK_ARRAYS:
+                cache.pop(next(iter(cache)))
+            buffer = cache[slot] = self.xp.empty(shape, dtype=dtype or self.dtype)
+        return buffer
+
+    def clear_work(self):
+        """Drop this thread's work arrays (see :meth:`work`)."""
+        self._work.__dict__.clear()
+
     # -- products -----------------------------------------------------------------
     def gemm(self, a, b, out, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, scratch=None):
         """``out = alpha * op(a) @ op(b) + beta * out`` with op = transpose when asked.
 
-        With ``beta == 0`` the product is written straight into ``out``. Otherwise the
-        product goes to ``scratch`` (same shape as ``out``) first and is added, because
-        NumPy's matmul cannot accumulate; pass a persistent ``scratch`` to stay
-        allocation-free.
+        The backend picks the routine by shape: a rank-1 accumulation (inner dimension 1,
+        ``beta == 1``) is :meth:`ger`; a matrix-vector product (one row or one column
+        of output, ``beta == 0``) is NumPy's matmul (a BLAS gemv); the rest calls BLAS
+        gemm directly, which accumulates in place. Without BLAS (CuPy, NumPy on MKL) an
+        accumulating product goes through a work array of the backend (``scratch``, the
+        older explicit form, is still accepted).
         """
         xp = self.xp
         a = a.T if trans_a else a
         b = b.T if trans_b else b
-        if xp is np and _blas.gemm(a, b, out, alpha, beta):
+        if a.ndim == 2 and b.ndim == 2 and a.shape[1] == 1 and beta == 1:
+            return self.ger(alpha, a[:, 0], b[0], out)
+        if xp is np and out.ndim == 2 and (beta != 0 or min(out.shape) > 1) and _blas.gemm(a, b, out, alpha, beta):
             return out
         if beta == 0:
             xp.matmul(a, b, out=out)
@@ -130,14 +160,107 @@ class Backend:
                 out *= alpha
             return out
         if scratch is None:
-            scratch = xp.empty_like(out)
+            scratch = self.work("gemm", out.shape, out.dtype)
         xp.matmul(a, b, out=scratch)
-        if alpha != 1:
-            scratch *= alpha
-        if beta != 1:
-            out *= beta
-        out += scratch
+        return axpby(alpha, scratch, beta, out, scratch)
+
+    def ger(self, alpha, x, y, out):
+        """``out += alpha * outer(x, y)`` in place, the rank-1 update (BLAS ``ger``: a
+        K = 1 GEMM runs at about 1 GFLOP/s in OpenBLAS, ``ger`` at memory speed)."""
+        if self.xp is np and _blas.ger(alpha, x, y, out):
+            return out
+        outer = self.work("ger", out.shape, out.dtype)
+        with _unbuffered(self.xp):  # a broadcast product: no iterator buffers
+            self.xp.multiply(x.reshape(-1, 1), y.reshape(1, -1), out=outer)
+        return axpby(alpha, outer, 1.0, out, outer)
+
+    def affine(self, x, weight, bias, out):
+        """``out = x weight^T + bias`` (``bias`` may be None) for x (N, in) or (in,): the
+        Linear layer's forward product.
+
+        With BLAS: the bias is copied in and the product accumulated onto it (one gemm,
+        no broadcast add), or, for 2-48 samples through a layer at least 256 wide on both
+        sides, computed as y^T = W x^T followed by one transposed copy that adds the bias
+        (1.3-2.8x faster in OpenBLAS there, see :func:`transposed_product_is_faster`).
+        """
+        xp = self.xp
+        blas = xp is np and _blas.AVAILABLE and x.ndim == 2
+        if blas and transposed_product_is_faster(x.shape[0], weight.shape[1], weight.shape[0]):
+            out_t = self.work("affine", (weight.shape[0], x.shape[0]), out.dtype)
+            self.gemm(weight, x, out_t, trans_b=True)
+            with _unbuffered(xp):  # a transposed operand would otherwise get 64 KB of iterator buffers
+                if bias is None:
+                    xp.copyto(out, out_t.T)
+                else:
+                    xp.add(out_t.T, bias, out=out)
+            return out
+        if blas and bias is not None:
+            xp.copyto(out, bias)
+            return self.gemm(x, weight, out, trans_b=True, beta=1.0)
+        self.gemm(x, weight, out, trans_b=True) if x.ndim == 2 else xp.matmul(weight, x, out=out)
+        if bias is not None:
+            with _unbuffered(xp):  # a broadcast add: no iterator buffers
+                out += bias
         return out
+
+    def gemm_columns(self, weight, cols, out, trans_cols=False):
+        """Products with an im2col column matrix ``cols`` (K, ncols), chosen by shape:
+        ``out (n_out, ncols) = weight (n_out, K) @ cols`` or, with ``trans_cols``,
+        ``out (n_out, K) = weight (n_out, ncols) @ cols^T``.
+
+        OpenBLAS multiplies (n_out x K) by (K x huge) at about half its speed when K is
+        small (a first convolution layer: K = kh*kw + 1); cut into ~:data:`CHUNK`-column
+        blocks and run as one batched product it is about twice as fast (docs/convnets.md).
+        The transposed form then sums the blocks' partial products (a work array).
+        """
+        xp = self.xp
+        count = column_chunks(*cols.shape)
+        if count == 1:
+            return self.gemm(weight, cols, out, trans_b=trans_cols)
+        c3 = cols.reshape(cols.shape[0], count, -1)
+        if not trans_cols:
+            xp.matmul(weight, c3.transpose(1, 0, 2), out=out.reshape(out.shape[0], count, -1).transpose(1, 0, 2))
+            return out
+        parts = self.work("columns", (count,) + out.shape, out.dtype)
+        w3 = weight.reshape(weight.shape[0], count, -1).transpose(1, 0, 2)
+        xp.matmul(w3, c3.transpose(1, 2, 0), out=parts)
+        xp.sum(parts, axis=0, out=out)
+        return out
+
+
+#: how many work arrays a backend keeps per thread (see :meth:`Backend.work`)
+WORK_ARRAYS = 64
+
+#: column products with K <= SMALL_K rows run in blocks of about CHUNK columns
+#: (:meth:`Backend.gemm_columns`). BLAS is only ever called from the calling thread:
+#: OpenBLAS called from two threads at once stalled for 100+ ms.
+SMALL_K, CHUNK = 64, 1024
+
+
+def column_chunks(rows, ncols):
+    """How many equal column chunks to cut an (rows x ncols) product into (1: none)."""
+    if rows > SMALL_K:
+        return 1
+    for count in range(max(1, ncols // CHUNK), ncols // (CHUNK // 4) + 1):
+        if ncols % count == 0 and ncols // count <= 2 * CHUNK:
+            return count
+    return 1
+
+
+def transposed_product_is_faster(batch, n_in, n_out):
+    """Whether ``x W^T`` runs faster as ``(W x^T)^T`` in OpenBLAS: for 2-48 samples through
+    a layer at least 256 wide on both sides (measured crossover,
+    benchmarks/bench_linear_forward.py; narrower layers and larger batches are faster as
+    y = x W^T)."""
+    return 2 <= batch <= 48 and n_in >= 256 and n_out >= 256
+
+
+def _unbuffered(xp):
+    """NumPy's ufuncs on strided operands without 64 KB iterator buffers (the context
+    manager ``nn._parallel.unbuffered``, which the modules use)."""
+    from .nn._parallel import unbuffered  # noqa: PLC0415 - nn imports this module
+
+    return unbuffered(xp)
 
 
 def to_numpy(array):

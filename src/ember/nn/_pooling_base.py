@@ -18,6 +18,7 @@ from ._im2col import as_strided, out_size, tap_view
 from ._layout import axis_order
 from ._parallel import unbuffered
 from ._spatial import SpatialModule
+from .module import saved, scratch
 
 
 class WindowPooling(SpatialModule):
@@ -25,6 +26,11 @@ class WindowPooling(SpatialModule):
 
     #: value the padding border holds in the forward pass
     _pad_fill = 0.0
+
+    taps = saved("the kh*kw window taps of the (padded) input, (kh*kw, N, C, OH, OW), each "
+                 "laid out like the output")
+    grad_input4 = scratch("dE/dx, 4-D, in the input's layout")
+    grad_padded = scratch("dE/dx_pad, the input gradient with its border")
 
     def _init_window(self, kw, kh, dw, dh, pad_w=0, pad_h=0, ceil_mode=False):
         owner = type(self).__name__
@@ -72,15 +78,16 @@ class WindowPooling(SpatialModule):
         """The array the windows read: the input itself, or a padded copy."""
         if self._is_direct(x4, oh, ow):
             return x4
-        return self._padded("padded", x4, self.pad_h, self.pad_w, self._span(oh, ow), self._pad_fill)
+        self.padded = self._padded(self.padded, x4, self.pad_h, self.pad_w, self._span(oh, ow), self._pad_fill)
+        return self.padded
 
     def _taps(self, src, oh, ow):
         """The kh*kw tap views of ``src``, in scan order (row by row)."""
         return [tap_view(src, i, j, (oh, ow), (self.dh, self.dw)) for i in range(self.kh) for j in range(self.kw)]
 
     def _output4(self, x4, oh, ow):
-        n, c = x4.shape[:2]
-        return self._layout_scratch("out4", (n, c, oh, ow), axis_order(x4))
+        self.out4 = self._fit(self.out4, x4.shape[:2] + (oh, ow), order=axis_order(x4))
+        return self.out4
 
     def _tiles(self, x4, oh, ow):
         """True when the windows tile the source exactly once (stride == kernel, direct)."""
@@ -90,7 +97,7 @@ class WindowPooling(SpatialModule):
         """(gsrc, finish): the array whose tap views receive gradient, and a function that
         turns it into grad_input (4-D, the input's layout). ``zero=False`` (only valid when
         the windows tile the source) skips zeroing all but the uncovered edge."""
-        gx4 = self._layout_scratch("grad_input", x4.shape, axis_order(x4))
+        gx4 = self.grad_input4 = self._fit(self.grad_input4, None, like=x4)
         if self._is_direct(x4, oh, ow):
             hs, ws = self._span(oh, ow)
             if zero:
@@ -100,7 +107,7 @@ class WindowPooling(SpatialModule):
                 gx4[:, :, :, ws:] = 0
             return gx4, lambda: gx4
         hs, ws = self._span(oh, ow)
-        gpad = self._layout_scratch("grad_padded", x4.shape[:2] + (hs, ws), axis_order(x4))
+        gpad = self.grad_padded = self._fit(self.grad_padded, x4.shape[:2] + (hs, ws), order=axis_order(x4))
         gpad.fill(0)
         h, w = x4.shape[2:]
 
@@ -116,16 +123,17 @@ class WindowPooling(SpatialModule):
         """(x4, grad_output 4-D in the output's layout, the forward's 4-D output, (OH, OW))
         for a backward pass."""
         x4, g4 = self._batch_pair(input, grad_output)
-        return x4, self._in_layout_of("grad_output", g4, self._out4), self._out4, g4.shape[2:]
+        return x4, self._grad_output_like(g4, self.out4), self.out4, g4.shape[2:]
 
-    def _gather(self, name, x4, oh, ow):
+    def _gather(self, x4, oh, ow):
         """(kh*kw, N, C, OH, OW): tap t of the windows over ``x4`` (through :meth:`_source`,
         so padding and ceil-mode edges hold ``_pad_fill``) copied to [t], laid out like
-        the output."""
+        the output, into :attr:`taps`."""
         src = self._source(x4, oh, ow)
         n, c = src.shape[:2]
         order = axis_order(src)
-        taps = self._layout_scratch(name, (self.kh * self.kw, n, c, oh, ow), (0,) + tuple(a + 1 for a in order))
+        shape = (self.kh * self.kw, n, c, oh, ow)
+        taps = self.taps = self._fit(self.taps, shape, order=(0,) + tuple(a + 1 for a in order))
         s_n, s_c, s_h, s_w = src.strides
         windows = as_strided(self.backend.xp, src, (self.kh, self.kw, n, c, oh, ow),
                              (s_h, s_w, s_n, s_c, self.dh * s_h, self.dw * s_w))  # fmt: skip

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from ..errors import check_same_shape, shape_error
-from ._layout import axis_order, ensure_layout
+from ._layout import axis_order
 from ._parallel import split
-from .module import Module
+from .module import Module, saved, scratch
 
 
 def claim_first_max(xp, values, top, taken, mask):
@@ -24,11 +24,9 @@ class SpatialModule(Module):
     #: number of input planes required (None: any)
     n_input_plane = None
 
-    @property
-    def _out4(self):
-        """The forward pass's 4-D output, kept for bprop as a ``_buf_`` buffer (so
-        ``clear_state`` drops it); written through ``_layout_scratch("out4", ...)``."""
-        return self.__dict__.get("_buf_out4")
+    out4 = saved("the forward pass's 4-D output (N, C, OH, OW), which the backward reads")
+    padded = scratch("the input inside its border (padding, ceil-mode edge) of fill values")
+    grad_output4 = scratch("grad_output copied into the output's memory layout")
 
     def _batch(self, input, what="input"):
         """A 4-D (N, C, H, W) view of ``input``, checking the plane count."""
@@ -68,20 +66,19 @@ class SpatialModule(Module):
         x4 = self._batch(input)
         return x4, self._out_hw(input, x4)
 
-    def _padded(self, name, x4, top, left, size_hw, fill, order=None):
-        """Scratch (N, C, *size_hw) holding ``x4`` at offset (top, left) and ``fill``
-        elsewhere (rows/columns of x4 beyond the scratch are dropped). The border is
-        written only when the buffer is (re)allocated: only the interior changes."""
+    def _padded(self, buffer, x4, top, left, size_hw, fill, order=None):
+        """``buffer`` fitted to (N, C, *size_hw), holding ``x4`` at offset (top, left) and
+        ``fill`` elsewhere (rows/columns of x4 beyond it are dropped). The border is
+        written on every call: a reused buffer's border may hold an earlier, larger
+        input (it is only a few rows and columns)."""
         n, c, h, w = x4.shape
         hp, wp = size_hw
-        key = "_buf_" + name
-        old = self.__dict__.get(key)
-        buf = ensure_layout(self.backend, old, (n, c, hp, wp), axis_order(x4) if order is None else order)
-        if buf is not old or self.__dict__.get(key + "_fill") != fill:
-            buf.fill(fill)
-            self.__dict__[key + "_fill"] = fill
-        self.__dict__[key] = buf
+        buf = self._fit(buffer, (n, c, hp, wp), order=axis_order(x4) if order is None else order)
         hh, ww = min(h, hp - top), min(w, wp - left)
+        buf[:, :, :top] = fill
+        buf[:, :, top + hh :] = fill
+        buf[:, :, top : top + hh, :left] = fill
+        buf[:, :, top : top + hh, left + ww :] = fill
         self.backend.xp.copyto(buf[:, :, top : top + hh, left : left + ww], x4[:, :, :hh, :ww])
         return buf
 
@@ -89,11 +86,11 @@ class SpatialModule(Module):
         """Run ``work(a, b)`` over planes a..b-1 of x4, halves on two threads when large."""
         split(work, x4.shape[1], x4.size, self.backend.xp)
 
-    def _in_layout_of(self, name, array, reference):
-        """``array`` itself if laid out like ``reference``, else a copy that is (mixed
+    def _grad_output_like(self, g4, reference):
+        """``g4`` itself if laid out like ``reference``, else a copy that is (mixed
         layouts make every following elementwise operation strided)."""
-        if axis_order(array) == axis_order(reference):
-            return array
-        copy = self._scratch_like(name, reference)
-        self.backend.xp.copyto(copy, array)
-        return copy
+        if axis_order(g4) == axis_order(reference):
+            return g4
+        self.grad_output4 = self._fit(self.grad_output4, None, like=reference)
+        self.backend.xp.copyto(self.grad_output4, g4)
+        return self.grad_output4

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..errors import check_same_shape, shape_error
 from ._layout import ensure_like
-from .module import Module
+from .module import Module, scratch
 
 
 class Pointwise(Module):
@@ -45,6 +45,8 @@ class Threshold(Pointwise):
     bprop: dE/dx = dE/dy where x > threshold, else 0.
     """
 
+    above = scratch("where x > threshold (bool; only when value != 0)")
+
     def __init__(self, threshold=1e-6, value=0.0):
         super().__init__()
         self.threshold, self.value = float(threshold), float(value)
@@ -54,7 +56,7 @@ class Threshold(Pointwise):
             xp.greater(x, self.threshold, out=y)
             y *= x
         else:
-            above = self._scratch_like("above", x, bool)
+            above = self.above = self._fit(self.above, None, like=x, dtype=bool)
             xp.greater(x, self.threshold, out=above)
             xp.copyto(y, self.value)
             xp.copyto(y, x, where=above)
@@ -115,6 +117,8 @@ class HardTanh(Pointwise):
     bprop: dE/dx = dE/dy strictly inside the interval, else 0.
     """
 
+    beyond = scratch("where x >= max_value (bool)")
+
     def __init__(self, min_value=-1.0, max_value=1.0):
         super().__init__()
         if not min_value < max_value:
@@ -126,7 +130,7 @@ class HardTanh(Pointwise):
 
     def bprop(self, xp, x, y, go, gx):
         xp.greater(x, self.min_value, out=gx)  # 0/1 floats: above the lower bound
-        beyond = self._scratch_like("beyond", x, bool)
+        beyond = self.beyond = self._fit(self.beyond, None, like=x, dtype=bool)
         xp.greater_equal(x, self.max_value, out=beyond)
         xp.copyto(gx, 0, where=beyond)
         gx *= go
@@ -141,6 +145,8 @@ class SoftPlus(Pointwise):
     bprop: dE/dx = dE/dy * sigmoid(beta x) (1 above the threshold). Defaults beta=1,
     threshold=20 (Torch7 and PyTorch).
     """
+
+    linear = scratch("where beta x > threshold (bool): y = x there")
 
     def __init__(self, beta=1.0, threshold=20.0):
         super().__init__()
@@ -164,8 +170,8 @@ class SoftPlus(Pointwise):
 
     def _linear_part(self, xp, x):
         """Where beta x > threshold (y = x there), in a reused mask."""
-        linear = self._scratch_like("linear", x, bool)
-        return xp.greater(x, self.threshold / self.beta, out=linear)
+        self.linear = self._fit(self.linear, None, like=x, dtype=bool)
+        return xp.greater(x, self.threshold / self.beta, out=self.linear)
 
     def extra_repr(self):
         return f"beta={self.beta:g}" if self.beta != 1 else ""
@@ -237,6 +243,10 @@ def feature_axis(ndim, dim):
 class _OverFeatures(Module):
     """Modules that normalise over the feature axis (see :func:`feature_axis`)."""
 
+    lse = scratch("log sum exp over the feature axis (kept as a length-1 axis)")
+    shifted = scratch("exp(x - max), like the input")
+    total = scratch("a sum over the feature axis (kept as a length-1 axis)")
+
     def __init__(self, dim=None):
         super().__init__()
         self.dim = dim
@@ -252,11 +262,11 @@ class _OverFeatures(Module):
     def _log_sum_exp(self, input, axis, out):
         """out (keepdims) = m + log sum exp(x - m), m = max over the axis (no overflow)."""
         xp = self.backend.xp
-        shifted = self._scratch("shifted", input.shape)
+        shifted = self.shifted = self._fit(self.shifted, input.shape)
         xp.max(input, axis=axis, keepdims=True, out=out)
         xp.subtract(input, out, out=shifted)
         xp.exp(shifted, out=shifted)
-        total = self._scratch("total", out.shape)
+        total = self.total = self._fit(self.total, out.shape)
         xp.sum(shifted, axis=axis, keepdims=True, out=total)
         xp.log(total, out=total)
         out += total
@@ -275,7 +285,7 @@ class LogSumExp(_OverFeatures):
 
     def update_output(self, input):
         axis = self._axis(input)
-        keep = self._scratch("lse", self._reduced_shape(input, axis))
+        keep = self.lse = self._fit(self.lse, self._reduced_shape(input, axis))
         self._log_sum_exp(input, axis, keep)
         self.output = keep.reshape(input.shape[:axis] + input.shape[axis + 1 :])
         return self.output
@@ -300,7 +310,7 @@ class LogSoftMax(_OverFeatures):
 
     def update_output(self, input):
         axis = self._axis(input)
-        lse = self._scratch("lse", self._reduced_shape(input, axis))
+        lse = self.lse = self._fit(self.lse, self._reduced_shape(input, axis))
         self._log_sum_exp(input, axis, lse)
         out = self.output = self.backend.ensure(self.output, input.shape)
         self.backend.xp.subtract(input, lse, out=out)
@@ -310,7 +320,7 @@ class LogSoftMax(_OverFeatures):
         axis = self._axis(input)
         check_same_shape(self, "grad_output", grad_output, input)
         xp = self.backend.xp
-        total = self._scratch("total", self._reduced_shape(input, axis))
+        total = self.total = self._fit(self.total, self._reduced_shape(input, axis))
         xp.sum(grad_output, axis=axis, keepdims=True, out=total)
         gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape)
         xp.exp(self.output, out=gx)
@@ -327,7 +337,7 @@ class SoftMax(_OverFeatures):
 
     def update_output(self, input):
         axis = self._axis(input)
-        lse = self._scratch("lse", self._reduced_shape(input, axis))
+        lse = self.lse = self._fit(self.lse, self._reduced_shape(input, axis))
         self._log_sum_exp(input, axis, lse)
         out = self.output = self.backend.ensure(self.output, input.shape)
         xp = self.backend.xp
@@ -341,7 +351,7 @@ class SoftMax(_OverFeatures):
         xp = self.backend.xp
         gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape)
         xp.multiply(self.output, grad_output, out=gx)
-        total = self._scratch("total", self._reduced_shape(input, axis))
+        total = self.total = self._fit(self.total, self._reduced_shape(input, axis))
         xp.sum(gx, axis=axis, keepdims=True, out=total)
         xp.subtract(grad_output, total, out=gx)
         gx *= self.output

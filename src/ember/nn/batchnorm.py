@@ -7,7 +7,7 @@ import numpy as np
 from ..backend import axpby
 from ..errors import check_positive, check_same_shape, shape_error
 from ._layout import ensure_like
-from .module import Module
+from .module import Module, saved, scratch
 
 
 class BatchNormalization(Module):
@@ -32,6 +32,16 @@ class BatchNormalization(Module):
     _param_names = ("weight", "bias")
     _buffer_names = ("running_mean", "running_var")
     _dims = 2
+
+    mean = saved("the mean used (the batch's, or the running one in evaluation), (1, C, 1...)")
+    invstd = saved("1 / sqrt(var + eps) used, (1, C, 1...)")
+    normalized = saved("x^ = (x - mean) * invstd, like the input")
+    centered_sq = scratch("(x - mean)^2, for the batch variance")
+    factor = scratch("invstd * weight")
+    sum_g = scratch("sum of dE/dy over the statistics axes")
+    sum_gx = scratch("sum of dE/dy * x^ over the statistics axes")
+    product = scratch("dE/dy * x^")
+    step = scratch("dE/dweight or dE/dbias of this call, before it is scaled in")
 
     def __init__(self, n_output, eps=1e-5, momentum=0.1, affine=True):
         super().__init__()
@@ -60,7 +70,8 @@ class BatchNormalization(Module):
         axes = self._check(input)
         xp = self.backend.xp
         shape = self._stat_shape()
-        mean, invstd = self._scratch("mean", shape), self._scratch("invstd", shape)
+        mean = self.mean = self._fit(self.mean, shape)
+        invstd = self.invstd = self._fit(self.invstd, shape)
         out = self.output = ensure_like(self.backend, self.output, input)
         if self.train:
             count = input.size // self.n_output
@@ -68,8 +79,9 @@ class BatchNormalization(Module):
                 raise shape_error(self, "more than one value per feature in training mode (or call evaluate())", input)
             xp.mean(input, axis=axes, keepdims=True, out=mean)
             xp.subtract(input, mean, out=out)
-            xp.multiply(out, out, out=self._scratch_like("centered_sq", out))
-            xp.mean(self.__dict__["_buf_centered_sq"], axis=axes, keepdims=True, out=invstd)  # biased variance
+            self.centered_sq = self._fit(self.centered_sq, None, like=out)
+            xp.multiply(out, out, out=self.centered_sq)
+            xp.mean(self.centered_sq, axis=axes, keepdims=True, out=invstd)  # biased variance
             m = self.momentum  # running = (1 - m) running + m batch statistic (unbiased variance)
             axpby(m, mean.reshape(-1), 1 - m, self.running_mean)
             axpby(m * count / (count - 1), invstd.reshape(-1), 1 - m, self.running_var)
@@ -82,8 +94,8 @@ class BatchNormalization(Module):
         xp.sqrt(invstd, out=invstd)
         xp.divide(1.0, invstd, out=invstd)
         out *= invstd  # x^
-        normalized = self._scratch_like("normalized", out)
-        xp.copyto(normalized, out)
+        self.normalized = self._fit(self.normalized, None, like=out)
+        xp.copyto(self.normalized, out)
         if self.affine:
             out *= self.weight.reshape(shape)
             out += self.bias.reshape(shape)
@@ -95,14 +107,15 @@ class BatchNormalization(Module):
         xp = self.backend.xp
         shape = self._stat_shape()
         gx = self.grad_input = ensure_like(self.backend, self.grad_input, input)
-        invstd = self.__dict__["_buf_invstd"]
-        factor = self._scratch("factor", shape)
+        invstd = self.invstd
+        factor = self.factor = self._fit(self.factor, shape)
         xp.multiply(invstd, self.weight.reshape(shape), out=factor) if self.affine else xp.copyto(factor, invstd)
         if not self.train:
             xp.multiply(grad_output, factor, out=gx)
             return gx
-        normalized = self.__dict__["_buf_normalized"]
-        sum_g, sum_gx = self._scratch("sum_g", shape), self._scratch("sum_gx", shape)
+        normalized = self.normalized
+        sum_g = self.sum_g = self._fit(self.sum_g, shape)
+        sum_gx = self.sum_gx = self._fit(self.sum_gx, shape)
         xp.sum(grad_output, axis=axes, keepdims=True, out=sum_g)
         xp.multiply(grad_output, normalized, out=gx)
         xp.sum(gx, axis=axes, keepdims=True, out=sum_gx)
@@ -122,9 +135,9 @@ class BatchNormalization(Module):
         axes = self._check(input)
         xp = self.backend.xp
         shape = self._stat_shape()
-        product = self._scratch_like("product", grad_output)
-        xp.multiply(grad_output, self.__dict__["_buf_normalized"], out=product)
-        step = self._scratch("step", shape)
+        product = self.product = self._fit(self.product, None, like=grad_output)
+        xp.multiply(grad_output, self.normalized, out=product)
+        step = self.step = self._fit(self.step, shape)
         xp.sum(product, axis=axes, keepdims=True, out=step)
         if scale != 1:
             step *= scale

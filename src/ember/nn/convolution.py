@@ -21,55 +21,16 @@ from ._im2col import col2im, im2col, out_size
 from ._layout import CHWN, as_matrix_chwn, axis_order
 from ._spatial import SpatialModule
 from .init import uniform
-
-#: OpenBLAS multiplies (n_out x K) by (K x huge) at about half its speed when K is small
-#: (a first layer: K = kh*kw + 1); as one batched product of ~CHUNK-column blocks it runs
-#: about twice as fast (measured: docs/convnets.md). BLAS is only ever called from the
-#: calling thread: OpenBLAS called from two threads at once stalled for 100+ ms.
-SMALL_K, CHUNK = 64, 1024
-
-
-def column_chunks(rows, ncols):
-    """How many equal column chunks to cut an (rows x ncols) product into (1: none)."""
-    if rows > SMALL_K:
-        return 1
-    for count in range(max(1, ncols // CHUNK), ncols // (CHUNK // 4) + 1):
-        if ncols % count == 0 and ncols // count <= 2 * CHUNK:
-            return count
-    return 1
-
-
-def gemm_columns(xp, weight, cols, out):
-    """out (n_out, ncols) = weight (n_out, K) @ cols (K, ncols), chunked when K is small."""
-    count = column_chunks(*cols.shape)
-    if count == 1:
-        xp.matmul(weight, cols, out=out)
-        return out
-    c3 = cols.reshape(cols.shape[0], count, -1).transpose(1, 0, 2)
-    xp.matmul(weight, c3, out=out.reshape(out.shape[0], count, -1).transpose(1, 0, 2))
-    return out
-
-
-def gemm_columns_t(xp, grad, cols, out, partial):
-    """out (n_out, K) = grad (n_out, ncols) @ cols.T, chunked when K is small;
-    ``partial(shape)`` gives a scratch array for the per-chunk products."""
-    count = column_chunks(*cols.shape)
-    if count == 1:
-        xp.matmul(grad, cols.T, out=out)
-        return out
-    g3 = grad.reshape(grad.shape[0], count, -1).transpose(1, 0, 2)
-    c3 = cols.reshape(cols.shape[0], count, -1).transpose(1, 2, 0)
-    parts = partial((count,) + out.shape)
-    xp.matmul(g3, c3, out=parts)
-    xp.sum(parts, axis=0, out=out)
-    return out
-
+from .module import saved, scratch
 
 class _Convolution(SpatialModule):
     """Shared machinery of the GEMM convolutions (see the module docstring)."""
 
     _param_names = ("weight", "bias")
     _grad_input_optional = True  # acc_grad_parameters only needs the forward's columns
+
+    grad_output_chwn = scratch("grad_output copied into the CHWN layout (when it is not)")
+    grad_input4 = scratch("dE/dx, 4-D, CHWN")
 
     def _init_geometry(self, n_input_plane, n_output_plane, kw, kh, dw, dh, pad_w, pad_h, dilation_w, dilation_h):
         owner = type(self).__name__
@@ -117,17 +78,19 @@ class _Convolution(SpatialModule):
         return (self.kh, self.kw), (self.dh, self.dw), (self.dilation_h, self.dilation_w)
 
     # ---------------------------------------------------------------- helpers
-    def _chwn_matrix(self, name, array4):
-        """array4 (N, C, H, W) as a (C, H*W*N) matrix (free if it is CHWN, else one copy)."""
-        matrix = as_matrix_chwn(array4)
-        if matrix is None:
-            buf = self._layout_scratch(name, array4.shape, CHWN)
-            self.backend.xp.copyto(buf, array4)
-            matrix = as_matrix_chwn(buf)
-        return matrix
+    def _chwn_copy(self, buffer, array4):
+        """``buffer`` fitted to ``array4``'s shape in the CHWN layout, holding a copy of it."""
+        buffer = self._fit(buffer, array4.shape, order=CHWN)
+        self.backend.xp.copyto(buffer, array4)
+        return buffer
 
-    def _grad_matrix(self, grad_output4):
-        return self._chwn_matrix("grad_output", grad_output4)
+    def _grad_matrix(self, g4):
+        """dE/dy (N, C_out, OH, OW) as a (C_out, OH*OW*N) matrix (free if it is CHWN)."""
+        matrix = as_matrix_chwn(g4)
+        if matrix is None:
+            self.grad_output_chwn = self._chwn_copy(self.grad_output_chwn, g4)
+            matrix = as_matrix_chwn(self.grad_output_chwn)
+        return matrix
 
     def extra_repr(self):
         text = f"{self.n_input_plane} -> {self.n_output_plane}, {self.kw}x{self.kh}"
@@ -168,6 +131,13 @@ class SpatialConvolution(_Convolution):
         self._init_geometry(n_input_plane, n_output_plane, kw, kh, dw, dh, pad_w, pad_h, 1, 1)
         self._init_parameters((n_output_plane, n_input_plane, kh, kw), self._fan_in(), bias, rng)
 
+    cols = saved("im2col columns of the (padded) input, a last row of ones when there is a "
+                 "bias: (C_in*kh*kw (+1), OH*OW*N)")
+    weight_matrix = scratch("[W | b] as one (C_out, C_in*kh*kw + 1) matrix")
+    dcols = scratch("dE/d(cols) = W^T dE/dy, (C_in*kh*kw, OH*OW*N)")
+    grad_padded = scratch("dE/dx_pad, the input gradient with its padding border")
+    grad_weight_step = scratch("dE/d[W | b] of this call, before it is scaled in")
+
     # hooks for SpatialConvolutionMap (which stores a sparse weight)
     def _dense_weight(self):
         return self.weight
@@ -180,7 +150,7 @@ class SpatialConvolution(_Convolution):
         dense = self._dense_weight().reshape(self.n_output_plane, k)
         if self.bias is None:
             return dense
-        wmat = self._scratch("weight_matrix", (self.n_output_plane, k + 1))
+        wmat = self.weight_matrix = self._fit(self.weight_matrix, (self.n_output_plane, k + 1))
         wmat[:, :k] = dense
         wmat[:, k] = self.bias
         return wmat
@@ -188,22 +158,18 @@ class SpatialConvolution(_Convolution):
     def update_output(self, input):
         x4, (oh, ow) = self._sized_batch(input)
         n, c, h, w = x4.shape
-        xp = self.backend.xp
         k = c * self.kh * self.kw
-        rows, ncols = k + (self.bias is not None), oh * ow * n
-        old = self.__dict__.get("_buf_cols")
-        cols = self._scratch("cols", (rows, ncols))
-        if self.bias is not None and cols is not old:
-            cols[k] = 1  # the ones row that multiplies the bias column
+        cols = self.cols = self._fit(self.cols, (k + (self.bias is not None), oh * ow * n))
+        cols[k:] = 1  # the ones row that multiplies the bias column
         src = x4
         if self.pad_h or self.pad_w or (n > 1 and axis_order(x4) != CHWN):
             ph, pw = self.pad_h, self.pad_w
-            src = self._padded("padded", x4, ph, pw, (h + 2 * ph, w + 2 * pw), 0.0, order=CHWN)
+            src = self.padded = self._padded(self.padded, x4, ph, pw, (h + 2 * ph, w + 2 * pw), 0.0, order=CHWN)
         kernel, stride, dilation = self._geometry()
-        im2col(xp, src, cols[:k].reshape(c, self.kh, self.kw, oh, ow, n), kernel, (oh, ow), stride, dilation)
-        out4 = self._layout_scratch("out4", (n, self.n_output_plane, oh, ow), CHWN)
-        gemm_columns(xp, self._weight_matrix(k), cols, as_matrix_chwn(out4))
-        self.output = self._unbatch(out4, input)
+        im2col(self.backend.xp, src, cols[:k].reshape(c, self.kh, self.kw, oh, ow, n), kernel, (oh, ow), stride, dilation)
+        self.out4 = self._fit(self.out4, (n, self.n_output_plane, oh, ow), order=CHWN)
+        self.backend.gemm_columns(self._weight_matrix(k), cols, as_matrix_chwn(self.out4))  # y = [W | b] cols
+        self.output = self._unbatch(self.out4, input)
         return self.output
 
     def update_grad_input(self, input, grad_output):
@@ -212,15 +178,15 @@ class SpatialConvolution(_Convolution):
         oh, ow = g4.shape[2:]
         xp = self.backend.xp
         k = c * self.kh * self.kw
-        dcols = self._scratch("dcols", (k, oh * ow * n))
+        dcols = self.dcols = self._fit(self.dcols, (k, oh * ow * n))
         weight = self._dense_weight().reshape(self.n_output_plane, k)
-        xp.matmul(weight.T, self._grad_matrix(g4), out=dcols)
+        self.backend.gemm(weight, self._grad_matrix(g4), dcols, trans_a=True)  # dE/dcols = W^T dE/dy
         kernel, stride, dilation = self._geometry()
         dcols6 = dcols.reshape(c, self.kh, self.kw, oh, ow, n)
-        gx4 = self._layout_scratch("grad_input", (n, c, h, w), CHWN)
+        gx4 = self.grad_input4 = self._fit(self.grad_input4, (n, c, h, w), order=CHWN)
         if self.pad_h or self.pad_w:
             ph, pw = self.pad_h, self.pad_w
-            gpad = self._layout_scratch("grad_padded", (n, c, h + 2 * ph, w + 2 * pw), CHWN)
+            gpad = self.grad_padded = self._fit(self.grad_padded, (n, c, h + 2 * ph, w + 2 * pw), order=CHWN)
             col2im(xp, dcols6, gpad, kernel, (oh, ow), stride, dilation)
             xp.copyto(gx4, gpad[:, :, ph : ph + h, pw : pw + w])
         else:
@@ -231,9 +197,10 @@ class SpatialConvolution(_Convolution):
     def acc_grad_parameters(self, input, grad_output, scale=1.0):
         x4, g4 = self._batch_pair(input, grad_output)
         k = x4.shape[1] * self.kh * self.kw
-        cols = self.__dict__["_buf_cols"]
-        grad = self._scratch("grad_weight_matrix", (self.n_output_plane, cols.shape[0]))
-        gemm_columns_t(self.backend.xp, self._grad_matrix(g4), cols, grad, lambda shape: self._scratch("partial", shape))
+        if self.cols is None:
+            raise RuntimeError(f"{self!r}: acc_grad_parameters needs a forward pass first (it reuses its columns)")
+        grad = self.grad_weight_step = self._fit(self.grad_weight_step, (self.n_output_plane, self.cols.shape[0]))
+        self.backend.gemm_columns(self._grad_matrix(g4), self.cols, grad, trans_cols=True)  # dE/dy cols^T
         if scale != 1:
             grad *= scale
         self._accumulate_dense_grad(grad[:, :k].reshape(self.n_output_plane, x4.shape[1], self.kh, self.kw))

@@ -7,6 +7,7 @@ from ._im2col import col2im, im2col
 from ._layout import CHWN, as_matrix_chwn
 from ._spatial import SpatialModule
 from .convolution import _Convolution
+from .module import scratch
 
 
 class SpatialFullConvolution(_Convolution):
@@ -50,15 +51,27 @@ class SpatialFullConvolution(_Convolution):
                                     f"(this one gives {oh}x{ow})", input)  # fmt: skip
         return oh, ow
 
+    cols = scratch("W^T x, the output's columns before col2im, (C_out*kh*kw, H*W*N)")
+    input_chwn = scratch("the input copied into the CHWN layout (when it is not)")
+    grad_cols = scratch("im2col of the zero-padded dE/dy over the input grid, (C_out*kh*kw, H*W*N)")
+    out_padded = scratch("y_pad, the output with its padding border, CHWN")
+    grad_weight_step = scratch("dE/dW of this call, before it is scaled in")
+    grad_bias_step = scratch("dE/db of this call, before it is scaled in")
+
     def _input_matrix(self, x4):
-        return self._chwn_matrix("input_chwn", x4)
+        """x (N, C_in, H, W) as a (C_in, H*W*N) matrix (free if it is CHWN)."""
+        matrix = as_matrix_chwn(x4)
+        if matrix is None:
+            self.input_chwn = self._chwn_copy(self.input_chwn, x4)
+            matrix = as_matrix_chwn(self.input_chwn)
+        return matrix
 
     def _grad_columns(self, g4, h, w):
         """im2col of the zero-padded grad_output over the (H, W) input grid."""
         n, o, oh, ow = g4.shape
         ph, pw = self.pad_h, self.pad_w
-        src = self._padded("grad_padded", g4, ph, pw, (oh + 2 * ph, ow + 2 * pw), 0.0, order=CHWN)
-        cols = self._scratch("grad_cols", (o * self.kh * self.kw, h * w * n))
+        src = self.padded = self._padded(self.padded, g4, ph, pw, (oh + 2 * ph, ow + 2 * pw), 0.0, order=CHWN)
+        cols = self.grad_cols = self._fit(self.grad_cols, (o * self.kh * self.kw, h * w * n))
         im2col(self.backend.xp, src, cols.reshape(o, self.kh, self.kw, h, w, n), (self.kh, self.kw), (h, w),
                (self.dh, self.dw))  # fmt: skip
         return cols
@@ -68,13 +81,13 @@ class SpatialFullConvolution(_Convolution):
         n, c, h, w = x4.shape
         xp = self.backend.xp
         o, k = self.n_output_plane, self.n_output_plane * self.kh * self.kw
-        cols = self._scratch("cols", (k, h * w * n))
-        xp.matmul(self.weight.reshape(c, k).T, self._input_matrix(x4), out=cols)
+        cols = self.cols = self._fit(self.cols, (k, h * w * n))
+        self.backend.gemm(self.weight.reshape(c, k), self._input_matrix(x4), cols, trans_a=True)  # W^T x
         cols6 = cols.reshape(o, self.kh, self.kw, h, w, n)
-        out4 = self._layout_scratch("out4", (n, o, oh, ow), CHWN)
+        out4 = self.out4 = self._fit(self.out4, (n, o, oh, ow), order=CHWN)
         ph, pw = self.pad_h, self.pad_w
         if ph or pw:
-            full = self._layout_scratch("out_padded", (n, o, oh + 2 * ph, ow + 2 * pw), CHWN)
+            full = self.out_padded = self._fit(self.out_padded, (n, o, oh + 2 * ph, ow + 2 * pw), order=CHWN)
             col2im(xp, cols6, full, (self.kh, self.kw), (h, w), (self.dh, self.dw))
             xp.copyto(out4, full[:, :, ph : ph + oh, pw : pw + ow])
         else:
@@ -88,24 +101,23 @@ class SpatialFullConvolution(_Convolution):
         x4, g4 = self._batch_pair(input, grad_output)
         n, c, h, w = x4.shape
         cols = self._grad_columns(g4, h, w)
-        gx4 = self._layout_scratch("grad_input", x4.shape, CHWN)
-        self.backend.xp.matmul(self.weight.reshape(c, -1), cols, out=as_matrix_chwn(gx4))
+        gx4 = self.grad_input4 = self._fit(self.grad_input4, x4.shape, order=CHWN)
+        self.backend.gemm(self.weight.reshape(c, -1), cols, as_matrix_chwn(gx4))  # dE/dx = W dE/dy_cols
         self.grad_input = self._unbatch(gx4, input)
         return self.grad_input
 
     def acc_grad_parameters(self, input, grad_output, scale=1.0):
         x4, g4 = self._batch_pair(input, grad_output)
         n, c, h, w = x4.shape
-        xp = self.backend.xp
         cols = self._grad_columns(g4, h, w)
-        grad = self._scratch("grad_weight_step", (c, cols.shape[0]))
-        xp.matmul(self._input_matrix(x4), cols.T, out=grad)
+        grad = self.grad_weight_step = self._fit(self.grad_weight_step, (c, cols.shape[0]))
+        self.backend.gemm(self._input_matrix(x4), cols, grad, trans_b=True)  # x dE/dy_cols^T
         if scale != 1:
             grad *= scale
         self.grad_weight += grad.reshape(self.weight.shape)
         if self.bias is not None:
-            step = self._scratch("grad_bias_step", self.bias.shape)
-            xp.sum(self._grad_matrix(g4), axis=1, out=step)
+            step = self.grad_bias_step = self._fit(self.grad_bias_step, self.bias.shape)
+            self.backend.xp.sum(self._grad_matrix(g4), axis=1, out=step)
             if scale != 1:
                 step *= scale
             self.grad_bias += step

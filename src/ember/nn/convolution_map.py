@@ -9,6 +9,7 @@ import numpy as np
 from ._spatial import SpatialModule
 from .convolution import SpatialConvolution
 from .init import get_rng
+from .module import scratch
 
 
 class SpatialConvolutionMap(SpatialConvolution):
@@ -31,6 +32,11 @@ class SpatialConvolutionMap(SpatialConvolution):
     off the table (the dense weight is rebuilt from the table at every call).
     """
 
+    _constant_names = ("conn_table", "flat_index")
+    dense_weight = scratch("the (C_out*C_in, kh, kw) dense weight, zero off the table")
+    dense_grad = scratch("dE/d(dense weight) of this call")
+    picked_grad = scratch("the table's rows of dense_grad, before they are added in")
+
     def __init__(self, conn_table, kw, kh, dw=1, dh=1, rng=None):
         SpatialModule.__init__(self)
         table = np.asarray(conn_table)
@@ -52,32 +58,27 @@ class SpatialConvolutionMap(SpatialConvolution):
         self.grad_weight = self.weight * 0
         self.bias = np.asarray([rng.uniform(-1, 1) / math.sqrt(kw * kh * max(f, 1)) for f in fan], dtype="float32")
         self.grad_bias = self.bias * 0
-        self._flat_index = table[:, 1] * n_in + table[:, 0]
-
-    def _index(self):
-        index = self.__dict__.get("_buf_index")  # on the backend; to() and clear_state() drop it
-        if index is None:
-            index = self.__dict__["_buf_index"] = self.backend.asarray(self._flat_index, dtype="int64")
-        return index
+        self.flat_index = table[:, 1] * n_in + table[:, 0]  # row of each connection in the dense weight
 
     def _dense_weight(self):
         shape = (self.n_output_plane * self.n_input_plane, self.kh, self.kw)
-        dense = self._scratch("dense_weight", shape)
+        dense = self.dense_weight = self._fit(self.dense_weight, shape)
         dense.fill(0)
-        dense[self._index()] = self.weight
+        dense[self.flat_index] = self.weight
         return dense.reshape(self.n_output_plane, self.n_input_plane, self.kh, self.kw)
 
     def _accumulate_dense_grad(self, grad_dense):
         xp = self.backend.xp
-        flat = self._scratch("dense_grad", (self.n_output_plane * self.n_input_plane, self.kh, self.kw))
+        shape = (self.n_output_plane * self.n_input_plane, self.kh, self.kw)
+        flat = self.dense_grad = self._fit(self.dense_grad, shape)
         xp.copyto(flat.reshape(grad_dense.shape), grad_dense)
-        picked = self._scratch("picked_grad", self.weight.shape)
-        xp.take(flat, self._index(), axis=0, out=picked)
+        picked = self.picked_grad = self._fit(self.picked_grad, self.weight.shape)
+        xp.take(flat, self.flat_index, axis=0, out=picked)
         self.grad_weight += picked
 
     def reset(self, stdv=None, rng=None):
         """Re-draw weights: U(-stdv, stdv) if given, else Torch7's per-output fan-in rule."""
-        fresh = SpatialConvolutionMap(self.conn_table, self.kw, self.kh, self.dw, self.dh, rng=rng)
+        fresh = SpatialConvolutionMap(self.backend.to_numpy(self.conn_table), self.kw, self.kh, self.dw, self.dh, rng=rng)
         if stdv is not None:
             fresh.weight[...] = get_rng(rng).uniform(-stdv, stdv, size=fresh.weight.shape)
             fresh.bias[...] = get_rng(rng).uniform(-stdv, stdv, size=fresh.bias.shape)

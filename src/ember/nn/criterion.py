@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import ShapeError, describe, shape_error
 from .activation import LogSoftMax
-from .module import Criterion
+from .module import Criterion, scratch
 
 
 def _class_batch(criterion, input):
@@ -58,12 +58,10 @@ def _class_targets(criterion, target, n, n_classes, single, ignore_index=None):
 class _ClassWeights:
     """Optional per-class (or per-element) weights, kept as a constant of the criterion."""
 
+    _constant_names = ("weights",)
+
     def _set_weights(self, weights):
         self.weights = None if weights is None else np.asarray(weights, dtype=np.float64)
-
-    def _moved_to(self, backend, convert):
-        if self.weights is not None:
-            self.weights = backend.asarray(self.weights, dtype=backend.dtype)
 
 
 class ClassNLLCriterion(_ClassWeights, Criterion):
@@ -75,6 +73,10 @@ class ClassNLLCriterion(_ClassWeights, Criterion):
         loss = -sum_n w[t_n] x[n, t_n] / (size_average ? sum_n w[t_n] : 1)
         dE/dx[n, t_n] = -w[t_n] / (size_average ? sum_n w[t_n] : 1), 0 elsewhere.
     """
+
+    flat_index = scratch("n * C + t_n: the flat positions of the picked log-probabilities")
+    ramp = scratch("0, 1, ..., N-1 (int64)")
+    picked = scratch("x[n, t_n]")
 
     def __init__(self, weights=None, size_average=True, ignore_index=-100):
         super().__init__(size_average)
@@ -91,7 +93,7 @@ class ClassNLLCriterion(_ClassWeights, Criterion):
         target, in_range = _class_targets(self, target, n, c, single, self.ignore_index)
         xp = self.backend.xp
         # flat positions n * C + t of the picked log-probabilities, in a reused buffer
-        flat = self._scratch("flat_index", (n,), dtype="int64")
+        flat = self.flat_index = self._fit(self.flat_index, (n,), dtype="int64")
         xp.multiply(self._arange(n), c, out=flat)
         flat += target
         if self.weights is None and in_range and not 0 <= self.ignore_index < c:
@@ -111,15 +113,14 @@ class ClassNLLCriterion(_ClassWeights, Criterion):
 
     def _arange(self, n):
         """0, 1, ..., n-1 as int64 on the backend, kept between calls."""
-        ramp = self.__dict__.get("_buf_arange")
-        if ramp is None or ramp.shape[0] != n or not isinstance(ramp, self.backend.xp.ndarray):
-            ramp = self.__dict__["_buf_arange"] = self.backend.xp.arange(n, dtype="int64")
-        return ramp
+        if self.ramp is None or self.ramp.shape != (n,) or not self.backend.is_array(self.ramp):
+            self.ramp = self.backend.xp.arange(n, dtype="int64")
+        return self.ramp
 
     def update_output(self, input, target):
         batch, flat, w, norm = self._prepare(input, target)
         xp = self.backend.xp
-        picked = self._scratch("picked", flat.shape)
+        picked = self.picked = self._fit(self.picked, flat.shape)
         xp.take(batch.reshape(-1), flat, out=picked)
         total = float(picked.sum()) if w is None else float((picked * w).sum())
         self.output = -total / norm
@@ -166,6 +167,8 @@ class CrossEntropyCriterion(Criterion):
 class _Pairwise(Criterion):
     """Elementwise regression criteria: loss = reduce_i f(x_i, y_i)."""
 
+    diff = scratch("x - y (|x - y| for AbsCriterion)")
+
     def _finish(self, total, count):
         return float(total) / (count if self.size_average else 1)
 
@@ -187,7 +190,7 @@ class MSECriterion(_Pairwise):
 
     def update_output(self, input, target):
         self._check_float_target(input, target)
-        diff = self._scratch("diff", input.shape)
+        diff = self.diff = self._fit(self.diff, input.shape)
         xp = self.backend.xp
         xp.subtract(input, target, out=diff)
         self.output = self._finish(xp.vdot(diff.reshape(-1), diff.reshape(-1)), input.size)
@@ -205,7 +208,7 @@ class AbsCriterion(_Pairwise):
     def update_output(self, input, target):
         self._check_float_target(input, target)
         xp = self.backend.xp
-        diff = self._scratch("diff", input.shape)
+        diff = self.diff = self._fit(self.diff, input.shape)
         xp.subtract(input, target, out=diff)
         xp.abs(diff, out=diff)
         self.output = self._finish(diff.sum(), input.size)

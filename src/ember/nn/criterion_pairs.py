@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import ShapeError, describe, name_of, shape_error
 from ._tables import check_float_table, table_buffers
 from .distance import CosineDistance, PairwiseDistance
-from .module import Criterion
+from .module import Criterion, saved, scratch
 
 
 def _labels(criterion, target, shape, allowed, meaning):
@@ -235,18 +235,20 @@ class ContrastiveCriterion(_PairCriterion):
     _allowed = (0.0, 1.0)
     _meaning = "0 (similar) or 1 (dissimilar), the DrLIM convention"
 
+    delta = scratch("x1 - x2, one row per pair")
+    distance = saved("D = ||x1 - x2|| of each pair in the last call")
+
     def __init__(self, margin=1.0, size_average=True):
         super().__init__(size_average)
         if not float(margin) > 0:
             raise ValueError(f"ContrastiveCriterion: margin must be > 0, got {margin!r}")
         self.margin = float(margin)
-        self.distance = None
 
     def _terms(self, input, target):
         y = self._pair(input, target)
         xp = self.backend.xp
         x1, x2 = (x.reshape(y.size, -1) for x in input)
-        delta = self._scratch("delta", x1.shape)
+        delta = self.delta = self._fit(self.delta, x1.shape)
         xp.subtract(x1, x2, out=delta)
         d = xp.sqrt(xp.einsum("ij,ij->i", delta, delta))
         self.distance = d

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..errors import FormatError, name_of, shape_error
 from ._tables import check_table, copy_into, is_table, sum_into
-from .module import Criterion
+from .module import Criterion, scratch
 
 
 def _scaled(backend, buffer, value, weight):
@@ -27,6 +27,7 @@ class _CriterionSum(Criterion):
     """A weighted sum of child criteria; ``add(criterion, weight=1)`` chains."""
 
     _input_kind = "any"
+    parts = scratch("{k: w_k dC_k/dx_k}, each in a buffer reused across calls")
 
     def __init__(self):
         super().__init__()
@@ -86,7 +87,9 @@ class _CriterionSum(Criterion):
 
     def _weighted_grads(self, input, target):
         """``[w_k dC_k/dx_k]``, each in a buffer of this criterion."""
-        store = self.__dict__.setdefault("_buf_parts", {})
+        if self.parts is None:
+            self.parts = {}
+        store = self.parts
         for k, ((x, t), w) in enumerate(zip(self._routes(input, target), self.weights)):
             store[k] = _scaled(self.backend, store.get(k), self._call(k, "backward", x, t), w)
         return [store[k] for k in range(len(self.criteria))]

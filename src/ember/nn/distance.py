@@ -19,7 +19,7 @@ import math
 from ..errors import check_positive, shape_error
 from ._tables import check_float_table, table_buffers
 from .init import uniform
-from .module import Module
+from .module import Module, scratch
 
 
 class _PairModule(Module):
@@ -60,6 +60,8 @@ class PairwiseDistance(_PairModule):
     p = 2, sign(d_n) for p = 1), dE/dx2 = -dE/dx1; defined as 0 where y_n = 0.
     """
 
+    diff = scratch("d = x1 - x2, one row per pair")
+
     def __init__(self, p=2):
         super().__init__()
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p < math.inf:
@@ -69,7 +71,7 @@ class PairwiseDistance(_PairModule):
     def update_output(self, input):
         x1, x2, shape = self._pair(input)
         xp = self.backend.xp
-        d = self._scratch("diff", x1.shape)
+        d = self.diff = self._fit(self.diff, x1.shape)
         xp.subtract(x1, x2, out=d)
         if self.p == 2:
             values = xp.sqrt(xp.einsum("ij,ij->i", d, d))
@@ -82,7 +84,7 @@ class PairwiseDistance(_PairModule):
         go = self._go(grad_output, shape)
         xp = self.backend.xp
         g1, g2 = self._grads(input)
-        d = self._scratch("diff", x1.shape)
+        d = self.diff = self._fit(self.diff, x1.shape)
         xp.subtract(x1, x2, out=d)
         y = self.output.reshape(-1, 1)
         safe = xp.where(y > 0, y, 1)
@@ -164,6 +166,8 @@ class _Prototypes(Module):
     (Torch7's layout, transposed relative to Linear). Init: U(-1/sqrt(in), 1/sqrt(in)).
     """
 
+    step = scratch("dE/dW of this call, before it is scaled in")
+
     _param_names = ("weight",)
 
     def __init__(self, in_features, out_features, rng=None):
@@ -202,9 +206,11 @@ class SquaredEuclidean(_Prototypes):
     No singularity at x = w_j (unlike ``Euclidean``).
     """
 
+    squared = scratch("||x_n - w_j||^2, (N, out)")
+
     def _squared(self, x):
         xp = self.backend.xp
-        d2 = self._scratch("d2", (x.shape[0], self.out_features))
+        d2 = self.squared = self._fit(self.squared, (x.shape[0], self.out_features))
         self.backend.gemm(x, self.weight, d2)
         d2 *= -2
         d2 += xp.einsum("ij,ij->i", x, x).reshape(-1, 1)
@@ -239,7 +245,7 @@ class SquaredEuclidean(_Prototypes):
     def acc_grad_parameters(self, input, grad_output, scale=1.0):
         x = self._batch(input)
         r = self._rate(self._go(input, grad_output))
-        step = self._scratch("step", self.weight.shape)
+        step = self.step = self._fit(self.step, self.weight.shape)
         self.backend.gemm(x, r, step, trans_a=True)
         step *= -1
         step += self.weight * r.sum(axis=0)
@@ -315,7 +321,7 @@ class Cosine(_Prototypes):
         go = self._go(input, grad_output)
         xn, wn = self._norms(x)
         y = self.output.reshape(go.shape)
-        step = self._scratch("step", self.weight.shape)
+        step = self.step = self._fit(self.step, self.weight.shape)
         self.backend.gemm(go / (xn + self.eps), x, step, trans_a=True)
         step /= (wn + self.eps).reshape(-1, 1)
         coef = (go * y).sum(axis=0) / ((wn + self.eps) * xp.where(wn > 0, wn, 1))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..errors import check_same_shape
 from ._layout import ensure_like
 from .init import get_rng
-from .module import Module
+from .module import Module, saved
 
 
 def dropout_setup(module, p, v1, rng):
@@ -45,25 +45,27 @@ class Dropout(Module):
     bprop: dE/dx = dE/dy * (the same mask and scale as fprop).
     """
 
+    mask = saved("m (times 1 / (1 - p) in v2) drawn by the last training forward, like the input")
+    factor = saved("what the forward multiplied by: the mask, or a scalar in evaluation mode")
+
     def __init__(self, p=0.5, v1=False, rng=None):
         super().__init__()
         dropout_setup(self, p, v1, rng)
-        self.mask = None
 
     def update_output(self, input):
         # outputs, gradients and the mask keep the input's memory layout (see _layout)
         out = self.output = ensure_like(self.backend, self.output, input)
         if self.train and self.p > 0:
-            self.mask = self._factor = fill_keep_mask(self, ensure_like(self.backend, self.mask, input))
+            self.mask = self.factor = fill_keep_mask(self, ensure_like(self.backend, self.mask, input))
         else:
-            self._factor = 1.0 - self.p if self.v1 else 1.0
-        self.backend.xp.multiply(input, self._factor, out=out)
+            self.factor = 1.0 - self.p if self.v1 else 1.0
+        self.backend.xp.multiply(input, self.factor, out=out)
         return out
 
     def update_grad_input(self, input, grad_output):
         check_same_shape(self, "grad_output", grad_output, input)
         gx = self.grad_input = ensure_like(self.backend, self.grad_input, input)
-        self.backend.xp.multiply(grad_output, self._factor, out=gx)  # what the forward pass used
+        self.backend.xp.multiply(grad_output, self.factor, out=gx)  # what the forward pass used
         return gx
 
     def extra_repr(self):

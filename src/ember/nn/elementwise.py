@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .activation import Pointwise
+from .module import scratch
 
 
 class Square(Pointwise):
@@ -20,12 +21,14 @@ class Sqrt(Pointwise):
     """``y = sqrt(x)`` for x >= 0.  bprop: dE/dx = dE/dy / (2 y), defined as 0 where y = 0
     (Torch7's convention, which keeps Lp pooling finite on all-zero windows)."""
 
+    zero = scratch("where y == 0 (bool)")
+
     def fprop(self, xp, x, y):
         xp.sqrt(x, out=y)
 
     def bprop(self, xp, x, y, go, gx):
         xp.multiply(y, 2, out=gx)
-        zero = self._scratch_like("zero", y, bool)
+        zero = self.zero = self._fit(self.zero, None, like=y, dtype=bool)
         xp.equal(y, 0, out=zero)
         xp.copyto(gx, 1, where=zero)  # no division by 0 (CuPy's ufuncs take no where=)
         xp.divide(go, gx, out=gx)

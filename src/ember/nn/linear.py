@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
-from .. import _blas
 from ..backend import axpby
 from ..errors import check_positive, check_same_shape, shape_error
-from ._parallel import unbuffered
 from .init import uniform
-from .module import Module
+from .module import Module, scratch
 
 
 def reduce_to_shape(xp, source, out, scratch_shape_owner=None):
@@ -43,6 +39,7 @@ class Linear(Module):
 
     _param_names = ("weight", "bias")
     _grad_input_optional = True
+    bias_step = scratch("sum_n dE/dy_n, before it is scaled into grad_bias")
 
     def __init__(self, in_features, out_features, bias=True, rng=None):
         super().__init__()
@@ -68,38 +65,8 @@ class Linear(Module):
 
     def update_output(self, input):
         self._check(input)
-        xp = self.backend.xp
-        out = self.output = self.backend.ensure(self.output, input.shape[:-1] + (self.out_features,))
-        if input.ndim == 2 and xp is np and _blas.AVAILABLE and self._product_transposed(input.shape[0]):
-            # y^T = W x^T, then y = y^T transposed (+ b) in one pass: for a few samples
-            # OpenBLAS runs this form 1.3-2.8x faster (benchmarks/bench_linear_forward.py)
-            out_t = self._scratch("output_t", (self.out_features, input.shape[0]))
-            self.backend.gemm(self.weight, input, out_t, trans_b=True)
-            with unbuffered(xp):  # a transposed operand would otherwise get 64 KB of iterator buffers
-                if self.bias is None:
-                    xp.copyto(out, out_t.T)
-                else:
-                    xp.add(out_t.T, self.bias, out=out)
-        elif self.bias is None:
-            xp.matmul(input, self.weight.T, out=out)
-        elif input.ndim == 2 and xp is np and _blas.AVAILABLE:
-            # y = b, then y += x W^T in one BLAS call (a broadcast add would need a buffer)
-            xp.copyto(out, self.bias)
-            self.backend.gemm(input, self.weight, out, trans_b=True, beta=1.0)
-        elif input.ndim == 1:
-            xp.matmul(input, self.weight.T, out=out)
-            out += self.bias
-        else:
-            xp.matmul(input, self.weight.T, out=out)
-            with unbuffered(xp):  # a broadcast add: no iterator buffers
-                out += self.bias
-        return out
-
-    def _product_transposed(self, batch):
-        """Whether the forward product runs as y^T = W x^T: for 2-48 samples through a
-        layer at least 256 wide on both sides (measured crossover; narrower layers and
-        larger batches are faster as y = x W^T)."""
-        return 2 <= batch <= 48 and self.in_features >= 256 and self.out_features >= 256
+        self.output = self.backend.ensure(self.output, input.shape[:-1] + (self.out_features,))
+        return self.backend.affine(input, self.weight, self.bias, self.output)  # y = x W^T + b
 
     def _check_backward(self, input, grad_output):
         self._check(input)
@@ -108,29 +75,17 @@ class Linear(Module):
 
     def update_grad_input(self, input, grad_output):
         self._check_backward(input, grad_output)
-        gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape)
-        self.backend.xp.matmul(grad_output, self.weight, out=gx)
-        return gx
+        self.grad_input = self.backend.ensure(self.grad_input, input.shape)
+        return self.backend.gemm(grad_output, self.weight, self.grad_input)  # dE/dx = dE/dy W
 
     def acc_grad_parameters(self, input, grad_output, scale=1.0):
         self._check_backward(input, grad_output)  # also when update_grad_input was skipped
-        xp = self.backend.xp
-        if input.ndim == 1 or input.shape[0] == 1:
-            # One sample: an outer product added in place (BLAS ger). BLAS runs a K=1
-            # GEMM very slowly (OpenBLAS about 1 GFLOP/s); ger streams at memory speed.
-            go, x = grad_output.reshape(-1), input.reshape(-1)
-            if not (xp is np and _blas.ger(scale, go, x, self.grad_weight)):
-                scratch = self._scratch("grad_weight", self.weight.shape)
-                with unbuffered(xp):  # a broadcast product: no iterator buffers
-                    xp.multiply(go.reshape(-1, 1), x.reshape(1, -1), out=scratch)
-                axpby(scale, scratch, 1.0, self.grad_weight, scratch)
-        else:
-            scratch = None if xp is np and _blas.AVAILABLE else self._scratch("grad_weight", self.weight.shape)
-            self.backend.gemm(grad_output, input, self.grad_weight, trans_a=True, alpha=scale, beta=1.0, scratch=scratch)
+        go, x = grad_output.reshape(-1, self.out_features), input.reshape(-1, self.in_features)
+        self.backend.gemm(go, x, self.grad_weight, trans_a=True, alpha=scale, beta=1.0)  # dW += scale dy^T x
         if self.bias is not None:
-            scratch = self._scratch("grad_bias", self.bias.shape)
-            bias_step = grad_output if input.ndim == 1 else xp.sum(grad_output, axis=0, out=scratch)
-            axpby(scale, bias_step, 1.0, self.grad_bias, scratch)
+            self.bias_step = self._fit(self.bias_step, self.bias.shape)
+            self.backend.xp.sum(go, axis=0, out=self.bias_step)
+            axpby(scale, self.bias_step, 1.0, self.grad_bias, self.bias_step)  # db += scale sum_n dy_n
 
     def extra_repr(self):
         return f"{self.in_features} -> {self.out_features}" + ("" if self.bias is not None else ", without bias")
@@ -158,10 +113,12 @@ class _Elementwise(Module):
         self._check(input)
         check_same_shape(self, "grad_output", grad_output, input)
 
+    param_step = scratch("the parameter gradient's step, before it is scaled in")
+
     def _accumulate(self, product, grad, scale):
-        step = self._scratch("param_step", grad.shape)
-        reduce_to_shape(self.backend.xp, product, step)
-        axpby(scale, step, 1.0, grad, step)
+        self.param_step = self._fit(self.param_step, grad.shape)
+        reduce_to_shape(self.backend.xp, product, self.param_step)
+        axpby(scale, self.param_step, 1.0, grad, self.param_step)
 
 
 class Add(_Elementwise):
@@ -214,6 +171,7 @@ class CMul(_Elementwise):
     """
 
     _param_names = ("weight",)
+    product = scratch("dE/dy * x, before it is summed over the broadcast axes")
 
     def __init__(self, *size, rng=None):
         super().__init__()
@@ -241,9 +199,9 @@ class CMul(_Elementwise):
 
     def acc_grad_parameters(self, input, grad_output, scale=1.0):
         self._check_backward(input, grad_output)
-        product = self._scratch("product", input.shape)
-        self.backend.xp.multiply(grad_output, input, out=product)
-        self._accumulate(product, self.grad_weight, scale)
+        self.product = self._fit(self.product, input.shape)
+        self.backend.xp.multiply(grad_output, input, out=self.product)
+        self._accumulate(self.product, self.grad_weight, scale)
 
     def extra_repr(self):
         return "x".join(map(str, self.size))

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..errors import ShapeError, check_same_shape, describe
 from .init import get_rng
-from .module import Module
+from .module import Module, scratch
 
 
 class LookupTable(Module):
@@ -25,6 +25,8 @@ class LookupTable(Module):
 
     _input_kind = "any"
     _param_names = ("weight",)
+    scaled = scratch("scale * dE/dy rows")
+    padding_row = scratch("grad_weight[padding_index], restored after the scatter-add")
     _grad_input_optional = True  # indices have no gradient; dE/dW needs only the input
 
     def __init__(self, n_index, n_output, padding_index=None, rng=None):
@@ -72,12 +74,12 @@ class LookupTable(Module):
         xp = self.backend.xp
         rows = grad_output.reshape(-1, self.n_output)
         if scale != 1:
-            scaled = self._scratch("scaled", rows.shape)
+            scaled = self.scaled = self._fit(self.scaled, rows.shape)
             xp.multiply(rows, scale, out=scaled)
             rows = scaled
         keep = None
         if self.padding_index is not None:
-            keep = self._scratch("padding_row", (self.n_output,))
+            keep = self.padding_row = self._fit(self.padding_row, (self.n_output,))
             keep[...] = self.grad_weight[self.padding_index]
         xp.add.at(self.grad_weight, input.reshape(-1), rows)
         if keep is not None:

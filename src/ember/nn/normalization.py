@@ -28,10 +28,21 @@ from ..errors import check_positive
 from ._layout import axis_order
 from ._parallel import unbuffered
 from ._spatial import SpatialModule
+from .module import saved, scratch
 
 
 class _LocalNormalization(SpatialModule):
     """Kernel handling and the map operator M (see the module docstring)."""
+
+    _constant_names = ("kernel",)
+    operators = saved("coef, 1/(coef C) and the banded matrices of M and M^T for operators_size")
+    operators_size = saved("the (H, W) the operators were built for")
+    plane_sum4 = scratch("sum over the planes, (N, 1, H, W) in the input's layout")
+    plane_sum = scratch("sum over the planes as a contiguous (N, H, W) map")
+    row_product = scratch("one kernel row's banded product in M, (N, H, W)")
+    spread4 = scratch("an (N, H, W) map copied to (N, 1, H, W) in the input's layout")
+    out4 = scratch("the 4-D output, in the input's layout")
+    grad_input4 = scratch("dE/dx, 4-D, in the input's layout")
 
     def _init_kernel(self, n_input_plane, kernel):
         owner = type(self).__name__
@@ -43,15 +54,15 @@ class _LocalNormalization(SpatialModule):
             raise ValueError(f"{owner}: the kernel must be finite with a positive sum, got sum {k.sum()!r}")
         self.n_input_plane = n_input_plane
         self.kernel = k
-        k2 = np.outer(k, k) if k.ndim == 1 else k
-        self._weights = k2 / k2.sum()
 
     def _operators(self, h, w):
-        """(coef, inverse coef / C, Toeplitz matrices, flipped ones) for (h, w) images (cached)."""
-        key = (h, w, self.backend)
-        if self.__dict__.get("_buf_ops_key") == key:
-            return self.__dict__["_buf_ops"]
-        weights = self._weights
+        """(coef, inverse coef / C, Toeplitz matrices, flipped ones) for (h, w) images
+        (kept while the image size stays)."""
+        if self.operators_size == (h, w):
+            return self.operators
+        k = np.asarray(self.backend.to_numpy(self.kernel), dtype=np.float64)
+        k2 = np.outer(k, k) if k.ndim == 1 else k
+        weights = k2 / k2.sum()
         kh, kw = weights.shape
         cols = np.arange(w)
         shift = cols[:, None] - cols[None, :] + kw // 2  # T[x', x] = w_row[x' - x + rw]
@@ -61,30 +72,28 @@ class _LocalNormalization(SpatialModule):
             return self.backend.asarray(np.where(valid, row[np.clip(shift, 0, kw - 1)], 0.0))
 
         coef = _correlate_numpy(np.ones((1, h, w)), weights)[0]
-        ops = {
+        self.operators_size, self.operators = (h, w), {
             "coef": self.backend.asarray(coef),
             "scale": self.backend.asarray(1.0 / (coef * self.n_input_plane)),
             "rows": [toeplitz(weights[p]) for p in range(kh)],
             "flipped": [toeplitz(weights[::-1, ::-1][p]) for p in range(kh)],
         }
-        self.__dict__["_buf_ops_key"], self.__dict__["_buf_ops"] = key, ops
-        return ops
+        return self.operators
 
-    def _correlate(self, name, maps, out, flipped=False):
+    def _correlate(self, maps, out, flipped=False):
         """out (N,H,W) = sum_{p,q} w[p,q] maps[:, y + p - rh, x + q - rw] (zero padded);
         with ``flipped`` the adjoint (the flipped kernel)."""
         xp = self.backend.xp
         n, h, w = maps.shape
-        ops = self._operators(h, w)
-        rows = ops["flipped" if flipped else "rows"]
+        rows = self._operators(h, w)["flipped" if flipped else "rows"]
         rh = len(rows) // 2
-        tmp = self._scratch(name + "_rows", maps.shape)
+        tmp = self.row_product = self._fit(self.row_product, maps.shape)
         out.fill(0)
         for p, matrix in enumerate(rows):
             d = p - rh
             if abs(d) >= h:
                 continue
-            xp.matmul(maps.reshape(n * h, w), matrix, out=tmp.reshape(n * h, w))
+            self.backend.gemm(maps.reshape(n * h, w), matrix, tmp.reshape(n * h, w))
             with unbuffered(xp):
                 if d >= 0:
                     xp.add(out[:, : h - d], tmp[:, d:], out=out[:, : h - d])
@@ -92,18 +101,19 @@ class _LocalNormalization(SpatialModule):
                     xp.add(out[:, -d:], tmp[:, : h + d], out=out[:, -d:])
         return out
 
-    def _plane_sum(self, name, x4):
+    def _plane_sum(self, x4):
         """sum over the planes of x4 as a contiguous (N, H, W) map."""
         n, c, h, w = x4.shape
-        m4 = self._layout_scratch(name + "_4d", (n, 1, h, w), axis_order(x4))
+        m4 = self.plane_sum4 = self._fit(self.plane_sum4, (n, 1, h, w), order=axis_order(x4))
         self.backend.xp.sum(x4, axis=1, keepdims=True, out=m4)
-        maps = self._scratch(name, (n, h, w))
+        maps = self.plane_sum = self._fit(self.plane_sum, (n, h, w))
         self.backend.xp.copyto(maps, m4[:, 0])
         return maps
 
-    def _spread(self, name, maps, x4):
-        """A (N, 1, H, W) copy of ``maps`` in x4's memory layout (to broadcast over planes)."""
-        m4 = self._layout_scratch(name, (x4.shape[0], 1) + x4.shape[2:], axis_order(x4))
+    def _spread(self, buffer, maps, x4):
+        """``buffer`` fitted to (N, 1, H, W) in x4's memory layout, holding ``maps`` (to
+        broadcast over planes)."""
+        m4 = self._fit(buffer, (x4.shape[0], 1) + x4.shape[2:], order=axis_order(x4))
         self.backend.xp.copyto(m4[:, 0], maps)
         return m4
 
@@ -138,6 +148,9 @@ class SpatialSubtractiveNormalization(_LocalNormalization):
             where M^T is the correlation with the flipped kernel (the adjoint of M).
     """
 
+    local_mean = scratch("m = M(x) / coef, (N, H, W)")
+    grad_mean = scratch("M^T((sum_c dE/dy_c) / coef), (N, H, W)")
+
     def __init__(self, n_input_plane=1, kernel=None):
         super().__init__()
         self._init_kernel(n_input_plane, kernel)
@@ -146,11 +159,13 @@ class SpatialSubtractiveNormalization(_LocalNormalization):
         x4 = self._check_planes(input)
         n, c, h, w = x4.shape
         ops = self._operators(h, w)
-        total = self._plane_sum("sum", x4)
-        mean = self._correlate("mean", total, self._scratch("mean", total.shape))
+        total = self._plane_sum(x4)
+        self.local_mean = self._fit(self.local_mean, total.shape)
+        mean = self._correlate(total, self.local_mean)
         mean *= ops["scale"]
-        out4 = self._scratch_like("output", x4)
-        self.backend.xp.subtract(x4, self._spread("mean_4d", mean, x4), out=out4)
+        out4 = self.out4 = self._fit(self.out4, None, like=x4)
+        self.spread4 = self._spread(self.spread4, mean, x4)
+        self.backend.xp.subtract(x4, self.spread4, out=out4)
         self.output = self._unbatch(out4, input)
         return self.output
 
@@ -158,11 +173,13 @@ class SpatialSubtractiveNormalization(_LocalNormalization):
         x4 = self._check_planes(input)
         g4 = self._check_grad_output(grad_output, input)
         ops = self._operators(*x4.shape[2:])
-        total = self._plane_sum("grad_sum", g4)
+        total = self._plane_sum(g4)
         total *= ops["scale"]
-        back = self._correlate("grad_mean", total, self._scratch("grad_mean", total.shape), flipped=True)
-        gx4 = self._scratch_like("grad_input", x4)
-        self.backend.xp.subtract(g4, self._spread("grad_mean_4d", back, g4), out=gx4)
+        self.grad_mean = self._fit(self.grad_mean, total.shape)
+        back = self._correlate(total, self.grad_mean, flipped=True)
+        gx4 = self.grad_input4 = self._fit(self.grad_input4, None, like=x4)
+        self.spread4 = self._spread(self.spread4, back, g4)
+        self.backend.xp.subtract(g4, self.spread4, out=gx4)
         self.grad_input = self._unbatch(gx4, input)
         return self.grad_input
 
@@ -183,6 +200,21 @@ class SpatialDivisiveNormalization(_LocalNormalization):
             dE/dx_c = dE/dy_c / s'' + 2 x_c M^T(dE/dv)
     """
 
+    squares = scratch("x^2 in the forward, dE/dy x / s'' and then x M^T(dE/dv) in the backward")
+    sigma = saved("s = sqrt(M(x^2)), (N, H, W)")
+    adjusted = saved("s' = s / coef")
+    level = saved("mean of s' over each image, (N, 1, 1) (mean_floor only)")
+    floored = saved("s'', the divisor, (N, H, W)")
+    above = saved("where u > threshold (bool)")
+    below = scratch("where u <= threshold (bool)")
+    floored4 = saved("s'' as (N, 1, H, W) in the input's layout")
+    chosen = scratch("where s' >= its image mean (bool, mean_floor only)")
+    to_level = scratch("dE/du where the floor came from the image mean")
+    grad_level = scratch("dE/d(image mean of s'), (N, 1, 1)")
+    positive = scratch("where s > 0 (bool)")
+    denominator = scratch("2 s coef C (1 where s = 0)")
+    grad_sigma = scratch("M^T(dE/dv), (N, H, W)")
+
     def __init__(self, n_input_plane=1, kernel=None, threshold=1e-4, thresval=None, mean_floor=False):
         super().__init__()
         self._init_kernel(n_input_plane, kernel)
@@ -197,29 +229,30 @@ class SpatialDivisiveNormalization(_LocalNormalization):
         n, c, h, w = x4.shape
         xp = self.backend.xp
         ops = self._operators(h, w)
-        squares = self._scratch_like("squares", x4)
+        squares = self.squares = self._fit(self.squares, None, like=x4)
         xp.multiply(x4, x4, out=squares)
-        total = self._plane_sum("sum", squares)
-        sigma = self._correlate("sigma", total, self._scratch("sigma", total.shape))
+        total = self._plane_sum(squares)
+        sigma = self.sigma = self._correlate(total, self._fit(self.sigma, total.shape))
         sigma *= 1.0 / c
         xp.maximum(sigma, 0, out=sigma)  # rounding can leave tiny negatives
         xp.sqrt(sigma, out=sigma)
-        adjusted = self._scratch("adjusted", total.shape)
+        adjusted = self.adjusted = self._fit(self.adjusted, total.shape)
         xp.divide(sigma, ops["coef"], out=adjusted)
-        floored = self._scratch("floored", total.shape)
+        floored = self.floored = self._fit(self.floored, total.shape)
         if self.mean_floor:
-            level = self._scratch("level", (n, 1, 1))
+            level = self.level = self._fit(self.level, (n, 1, 1))
             xp.mean(adjusted, axis=(1, 2), keepdims=True, out=level)
             xp.maximum(adjusted, level, out=floored)
         else:
             xp.copyto(floored, adjusted)
-        above = self._scratch("above", total.shape, dtype=bool)
+        above = self.above = self._fit(self.above, total.shape, dtype=bool)
         xp.greater(floored, self.threshold, out=above)
-        below = self._scratch("below", total.shape, dtype=bool)
+        below = self.below = self._fit(self.below, total.shape, dtype=bool)
         xp.logical_not(above, out=below)
         xp.copyto(floored, self.thresval, where=below)
-        out4 = self._scratch_like("output", x4)
-        xp.divide(x4, self._spread("floored_4d", floored, x4), out=out4)
+        out4 = self.out4 = self._fit(self.out4, None, like=x4)
+        self.floored4 = self._spread(self.floored4, floored, x4)
+        xp.divide(x4, self.floored4, out=out4)
         self.output = self._unbatch(out4, input)
         return self.output
 
@@ -229,39 +262,36 @@ class SpatialDivisiveNormalization(_LocalNormalization):
         n, c, h, w = x4.shape
         xp = self.backend.xp
         ops = self._operators(h, w)
-        floored4 = self.__dict__["_buf_floored_4d"]
-        gx4 = self._scratch_like("grad_input", x4)
-        xp.divide(g4, floored4, out=gx4)  # direct path
-        product = self._scratch_like("squares", x4)
+        gx4 = self.grad_input4 = self._fit(self.grad_input4, None, like=x4)
+        xp.divide(g4, self.floored4, out=gx4)  # direct path
+        product = self.squares = self._fit(self.squares, None, like=x4)
         xp.multiply(gx4, x4, out=product)  # dE/dy * x / s''
-        g_floor = self._plane_sum("grad_sum", product)
-        floored = self.__dict__["_buf_floored"]
-        xp.divide(g_floor, floored, out=g_floor)
+        g_floor = self._plane_sum(product)
+        xp.divide(g_floor, self.floored, out=g_floor)
         g_floor *= -1  # dE/ds''
-        g_floor *= self.__dict__["_buf_above"]  # dE/du
+        g_floor *= self.above  # dE/du
         if self.mean_floor:
-            adjusted, level = self.__dict__["_buf_adjusted"], self.__dict__["_buf_level"]
-            chosen = self._scratch("chosen", g_floor.shape, dtype=bool)
-            xp.greater_equal(adjusted, level, out=chosen)
-            to_level = self._scratch("to_level", g_floor.shape)
+            chosen = self.chosen = self._fit(self.chosen, g_floor.shape, dtype=bool)
+            xp.greater_equal(self.adjusted, self.level, out=chosen)
+            to_level = self.to_level = self._fit(self.to_level, g_floor.shape)
             xp.multiply(g_floor, ~chosen, out=to_level)
-            g_level = self._scratch("grad_level", (n, 1, 1))
+            g_level = self.grad_level = self._fit(self.grad_level, (n, 1, 1))
             xp.sum(to_level, axis=(1, 2), keepdims=True, out=g_level)
             g_floor *= chosen
             g_floor += g_level * (1.0 / (h * w))
-        sigma = self.__dict__["_buf_sigma"]
-        positive = self._scratch("positive", g_floor.shape, dtype=bool)
+        sigma = self.sigma
+        positive = self.positive = self._fit(self.positive, g_floor.shape, dtype=bool)
         xp.greater(sigma, 0, out=positive)
-        denominator = self._scratch("denominator", g_floor.shape)
+        denominator = self.denominator = self._fit(self.denominator, g_floor.shape)
         xp.multiply(sigma, ops["coef"], out=denominator)
         denominator *= 2 * c  # v = M(x^2) carries the 1/C
         xp.copyto(denominator, 1, where=~positive)
         xp.divide(g_floor, denominator, out=g_floor)
         g_floor *= positive
-        back = self._correlate("grad_sigma", g_floor, self._scratch("grad_sigma", g_floor.shape), flipped=True)
+        back = self.grad_sigma = self._correlate(g_floor, self._fit(self.grad_sigma, g_floor.shape), flipped=True)
         back *= 2
-        spread = self._spread("grad_sigma_4d", back, x4)
-        xp.multiply(x4, spread, out=product)
+        self.spread4 = self._spread(self.spread4, back, x4)
+        xp.multiply(x4, self.spread4, out=product)
         gx4 += product
         self.grad_input = self._unbatch(gx4, input)
         return self.grad_input

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..errors import shape_error
 from ._layout import axis_order
 from ._spatial import SpatialModule
+from .module import scratch
 
 
 class SpatialZeroPadding(SpatialModule):
@@ -26,6 +27,8 @@ class SpatialZeroPadding(SpatialModule):
             raise ValueError(f"SpatialZeroPadding: pad sizes must be ints, got {pads}")
         self.pad_l, self.pad_r, self.pad_t, self.pad_b = pads
 
+    grad_input4 = scratch("dE/dx, 4-D, in the input's layout")
+
     def _regions(self, h, w):
         """(output slice, input slice) pairs of the rows and columns that are copied."""
         rows_out = slice(max(self.pad_t, 0), max(self.pad_t, 0) + h + min(self.pad_t, 0) + min(self.pad_b, 0))
@@ -40,7 +43,7 @@ class SpatialZeroPadding(SpatialModule):
         oh, ow = h + self.pad_t + self.pad_b, w + self.pad_l + self.pad_r
         if oh < 1 or ow < 1:
             raise shape_error(self, f"input {self._expected_input()} larger than what is cropped", input)
-        out4 = self._layout_scratch("output", (n, c, oh, ow), axis_order(x4))
+        out4 = self.out4 = self._fit(self.out4, (n, c, oh, ow), order=axis_order(x4))
         (ro, co), (ri, ci) = self._regions(h, w)
         if any((self.pad_l, self.pad_r, self.pad_t, self.pad_b)):
             out4.fill(0)
@@ -50,7 +53,7 @@ class SpatialZeroPadding(SpatialModule):
 
     def update_grad_input(self, input, grad_output):
         x4, g4 = self._batch_pair(input, grad_output)
-        gx4 = self._scratch_like("grad_input", x4)
+        gx4 = self.grad_input4 = self._fit(self.grad_input4, None, like=x4)
         (ro, co), (ri, ci) = self._regions(*x4.shape[2:])
         if min(self.pad_l, self.pad_r, self.pad_t, self.pad_b) < 0:
             gx4.fill(0)

@@ -12,6 +12,7 @@ import numpy as np
 
 from ._pooling_base import WindowPooling
 from ._spatial import claim_first_max
+from .module import saved, scratch
 
 
 class SpatialMaxPooling(WindowPooling):
@@ -31,13 +32,17 @@ class SpatialMaxPooling(WindowPooling):
 
     _pad_fill = float("-inf")
 
+    taken = scratch("whether an earlier tap of the window held its maximum (bool, like the output)")
+    first = scratch("whether this tap holds the window's first maximum (bool, like the output)")
+    routed = scratch("dE/dy where this tap holds the first maximum, else 0")
+
     def __init__(self, kw, kh, dw=None, dh=None, pad_w=0, pad_h=0, ceil_mode=False):
         super().__init__()
         self._init_window(kw, kh, kw if dw is None else dw, kh if dh is None else dh, pad_w, pad_h, ceil_mode)
 
     def update_output(self, input):
         x4, (oh, ow) = self._sized_batch(input)
-        taps = self._gather("taps", x4, oh, ow)
+        taps = self._gather(x4, oh, ow)
         out4 = self._reduce_taps(self.backend.xp.maximum, taps, self._output4(x4, oh, ow))
         self.output = self._unbatch(out4, input)
         return self.output
@@ -45,9 +50,10 @@ class SpatialMaxPooling(WindowPooling):
     def update_grad_input(self, input, grad_output):
         x4, g4, out4, (oh, ow) = self._grad_setup(input, grad_output)
         xp = self.backend.xp
-        taps4 = self.__dict__["_buf_taps"]  # gathered by the forward pass
-        taken4, mask4 = self._scratch_like("taken", out4, bool), self._scratch_like("mask", out4, bool)
-        product4 = self._scratch_like("product", out4)
+        taps4 = self.taps  # gathered by the forward pass
+        taken4 = self.taken = self._fit(self.taken, None, like=out4, dtype=bool)
+        mask4 = self.first = self._fit(self.first, None, like=out4, dtype=bool)
+        product4 = self.routed = self._fit(self.routed, None, like=out4)
         last = len(taps4) - 1
 
         def first_maximum(t, a, b):
@@ -87,11 +93,14 @@ class SpatialAveragePooling(WindowPooling):
         self._init_window(kw, kh, dw, dh, pad_w, pad_h, ceil_mode)
         self.count_include_pad = bool(count_include_pad)
 
+    inverse_divisor = saved("1/D for the last input size: a scalar, or an (OH, OW) array")
+    divisor_size = saved("the (H, W, OH, OW) that inverse_divisor was computed for")
+    scaled = scratch("dE/dy / D")
+
     def _inverse_divisor(self, h, w, oh, ow):
-        """1/D as a scalar when constant, else an (OH, OW) array (cached per shape)."""
-        key = (h, w, oh, ow)
-        if self.__dict__.get("_buf_divisor_key") == key:
-            return self.__dict__["_buf_divisor"]
+        """1/D as a scalar when constant, else an (OH, OW) array (kept while the sizes stay)."""
+        if self.divisor_size == (h, w, oh, ow):
+            return self.inverse_divisor
 
         def counts(size, out, k, d, p):
             start = np.arange(out) * d - p
@@ -107,13 +116,13 @@ class SpatialAveragePooling(WindowPooling):
             value = 1.0 / (self.kh * self.kw)
         else:
             value = self.backend.asarray(1.0 / divisor)
-        self.__dict__["_buf_divisor_key"], self.__dict__["_buf_divisor"] = key, value
+        self.divisor_size, self.inverse_divisor = (h, w, oh, ow), value
         return value
 
     def update_output(self, input):
         x4, (oh, ow) = self._sized_batch(input)
         xp = self.backend.xp
-        taps = self._gather("taps", x4, oh, ow)
+        taps = self._gather(x4, oh, ow)
         out4 = self._reduce_taps(xp.add, taps, self._output4(x4, oh, ow))
         xp.multiply(out4, self._inverse_divisor(*x4.shape[2:], oh, ow), out=out4)
         self.output = self._unbatch(out4, input)
@@ -121,7 +130,7 @@ class SpatialAveragePooling(WindowPooling):
 
     def update_grad_input(self, input, grad_output):
         x4, g4, out4, (oh, ow) = self._grad_setup(input, grad_output)
-        scaled = self._scratch_like("scaled", out4)
+        scaled = self.scaled = self._fit(self.scaled, None, like=out4)
         self.backend.xp.multiply(g4, self._inverse_divisor(*x4.shape[2:], oh, ow), out=scaled)
         self.grad_input = self._unbatch(self._spread(x4, oh, ow, lambda t, a, b: scaled[:, a:b]), input)
         return self.grad_input

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..errors import check_positive, shape_error
 from ._layout import axis_order
 from ._spatial import SpatialModule
+from .module import saved, scratch
 
 
 def adaptive_bins(size, out):
@@ -27,8 +28,10 @@ class _Adaptive(SpatialModule):
                               input)  # fmt: skip
         windows = [(i, j, hs, he, ws, we) for i, (hs, he) in enumerate(adaptive_bins(h, self.oheight))
                    for j, (ws, we) in enumerate(adaptive_bins(w, self.owidth))]  # fmt: skip
-        out4 = self._layout_scratch("output", x4.shape[:2] + (self.oheight, self.owidth), axis_order(x4))
-        return x4, windows, out4
+        self.out4 = self._fit(self.out4, x4.shape[:2] + (self.oheight, self.owidth), order=axis_order(x4))
+        return x4, windows, self.out4
+
+    grad_input4 = scratch("dE/dx, 4-D, in the input's layout")
 
     def extra_repr(self):
         return f"{self.owidth}x{self.oheight}"
@@ -42,14 +45,16 @@ class SpatialAdaptiveMaxPooling(_Adaptive):
     order (bins may overlap by one pixel; contributions add up).
     """
 
+    argmax = saved("per bin, the (N, C) index of its first maximum within the bin")
+
     def update_output(self, input):
         x4, windows, out4 = self._plan(input)
         xp = self.backend.xp
-        self._argmax = []
+        self.argmax = []
         for i, j, hs, he, ws, we in windows:
             flat = x4[:, :, hs:he, ws:we].reshape(x4.shape[0], x4.shape[1], -1)
             index = xp.argmax(flat, axis=-1)
-            self._argmax.append(index)
+            self.argmax.append(index)
             out4[:, :, i, j] = xp.take_along_axis(flat, index[..., None], axis=-1)[..., 0]
         self.output = self._unbatch(out4, input)
         return self.output
@@ -58,9 +63,9 @@ class SpatialAdaptiveMaxPooling(_Adaptive):
         x4, windows, _ = self._plan(input)
         g4 = self._check_grad_output(grad_output, input)
         xp = self.backend.xp
-        gx4 = self._scratch_like("grad_input", x4)
+        gx4 = self.grad_input4 = self._fit(self.grad_input4, None, like=x4)
         gx4.fill(0)
-        for (i, j, hs, he, ws, we), index in zip(windows, self._argmax):
+        for (i, j, hs, he, ws, we), index in zip(windows, self.argmax):
             local = xp.zeros(x4.shape[:2] + ((he - hs) * (we - ws),), dtype=x4.dtype)
             xp.put_along_axis(local, index[..., None], g4[:, :, i, j][..., None], axis=-1)
             view = gx4[:, :, hs:he, ws:we]
@@ -87,7 +92,7 @@ class SpatialAdaptiveAveragePooling(_Adaptive):
     def update_grad_input(self, input, grad_output):
         x4, windows, _ = self._plan(input)
         g4 = self._check_grad_output(grad_output, input)
-        gx4 = self._scratch_like("grad_input", x4)
+        gx4 = self.grad_input4 = self._fit(self.grad_input4, None, like=x4)
         gx4.fill(0)
         for i, j, hs, he, ws, we in windows:
             view = gx4[:, :, hs:he, ws:we]

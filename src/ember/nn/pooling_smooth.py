@@ -10,6 +10,7 @@ import math
 
 from ..errors import check_positive
 from ._pooling_base import WindowPooling
+from .module import scratch
 
 
 class SpatialLPPooling(WindowPooling):
@@ -27,6 +28,12 @@ class SpatialLPPooling(WindowPooling):
     bprop:  dE/dx_k += dE/dy * sign(x_k) |x_k|^(p-1) / y^(p-1) over the windows holding x_k,
             and 0 for windows where y = 0 (as Torch7's Sqrt, whose gradient at 0 is 0).
     """
+
+    powered = scratch("|x|^p (x^p without abs), the input of the window sums")
+    coef = scratch("dE/dy / y^(p-1), 0 where y == 0")
+    zero = scratch("where y == 0 (bool)")
+    factor = scratch("d|x|^p/dx / p = sign(x) |x|^(p-1)")
+    sign = scratch("sign(x)")
 
     def __init__(self, n_input_plane, p, kw, kh, dw=None, dh=None, use_abs=True):
         super().__init__()
@@ -50,9 +57,9 @@ class SpatialLPPooling(WindowPooling):
     def update_output(self, input):
         x4, (oh, ow) = self._sized_batch(input)
         xp = self.backend.xp
-        powered = self._scratch_like("powered", x4)
+        powered = self.powered = self._fit(self.powered, None, like=x4)
         self._powered(xp, x4, powered)
-        out4 = self._reduce_taps(xp.add, self._gather("taps", powered, oh, ow), self._output4(x4, oh, ow))
+        out4 = self._reduce_taps(xp.add, self._gather(powered, oh, ow), self._output4(x4, oh, ow))
         if self.p == 2:
             xp.sqrt(out4, out=out4)
         elif self.p != 1:
@@ -64,12 +71,12 @@ class SpatialLPPooling(WindowPooling):
         x4, g4, out4, (oh, ow) = self._grad_setup(input, grad_output)
         xp = self.backend.xp
         # coef = dE/dy / y^(p-1), 0 where y == 0
-        coef = self._scratch_like("coef", out4)
+        coef = self.coef = self._fit(self.coef, None, like=out4)
         if self.p == 1:
             xp.copyto(coef, g4)
         else:
             xp.power(out4, self.p - 1, out=coef) if self.p != 2 else xp.copyto(coef, out4)
-            zero = self._scratch_like("zero", out4, bool)
+            zero = self.zero = self._fit(self.zero, None, like=out4, dtype=bool)
             xp.equal(coef, 0, out=zero)
             coef += zero
             xp.divide(g4, coef, out=coef)
@@ -79,11 +86,11 @@ class SpatialLPPooling(WindowPooling):
         if self.p == 2:
             gx4 *= x4
         elif self.p != 1 or self.use_abs:
-            factor = self._scratch_like("factor", x4)
+            factor = self.factor = self._fit(self.factor, None, like=x4)
             if self.p == 1:
                 xp.sign(x4, out=factor)
             elif self.use_abs:
-                sign = self._scratch_like("sign", x4)
+                sign = self.sign = self._fit(self.sign, None, like=x4)
                 xp.sign(x4, out=sign)
                 xp.abs(x4, out=factor)
                 xp.power(factor, self.p - 1, out=factor)
@@ -117,6 +124,9 @@ class SpatialLogSumExpPooling(WindowPooling):
 
     _pad_fill = -math.inf  # windows cut by ceil mode: outside pixels weigh exp(-inf) = 0
 
+    window_max = scratch("m, the max of each window (like the output)")
+    term = scratch("exp(beta (x_t - m)) for one tap t, then the tap's share of dE/dy")
+
     def __init__(self, kw, kh, dw=None, dh=None, beta=1.0, mean=True):
         super().__init__()
         if not (isinstance(beta, (int, float)) and not isinstance(beta, bool) and beta > 0 and math.isfinite(beta)):
@@ -128,9 +138,9 @@ class SpatialLogSumExpPooling(WindowPooling):
         x4, (oh, ow) = self._sized_batch(input)
         xp = self.backend.xp
         out4 = self._output4(x4, oh, ow)
-        taps = self._gather("taps", x4, oh, ow)
-        top = self._reduce_taps(xp.maximum, taps, self._scratch_like("max", out4))
-        term4 = self._scratch_like("term", out4)
+        taps = self._gather(x4, oh, ow)
+        top = self.window_max = self._reduce_taps(xp.maximum, taps, self._fit(self.window_max, None, like=out4))
+        term4 = self.term = self._fit(self.term, None, like=out4)
 
         def work(a, b):  # out = log sum exp(beta (x - top)) over the window, planes a..b-1
             out, term = out4[:, a:b], term4[:, a:b]
@@ -154,7 +164,8 @@ class SpatialLogSumExpPooling(WindowPooling):
         x4, g4, out4, (oh, ow) = self._grad_setup(input, grad_output)
         xp = self.backend.xp
         scale = 1.0 / (self.kw * self.kh) if self.mean else 1.0
-        taps, term4 = self.__dict__["_buf_taps"], self._scratch_like("term", out4)
+        taps, term4 = self.taps, self._fit(self.term, None, like=out4)
+        self.term = term4
 
         def softmax_weight(t, a, b):  # dE/dy * exp(beta (x_t - y)) [/ |N|]
             term = term4[:, a:b]

@@ -7,7 +7,7 @@ negative ``dim`` (e.g. ``Max(-1)``) works for one sample and for a batch alike.
 from __future__ import annotations
 
 from ..errors import check_same_shape, shape_error
-from .module import Module
+from .module import Module, saved
 
 
 class _Reduce(Module):
@@ -77,12 +77,13 @@ class Max(_Reduce):
     """
 
     _pick = "argmax"
+    indices = saved("the position of the first maximum along dim (int64)")
 
     def update_output(self, input):
         axis = self._axis(input)
         xp = self.backend.xp
         shape = self._out_shape(input, axis)
-        index = self.indices = self.backend.ensure(getattr(self, "indices", None), shape, dtype="int64")
+        index = self.indices = self._fit(self.indices, shape, dtype="int64")
         getattr(xp, self._pick)(input, axis=axis, out=index)
         out = self.output = self.backend.ensure(self.output, shape)
         out[...] = xp.take_along_axis(input, xp.expand_dims(index, axis), axis).reshape(shape)

@@ -8,6 +8,7 @@ from ._layout import axis_order, ensure_like
 from ._spatial import SpatialModule, claim_first_max
 from .activation import LogSoftMax, SoftMax
 from .dropout import dropout_setup, fill_keep_mask
+from .module import saved, scratch
 
 
 class SpatialSoftMax(SoftMax):
@@ -33,6 +34,10 @@ class SpatialLogSoftMax(LogSoftMax):
 
 
 class _Groups(SpatialModule):
+    winner = saved("(N, G, S, H, W) bool: the first plane of each group holding the group max")
+    taken = scratch("(N, G, H, W) bool: whether an earlier plane of the group held the max")
+    grad_input4 = scratch("dE/dx, 4-D, in the input's layout")
+
     def _init_groups(self, group_size):
         if group_size is not None:
             check_positive(type(self).__name__, group_size=group_size)
@@ -49,8 +54,8 @@ class _Groups(SpatialModule):
     def _first_winner(self, grouped, top):
         """Boolean mask (N, G, S, H, W): the first plane of each group equal to the group max."""
         xp = self.backend.xp
-        mask = self._scratch_like("winner", grouped, bool)
-        taken = self._scratch_like("taken", top, bool)
+        mask = self.winner = self._fit(self.winner, None, like=grouped, dtype=bool)
+        taken = self.taken = self._fit(self.taken, None, like=top, dtype=bool)
         taken.fill(False)
         for s in range(grouped.shape[2]):
             claim_first_max(xp, grouped[:, :, s], top, taken, mask[:, :, s])
@@ -70,6 +75,8 @@ class SpatialWTA(_Groups):
     bprop:  dE/dx_c = dE/dy_c for the winner, 0 for the others.
     """
 
+    top = scratch("the max of each group, (N, G, H, W)")
+
     def __init__(self, group_size=None):
         super().__init__()
         self._init_groups(group_size)
@@ -78,18 +85,18 @@ class SpatialWTA(_Groups):
         x4 = self._batch(input)
         grouped, _ = self._grouped(x4)
         xp = self.backend.xp
-        top = self._layout_scratch("top", grouped.shape[:2] + grouped.shape[3:], axis_order(grouped[:, :, 0]))
+        top = self.top = self._fit(self.top, None, like=grouped[:, :, 0])
         xp.max(grouped, axis=2, out=top)
-        self._mask = self._first_winner(grouped, top)
-        out4 = self._scratch_like("output", x4)
-        xp.multiply(x4, self._mask.reshape(x4.shape), out=out4)
+        winner = self._first_winner(grouped, top)
+        out4 = self.out4 = self._fit(self.out4, None, like=x4)
+        xp.multiply(x4, winner.reshape(x4.shape), out=out4)
         self.output = self._unbatch(out4, input)
         return self.output
 
     def update_grad_input(self, input, grad_output):
         x4, g4 = self._batch_pair(input, grad_output)
-        gx4 = self._scratch_like("grad_input", x4)
-        self.backend.xp.multiply(g4, self._mask.reshape(x4.shape), out=gx4)
+        gx4 = self.grad_input4 = self._fit(self.grad_input4, None, like=x4)
+        self.backend.xp.multiply(g4, self.winner.reshape(x4.shape), out=gx4)
         self.grad_input = self._unbatch(gx4, input)
         return self.grad_input
 
@@ -109,7 +116,7 @@ class SpatialMaxout(_Groups):
     def update_output(self, input):
         x4 = self._batch(input)
         grouped, _ = self._grouped(x4)
-        out = self._layout_scratch("output", grouped.shape[:2] + grouped.shape[3:], axis_order(grouped[:, :, 0]))
+        out = self.out4 = self._fit(self.out4, None, like=grouped[:, :, 0])
         self.backend.xp.max(grouped, axis=2, out=out)
         self.output = self._unbatch(out, input)
         return self.output
@@ -117,8 +124,8 @@ class SpatialMaxout(_Groups):
     def update_grad_input(self, input, grad_output):
         x4, g4 = self._batch_pair(input, grad_output)
         grouped, size = self._grouped(x4)
-        mask = self._first_winner(grouped, self.__dict__["_buf_output"])
-        gx4 = self._scratch_like("grad_input", x4)
+        mask = self._first_winner(grouped, self.out4)
+        gx4 = self.grad_input4 = self._fit(self.grad_input4, None, like=x4)
         self.backend.xp.multiply(g4[:, :, None], mask, out=gx4.reshape(grouped.shape))
         self.grad_input = self._unbatch(gx4, input)
         return self.grad_input
@@ -134,6 +141,9 @@ class SpatialDropout(SpatialModule):
     m[n, c] ~ Bernoulli(1 - p), drawn at every training forward. bprop: the same mask/scale.
     """
 
+    mask = saved("the (N, C, 1, 1) plane mask (times 1 / (1 - p) in v2) of the last training forward")
+    factor = saved("what the forward multiplied by: the mask, or a scalar in evaluation mode")
+
     def __init__(self, p=0.5, v1=False, rng=None):
         super().__init__()
         dropout_setup(self, p, v1, rng)
@@ -142,21 +152,22 @@ class SpatialDropout(SpatialModule):
         """The per-plane multiplier (N, C, 1, 1) array, or a scalar."""
         if self.train and self.p > 0:
             # laid out like the input: a C-ordered mask against CHWN images made the multiply strided (~9x slower)
-            return fill_keep_mask(self, self._layout_scratch("mask", x4.shape[:2] + (1, 1), axis_order(x4)))
+            self.mask = self._fit(self.mask, x4.shape[:2] + (1, 1), order=axis_order(x4))
+            return fill_keep_mask(self, self.mask)
         return 1.0 - self.p if self.v1 else 1.0
 
     def update_output(self, input):
         factor = self._factor(self._batch(input))
         # (C, 1, 1) for a single image; a scalar in evaluation mode
-        self._mask = factor if input.ndim == 4 or not hasattr(factor, "shape") else factor[0]
+        self.factor = factor if input.ndim == 4 or not hasattr(factor, "shape") else factor[0]
         out = self.output = ensure_like(self.backend, self.output, input)
-        self.backend.xp.multiply(input, self._mask, out=out)
+        self.backend.xp.multiply(input, self.factor, out=out)
         return out
 
     def update_grad_input(self, input, grad_output):
         check_same_shape(self, "grad_output", grad_output, input)
         gx = self.grad_input = ensure_like(self.backend, self.grad_input, input)
-        self.backend.xp.multiply(grad_output, self._mask, out=gx)
+        self.backend.xp.multiply(grad_output, self.factor, out=gx)
         return gx
 
     def extra_repr(self):

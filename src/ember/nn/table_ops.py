@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import ShapeError, check_same_shape, describe, name_of, shape_error
 from ._tables import check_entry, check_float_entries, check_float_table, check_table, is_table, reused, table_buffers
-from .module import Module
+from .module import Module, saved, scratch
 
 
 class _TableOp(Module):
@@ -134,13 +134,16 @@ class CMaxTable(_TableOp):
     """
 
     _better = "greater"
+    winner = saved("for each element, the index k of the first entry holding the max (int64)")
+    better = scratch("where entry k beats the best so far (bool)")
+    picked = scratch("where entry k is the winner (bool)")
 
     def update_output(self, input):
         self._check(input)
         xp = self.backend.xp
         out = self.output = self.backend.ensure(self.output, input[0].shape)
-        winner = self.winner = self._scratch("winner", input[0].shape, "int64")
-        better = self._scratch("better", input[0].shape, "bool")
+        winner = self.winner = self._fit(self.winner, input[0].shape, dtype="int64")
+        better = self.better = self._fit(self.better, input[0].shape, dtype="bool")
         out[...] = input[0]
         winner.fill(0)
         for k, x in enumerate(input[1:], start=1):
@@ -151,7 +154,7 @@ class CMaxTable(_TableOp):
 
     def update_grad_input(self, input, grad_output):
         xp = self.backend.xp
-        picked = self._scratch("picked", input[0].shape, "bool")
+        picked = self.picked = self._fit(self.picked, input[0].shape, dtype="bool")
         for k, g in enumerate(self._check_grad(input, grad_output)):
             xp.equal(self.winner, k, out=picked)
             xp.multiply(grad_output, picked, out=g)
@@ -228,8 +231,10 @@ class Switch(Module):
             raise ShapeError(f"{name_of(self)}: selector must be in [0, {n - 1}] (0-based), got {value}")
         return value, inputs, False
 
+    mask = scratch("where the selector picks entry k (bool)")
+
     def _mask(self, selector, k, ndim):
-        mask = self._scratch("mask", selector.shape, "bool")
+        mask = self.mask = self._fit(self.mask, selector.shape, dtype="bool")
         self.backend.xp.equal(selector, k, out=mask)
         return mask.reshape(selector.shape + (1,) * (ndim - 1))
 
@@ -278,6 +283,9 @@ class MixtureTable(Module):
     ``grad_input`` has the structure of the input: [dE/dg, dE/d(experts)].
     """
 
+    mixed = scratch("sum_j g_j e_j with a batch axis, (N, ...)")
+    term = scratch("one expert's term g_j e_j (dE/dy e_j in the backward)")
+
     _input_kind = "any"
 
     def _parse(self, input):
@@ -312,8 +320,8 @@ class MixtureTable(Module):
         if stacked and not batch:
             experts = experts.reshape((1, k) + tail)
         xp = self.backend.xp
-        out = self._scratch("out", (n,) + tail)
-        term = self._scratch("term", (n,) + tail)
+        out = self.mixed = self._fit(self.mixed, (n,) + tail)
+        term = self.term = self._fit(self.term, (n,) + tail)
         ones = (1,) * len(tail)
         out.fill(0)
         for j in range(k):
@@ -336,7 +344,7 @@ class MixtureTable(Module):
         old = self.grad_input if is_table(self.grad_input) else [None, None]
         g_gate = self.backend.ensure(old[0], input[0].shape)
         gg = g_gate.reshape(n, k)
-        term = self._scratch("term", (n,) + tail)
+        term = self.term = self._fit(self.term, (n,) + tail)
         if stacked:
             g_exp = self.backend.ensure(old[1], input[1].shape)
             ge_all = g_exp.reshape((n, k) + tail)

@@ -11,10 +11,13 @@ from ..errors import check_positive, check_same_shape, shape_error
 from ._im2col import as_strided
 from ._spatial import claim_first_max
 from .init import uniform
-from .module import Module
+from .module import Module, saved, scratch
 
 
 class _Temporal(Module):
+    out3 = saved("the 3-D output (N, T', F_out)")
+    grad_input3 = scratch("dE/dx, 3-D")
+
     def _batch3(self, input, frame_size, window):
         if input.ndim not in (2, 3) or (frame_size is not None and input.shape[-1] != frame_size) or input.shape[-2] < window:
             f = "F" if frame_size is None else frame_size
@@ -56,6 +59,11 @@ class TemporalConvolution(_Temporal):
     _param_names = ("weight", "bias")
     _grad_input_optional = True
 
+    cols = saved("the unfolded frames with a last column of ones, (N*T', kw*F_in + 1)")
+    weight_matrix = scratch("[W | b], (F_out, kw*F_in + 1)")
+    dcols = scratch("dE/d(unfolded frames) = dE/dy W, (N, T', kw, F_in)")
+    grad_weight_step = scratch("dE/d[W | b] of this call, before it is scaled in")
+
     def __init__(self, input_frame_size, output_frame_size, kw, dw=1, rng=None):
         super().__init__()
         check_positive("TemporalConvolution", input_frame_size=input_frame_size,
@@ -72,17 +80,14 @@ class TemporalConvolution(_Temporal):
         n, t, f = x3.shape
         steps = (t - self.kw) // self.dw + 1
         k = self.kw * f
-        xp = self.backend.xp
-        old = self.__dict__.get("_buf_cols")
-        cols = self._scratch("cols", (n * steps, k + 1))
-        if cols is not old:
-            cols[:, k] = 1
-        xp.copyto(cols[:, :k].reshape(n, steps, self.kw, f), self._frames(x3, steps))
-        wmat = self._scratch("weight_matrix", (self.output_frame_size, k + 1))
+        cols = self.cols = self._fit(self.cols, (n * steps, k + 1))
+        cols[:, k] = 1  # multiplies the bias column of [W | b]
+        self.backend.xp.copyto(cols[:, :k].reshape(n, steps, self.kw, f), self._frames(x3, steps))
+        wmat = self.weight_matrix = self._fit(self.weight_matrix, (self.output_frame_size, k + 1))
         wmat[:, :k] = self.weight
         wmat[:, k] = self.bias
-        out = self._scratch("output", (n, steps, self.output_frame_size))
-        xp.matmul(cols, wmat.T, out=out.reshape(n * steps, -1))
+        out = self.out3 = self._fit(self.out3, (n, steps, self.output_frame_size))
+        self.backend.gemm(cols, wmat, out.reshape(n * steps, -1), trans_b=True)  # y = cols [W | b]^T
         self.output = out if input.ndim == 3 else out[0]
         return self.output
 
@@ -92,9 +97,9 @@ class TemporalConvolution(_Temporal):
         n, t, f = x3.shape
         steps = g3.shape[1]
         xp = self.backend.xp
-        dcols = self._scratch("dcols", (n, steps, self.kw, f))
-        xp.matmul(g3.reshape(n * steps, -1), self.weight, out=dcols.reshape(n * steps, -1))
-        gx = self._scratch("grad_input", x3.shape)
+        dcols = self.dcols = self._fit(self.dcols, (n, steps, self.kw, f))
+        self.backend.gemm(g3.reshape(n * steps, -1), self.weight, dcols.reshape(n * steps, -1))  # dE/dy W
+        gx = self.grad_input3 = self._fit(self.grad_input3, x3.shape)
         gx.fill(0)
         for k, view in enumerate(self._frame_taps(gx, steps)):
             xp.add(view, dcols[:, :, k], out=view)
@@ -104,9 +109,11 @@ class TemporalConvolution(_Temporal):
     def acc_grad_parameters(self, input, grad_output, scale=1.0):
         self._batch3(input, self.input_frame_size, self.kw)
         g3 = self._check_grad_output(grad_output, input)
-        cols = self.__dict__["_buf_cols"]
-        grad = self._scratch("grad_weight_matrix", (self.output_frame_size, cols.shape[1]))
-        self.backend.xp.matmul(g3.reshape(-1, self.output_frame_size).T, cols, out=grad)
+        cols = self.cols
+        if cols is None:
+            raise RuntimeError(f"{self!r}: acc_grad_parameters needs a forward pass first (it reuses its columns)")
+        grad = self.grad_weight_step = self._fit(self.grad_weight_step, (self.output_frame_size, cols.shape[1]))
+        self.backend.gemm(g3.reshape(-1, self.output_frame_size), cols, grad, trans_a=True)  # dE/dy^T cols
         if scale != 1:
             grad *= scale
         self.grad_weight += grad[:, :-1]
@@ -124,6 +131,10 @@ class TemporalMaxPooling(_Temporal):
     window (earliest frame), as in Torch7 and PyTorch.
     """
 
+    taken = scratch("whether an earlier frame of the window held its maximum (bool)")
+    first = scratch("whether this frame holds the window's first maximum (bool)")
+    routed = scratch("dE/dy where this frame holds the first maximum, else 0")
+
     def __init__(self, kw, dw=None):
         super().__init__()
         dw = kw if dw is None else dw
@@ -135,7 +146,7 @@ class TemporalMaxPooling(_Temporal):
         n, t, f = x3.shape
         steps = (t - self.kw) // self.dw + 1
         xp = self.backend.xp
-        out = self._scratch("output", (n, steps, f))
+        out = self.out3 = self._fit(self.out3, (n, steps, f))
         taps = self._frame_taps(x3, steps)
         xp.copyto(out, taps[0])
         for view in taps[1:]:
@@ -148,12 +159,12 @@ class TemporalMaxPooling(_Temporal):
         g3 = self._check_grad_output(grad_output, input)
         steps = g3.shape[1]
         xp = self.backend.xp
-        out = self.__dict__["_buf_output"]
-        gx = self._scratch("grad_input", x3.shape)
+        out = self.out3
+        gx = self.grad_input3 = self._fit(self.grad_input3, x3.shape)
         gx.fill(0)
-        taken = self._scratch("taken", out.shape, dtype=bool)
-        mask = self._scratch("mask", out.shape, dtype=bool)
-        product = self._scratch("product", out.shape)
+        taken = self.taken = self._fit(self.taken, out.shape, dtype=bool)
+        mask = self.first = self._fit(self.first, out.shape, dtype=bool)
+        product = self.routed = self._fit(self.routed, out.shape)
         taken.fill(False)
         for view, gview in zip(self._frame_taps(x3, steps), self._frame_taps(gx, steps)):
             xp.multiply(g3, claim_first_max(xp, view, out, taken, mask), out=product)
