@@ -14,6 +14,7 @@ updates, transposed and chunked products) are chosen here, by shape, not in each
 from __future__ import annotations
 
 import threading
+import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -170,7 +171,7 @@ class Backend:
         if self.xp is np and _blas.ger(alpha, x, y, out):
             return out
         outer = self.work("ger", out.shape, out.dtype)
-        with _unbuffered(self.xp):  # a broadcast product: no iterator buffers
+        with unbuffered(self.xp):  # a broadcast product: no iterator buffers
             self.xp.multiply(x.reshape(-1, 1), y.reshape(1, -1), out=outer)
         return axpby(alpha, outer, 1.0, out, outer)
 
@@ -188,7 +189,7 @@ class Backend:
         if blas and transposed_product_is_faster(x.shape[0], weight.shape[1], weight.shape[0]):
             out_t = self.work("affine", (weight.shape[0], x.shape[0]), out.dtype)
             self.gemm(weight, x, out_t, trans_b=True)
-            with _unbuffered(xp):  # a transposed operand would otherwise get 64 KB of iterator buffers
+            with unbuffered(xp):  # a transposed operand would otherwise get 64 KB of iterator buffers
                 if bias is None:
                     xp.copyto(out, out_t.T)
                 else:
@@ -199,7 +200,7 @@ class Backend:
             return self.gemm(x, weight, out, trans_b=True, beta=1.0)
         self.gemm(x, weight, out, trans_b=True) if x.ndim == 2 else xp.matmul(weight, x, out=out)
         if bias is not None:
-            with _unbuffered(xp):  # a broadcast add: no iterator buffers
+            with unbuffered(xp):  # a broadcast add: no iterator buffers
                 out += bias
         return out
 
@@ -255,12 +256,26 @@ def transposed_product_is_faster(batch, n_in, n_out):
     return 2 <= batch <= 48 and n_in >= 256 and n_out >= 256
 
 
-def _unbuffered(xp):
-    """NumPy's ufuncs on strided operands without 64 KB iterator buffers (the context
-    manager ``nn._parallel.unbuffered``, which the modules use)."""
-    from .nn._parallel import unbuffered  # noqa: PLC0415 - nn imports this module
+@contextlib.contextmanager
+def unbuffered(xp):
+    """Run same-dtype ufuncs on strided views without NumPy's iterator buffers.
 
-    return unbuffered(xp)
+    NumPy 2 copies every operand of a ufunc through 8192-element buffers when the
+    arrays cannot be flattened to one dimension, which makes ``col2im``-style strided
+    adds (rows of a few hundred contiguous elements) 2-3x slower than the memory
+    traffic requires. With a 256-element buffer size those rows are long enough for
+    NumPy to loop over them in place. Only for ufuncs whose operands share one dtype
+    (a cast still needs buffers, and small ones are slow). Per thread (NumPy keeps the
+    setting in a context variable).
+    """
+    if xp.__name__ != "numpy":
+        yield
+        return
+    old = xp.setbufsize(256)
+    try:
+        yield
+    finally:
+        xp.setbufsize(old)
 
 
 def to_numpy(array):

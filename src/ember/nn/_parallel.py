@@ -18,6 +18,8 @@ work runs serially on the caller: results never depend on the number of threads.
 from __future__ import annotations
 
 import contextlib
+
+from ..backend import unbuffered  # noqa: F401  (re-exported for the array kernels)
 import os
 import threading
 
@@ -100,23 +102,3 @@ def split(work, n, size=None, xp=None):
         helper.lock.release()
 
 
-@contextlib.contextmanager
-def unbuffered(xp):
-    """Run same-dtype ufuncs on strided views without NumPy's iterator buffers.
-
-    NumPy 2 copies every operand of a ufunc through 8192-element buffers when the
-    arrays cannot be flattened to one dimension, which makes ``col2im``-style strided
-    adds (rows of a few hundred contiguous elements) 2-3x slower than the memory
-    traffic requires. With a 256-element buffer size those rows are long enough for
-    NumPy to loop over them in place. Only for ufuncs whose operands share one dtype
-    (a cast still needs buffers, and small ones are slow). Per thread (NumPy keeps the
-    setting in a context variable).
-    """
-    if xp.__name__ != "numpy":
-        yield
-        return
-    old = xp.setbufsize(256)
-    try:
-        yield
-    finally:
-        xp.setbufsize(old)
