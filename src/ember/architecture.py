@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import numpy as np
@@ -125,6 +126,7 @@ class _Builder:
             raise self.fail(label, "at most one '*' argument, and it must be a list")
         star = args.pop(positional[0]) if positional else []
         self._check_budget(cls, label, star, args)
+        self._check_kinds(cls, label, args)
         module = self._call(label, lambda: cls(*star, **args))
         children = spec.get("children", [])
         if not isinstance(children, list):
@@ -147,6 +149,28 @@ class _Builder:
             raise self.fail(label, f"cannot rebuild it from its arguments: {type(exc).__name__}: {str(exc)[:200]}") from exc
         except MemoryError as exc:
             raise self.fail(label, "its arguments ask for more memory than there is") from exc
+
+    def _check_kinds(self, cls, label, args):
+        """An argument whose constructor default is a bool must be a bool, a number a
+        number, a string a string: the generic check for constructors that do not check
+        their own arguments (``dim="1"``, ``bias=-1``)."""
+        try:
+            parameters = inspect.signature(cls.__init__).parameters
+        except (TypeError, ValueError):  # pragma: no cover - builtin signatures
+            return
+        for key, value in args.items():
+            default = parameters[key].default if key in parameters else None
+            if isinstance(default, bool):
+                fits = isinstance(value, bool)
+            elif isinstance(default, (int, float)):
+                fits = isinstance(value, (int, float)) and not isinstance(value, bool)
+            elif isinstance(default, str):
+                fits = isinstance(value, str)
+            else:
+                continue
+            if not fits:
+                raise self.fail(label, f"argument {key} = {str(value)[:40]!r} should be of the kind of its default "
+                                       f"{default!r}")  # fmt: skip
 
     def _check_budget(self, cls, label, star, args):
         if self.budget is None or not (cls._param_names or cls._buffer_names):
