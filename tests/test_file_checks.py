@@ -144,3 +144,19 @@ def test_deep_json_is_refused_not_a_recursion_error(tmp_path):
     path.write_bytes(len(blob).to_bytes(8, "little") + blob + raw[8 + n :])
     with pytest.raises(FormatError, match="nested too deeply|digest mismatch"):
         ember.load(path)
+
+
+def test_a_huge_recurrent_layer_in_a_small_file_is_refused_before_allocating(tmp_path):
+    path = tmp_path / "m.st"
+    ember.save(nn.Sequential(nn.LSTM(3, 4, rng=0)), path)
+    raw = path.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header, data = json.loads(raw[8 : 8 + n]), raw[8 + n :]
+    arch = json.loads(header["__metadata__"]["architecture"])
+    arch["children"][0]["args"].update(input_size=20000, hidden_size=20000)
+    header["__metadata__"]["architecture"] = json.dumps(arch)
+    header["__metadata__"][DIGEST_KEY] = header_digest(header, data)
+    blob = json.dumps(header).encode()
+    path.write_bytes(len(blob).to_bytes(8, "little") + blob + data)
+    with pytest.raises(FormatError, match=r"entry 0 \(LSTM\): arguments ask for about"):
+        ember.load(path)

@@ -154,10 +154,7 @@ class _Builder:
         """An argument whose constructor default is a bool must be a bool, a number a
         number, a string a string: the generic check for constructors that do not check
         their own arguments (``dim="1"``, ``bias=-1``)."""
-        try:
-            parameters = inspect.signature(cls.__init__).parameters
-        except (TypeError, ValueError):  # pragma: no cover - builtin signatures
-            return
+        parameters = _parameters(cls)
         for key, value in args.items():
             default = parameters[key].default if key in parameters else None
             if isinstance(default, bool):
@@ -173,7 +170,10 @@ class _Builder:
                                        f"{default!r}")  # fmt: skip
 
     def _check_budget(self, cls, label, star, args):
-        if self.budget is None or not (cls._param_names or cls._buffer_names):
+        # modules owning arrays list them in _param_names/_buffer_names, or (those that set
+        # the names per instance, like the recurrent layers) take an ``rng`` to initialize them
+        owns_arrays = cls._param_names or cls._buffer_names or "rng" in _parameters(cls)
+        if self.budget is None or not owns_arrays:
             return
         sizes = [v for v in list(star) + list(args.values()) if isinstance(v, int) and not isinstance(v, bool) and v > 1]
         sizes += [v for s in star if isinstance(s, list) for v in s if isinstance(v, int) and not isinstance(v, bool) and v > 1]
@@ -220,6 +220,14 @@ class _Builder:
         if array.size > MAX_ARRAY_ARG:
             raise self.fail(label, f"array argument of {array.size} elements (at most {MAX_ARRAY_ARG})")
         return array
+
+
+def _parameters(cls) -> dict:
+    """The constructor's parameters (``{}`` where Python cannot tell them)."""
+    try:
+        return dict(inspect.signature(cls.__init__).parameters)
+    except (TypeError, ValueError):  # pragma: no cover - builtin signatures
+        return {}
 
 
 def build(spec: dict, source=None, budget=None, criterion=None):
