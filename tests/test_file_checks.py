@@ -160,3 +160,18 @@ def test_a_huge_recurrent_layer_in_a_small_file_is_refused_before_allocating(tmp
     path.write_bytes(len(blob).to_bytes(8, "little") + blob + data)
     with pytest.raises(FormatError, match=r"entry 0 \(LSTM\): arguments ask for about"):
         ember.load(path)
+
+
+@pytest.mark.parametrize("where", ["key", "arg"])
+def test_what_a_graph_description_would_drop_is_refused(tmp_path, where):
+    inp = nn.Input()
+    graph = nn.Graph([inp], [nn.Linear(3, 2, rng=0)(nn.Tanh()(inp))])
+
+    def edit(header, arch, shared):
+        if where == "key":
+            arch["evil"] = {"__module__": {"type": "ReLU"}}
+        else:
+            arch["args"]["x"] = 1
+
+    with pytest.raises(FormatError, match=r"<root> \(Graph\): unexpected keys"):
+        ember.load(edited(tmp_path, edit, graph))

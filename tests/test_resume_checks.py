@@ -50,6 +50,8 @@ CASES = {
     "rng-state": (lambda a, i: i["rng"][0]["state"].update(state="x"), r"rng\[0\]: not a valid PCG64 state"),
     "rng-kind": (lambda a, i: i["rng"][1].update(bit_generator="MT19937"), r"does not fit a PCG64"),
     "schedule": (lambda a, i: i["schedule"].update(bad_epochs="2"), r"schedule\.bad_epochs"),
+    "schedule-float": (lambda a, i: i["schedule"].update(bad_epochs=1.5), r"schedule\.bad_epochs = 1\.5"),
+    "rng-float": (lambda a, i: i["rng"][0]["state"].update(state=1.5), r"rng\[0\]: not a valid PCG64 state"),
     "schedule-keys": (lambda a, i: i["schedule"].pop("lr"), r"schedule state"),
     "best": (lambda a, i: i["run"].update(best="low"), r"run\.best must be null or a finite number"),
     "history": (lambda a, i: i["run"].update(history=["x"]), r"run\.history must be a list of rows"),

@@ -114,7 +114,16 @@ class _Builder:
 
         if hasattr(cls, "from_spec"):
             counter = iter(range(10**9))
-            return self._call(label, lambda: cls.from_spec(spec, lambda s: child(s, next(counter))))
+            made = self._call(label, lambda: cls.from_spec(spec, lambda s: child(s, next(counter))))
+            # from_spec reads what it knows: anything else in the entry would be silently dropped
+            described = made.spec()
+            ignored = sorted(set(spec) - set(described))
+            args = spec.get("args", {})
+            ignored += sorted(f"args.{k}" for k in (args if isinstance(args, dict) else {"<not an object>": 0})
+                              if k not in described.get("args", {}))  # fmt: skip
+            if ignored:
+                raise self.fail(label, f"unexpected keys {ignored[:5]}")
+            return made
         unknown = set(spec) - _PLAIN_KEYS
         if unknown:
             raise self.fail(label, f"unexpected keys {sorted(unknown)[:5]}")

@@ -108,6 +108,8 @@ def check_rng_states(path, gens, states):
             trial.state = state
         except (TypeError, ValueError, KeyError, OverflowError) as exc:
             raise FormatError(f"{path}: rng[{index}]: not a valid {type(trial).__name__} state ({exc})") from None
+        if trial.state != state:  # accepted but converted (a float truncated): not what was saved
+            raise FormatError(f"{path}: rng[{index}]: not a valid {type(trial).__name__} state (values of the wrong kind)")
 
 
 def check_schedule(path, schedule, state):
@@ -116,13 +118,16 @@ def check_schedule(path, schedule, state):
     if not isinstance(state, dict) or set(state) != set(reference):
         raise FormatError(f"{path}: schedule state {str(state)[:80]} does not fit the schedule {schedule!r}")
     for key, value in state.items():
-        if not _same_kind(reference[key], value):
+        if not _same_kind(reference[key], value) or (_is_int(reference[key]) and not _is_int(value)):
             raise FormatError(f"{path}: schedule.{key} = {str(value)[:40]} does not fit {reference[key]!r}")
     if schedule is not None:
+        trial = copy.deepcopy(schedule)
         try:
-            copy.deepcopy(schedule).load_state_dict(state)
+            trial.load_state_dict(state)
         except (TypeError, ValueError, KeyError, OverflowError) as exc:
             raise FormatError(f"{path}: schedule state does not load ({exc})") from None
+        if trial.state_dict() != state:
+            raise FormatError(f"{path}: schedule state {str(state)[:80]} does not load as saved")
 
 
 def _same_kind(reference, value) -> bool:

@@ -107,8 +107,10 @@ def _same_spec(stored, loaded) -> bool:
             return False
         if any(k not in args and json.loads(json.dumps(defaults.get(k, object()), default=str)) != v for k, v in got.items()):
             return False
-        rest = set(stored) | set(loaded)
-        return all(_same_spec(stored.get(k), loaded.get(k)) for k in rest - {"type", "args"})
+        rest = (set(stored) | set(loaded)) - {"type", "args"}
+        empty = ([], {})  # a container without "children" has none
+        return all(_same_spec(stored.get(k, loaded.get(k) if loaded.get(k) in empty else None), loaded.get(k))
+                   for k in rest)  # fmt: skip
     if isinstance(stored, list) and isinstance(loaded, list):
         return len(stored) == len(loaded) and all(_same_spec(a, b) for a, b in zip(stored, loaded))
     return stored == loaded
