@@ -103,7 +103,6 @@ def _write(path, raw):
 def campaign(models=300, checkpoints=100, data=100, seed=0, log=None):
     """Run the cases; returns ``{family: Counter(outcome)}``, the list of bad cases and
     the largest peak (bytes above baseline) of any refused load."""
-    rng = np.random.default_rng(seed)
     table = collections.defaultdict(collections.Counter)
     bad, peak = [], {"refused": 0, "any": 0}
     model_bases = targets._model_bases()
@@ -136,7 +135,6 @@ def campaign(models=300, checkpoints=100, data=100, seed=0, log=None):
                 bad.append({"family": family, "number": number, "kind": kind, **report})
             if log is not None:
                 log.write(json.dumps({"family": family, "kind": kind, **report}) + "\n")
-    del rng
     return table, bad, peak
 
 
