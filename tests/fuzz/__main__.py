@@ -44,6 +44,9 @@ def main(argv=None):
         print(f"kill -9 and resume: {exact} of {len(results)} bit-identical with no temporary file left; "
               f"kills after {min(r['killed_after'] for r in results):.2f}..{max(r['killed_after'] for r in results):.2f}s")  # fmt: skip
         failures += len(results) - exact
+        for result in results:
+            if not result["exact"] or result["leftovers"]:
+                print("BAD RESUME", result)
     return 1 if failures else 0
 
 

@@ -72,7 +72,9 @@ def kill_and_resume(count, seed=0):
             exact = (done.returncode == 0 and got.keys() == want.keys()
                      and all(np.array_equal(got[k], want[k]) for k in want) and _metrics(folder) == _metrics(straight))  # fmt: skip
             leftovers = [name for name in os.listdir(folder) if name.startswith(".tmp-")]
-            results.append({"exact": exact, "leftovers": leftovers, "killed_after": delay, "stderr": done.stderr[-300:]})
+            results.append({"exact": exact, "leftovers": leftovers, "killed_after": delay, "stderr": done.stderr[-300:],
+                            "resumed": done.stdout.splitlines()[:2], "metrics_equal": _metrics(folder) == _metrics(straight),
+                            "files": sorted(os.listdir(folder))})  # fmt: skip
         return results
     finally:
         shutil.rmtree(root, ignore_errors=True)
