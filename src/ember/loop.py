@@ -69,6 +69,10 @@ class TrainingRun:
                                       self.fingerprint, len(self.data.y_train), self.best_params,
                                       optimizer=(self.step_fn, self.config), batch_size=o.batch_size)  # fmt: skip
             print(f"resumed from {o.checkpoint}: epoch {run.epoch + 1}, step {run.step}", file=self.out, flush=True)
+            if self.schedule is not None and run.order is not None and run.step:
+                # the learning rate of the step before the checkpoint: the epoch's log row reports it
+                # even when the checkpoint fell after the epoch's last step (nothing left to step)
+                self.config[o.lr_key] = self.schedule(run.epoch, run.step - 1)
             if run.finished or run.epoch >= o.epochs:
                 why = "it had stopped early" if run.finished else f"it completed {run.epoch} of {o.epochs} epochs"
                 print(f"nothing to train: {why} (raise --epochs to continue)", file=self.out, flush=True)
