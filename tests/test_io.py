@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import ember
-from ember import io, nn
+from ember import io, nn, tensor_file
 from ember.errors import FormatError
 
 
@@ -78,13 +78,13 @@ def test_saved_files_get_the_permissions_of_a_plain_open(tmp_path, umask_022):
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
 def test_umask_is_read_without_proc_too(monkeypatch, umask_022):
-    assert io._umask() == 0o022
+    assert tensor_file._umask() == 0o022
 
     def no_proc(*args, **kwargs):
         raise OSError("no /proc here")
 
-    monkeypatch.setattr(io, "open", no_proc, raising=False)
-    assert io._umask() == 0o022
+    monkeypatch.setattr(tensor_file, "open", no_proc, raising=False)
+    assert tensor_file._umask() == 0o022
     assert os.umask(0o022) == 0o022  # the fallback put the umask back
 
 

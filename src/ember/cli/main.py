@@ -209,6 +209,9 @@ def cmd_eval(args):
 
     _threads(args)
     model, meta = io.load(args.model_file, with_metadata=True)
+    if not io.is_verified(meta):
+        print(f"note: {args.model_file} carries no digest (written before ember stored one): its bytes are "
+              f"unverified; save it again to add one", file=sys.stderr)  # fmt: skip
     _to_device(model, args)
     input_shape = tuple(json.loads(meta.get("input_shape", "[784]")))
     dataset = args.data or (None if meta.get("dataset", "mnist") == "mnist" else meta["dataset"])

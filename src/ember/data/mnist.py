@@ -28,6 +28,9 @@ SHA256 = {
     "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
     "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
+#: length of each uncompressed file: the IDX header must announce exactly this
+SIZES = {"train-images-idx3-ubyte": 47040016, "train-labels-idx1-ubyte": 60008,
+         "t10k-images-idx3-ubyte": 7840016, "t10k-labels-idx1-ubyte": 10008}  # fmt: skip
 MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
@@ -61,8 +64,8 @@ def load_mnist(data_dir=None, splits=("train", "test")) -> dict:
         if split not in FILES:
             raise ValueError(f"load_mnist: split must be 'train' or 'test', got {split!r}")
         images_stem, labels_stem = FILES[split]
-        images = read_idx(_find(data_dir, images_stem), digests=(SHA256[images_stem],))
-        labels = read_idx(_find(data_dir, labels_stem), digests=(SHA256[labels_stem],)).astype("int64")
+        images = read_idx(_find(data_dir, images_stem), (SHA256[images_stem],), SIZES[images_stem])
+        labels = read_idx(_find(data_dir, labels_stem), (SHA256[labels_stem],), SIZES[labels_stem]).astype("int64")
         if images.shape[0] != labels.shape[0]:
             raise FormatError(f"MNIST {split}: {images.shape[0]} images but {labels.shape[0]} labels")
         out[split] = (images, labels)
@@ -81,9 +84,12 @@ def download_mnist(data_dir, mirrors=MIRRORS, timeout=30) -> list:
     paths = []
     for stem, digest in SHA256.items():
         target = os.path.join(data_dir, stem + ".gz")
-        if os.path.exists(target) and sha256(read_bytes(target)) == digest:
-            paths.append(target)
-            continue
+        try:
+            if os.path.exists(target) and sha256(read_bytes(target, SIZES[stem])) == digest:
+                paths.append(target)
+                continue
+        except FormatError:  # a damaged copy: download it again
+            pass
         errors = []
         for mirror in mirrors:
             url = mirror + stem + ".gz"

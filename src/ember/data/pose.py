@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import io
 import os
-import zipfile
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import FormatError
 from ..io import atomic_write
+from .npz import read_npz
 from ..viz import write_png
 from .pose_render import AZIMUTHS, ELEVATIONS, LIGHTINGS, OBJECTS, render_views
 
@@ -143,13 +143,7 @@ def load_pose_set(path) -> PoseSet:
         magic = handle.read(4)
     if magic != b"PK\x03\x04":
         raise FormatError(f"{path}: not an .npz archive (expected a zip file of arrays, as numpy.savez writes)")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise FormatError(f"{path}: not a readable .npz file ({exc})") from None
-    except ValueError as exc:  # pickled object arrays
-        raise FormatError(f"{path}: holds pickled objects, which ember does not load ({exc})") from None
+    arrays = read_npz(path)
     missing = [key for key in _REQUIRED if key not in arrays]
     if missing:
         raise FormatError(f"{path}: missing array(s) {', '.join(missing)}; expected {', '.join(_REQUIRED)} "
@@ -189,6 +183,8 @@ def variance_shares(pose_set: PoseSet) -> dict:
     x = pose_set.images.reshape(len(pose_set), -1).astype(np.float64)
     centred = x - x.mean(axis=0)
     total = float(np.sum(centred**2))
+    if total == 0:
+        raise ValueError(f"variance_shares: the {len(pose_set)} images are all identical: there is no variance to share")
 
     def share(groups):
         _, inverse = np.unique(groups, axis=0, return_inverse=True)

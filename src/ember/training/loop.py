@@ -68,11 +68,22 @@ class TrainingRun:
         o, run = self.options, self.run
         if o.resume and o.checkpoint and os.path.exists(o.checkpoint):
             self.run = run = load_run(o.checkpoint, self.model, self.params, self.state, self.gens, self.schedule,
-                                      self.fingerprint, len(self.data.y_train), self.best_params)  # fmt: skip
+                                      self.fingerprint, len(self.data.y_train), self.best_params,
+                                      optimizer=(self.step_fn, self.config), batch_size=o.batch_size)  # fmt: skip
             print(f"resumed from {o.checkpoint}: epoch {run.epoch + 1}, step {run.step}", file=self.out, flush=True)
+            if self.schedule is not None and run.order is not None and run.step:
+                # the learning rate of the step before the checkpoint: the epoch's log row reports it
+                # even when the checkpoint fell after the epoch's last step (nothing left to step)
+                self.config[o.lr_key] = self.schedule(run.epoch, run.step - 1)
+            if run.finished or run.epoch >= o.epochs:
+                why = "it had stopped early" if run.finished else f"it completed {run.epoch} of {o.epochs} epochs"
+                print(f"nothing to train: {why} (raise --epochs to continue)", file=self.out, flush=True)
         elif o.resume:
             print(f"no checkpoint at {o.checkpoint}: starting from scratch", file=self.out, flush=True)
-        self.logger = Logger(o.log, keep_rows=run.log_rows if run.step or run.epoch else None) if o.log else None
+        # the log is opened (a resumed one cut back to the checkpoint's rows) only when the
+        # first epoch ends: a resume that fails before then has written nothing
+        self.logger, self.steps_taken = None, 0
+        self.keep_rows = run.log_rows if run.step or run.epoch else None
         while run.epoch < o.epochs and not run.finished:
             self.epoch = run.epoch
             if not self._train_epoch():
@@ -92,7 +103,8 @@ class TrainingRun:
         while run.position < n:
             if o.max_steps is not None and run.step >= o.max_steps:
                 bar.close()
-                self._checkpoint()
+                if self.steps_taken:  # (else the checkpoint already holds exactly this state)
+                    self._checkpoint()
                 print(f"stopped after {run.step} steps (max_steps)" + (f"; resume with --resume from {o.checkpoint}"
                       if o.checkpoint else ""), file=self.out, flush=True)  # fmt: skip
                 return False
@@ -113,6 +125,7 @@ class TrainingRun:
             if self.max_norm is not None:
                 self.max_norm.apply()
             run.step += 1
+            self.steps_taken += 1
             run.position += len(index)
             run.loss_sum += loss * len(index)
             run.seen += len(index)
@@ -143,7 +156,9 @@ class TrainingRun:
         print(f"epoch {row['epoch']:>3}  train loss {row['train_loss']:.4f} acc {row['train_acc'] * 100:6.2f}%  {valid}"
               f"test loss {row['test_loss']:.4f} acc {row['test_acc'] * 100:6.2f}%  time {train_time:5.1f}s  "
               f"lr {row['lr']:.4g}", file=self.out, flush=True)  # fmt: skip
-        if self.logger is not None:
+        if o.log:
+            if self.logger is None:
+                self.logger = Logger(o.log, keep_rows=self.keep_rows)
             self.logger.add(row)
             run.log_rows = self.logger.rows
         monitored = row.get("valid_loss", row["train_loss"])

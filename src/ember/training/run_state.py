@@ -21,7 +21,7 @@ from .. import io
 from ..backend import to_numpy
 from ..errors import FormatError
 from ..optim._validate import namespace
-from . import checkpoint
+from . import checkpoint, run_checks
 
 
 @dataclass
@@ -75,48 +75,59 @@ def save_run(path, run: RunState, model, params, opt_state, gens, schedule, fing
     checkpoint.write_checkpoint(path, arrays, info)
 
 
-def load_run(path, model, params, opt_state, gens, schedule, fingerprint, n_train, best_params=None):
+def load_run(path, model, params, opt_state, gens, schedule, fingerprint, n_train, best_params=None,
+             optimizer=None, batch_size=None):  # fmt: skip
     """Restore a run from ``path``; returns its :class:`RunState`.
 
-    Everything is checked first (format, checksum, architecture, options, shapes, RNG
-    kinds); a mismatch raises :class:`FormatError` and leaves model and state untouched.
+    All or nothing: the whole checkpoint is decoded and checked first -- format and
+    checksum, architecture, options, every array's shape and dtype, the run counters
+    against each other (``step`` = epochs x steps per epoch + batches into this one),
+    the RNG states (tried on throw-away generators), the schedule state (tried on a
+    copy), and the optimizer state against what ``optimizer = (step_fn, config)`` keeps
+    for these parameters. A problem raises :class:`FormatError` naming the file and the
+    entry, and leaves model, optimizer, generators and schedule untouched.
     """
     arrays, info = checkpoint.read_checkpoint(path)
-    try:
-        run = RunState(**info["run"])
-        saved_options, scalars = info["options"], info["optim_scalars"]
-        rng, sched, arch = info["rng"], info["schedule"], info["architecture"]
-    except (KeyError, TypeError) as exc:
-        raise FormatError(f"{path}: incomplete checkpoint ({exc})") from exc
-    # 1. validate everything
-    if arch != io.describe_architecture(model):
+    if not isinstance(info, dict) or not {"run", "options", "optim_scalars", "rng", "schedule", "architecture"} <= set(info):
+        raise FormatError(f"{path}: incomplete checkpoint (info lacks some of run, options, optim_scalars, rng, "
+                          f"schedule, architecture)")  # fmt: skip
+    saved_options, scalars, rng, sched = info["options"], info["optim_scalars"], info["rng"], info["schedule"]
+    # 1. decode and validate everything
+    if info["architecture"] != io.describe_architecture(model):
         raise FormatError(f"{path}: the checkpoint is of another network than the one being trained")
+    if not isinstance(saved_options, dict):
+        raise FormatError(f"{path}: options must be an object")
     changed = sorted(k for k in set(saved_options) | set(fingerprint) if saved_options.get(k) != fingerprint.get(k))
     if changed:
         diffs = ", ".join(f"{k}: {saved_options.get(k)!r} -> {fingerprint.get(k)!r}" for k in changed)
         raise FormatError(f"{path}: cannot resume with different training options ({diffs})")
-    _check_shape(path, "params", arrays.get("params"), params.shape)
+    run = run_checks.decode_run(path, info["run"], n_train, batch_size, RunState)
     own = dict(buffers(model))
-    for name, array in own.items():
-        _check_shape(path, "buffer/" + name, arrays.get("buffer/" + name), array.shape)
-    if "order" in arrays:
-        _check_shape(path, "order", arrays["order"], (n_train,))
-        if not np.array_equal(np.sort(arrays["order"]), np.arange(n_train)):
-            raise FormatError(f"{path}: the stored data order is not a permutation of the {n_train} training samples")
+    expected = {"params": params, **{"buffer/" + k: v for k, v in own.items()}}
     if best_params is not None and "best_params" in arrays:
-        _check_shape(path, "best_params", arrays["best_params"], params.shape)
-    checkpoint.check_rng_states(gens, rng, path)
-    if not 0 <= run.position <= n_train:
-        raise FormatError(f"{path}: position {run.position} outside the {n_train} training samples")
-    # 2. restore
+        expected["best_params"] = best_params
+    for name, like in expected.items():
+        run_checks.check_array(path, name, arrays.get(name), like)
+    known = set(expected) | {"order", "best_params"}
+    unknown = sorted(k for k in arrays if k not in known and not k.startswith("optim/"))
+    if unknown:
+        raise FormatError(f"{path}: unexpected arrays {unknown[:5]}")
+    run.order = run_checks.decode_order(path, arrays.get("order"), run, n_train)
+    run_checks.check_rng_states(path, gens, rng)
+    run_checks.check_schedule(path, schedule, sched)
+    optim_arrays = {k: v for k, v in arrays.items() if k.startswith("optim/")}
+    if optimizer is not None:
+        run_checks.check_optimizer_state(path, optimizer, params, optim_arrays, scalars, run.step)
+    elif not isinstance(scalars, dict):
+        raise FormatError(f"{path}: optim_scalars must be an object")
+    # 2. restore (nothing below can fail on a validated checkpoint)
     xp = namespace(params)
     params[...] = xp.asarray(arrays["params"])
     for name, array in own.items():
         array[...] = xp.asarray(arrays["buffer/" + name])
     opt_state.clear()
-    opt_state.update(checkpoint.unpack_state(arrays, scalars, xp.asarray))
-    run.order = arrays.get("order")
-    if best_params is not None and "best_params" in arrays:
+    opt_state.update(checkpoint.unpack_state(optim_arrays, scalars, xp.asarray))
+    if "best_params" in expected:
         best_params[...] = xp.asarray(arrays["best_params"])
     checkpoint.set_rng_states(gens, rng)
     if schedule is not None:
@@ -135,11 +146,3 @@ def fingerprint(options, data, optimizer_config) -> dict:
         "n_valid": 0 if data.y_valid is None else len(data.y_valid), "preprocess": data.preprocess_kind,
         "early_stop": options.early_stop,
     }, default=str))  # fmt: skip
-
-
-def _check_shape(path, name, array, shape):
-    if array is None:
-        raise FormatError(f"{path}: the checkpoint has no {name!r}")
-    if tuple(array.shape) != tuple(shape):
-        raise FormatError(f"{path}: {name} has shape {tuple(array.shape)}, the model needs {tuple(shape)}")
-

@@ -28,6 +28,8 @@ import numpy as np
 
 from .. import optim
 from ..data import load_mnist
+from ..data.checks import check_dataset
+from ..data.npz import read_npz
 from ..data.preprocess import make_preprocessor
 from ..errors import ShapeError
 
@@ -63,9 +65,11 @@ def _shape_for(images, input_shape, what):
 
 
 def make_dataset(name, x_train, y_train, x_test, y_test, input_shape, valid=0, preprocess="global", seed=0):
-    """Split off ``valid`` training samples (a count, or a fraction if < 1) at random
+    """Check the arrays (:func:`ember.data.checks.check_dataset`: numeric images, one
+    whole-number label in 0 .. K-1 per image), split off ``valid`` training samples (a count, or a fraction if < 1) at random
     (seeded), fit the preprocessing (see :mod:`ember.data.preprocess`) on the rest,
     and apply it to all three sets."""
+    y_train, y_test, n_classes = check_dataset(name, x_train, y_train, x_test, y_test)
     n = len(y_train)
     n_valid = int(round(valid * n)) if 0 < valid < 1 else int(valid)
     if not 0 <= n_valid < n:
@@ -81,7 +85,6 @@ def make_dataset(name, x_train, y_train, x_test, y_test, input_shape, valid=0, p
     x_valid = None if x_valid is None else _shape_for(x_valid, input_shape, name)
     x_train = pre.fit_transform(x_train) if pre else x_train.astype(np.float32)
     apply = pre.transform if pre else (lambda a: a.astype(np.float32))
-    n_classes = int(max(y_train.max(), y_test.max())) + 1
     return Dataset(
         name, x_train, y_train.astype(np.int64), apply(x_test), y_test.astype(np.int64), n_classes, pre,
         None if x_valid is None else apply(x_valid), None if y_valid is None else y_valid.astype(np.int64), preprocess,
@@ -94,11 +97,8 @@ def load_dataset(input_shape, data_dir=None, data_file=None, limit=None, valid=0
     ``preprocess`` (default: one mean and std over the training images, the lecture's
     recipe)."""
     if data_file:
-        with np.load(data_file, allow_pickle=False) as archive:
-            missing = {"x_train", "y_train", "x_test", "y_test"} - set(archive.files)
-            if missing:
-                raise ValueError(f"{data_file}: missing arrays {sorted(missing)} (need x_train, y_train, x_test, y_test)")
-            xtr, ytr, xte, yte = (archive[k] for k in ("x_train", "y_train", "x_test", "y_test"))
+        arrays = read_npz(data_file, ("x_train", "y_train", "x_test", "y_test"))
+        xtr, ytr, xte, yte = (arrays[k] for k in ("x_train", "y_train", "x_test", "y_test"))
         name = str(data_file)
     else:
         splits = load_mnist(data_dir)
