@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import optim
-from .data import load_mnist
+from .data.checks import check_label_sets, check_labels, to_model_layout
+from .data.named import load_named
 from .data.preprocess import make_preprocessor
 from .errors import ShapeError
 
@@ -48,25 +49,30 @@ class Dataset:
     x_valid: np.ndarray | None = None
     y_valid: np.ndarray | None = None
     preprocess_kind: str = "global"
+    layout: str | None = None
 
     @property
     def standardizer(self):
         return self.preprocessor
 
 
-def _shape_for(images, input_shape, what):
-    n = images.shape[0]
-    if int(np.prod(images.shape[1:])) != int(np.prod(input_shape)):
-        raise ShapeError(
-            f"{what}: samples of shape {tuple(images.shape[1:])} do not fit a model expecting {tuple(input_shape)}"
-        )
-    return images.reshape((n,) + tuple(input_shape))
-
-
-def make_dataset(name, x_train, y_train, x_test, y_test, input_shape, valid=0, preprocess="global", seed=0):
+def make_dataset(name, x_train, y_train, x_test, y_test, input_shape, valid=0, preprocess="global", seed=0,
+                 layout=None):
     """Split off ``valid`` training samples (a count, or a fraction if < 1) at random
     (seeded), fit the preprocessing (see :mod:`ember.data.preprocess`) on the rest,
-    and apply it to all three sets."""
+    and apply it to all three sets.
+
+    The images are put in the model's layout by :func:`ember.data.checks.to_model_layout`
+    (NHWC detected from the shape where only one reading fits, else ``layout`` must say
+    ``"nchw"`` or ``"nhwc"``); the labels must be 0-based integers
+    (:func:`ember.data.checks.check_label_sets` refuses 1-based ones)."""
+    y_train, y_test = check_labels(y_train, f"{name}: y_train"), check_labels(y_test, f"{name}: y_test")
+    if len(y_train) != len(x_train) or len(y_test) != len(x_test):
+        raise ShapeError(f"{name}: {len(x_train)} training images but {len(y_train)} labels, "
+                         f"{len(x_test)} test images but {len(y_test)} labels")  # fmt: skip
+    n_classes = check_label_sets(y_train, y_test, name)
+    x_train, layout = to_model_layout(x_train, input_shape, layout, name)
+    x_test, _ = to_model_layout(x_test, input_shape, layout, name)
     n = len(y_train)
     n_valid = int(round(valid * n)) if 0 < valid < 1 else int(valid)
     if not 0 <= n_valid < n:
@@ -78,22 +84,21 @@ def make_dataset(name, x_train, y_train, x_test, y_test, input_shape, valid=0, p
         x_valid, y_valid = x_train[held], y_train[held]
         x_train, y_train = x_train[kept], y_train[kept]
     pre = make_preprocessor(preprocess)
-    x_train, x_test = _shape_for(x_train, input_shape, name), _shape_for(x_test, input_shape, name)
-    x_valid = None if x_valid is None else _shape_for(x_valid, input_shape, name)
     x_train = pre.fit_transform(x_train) if pre else x_train.astype(np.float32)
     apply = pre.transform if pre else (lambda a: a.astype(np.float32))
-    n_classes = int(max(y_train.max(), y_test.max())) + 1
     return Dataset(
-        name, x_train, y_train.astype(np.int64), apply(x_test), y_test.astype(np.int64), n_classes, pre,
-        None if x_valid is None else apply(x_valid), None if y_valid is None else y_valid.astype(np.int64), preprocess,
+        name, x_train, y_train, apply(x_test), y_test, n_classes, pre,
+        None if x_valid is None else apply(x_valid), y_valid, preprocess, layout,
     )  # fmt: skip
 
 
-def load_dataset(input_shape, data_dir=None, data_file=None, limit=None, valid=0, preprocess="global", seed=0) -> Dataset:
-    """MNIST (bundled, or from ``data_dir``), or an ``.npz`` file with ``x_train``,
-    ``y_train``, ``x_test``, ``y_test``; see :func:`make_dataset` for ``valid`` and
-    ``preprocess`` (default: one mean and std over the training images, the lecture's
-    recipe)."""
+def load_dataset(input_shape, data_dir=None, data_file=None, limit=None, valid=0, preprocess="global", seed=0,
+                 dataset=None, layout=None, download=False) -> Dataset:
+    """A named dataset (``dataset``: mnist, svhn, cifar10 or idx, see
+    :mod:`ember.data.named`; default mnist, bundled or from ``data_dir``), or an ``.npz``
+    file with ``x_train``, ``y_train``, ``x_test``, ``y_test``; see :func:`make_dataset`
+    for ``valid``, ``preprocess`` (default: one mean and std over the training images,
+    the lecture's recipe) and ``layout``."""
     if data_file:
         with np.load(data_file, allow_pickle=False) as archive:
             missing = {"x_train", "y_train", "x_test", "y_test"} - set(archive.files)
@@ -102,12 +107,12 @@ def load_dataset(input_shape, data_dir=None, data_file=None, limit=None, valid=0
             xtr, ytr, xte, yte = (archive[k] for k in ("x_train", "y_train", "x_test", "y_test"))
         name = str(data_file)
     else:
-        splits = load_mnist(data_dir)
+        name = dataset or "mnist"
+        splits = load_named(name, data_dir, download)
         (xtr, ytr), (xte, yte) = splits["train"], splits["test"]
-        name = "mnist"
     if limit:
         xtr, ytr = xtr[:limit], ytr[:limit]
-    return make_dataset(name, xtr, ytr, xte, yte, input_shape, valid, preprocess, seed)
+    return make_dataset(name, xtr, ytr, xte, yte, input_shape, valid, preprocess, seed, layout)
 
 
 #: the learning rate used when none is given (else the optimizer's default, TORCH_LR)
@@ -262,7 +267,10 @@ def fit(model, criterion, data: Dataset, options: TrainOptions, out=None, save_m
 
 def model_metadata(data: Dataset) -> dict:
     """What ``ember eval`` needs besides the arrays: the dataset's name."""
-    return {"dataset": data.name}
+    meta = {"dataset": data.name}
+    if data.layout:
+        meta["layout"] = data.layout
+    return meta
 
 
 __all__ = ["Dataset", "TrainOptions", "load_dataset", "make_dataset", "evaluate", "make_feval", "fit"]

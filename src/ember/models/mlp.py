@@ -32,4 +32,4 @@ def svhn_mlp(n_classes=10, rng=None, hidden=1500, dropout=0.0):
 register(ModelSpec("mnist-mlp", mnist_mlp, (784,), "784-1000-10 ReLU MLP of the lecture (MNIST)",
                    {"epochs": 10, "batch_size": 64, "lr": 0.05, "lr_decay": 2e-4, "momentum": 0.9}))
 register(ModelSpec("svhn-mlp", svhn_mlp, (3, 32, 32), "3x32x32 -> 1500 Tanh -> 10 (the lecture's SVHN net)",
-                   {"epochs": 10, "batch_size": 64, "lr": 0.02, "momentum": 0.9}))
+                   {"epochs": 10, "batch_size": 64, "lr": 0.02, "momentum": 0.9, "dataset": "svhn"}))

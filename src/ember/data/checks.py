@@ -1,0 +1,109 @@
+"""Checks that stop silently wrong training: the image layout and the class labels.
+
+:func:`to_model_layout` puts images into the (N, C, H, W) layout a model expects (or
+flattens them for a flat model). Channels-last (NHWC, what PIL, Matplotlib, TensorFlow
+and SVHN use) is recognised from the shape when only one reading fits; when both fit
+(a flat 3072-vector for a 3x32x32 model, or C == H == W), it refuses and asks for
+``layout="nchw"`` or ``"nhwc"`` (``ember train --layout``). It never copies to float:
+the images keep their dtype (uint8 stays uint8).
+
+:func:`check_labels` refuses what would train a wrong model without an error: labels
+that are not integers, negative, or 1-based (1..K as in Lua/Torch7 or MATLAB, which
+would build a K+1-class network whose class 0 is never seen).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ShapeError
+
+LAYOUTS = ("nchw", "nhwc")
+
+
+def _readings(sample, chw):
+    """Which layouts make the sample shape ``sample`` into ``chw`` = (C, H, W)."""
+    c, h, w = chw
+    found = []
+    if len(sample) == 3:
+        if tuple(sample) == (c, h, w):
+            found.append("nchw")
+        if tuple(sample) == (h, w, c):
+            found.append("nhwc")
+    elif len(sample) == 2 and c == 1 and tuple(sample) == (h, w):
+        found.append("nchw")  # one channel: the two layouts are the same bytes
+    elif len(sample) == 1 and sample[0] == c * h * w:
+        found += ["nchw"] if c == 1 else ["nchw", "nhwc"]
+    return found
+
+
+def to_model_layout(images, input_shape, layout=None, what="data"):
+    """``images`` (N, ...) reshaped or transposed to ``(N, *input_shape)``; returns
+    ``(images, layout_used)``.
+
+    ``input_shape`` (C, H, W): samples (C, H, W) are NCHW, (H, W, C) NHWC (transposed,
+    keeping the dtype), (H, W) one channel, flat (C*H*W,) need ``layout`` unless C == 1.
+    A flat ``input_shape`` (D,): image samples with 3 axes are first put channels-first
+    when NHWC (detected from a 1, 3 or 4-wide last axis or given), then flattened.
+    """
+    images = np.asarray(images)
+    if layout is not None and layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    sample, input_shape = tuple(images.shape[1:]), tuple(input_shape)
+    n = images.shape[0]
+    if int(np.prod(sample)) != int(np.prod(input_shape)):
+        raise ShapeError(f"{what}: samples of shape {sample} do not fit a model expecting {input_shape}")
+    if len(input_shape) == 3:
+        found = _readings(sample, input_shape)
+        chosen = layout if layout is not None else (found[0] if len(found) == 1 else None)
+        if chosen is None:
+            raise ShapeError(
+                f"{what}: samples of shape {sample} could be channels-first (NCHW) or channels-last (NHWC) for a "
+                f"model taking {input_shape}; say which with --layout nchw or --layout nhwc (layout= in Python)"
+            )
+        if layout is not None and found and layout not in found:
+            raise ShapeError(f"{what}: samples of shape {sample} are not {layout.upper()} for a model taking {input_shape}")
+        c, h, w = input_shape
+        if chosen == "nhwc":
+            return np.ascontiguousarray(images.reshape(n, h, w, c).transpose(0, 3, 1, 2)), chosen
+        return images.reshape((n,) + input_shape), chosen
+    # a flat model: channels-last images are put channels-first before flattening
+    chosen = layout or ("nhwc" if len(sample) == 3 and sample[-1] in (1, 3, 4) and sample[0] not in (1, 3, 4) else "nchw")
+    if chosen == "nhwc" and len(sample) == 3:
+        images = np.ascontiguousarray(images.transpose(0, 3, 1, 2))
+    return images.reshape((n,) + input_shape), chosen
+
+
+def check_labels(y, what="labels") -> np.ndarray:
+    """``y`` as int64 class indices 0..K-1, shape (N,) (an (N, 1) column is accepted).
+
+    Raises ValueError for non-integer, negative or 1-based labels, saying how to fix them.
+    """
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ShapeError(f"{what}: expected one class index per sample, shape (N,), got {y.shape}")
+    if y.dtype.kind == "f":
+        if not np.all(np.isfinite(y)) or not np.array_equal(y, np.round(y)):
+            raise ValueError(f"{what}: class labels must be whole numbers, got non-integer values of dtype {y.dtype}")
+    elif y.dtype.kind not in "iub":
+        raise ValueError(f"{what}: class labels must be integers, got dtype {y.dtype}")
+    y = y.astype(np.int64)
+    if y.size and y.min() < 0:
+        raise ValueError(f"{what}: class labels must be 0..K-1, got a negative label {int(y.min())}")
+    return y
+
+
+def check_label_sets(y_train, y_test, what="data") -> int:
+    """The number of classes K of train and test labels 0..K-1 (checked with
+    :func:`check_labels`); refuses 1-based labels (no 0 anywhere, 1 present)."""
+    present = np.union1d(np.unique(y_train), np.unique(y_test))
+    if present.size and present[0] == 1:
+        top = int(present[-1])
+        raise ValueError(
+            f"{what}: labels run 1..{top} (1-based, as in Lua/Torch7 or MATLAB); ember counts classes from 0, so this "
+            f"would build a {top + 1}-class network whose class 0 never occurs. Shift them: y = y - 1 "
+            f"(for SVHN's .mat labels, where 10 means the digit 0: y = y % 10, or use --dataset svhn)"
+        )
+    return int(present[-1]) + 1 if present.size else 0
