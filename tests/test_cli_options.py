@@ -63,3 +63,10 @@ def test_dataset_and_data_file_are_exclusive(tmp_path, capsys):
     np.savez(path, x_train=np.zeros((4, 784), np.uint8), y_train=y, x_test=np.zeros((4, 784), np.uint8), y_test=y)
     assert main(["train", "--data", str(path), "--dataset", "mnist", "--no-progress"]) == 1
     assert "not both" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["--steps", "0"], ["--pairs", "-1"], ["--margin", "0"], ["--epochs", "nan"]])
+def test_manifold_numbers_are_validated_too(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["manifold", *argv])
+    assert info.value.code == 2 and argv[0] in capsys.readouterr().err

@@ -22,31 +22,7 @@ import time
 
 import numpy as np
 
-
-def _number(kind, low, inclusive=True, what=""):
-    """An argparse ``type`` for numbers >= low (or > low): a bad value is a usage error
-    (exit status 2) before anything runs, never a silent default."""
-
-    def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
-        if value != value or value in (float("inf"), float("-inf")) or (value < low if inclusive else value <= low):
-            raise argparse.ArgumentTypeError(f"must be {'>=' if inclusive else '>'} {low}{what}, got {text}")
-        return value
-
-    return parse
-
-
-POSITIVE_INT, COUNT, POSITIVE, NON_NEGATIVE = _number(int, 1), _number(int, 0), _number(float, 0, False), _number(float, 0)
-
-
-def _probability(text):
-    value = NON_NEGATIVE(text)
-    if value >= 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
-    return value
+from .argtypes import COUNT, NON_NEGATIVE, POSITIVE, POSITIVE_INT, probability as _probability
 
 
 def _data_options(group, evaluating=False):
