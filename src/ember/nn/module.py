@@ -482,6 +482,16 @@ class Module:
         work on mixed layouts is strided and slow)."""
         return self._layout_scratch(name, array.shape, axis_order(array), dtype)
 
+    # ------------------------------------------------------------------ PyTorch habits
+    # PyTorch's first guesses, with PyTorch's meaning or a one-line pointer to ember's way
+    # (ember/nn/torch_habits.py; the mapping is in docs/pytorch.md). Torch7's names stay first.
+    from .torch_habits import TrainField, eval, load_state_dict, named_buffers, named_parameters, pair_of_lists  # noqa: E402,I001
+    from .torch_habits import state_dict, zero_grad  # noqa: E402
+
+    train = TrainField()
+    parameters = pair_of_lists(parameters)
+    del TrainField, pair_of_lists
+
 
 class Criterion(Module):
     """Base class of the cost modules: ``loss = forward(input, target)`` (a float),
