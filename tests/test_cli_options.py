@@ -70,3 +70,12 @@ def test_manifold_numbers_are_validated_too(argv, capsys):
     with pytest.raises(SystemExit) as info:
         main(["manifold", *argv])
     assert info.value.code == 2 and argv[0] in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("script", ["char_lm.py", "graph_mnist.py", "optimizer_table.py", "siamese_mnist.py"])
+def test_examples_start_as_the_readme_runs_them(script):
+    """`python examples/X.py` from the clone's root with the environment ember is installed in
+    (the README: activate .venv first; the test run's own environment here)."""
+    result = subprocess.run([sys.executable, f"examples/{script}", "--help"], capture_output=True, text=True,
+                            timeout=120, cwd=ROOT)  # fmt: skip
+    assert result.returncode == 0 and "usage:" in result.stdout, result.stderr
