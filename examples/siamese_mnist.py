@@ -115,7 +115,7 @@ def load(n_train=None):
     """Standardized MNIST as (x_train, y_train, x_test, y_test), the first ``n_train``
     training images only if given."""
     data = load_dataset((784,), limit=n_train)
-    return data.x_train, data.y_train, data.x_test, data.y_test
+    return np.asarray(data.x_train), data.y_train, np.asarray(data.x_test), data.y_test  # float32 arrays
 
 
 def main(argv=None):

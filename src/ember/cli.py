@@ -260,7 +260,7 @@ def cmd_eval(args):
 
         norm = json.loads(meta["normalization"])
         pre = Standardizer.from_state(norm["per"], norm)
-    x_test = data.x_test if pre is None else pre.transform(data.x_test).reshape(data.x_test.shape)
+    x_test = data.x_test.with_preprocessor(pre)  # the raw images, preprocessed as training did, per batch
     loss, acc, pred = evaluate(model, nn.ClassNLLCriterion(), x_test, data.y_test)
     confusion = ConfusionMatrix(data.n_classes).batch_add(pred, data.y_test)
     print(f"{args.model_file}: {meta.get('model', 'model')} on {data.name} test set: "

@@ -29,6 +29,7 @@ import numpy as np
 
 from . import optim
 from .data.checks import check_label_sets, check_labels, to_model_layout
+from .data.images import PreprocessedImages
 from .data.named import load_named
 from .data.preprocess import make_preprocessor
 from .errors import ShapeError
@@ -36,8 +37,10 @@ from .errors import ShapeError
 
 @dataclass
 class Dataset:
-    """Arrays ready for a model: float32 inputs of shape (N, *input_shape), int64 labels,
-    preprocessed with ``preprocessor`` fitted on ``x_train`` only."""
+    """Inputs ready for a model, int64 labels. ``x_train``, ``x_valid``, ``x_test`` are
+    :class:`~ember.data.images.PreprocessedImages` of shape (N, *input_shape): the raw
+    (uint8) images, preprocessed with ``preprocessor`` (fitted on ``x_train`` only) one
+    batch at a time, float32 when sliced or gathered."""
 
     name: str
     x_train: np.ndarray
@@ -84,11 +87,13 @@ def make_dataset(name, x_train, y_train, x_test, y_test, input_shape, valid=0, p
         x_valid, y_valid = x_train[held], y_train[held]
         x_train, y_train = x_train[kept], y_train[kept]
     pre = make_preprocessor(preprocess)
-    x_train = pre.fit_transform(x_train) if pre else x_train.astype(np.float32)
-    apply = pre.transform if pre else (lambda a: a.astype(np.float32))
+    if pre is not None:
+        pre.fit(x_train)
+    # the images stay uint8 (or whatever they are); each batch is preprocessed when gathered
+    x_train = PreprocessedImages(x_train, pre)
     return Dataset(
-        name, x_train, y_train, apply(x_test), y_test, n_classes, pre,
-        None if x_valid is None else apply(x_valid), y_valid, preprocess, layout,
+        name, x_train, y_train, PreprocessedImages(x_test, pre), y_test, n_classes, pre,
+        None if x_valid is None else PreprocessedImages(x_valid, pre), y_valid, preprocess, layout,
     )  # fmt: skip
 
 
