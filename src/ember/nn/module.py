@@ -25,6 +25,7 @@ import weakref
 from ..backend import NUMPY32, Backend, get_backend
 from ..errors import ShapeError, describe
 from ._layout import axis_order, ensure_layout
+from .torch_habits import TorchHabits
 
 _GRAD = "grad_"
 
@@ -100,7 +101,7 @@ def _record_constructor_arguments(init):
     return wrapper
 
 
-class Module:
+class Module(TorchHabits):
     """Base class of every layer and container.
 
     Attributes:
@@ -481,16 +482,6 @@ class Module:
         """A reused scratch array with ``array``'s shape and memory layout (elementwise
         work on mixed layouts is strided and slow)."""
         return self._layout_scratch(name, array.shape, axis_order(array), dtype)
-
-    # ------------------------------------------------------------------ PyTorch habits
-    # PyTorch's first guesses, with PyTorch's meaning or a one-line pointer to ember's way
-    # (ember/nn/torch_habits.py; the mapping is in docs/pytorch.md). Torch7's names stay first.
-    from .torch_habits import TrainField, eval, load_state_dict, named_buffers, named_parameters, pair_of_lists  # noqa: E402,I001
-    from .torch_habits import state_dict, zero_grad  # noqa: E402
-
-    train = TrainField()
-    parameters = pair_of_lists(parameters)
-    del TrainField, pair_of_lists
 
 
 class Criterion(Module):

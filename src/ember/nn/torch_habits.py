@@ -13,8 +13,8 @@ PyTorch habits either work with PyTorch's meaning or fail with one line naming e
   :func:`load_state_dict` and :func:`zero_grad` have PyTorch's meaning, with PyTorch's key
   names (``"0.weight"``: child index, dot, array name).
 
-They are installed on :class:`~ember.nn.Module` by the "PyTorch habits" block at the end
-of its class body.
+:class:`~ember.nn.Module` inherits them from :class:`TorchHabits`, which also wraps the
+``parameters()`` that Module defines (see :meth:`TorchHabits.__init_subclass__`).
 """
 
 from __future__ import annotations
@@ -76,19 +76,6 @@ def pair_of_lists(parameters):
     return wrapped
 
 
-def eval(self):  # noqa: A001 - the PyTorch name, as a method
-    """PyTorch's name for :meth:`evaluate` (evaluation mode for the whole tree); returns self."""
-    return self.evaluate()
-
-
-def zero_grad(self, set_to_none=False):
-    """PyTorch's name for :meth:`zero_grad_parameters` (gradients are arrays, never None here)."""
-    if set_to_none:
-        raise ValueError("zero_grad(set_to_none=True): ember's gradients are preallocated arrays (views into the "
-                         "flat gradient); use zero_grad() / zero_grad_parameters()")  # fmt: skip
-    return self.zero_grad_parameters()
-
-
 def _named(module, kind, prefix=""):
     names = module._param_names if kind == "param" else module._buffer_names
     for name in names:
@@ -97,29 +84,6 @@ def _named(module, kind, prefix=""):
             yield prefix + name, value
     for index, child in enumerate(module.children()):
         yield from _named(child, kind, f"{prefix}{index}.")
-
-
-def named_parameters(self, prefix="", remove_duplicate=True):
-    """Iterate ``(name, weight array)`` as PyTorch does: names ``"0.weight"``, a shared
-    array once (under its first name) unless ``remove_duplicate=False``."""
-    seen = set()
-    for name, value in _named(self, "param", prefix):
-        if remove_duplicate and id(value) in seen:
-            continue
-        seen.add(id(value))
-        yield name, value
-
-
-def named_buffers(self, prefix=""):
-    """Iterate ``(name, array)`` over the persistent non-trainable arrays (running statistics)."""
-    yield from _named(self, "buffer", prefix)
-
-
-def state_dict(self):
-    """``{name: array}`` of every parameter and buffer, PyTorch's ``state_dict`` keys
-    (``"0.weight"``, shared arrays under each name). The arrays are the module's own,
-    not copies, as in PyTorch; :func:`ember.interop.to_torch` makes torch tensors."""
-    return dict(self.named_arrays())
 
 
 class LoadResult(NamedTuple):
@@ -137,25 +101,68 @@ def _as_numpy(value, key):
     return value
 
 
-def load_state_dict(self, state, strict=True):
-    """Copy ``state`` (``{name: array or torch tensor}``, keys as :func:`state_dict`)
-    into the module's arrays *in place*, so the flat vectors of ``get_parameters()``
-    stay attached. ``strict``: missing or unexpected keys are an error (a KeyError
-    listing them), as in PyTorch; shapes must match. Returns ``(missing_keys, unexpected_keys)``."""
-    from ..io import _array_slots
+class TorchHabits:
+    """The PyTorch names of :class:`~ember.nn.Module` (see the module docstring)."""
 
-    slots = _array_slots(self)
-    missing = [k for k in slots if k not in state]
-    unexpected = [k for k in state if k not in slots]
-    if strict and (missing or unexpected):
-        raise KeyError(f"load_state_dict: missing keys {missing[:8]}, unexpected keys {unexpected[:8]} "
-                       "(strict=False loads the keys that match)")  # fmt: skip
-    for key, (owner, attr) in slots.items():
-        if key not in state:
-            continue
-        value = _as_numpy(state[key], key)
-        current = getattr(owner, attr)
-        if tuple(current.shape) != tuple(value.shape):
-            raise ShapeError(f"load_state_dict: {key} has shape {tuple(value.shape)}, {owner!r} needs {tuple(current.shape)}")
-        current[...] = owner.backend.asarray(value, dtype=current.dtype)
-    return LoadResult(missing, unexpected)
+    train = TrainField()
+
+    def __init_subclass__(cls, **kwargs):
+        """Wrap a ``parameters()`` defined by the class (Module's: Torch7's pair) so its two
+        lists explain themselves to a PyTorch loop (:class:`ArrayList`)."""
+        super().__init_subclass__(**kwargs)
+        if "parameters" in cls.__dict__:
+            cls.parameters = pair_of_lists(cls.__dict__["parameters"])
+
+    def eval(self):  # noqa: A001 - the PyTorch name, as a method
+        """PyTorch's name for :meth:`evaluate` (evaluation mode for the whole tree); returns self."""
+        return self.evaluate()
+
+    def zero_grad(self, set_to_none=False):
+        """PyTorch's name for :meth:`zero_grad_parameters` (gradients are arrays, never None here)."""
+        if set_to_none:
+            raise ValueError("zero_grad(set_to_none=True): ember's gradients are preallocated arrays (views into the "
+                             "flat gradient); use zero_grad() / zero_grad_parameters()")  # fmt: skip
+        return self.zero_grad_parameters()
+
+    def named_parameters(self, prefix="", remove_duplicate=True):
+        """Iterate ``(name, weight array)`` as PyTorch does: names ``"0.weight"``, a shared
+        array once (under its first name) unless ``remove_duplicate=False``."""
+        seen = set()
+        for name, value in _named(self, "param", prefix):
+            if remove_duplicate and id(value) in seen:
+                continue
+            seen.add(id(value))
+            yield name, value
+
+    def named_buffers(self, prefix=""):
+        """Iterate ``(name, array)`` over the persistent non-trainable arrays (running statistics)."""
+        yield from _named(self, "buffer", prefix)
+
+    def state_dict(self):
+        """``{name: array}`` of every parameter and buffer, PyTorch's ``state_dict`` keys
+        (``"0.weight"``, shared arrays under each name). The arrays are the module's own,
+        not copies, as in PyTorch; :func:`ember.interop.to_torch` makes torch tensors."""
+        return dict(self.named_arrays())
+
+    def load_state_dict(self, state, strict=True):
+        """Copy ``state`` (``{name: array or torch tensor}``, keys as :func:`state_dict`)
+        into the module's arrays *in place*, so the flat vectors of ``get_parameters()``
+        stay attached. ``strict``: missing or unexpected keys are an error (a KeyError
+        listing them), as in PyTorch; shapes must match. Returns ``(missing_keys, unexpected_keys)``."""
+        from ..io import _array_slots
+
+        slots = _array_slots(self)
+        missing = [k for k in slots if k not in state]
+        unexpected = [k for k in state if k not in slots]
+        if strict and (missing or unexpected):
+            raise KeyError(f"load_state_dict: missing keys {missing[:8]}, unexpected keys {unexpected[:8]} "
+                           "(strict=False loads the keys that match)")  # fmt: skip
+        for key, (owner, attr) in slots.items():
+            if key not in state:
+                continue
+            value = _as_numpy(state[key], key)
+            current = getattr(owner, attr)
+            if tuple(current.shape) != tuple(value.shape):
+                raise ShapeError(f"load_state_dict: {key} has shape {tuple(value.shape)}, {owner!r} needs {tuple(current.shape)}")
+            current[...] = owner.backend.asarray(value, dtype=current.dtype)
+        return LoadResult(missing, unexpected)
