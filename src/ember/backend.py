@@ -12,6 +12,7 @@ cuBLAS directly, and so that every module's products can be made allocation-free
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -42,7 +43,7 @@ class Backend:
 
     name: str = "numpy"
     dtype: str = "float32"
-    xp: object = field(init=False, repr=False, compare=False)
+    xp: Any = field(init=False, repr=False, compare=False)  # the numpy or cupy module
 
     def __post_init__(self):
         if self.name not in _NAMES:

@@ -196,7 +196,7 @@ class TrainOptions:
 
     def optimizer_config(self) -> dict:
         """The ``config`` dict for ``optim.<optimizer>`` (validated by the optimizer)."""
-        name, config = self.optimizer, {}
+        name, config = self.optimizer, dict[str, object]()
         lr = self.lr if self.lr is not None else DEFAULT_LR.get(name)
         if lr is not None and self.lr_key:
             config[self.lr_key] = lr

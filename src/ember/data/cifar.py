@@ -97,7 +97,10 @@ def extract_cifar10(archive, data_dir) -> list:
                 name = os.path.basename(member.name)
                 if member.isfile() and name in wanted:
                     target = os.path.join(data_dir, FOLDER, name)
-                    atomic_write(target, [tar.extractfile(member).read()])
+                    handle = tar.extractfile(member)
+                    if handle is None:  # pragma: no cover - isfile() members always have one
+                        continue
+                    atomic_write(target, [handle.read()])
                     written.append(target)
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise FormatError(f"{archive}: not a readable CIFAR-10 tar.gz archive ({exc})") from exc
