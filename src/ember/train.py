@@ -43,13 +43,13 @@ class Dataset:
     batch at a time, float32 when sliced or gathered."""
 
     name: str
-    x_train: np.ndarray
+    x_train: np.ndarray | PreprocessedImages
     y_train: np.ndarray
-    x_test: np.ndarray
+    x_test: np.ndarray | PreprocessedImages
     y_test: np.ndarray
     n_classes: int
     preprocessor: object = None
-    x_valid: np.ndarray | None = None
+    x_valid: np.ndarray | PreprocessedImages | None = None
     y_valid: np.ndarray | None = None
     preprocess_kind: str = "global"
     layout: str | None = None
@@ -59,8 +59,8 @@ class Dataset:
         return self.preprocessor
 
 
-def make_dataset(name, x_train, y_train, x_test, y_test, input_shape, valid=0, preprocess="global", seed=0,
-                 layout=None):
+def make_dataset(name: str, x_train, y_train, x_test, y_test, input_shape: tuple, valid: float = 0,
+                 preprocess: str = "global", seed: int = 0, layout: str | None = None) -> Dataset:
     """Split off ``valid`` training samples (a count, or a fraction if < 1) at random
     (seeded), fit the preprocessing (see :mod:`ember.data.preprocess`) on the rest,
     and apply it to all three sets.
@@ -97,8 +97,9 @@ def make_dataset(name, x_train, y_train, x_test, y_test, input_shape, valid=0, p
     )  # fmt: skip
 
 
-def load_dataset(input_shape, data_dir=None, data_file=None, limit=None, valid=0, preprocess="global", seed=0,
-                 dataset=None, layout=None, download=False) -> Dataset:
+def load_dataset(input_shape: tuple, data_dir: str | None = None, data_file: str | None = None, limit: int | None = None,
+                 valid: float = 0, preprocess: str = "global", seed: int = 0, dataset: str | None = None,
+                 layout: str | None = None, download: bool = False) -> Dataset:
     """A named dataset (``dataset``: mnist, svhn, cifar10 or idx, see
     :mod:`ember.data.named`; default mnist, bundled or from ``data_dir``), or an ``.npz``
     file with ``x_train``, ``y_train``, ``x_test``, ``y_test``; see :func:`make_dataset`
@@ -222,7 +223,7 @@ def on_model_backend(criterion, model):
     return criterion
 
 
-def evaluate(model, criterion, x, y, batch_size=1000):
+def evaluate(model, criterion, x, y, batch_size: int = 1000) -> tuple[float, float, np.ndarray]:
     """``(mean loss, accuracy, predictions)`` of ``model`` in evaluation mode."""
     criterion = on_model_backend(criterion, model)
     was_training = model.train
@@ -256,7 +257,7 @@ def make_feval(model, criterion, inputs, targets, grads, regularize=None):
     return feval
 
 
-def fit(model, criterion, data: Dataset, options: TrainOptions, out=None, save_metadata=None):
+def fit(model, criterion, data: Dataset, options: TrainOptions, out=None, save_metadata: dict | None = None) -> list[dict]:
     """Train ``model`` on ``data``; print one summary line per epoch.
 
     Returns the history: one dict per completed epoch (train / valid / test loss and

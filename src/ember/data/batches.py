@@ -7,10 +7,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 
-def minibatches(n, batch_size, rng=None, shuffle=True, drop_last=False):
+def minibatches(n: int, batch_size: int, rng: np.random.Generator | None = None, shuffle: bool = True,
+                drop_last: bool = False) -> Iterator[np.ndarray]:
     """Yield index arrays covering ``range(n)`` in batches (a new permutation per call
     when ``shuffle``; pass the same generator every epoch for a reproducible order)."""
     if not isinstance(batch_size, int) or batch_size <= 0:
