@@ -72,6 +72,11 @@ def test_svhn_mlp_trains_on_svhn_files_by_default(tmp_path, capsys):
     assert "Linear(1500 -> 10)" in out  # 10 classes, not 11
     final = [line for line in out.splitlines() if line.startswith("test accuracy")][0]
     assert float(final.split()[2].rstrip("%")) > 50.0
+    model = tmp_path / "svhn.safetensors"
+    assert main([*argv[:5], "--epochs", "1", "--save", str(model), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(model), "--data-dir", str(tmp_path)]) == 0  # the dataset and layout come from the file
+    assert "svhn-mlp on svhn test set" in capsys.readouterr().out
 
 
 def cifar_records(labels, images):
