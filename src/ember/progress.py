@@ -32,7 +32,7 @@ class Progress:
         self.postfix = {}
         self._tqdm = _tqdm_bar(self) if enabled and self.tty else None
 
-    def update(self, n=1, **postfix):
+    def update(self, n: int = 1, **postfix) -> None:
         self.count += n
         self.postfix.update(postfix)
         if self._tqdm is not None:
@@ -65,7 +65,7 @@ class Progress:
         self.stream.write(self.line(now) + (" " * 4 if end == "\r" else "") + end)
         self.stream.flush()
 
-    def close(self):
+    def close(self) -> None:
         """Erase the bar on a terminal (the caller prints its summary line)."""
         if self._tqdm is not None:
             self._tqdm.close()

@@ -39,7 +39,7 @@ class Standardizer:
         self.per, self.eps = per, float(eps)
         self.mean = self.std = None
 
-    def fit(self, x, chunk=1024):
+    def fit(self, x, chunk: int = 1024) -> Standardizer:
         """Measure the mean and standard deviation of the training samples ``x``; returns self.
 
         Two passes over ``chunk`` samples at a time with float64 accumulators (the mean,
@@ -70,7 +70,7 @@ class Standardizer:
             self.mean, self.std = self.mean[0], self.std[0]
         return self
 
-    def transform(self, x, dtype="float32", out=None):
+    def transform(self, x, dtype="float32", out: np.ndarray | None = None) -> np.ndarray:
         """``(x - mean) / std`` with the fitted statistics, computed in ``dtype`` (no float64
         copy for float32 output), into ``out`` if given."""
         if self.mean is None:
@@ -82,7 +82,7 @@ class Standardizer:
         out /= np.asarray(self.std, dtype=out.dtype)
         return out
 
-    def fit_transform(self, x, dtype="float32"):
+    def fit_transform(self, x, dtype="float32") -> np.ndarray:
         """:meth:`fit` on ``x``, then :meth:`transform` it."""
         return self.fit(x).transform(x, dtype)
 

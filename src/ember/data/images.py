@@ -52,7 +52,7 @@ class PreprocessedImages:
     def __getitem__(self, key):
         return self._apply(self.raw[key])
 
-    def gather(self, index, out):
+    def gather(self, index: np.ndarray, out):
         """Rows ``index`` into the batch buffer ``out`` (NumPy, or CuPy: copied over once)."""
         if self._rows is None or self._rows.shape[0] < len(index):
             self._rows = np.empty((max(len(index), 1),) + self.raw.shape[1:], dtype=self.raw.dtype)
@@ -65,7 +65,7 @@ class PreprocessedImages:
         out[...] = cupy.asarray(self._apply(rows), dtype=out.dtype)
         return out
 
-    def with_preprocessor(self, preprocessor):
+    def with_preprocessor(self, preprocessor) -> PreprocessedImages:
         """The same raw images with another preprocessing (``ember eval`` uses the model's)."""
         return PreprocessedImages(self.raw, preprocessor, self.dtype)
 
