@@ -212,3 +212,21 @@ def test_fetch_checks_the_digest_and_writes_atomically(tmp_path):
         fetch("other.bin", ("http://127.0.0.1:9/", source.as_uri() + "/"), bad, target_dir, timeout=2)
     assert str(target_dir / "other.bin") in str(info.value) and "127.0.0.1:9" in str(info.value)
     assert sorted(p.name for p in target_dir.iterdir()) == ["file.bin"]  # nothing half-written
+
+
+def test_download_mnist_through_a_mirror_checks_the_uncompressed_digest(tmp_path):
+    import shutil
+
+    from ember.data import download_mnist
+    from ember.data.mnist import bundled_dir
+
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz"):
+        shutil.copy(f"{bundled_dir()}/{name}", mirror / name)
+    (mirror / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(b"\0\0\x08\x01" + bytes(8)))  # wrong content
+    with pytest.raises(OSError, match="t10k-labels-idx1-ubyte.gz: checksum mismatch"):
+        download_mnist(tmp_path / "data", mirrors=(mirror.as_uri() + "/",))
+    shutil.copy(f"{bundled_dir()}/t10k-labels-idx1-ubyte.gz", mirror / "t10k-labels-idx1-ubyte.gz")
+    assert len(download_mnist(tmp_path / "data", mirrors=(mirror.as_uri() + "/",))) == 4
+    assert load_idx_set(tmp_path / "data")["test"][1].shape == (10000,)

@@ -59,6 +59,21 @@ def fetch(filename: str, mirrors, digest: str, data_dir, timeout: float = 60) ->
     target = os.path.join(os.fspath(data_dir), filename)
     if matches(target, digest):
         return target
+
+    def check(blob):
+        got = hashlib.new(algorithm, blob).hexdigest()
+        return None if got == value else f"checksum mismatch ({algorithm} {got})"
+
+    blob = download_first(filename, mirrors, check, target, f"{algorithm} {value}", timeout)
+    atomic_write(target, [blob])
+    return target
+
+
+def download_first(filename: str, mirrors, check, target: str, expected: str, timeout: float = 60) -> bytes:
+    """The bytes of ``mirror + filename`` from the first mirror that answers and whose
+    bytes pass ``check(blob)`` (None when good, else the reason). When none does, an
+    ``OSError`` names every URL tried with its error and the ``target`` path where a copy
+    fetched by hand must go (``expected``: its digest, for the person doing it)."""
     errors = []
     for mirror in mirrors:
         url = mirror + filename
@@ -68,13 +83,11 @@ def fetch(filename: str, mirrors, digest: str, data_dir, timeout: float = 60) ->
         except (urllib.error.URLError, OSError, TimeoutError) as exc:
             errors.append(f"{url}: {getattr(exc, 'reason', exc)}")
             continue
-        got = hashlib.new(algorithm, blob).hexdigest()
-        if got != value:
-            errors.append(f"{url}: checksum mismatch ({algorithm} {got})")
-            continue
-        atomic_write(target, [blob])
-        return target
+        problem = check(blob)
+        if problem is None:
+            return blob
+        errors.append(f"{url}: {problem}")
     raise OSError(
         f"could not download {filename}; tried:\n  " + "\n  ".join(errors or ["(no mirrors given)"])
-        + f"\nDownload it by hand and put it at {target} ({algorithm} {value})"
+        + f"\nDownload it by hand and put it at {target} ({expected})"
     )
