@@ -74,9 +74,10 @@ def load(n_train=None):
     ``n_train`` training images if given); the selector splits at the training median of
     the images' mean ink (standardizing keeps that order)."""
     data = load_dataset((784,), limit=n_train)
-    threshold = np.median(data.x_train.mean(axis=1))
-    return ((data.x_train, selector(data.x_train, threshold), data.y_train),
-            (data.x_test, selector(data.x_test, threshold), data.y_test))  # fmt: skip
+    x_train, x_test = np.asarray(data.x_train), np.asarray(data.x_test)  # float32 arrays (uint8 inside data)
+    threshold = np.median(x_train.mean(axis=1))
+    return ((x_train, selector(x_train, threshold), data.y_train),
+            (x_test, selector(x_test, threshold), data.y_test))  # fmt: skip
 
 
 def train(net, train_set, epochs, seed, batch_size=128, lr=0.05, momentum=0.9, log=print):

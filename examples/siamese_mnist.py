@@ -98,9 +98,8 @@ def scatter_png(z, labels, path, title):
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed (pip install matplotlib): no scatter plot written")
-        return None
+    except ImportError:  # checked in main() before training; only a direct caller gets here
+        raise ImportError("scatter_png needs matplotlib: pip install matplotlib") from None
     fig, ax = plt.subplots(figsize=(7, 7), dpi=110)
     points = ax.scatter(z[:, 0], z[:, 1], c=labels, cmap="tab10", s=2, alpha=0.6, vmin=-0.5, vmax=9.5)
     fig.colorbar(points, ax=ax, ticks=range(10), label="digit")
@@ -116,7 +115,7 @@ def load(n_train=None):
     """Standardized MNIST as (x_train, y_train, x_test, y_test), the first ``n_train``
     training images only if given."""
     data = load_dataset((784,), limit=n_train)
-    return data.x_train, data.y_train, data.x_test, data.y_test
+    return np.asarray(data.x_train), data.y_train, np.asarray(data.x_test), data.y_test  # float32 arrays
 
 
 def main(argv=None):
@@ -129,8 +128,12 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--png", default="siamese_mnist.png", help="scatter plot of the test embedding")
     args = parser.parse_args(argv)
-
-    start = time.perf_counter()
+    if args.png:  # a missing matplotlib is reported now, not after the training
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            sys.exit("siamese_mnist.py: error: --png needs matplotlib (pip install matplotlib, or 'ember[plot]'); "
+                     "pass --png '' to skip the plot")  # fmt: skip
     xtr, ytr, xte, yte = load(args.train)
     rng = np.random.default_rng(args.seed)
     branch = embedding_net(rng)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 import contextlib
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -46,7 +47,7 @@ class Backend:
 
     name: str = "numpy"
     dtype: str = "float32"
-    xp: object = field(init=False, repr=False, compare=False)
+    xp: Any = field(init=False, repr=False, compare=False)  # the numpy or cupy module
     #: per-thread work arrays of :meth:`work`
     _work: object = field(init=False, repr=False, compare=False)
 

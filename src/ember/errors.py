@@ -24,6 +24,9 @@ class FormatError(ValueError):
 def describe(array) -> str:
     """A short human description of what was received: shape and dtype, or type."""
     shape = getattr(array, "shape", None)
+    if type(array).__module__.startswith("torch"):  # a PyTorch habit: say what ember takes
+        return (f"a torch.Tensor {tuple(shape or ())} {getattr(array, 'dtype', '')} (ember takes NumPy arrays: "
+                "t.numpy(), or ember.interop.to_numpy(t))")  # fmt: skip
     if shape is None:
         if isinstance(array, (list, tuple)):
             return f"a {type(array).__name__} of {len(array)} entries"

@@ -22,7 +22,8 @@ def _profile(size, sigma, mean):
     return np.exp(-(((i - (mean * size + 0.5)) / (sigma * size)) ** 2) / 2)
 
 
-def gaussian1d(size=3, sigma=0.25, amplitude=1.0, normalize=False, mean=0.5):
+def gaussian1d(size: int = 3, sigma: float = 0.25, amplitude: float = 1.0, normalize: bool = False,
+               mean: float = 0.5) -> np.ndarray:
     """1-D Gaussian kernel (Torch7 ``image.gaussian1D``).
 
     g[i] = amplitude * exp(-((i - c) / (sigma * size))^2 / 2) for i = 1..size, with

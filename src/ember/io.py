@@ -60,7 +60,9 @@ def save(module, path, metadata: dict | None = None, extra: dict | None = None) 
     """
     from ._version import __version__
 
-    tensors, shared, by_id = {}, {}, {}
+    tensors: dict = {}
+    shared: dict = {}
+    by_id: dict = {}
     for name, array in module.named_arrays():
         if id(array) in by_id:
             shared[name] = by_id[id(array)]

@@ -139,7 +139,7 @@ def _setup(module, input, seed, reseed):
     return input, run, _probe(module, np.random.default_rng(seed))
 
 
-def check_gradients(module, input, eps=DEFAULT_EPS, seed=0, reseed=None, params=True):
+def check_gradients(module, input, eps: float = DEFAULT_EPS, seed: int = 0, reseed=None, params: bool = True) -> GradientReport:
     """Compare bprop (to the input and to every parameter) with finite differences.
 
     ``reseed(module)`` is called before every forward pass, for modules with noise
@@ -221,7 +221,7 @@ def check_random_directions(module, input, directions=3, eps=DEFAULT_EPS, seed=0
 
 
 # ---------------------------------------------------------------- criteria
-def check_criterion(criterion, input, target, eps=DEFAULT_EPS):
+def check_criterion(criterion, input, target, eps: float = DEFAULT_EPS) -> GradientReport:
     """Compare ``criterion.backward`` with finite differences of ``criterion.forward``."""
     _warn_precision(criterion)
     input = _copy(input)

@@ -35,7 +35,7 @@ def write_png(path, pixels) -> None:
                         _chunk(b"IEND", b"")])  # fmt: skip
 
 
-def filter_grid(weight, path=None, scale=8, pad=1, columns=None):
+def filter_grid(weight, path: str | None = None, scale: int = 8, pad: int = 1, columns: int | None = None):
     """Draw filters as a grid of tiles and (optionally) save it as a PNG.
 
     ``weight``: (n_filters, n_planes, kh, kw) as in ``SpatialConvolution.weight`` (or

@@ -6,6 +6,11 @@
     ember plot RUN.csv [-o curves.png]
     ember models
     ember manifold [--data FILE.npz] [--steps N] [--seed N] [--save-embedding OUT.npz] [--plot OUT.png]
+    ember --version
+
+Exit status: 0 success, 1 failure (bad data, a missing file or optional package, a
+diverging run; one ``ember CMD: error: ...`` line on stderr), 2 usage error (an unknown
+option or an invalid value, reported by argparse before any work starts), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -17,6 +22,23 @@ import time
 
 from .. import runtime
 
+from .argtypes import COUNT, NON_NEGATIVE, POSITIVE, POSITIVE_INT, probability as _probability
+
+
+def _data_options(group, evaluating=False):
+    from ..data.layout import LAYOUTS
+    from ..data.named import DATASETS
+
+    group.add_argument("--dataset", choices=sorted(DATASETS),
+                       help="named dataset (see docs/datasets.md): " + ("default: the one the model was trained on" if
+                            evaluating else "default: the model's own (mnist; svhn for svhn-mlp)"))  # fmt: skip
+    group.add_argument("--data-dir", help="folder with the dataset's files (mnist: default the bundled copy; "
+                                          "svhn/cifar10: default $EMBER_DATA/NAME or ~/.cache/ember/NAME)")  # fmt: skip
+    group.add_argument("--download", action="store_true", help="download missing dataset files (mirrors, checksums)")
+    group.add_argument("--data", help=".npz with x_train, y_train, x_test, y_test instead of a named dataset")
+    group.add_argument("--layout", choices=LAYOUTS,
+                       help="image layout of the data when the shape does not tell (channels first or last)")  # fmt: skip
+
 
 def _train_parser(sub):
     from ..data.preprocess import KINDS
@@ -27,43 +49,42 @@ def _train_parser(sub):
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog="schedules:\n  " + "\n  ".join(SCHEDULES.values()))  # fmt: skip
     p.add_argument("--model", default="mnist-mlp", help="network to train (see `ember models`); default mnist-mlp")
-    p.add_argument("--epochs", type=int, help="passes over the training set (default: the model's, 10)")
-    p.add_argument("--batch-size", type=int, help="minibatch size (default: the model's)")
+    p.add_argument("--epochs", type=POSITIVE_INT, help="passes over the training set (default: the model's, 10)")
+    p.add_argument("--batch-size", type=POSITIVE_INT, help="minibatch size (default: the model's)")
     g = p.add_argument_group("optimizer")
     g.add_argument("--optimizer", default="sgd", choices=sorted(OPTIMIZERS), help="optim.X to use (default sgd)")
-    g.add_argument("--lr", type=float, help="learning rate (default: the model's for sgd/nag, else the optimizer's)")
-    g.add_argument("--lr-decay", type=float, help="Torch7 annealing lr / (1 + t * decay), t = steps (default: the model's, sgd)")
-    g.add_argument("--momentum", type=float, help="momentum for sgd/nag (sgd: dampening 0; default: the model's)")
+    g.add_argument("--lr", type=POSITIVE, help="learning rate (default: the model's for sgd/nag, else the optimizer's)")
+    g.add_argument("--lr-decay", type=NON_NEGATIVE, help="Torch7 annealing lr / (1 + t * decay), t = steps (default: the model's, sgd)")
+    g.add_argument("--momentum", type=NON_NEGATIVE, help="momentum for sgd/nag (sgd: dampening 0; default: the model's)")
     g.add_argument("--optim-config", default="", metavar="K=V,...",
                    help="other hyperparameters of the optimizer, e.g. beta2=0.99,epsilon=1e-6 or line_search=wolfe")  # fmt: skip
     g.add_argument("--schedule", help="learning-rate schedule, e.g. step:3:0.5, exp:0.9, cosine, plateau:0.5:1, inverse:1e-4")
     g = p.add_argument_group("regularization")
-    g.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay (added to the gradient)")
-    g.add_argument("--l1", type=float, default=0.0, help="L1 weight decay")
-    g.add_argument("--decay-from", type=int, default=0, metavar="EPOCH",
+    g.add_argument("--weight-decay", type=NON_NEGATIVE, default=0.0, help="L2 weight decay (added to the gradient)")
+    g.add_argument("--l1", type=NON_NEGATIVE, default=0.0, help="L1 weight decay")
+    g.add_argument("--decay-from", type=COUNT, default=0, metavar="EPOCH",
                    help="switch L1/L2 on after this many epochs (the lecture: after a couple)")  # fmt: skip
     g.add_argument("--skip-biases", action="store_true", help="no weight decay on biases (1-D parameters)")
-    g.add_argument("--max-norm", type=float, help="cap each unit's incoming weight vector at this L2 norm")
-    g.add_argument("--clip-grad", type=float, help="scale the gradient down to at most this norm")
-    g.add_argument("--dropout", type=float, default=0.0, help="dropout probability in the hidden layers")
+    g.add_argument("--max-norm", type=POSITIVE, help="cap each unit's incoming weight vector at this L2 norm")
+    g.add_argument("--clip-grad", type=POSITIVE, help="scale the gradient down to at most this norm")
+    g.add_argument("--dropout", type=_probability, default=0.0, help="dropout probability in the hidden layers")
     g = p.add_argument_group("data")
-    g.add_argument("--data-dir", help="folder with the MNIST IDX files (default: the bundled copy)")
-    g.add_argument("--data", help=".npz with x_train, y_train, x_test, y_test instead of MNIST")
-    g.add_argument("--limit", type=int, help="use only the first N training samples (quick runs)")
-    g.add_argument("--valid", type=float, default=0, help="hold out N training samples (or a fraction < 1) for validation")
+    _data_options(g)
+    g.add_argument("--limit", type=POSITIVE_INT, help="use only the first N training samples (quick runs)")
+    g.add_argument("--valid", type=NON_NEGATIVE, default=0, help="hold out N training samples (or a fraction < 1) for validation")
     g.add_argument("--preprocess", default="global", choices=KINDS,
                    help="input normalization fitted on the training set (default global: one mean and std)")  # fmt: skip
-    g.add_argument("--early-stop", type=int, default=0, metavar="EPOCHS",
+    g.add_argument("--early-stop", type=COUNT, default=0, metavar="EPOCHS",
                    help="stop after EPOCHS epochs without a better validation loss; keep the best")  # fmt: skip
     g = p.add_argument_group("files")
     g.add_argument("--save", help="write the model here after every epoch (atomic; pickle-free)")
     g.add_argument("--log", help="CSV log, one row per epoch (plot it with `ember plot`)")
     g.add_argument("--checkpoint", help="checkpoint file (default with --checkpoint-every/--resume: SAVE.ckpt or ember.ckpt)")
-    g.add_argument("--checkpoint-every", type=int, default=0, metavar="N", help="also checkpoint every N steps")
+    g.add_argument("--checkpoint-every", type=COUNT, default=0, metavar="N", help="also checkpoint every N steps")
     g.add_argument("--resume", action="store_true", help="continue from the checkpoint if there is one")
-    g.add_argument("--max-steps", type=int, help="stop (with a checkpoint) after this many steps in total")
-    p.add_argument("--seed", type=int, default=0, help="seed for initialisation, shuffling, validation split and dropout")
-    p.add_argument("--threads", type=int, help="BLAS threads (default: all cores)")
+    g.add_argument("--max-steps", type=POSITIVE_INT, help="stop (with a checkpoint) after this many steps in total")
+    p.add_argument("--seed", type=COUNT, default=0, help="seed for initialisation, shuffling, validation split and dropout")
+    p.add_argument("--threads", type=POSITIVE_INT, help="BLAS threads (default: all cores)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="cpu (NumPy) or cuda (CuPy, needs a GPU)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar, only the epoch summaries")
     p.add_argument("--filters", metavar="PNG", help="after training, draw the first layer's filters into this PNG")
@@ -81,9 +102,8 @@ def _plot_parser(sub):
 def _eval_parser(sub):
     p = sub.add_parser("eval", help="test accuracy and confusion matrix of a saved model")
     p.add_argument("model_file")
-    p.add_argument("--data-dir", help="folder with the MNIST IDX files (default: the bundled copy)")
-    p.add_argument("--data", help=".npz with x_train, y_train, x_test, y_test (as used in training)")
-    p.add_argument("--threads", type=int)
+    _data_options(p, evaluating=True)
+    p.add_argument("--threads", type=POSITIVE_INT, help="BLAS threads (default: all cores)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="cpu (NumPy) or cuda (CuPy, needs a GPU)")
     p.add_argument("--confusion-png", help="also draw the confusion matrix to this PNG")
     p.set_defaults(run=cmd_eval)
@@ -96,7 +116,11 @@ def _models_parser(sub):
 
 def build_parser():
     """The ``ember`` command's argument parser (one sub-command per verb)."""
-    parser = argparse.ArgumentParser(prog="ember", description="ember: module-based deep learning, the Torch7 nn way")
+    from .._version import __version__
+
+    parser = argparse.ArgumentParser(prog="ember", description="ember: module-based deep learning, the Torch7 nn way",
+                                     epilog="exit status: 0 success, 1 failure, 2 usage error, 130 interrupted")  # fmt: skip
+    parser.add_argument("--version", action="version", version=f"ember {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
     _eval_parser(sub)
@@ -148,6 +172,11 @@ def parse_config(text):
     return config
 
 
+def _given(value, default):
+    """``value`` unless the option was left out (None); 0 is a value, not "unset"."""
+    return default if value is None else value
+
+
 def cmd_train(args):
     import numpy as np
 
@@ -164,7 +193,7 @@ def cmd_train(args):
     if not checkpoint and (args.checkpoint_every or args.resume or args.max_steps):
         checkpoint = (args.save + ".ckpt") if args.save else "ember.ckpt"
     options = TrainOptions(
-        epochs=args.epochs or d.get("epochs", 10), batch_size=args.batch_size or d.get("batch_size", 64),
+        epochs=_given(args.epochs, d.get("epochs", 10)), batch_size=_given(args.batch_size, d.get("batch_size", 64)),
         optimizer=args.optimizer, lr=args.lr if args.lr is not None else (d.get("lr") if sgd_like else None),
         lr_decay=args.lr_decay if args.lr_decay is not None else (d.get("lr_decay", 0.0) if args.optimizer == "sgd" else 0.0),
         momentum=args.momentum if args.momentum is not None else d.get("momentum"),
@@ -176,7 +205,11 @@ def cmd_train(args):
     )  # fmt: skip
     manual_seed(args.seed)
     valid = int(args.valid) if args.valid >= 1 else args.valid
-    data = load_dataset(spec.input_shape, args.data_dir, args.data, args.limit, valid, args.preprocess, args.seed)
+    if args.data and args.dataset:
+        raise ValueError("give either --data FILE.npz or --dataset NAME, not both")
+    dataset = args.dataset or (None if args.data else d.get("dataset", "mnist"))
+    data = load_dataset(spec.input_shape, args.data_dir, args.data, args.limit, valid, args.preprocess, args.seed,
+                        dataset=dataset, layout=args.layout, download=args.download)  # fmt: skip
     options_kw = {"dropout": args.dropout} if args.dropout else {}
     model = _to_device(spec.build(n_classes=data.n_classes, rng=np.random.default_rng(args.seed), **options_kw), args)
     config = {k: v for k, v in options.optimizer_config().items() if k != "line_search"}
@@ -207,6 +240,10 @@ def cmd_eval(args):
     from ..optim import ConfusionMatrix
     from ..training import evaluate, load_dataset
 
+    if args.confusion_png:  # fail before the evaluation, not after it
+        from ..optim.plot import pyplot
+
+        pyplot()
     _threads(args)
     model, meta = io.load(args.model_file, with_metadata=True)
     if not io.is_verified(meta):
@@ -214,15 +251,20 @@ def cmd_eval(args):
               f"unverified; save it again to add one", file=sys.stderr)  # fmt: skip
     _to_device(model, args)
     input_shape = tuple(json.loads(meta.get("input_shape", "[784]")))
-    dataset = args.data or (None if meta.get("dataset", "mnist") == "mnist" else meta["dataset"])
-    data = load_dataset(input_shape, args.data_dir, dataset, preprocess="none")
+    from ..data.named import DATASETS
+
+    trained_on = meta.get("dataset", "mnist")
+    data_file = args.data or (None if args.dataset or trained_on in DATASETS else trained_on)
+    dataset = None if data_file else (args.dataset or trained_on)
+    data = load_dataset(input_shape, args.data_dir, data_file, preprocess="none", dataset=dataset,
+                        layout=args.layout or meta.get("layout"), download=args.download)  # fmt: skip
     pre = from_file(io.load_extra(args.model_file), meta)
     if pre is None and "normalization" in meta:  # files written before preprocessing was stored as arrays
         from ..data import Standardizer
 
         norm = json.loads(meta["normalization"])
         pre = Standardizer.from_state(norm["per"], norm)
-    x_test = data.x_test if pre is None else pre.transform(data.x_test).reshape(data.x_test.shape)
+    x_test = data.x_test.with_preprocessor(pre)  # the raw images, preprocessed as training did, per batch
     loss, acc, pred = evaluate(model, nn.ClassNLLCriterion(), x_test, data.y_test)
     confusion = ConfusionMatrix(data.n_classes).batch_add(pred, data.y_test)
     print(f"{args.model_file}: {meta.get('model', 'model')} on {data.name} test set: "
@@ -235,7 +277,9 @@ def cmd_eval(args):
 
 def cmd_plot(args):
     from ..optim import plot_csv
+    from ..optim.plot import pyplot
 
+    pyplot()  # a missing matplotlib is reported before the log is read
     path = plot_csv(args.log, args.output, log_scale=args.log_scale)
     print(f"training curves written to {path}")
     return 0

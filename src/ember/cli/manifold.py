@@ -17,6 +17,8 @@ import time
 
 import numpy as np
 
+from .argtypes import COUNT, NON_NEGATIVE, POSITIVE, POSITIVE_INT
+
 #: "Done when" targets of the lecture's result (on the held-out images).
 TARGETS = {"LR": ("<=", 0.30), "NP@6": (">=", 0.75), "RazRing": (">=", 0.90)}
 
@@ -25,20 +27,20 @@ def add_manifold_arguments(p):
     p.add_argument("--data", help=".npz with images (N,H,W) uint8 and integer azimuth, elevation, lighting "
                                   "(optional boolean held_out); default: ember's rendered set")  # fmt: skip
     p.add_argument("--object", default="airplane", help="object to render when --data is not given (airplane, truck)")
-    p.add_argument("--size", type=int, default=32, help="rendered image size (default 32)")
+    p.add_argument("--size", type=POSITIVE_INT, default=32, help="rendered image size (default 32)")
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--steps", type=int, help="optimizer steps (default 2000)")
-    budget.add_argument("--epochs", type=float, help="budget in passes over the fit images as anchors "
+    budget.add_argument("--steps", type=POSITIVE_INT, help="optimizer steps (default 2000)")
+    budget.add_argument("--epochs", type=POSITIVE, help="budget in passes over the fit images as anchors "
                                                      "(one step uses 2 x --pairs anchors)")  # fmt: skip
-    p.add_argument("--pairs", type=int, default=64, help="similar pairs per step, and as many dissimilar (default 64)")
-    p.add_argument("--margin", type=float, default=1.0, help="contrastive margin m (default 1)")
+    p.add_argument("--pairs", type=POSITIVE_INT, default=64, help="similar pairs per step, and as many dissimilar (default 64)")
+    p.add_argument("--margin", type=POSITIVE, default=1.0, help="contrastive margin m (default 1)")
     p.add_argument("--arch", choices=("conv", "mlp"), help="embedding network (default conv; mlp where ember has no conv)")
-    p.add_argument("--dim", type=int, default=3, help="output dimension (default 3)")
+    p.add_argument("--dim", type=POSITIVE_INT, default=3, help="output dimension (default 3)")
     p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="default adam")
-    p.add_argument("--lr", type=float, help="learning rate (default: adam 1e-3, sgd 0.01)")
-    p.add_argument("--momentum", type=float, default=0.9, help="sgd momentum (default 0.9)")
-    p.add_argument("--seed", type=int, default=0, help="seed for initialisation and pair sampling")
-    p.add_argument("--threads", type=int, default=1,
+    p.add_argument("--lr", type=POSITIVE, help="learning rate (default: adam 1e-3, sgd 0.01)")
+    p.add_argument("--momentum", type=NON_NEGATIVE, default=0.9, help="sgd momentum (default 0.9)")
+    p.add_argument("--seed", type=COUNT, default=0, help="seed for initialisation and pair sampling")
+    p.add_argument("--threads", type=POSITIVE_INT, default=1,
                    help="threads for BLAS and ember's array work (default 1: this net's products are small, and "
                         "on a busy machine a second thread measured 12x slower per step)")  # fmt: skip
     p.add_argument("--save-embedding", metavar="OUT.npz", help="write the embeddings of all images, poses and split")

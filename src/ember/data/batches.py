@@ -7,10 +7,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 
-def minibatches(n, batch_size, rng=None, shuffle=True, drop_last=False):
+def minibatches(n: int, batch_size: int, rng: np.random.Generator | None = None, shuffle: bool = True,
+                drop_last: bool = False) -> Iterator[np.ndarray]:
     """Yield index arrays covering ``range(n)`` in batches (a new permutation per call
     when ``shuffle``; pass the same generator every epoch for a reproducible order)."""
     if not isinstance(batch_size, int) or batch_size <= 0:
@@ -36,28 +39,50 @@ class Standardizer:
         self.per, self.eps = per, float(eps)
         self.mean = self.std = None
 
-    def fit(self, x):
-        """Measure the mean and standard deviation of the training samples ``x``; returns self."""
-        x = np.asarray(x, dtype=np.float64)
+    def fit(self, x, chunk: int = 1024) -> Standardizer:
+        """Measure the mean and standard deviation of the training samples ``x``; returns self.
+
+        Two passes over ``chunk`` samples at a time with float64 accumulators (the mean,
+        then the squared deviations from it), so uint8 images are never copied whole to
+        float64."""
+        x = np.asarray(x)
+        if x.ndim < 1 or x.shape[0] < 1:
+            raise ValueError(f"Standardizer.fit: expected (N, ...) samples with N >= 1, got shape {x.shape}")
+        n = x.shape[0]
         axes = {"global": None, "feature": 0, "channel": (0,) + tuple(range(2, x.ndim))}[self.per]
         keep = self.per != "global"
-        self.mean = x.mean(axis=axes, keepdims=keep)
-        std = x.std(axis=axes, keepdims=keep)
+        count = {"global": x.size, "feature": n, "channel": n * int(np.prod(x.shape[2:]))}[self.per]
+        total = 0.0
+        for start in range(0, n, chunk):
+            total = total + x[start : start + chunk].sum(axis=axes, keepdims=keep, dtype=np.float64)
+        mean = total / count
+        squares = 0.0
+        for start in range(0, n, chunk):
+            deviation = x[start : start + chunk] - mean  # float64, one chunk
+            squares = squares + np.square(deviation).sum(axis=axes, keepdims=keep)
+        std = np.sqrt(squares / count)
+        self.mean = float(mean) if self.per == "global" else mean
         # floor: eps, and for per-feature/channel scaling 1% of the mean std, so features that
         # are (nearly) constant in training (MNIST's border pixels) do not explode on new data
         floor = self.eps if self.per == "global" else max(self.eps, 0.01 * float(std.mean()))
-        self.std = np.maximum(std, floor)
+        self.std = float(np.maximum(std, floor)) if self.per == "global" else np.maximum(std, floor)
         if self.per != "global":
             self.mean, self.std = self.mean[0], self.std[0]
         return self
 
-    def transform(self, x, dtype="float32"):
-        """``(x - mean) / std`` with the fitted statistics, as ``dtype``."""
+    def transform(self, x, dtype="float32", out: np.ndarray | None = None) -> np.ndarray:
+        """``(x - mean) / std`` with the fitted statistics, computed in ``dtype`` (no float64
+        copy for float32 output), into ``out`` if given."""
         if self.mean is None:
             raise RuntimeError("Standardizer.transform called before fit")
-        return ((np.asarray(x, dtype=np.float64) - self.mean) / self.std).astype(dtype)
+        x = np.asarray(x)
+        out = np.empty(x.shape, dtype=dtype) if out is None else out
+        np.copyto(out, x, casting="unsafe")
+        out -= np.asarray(self.mean, dtype=out.dtype)
+        out /= np.asarray(self.std, dtype=out.dtype)
+        return out
 
-    def fit_transform(self, x, dtype="float32"):
+    def fit_transform(self, x, dtype="float32") -> np.ndarray:
         """:meth:`fit` on ``x``, then :meth:`transform` it."""
         return self.fit(x).transform(x, dtype)
 

@@ -56,8 +56,11 @@ def class_count(name, *label_sets) -> int:
     low = min(int(y.min()) for y in present)
     high = max(int(y.max()) for y in present)
     if low == 1 and high >= 2:
-        raise FormatError(f"{name}: labels run 1 .. {high} with no 0: they look 1-based; "
-                          f"ember expects class indices 0 .. K-1 (subtract 1)")  # fmt: skip
+        raise FormatError(
+            f"{name}: labels run 1..{high} (1-based, as in Lua/Torch7 or MATLAB); ember counts classes from 0, so "
+            f"this would build a {high + 1}-class network whose class 0 never occurs. Shift them: y = y - 1 "
+            f"(for SVHN's .mat labels, where 10 means the digit 0: y = y % 10, or use --dataset svhn)"
+        )
     return high + 1
 
 

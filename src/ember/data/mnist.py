@@ -8,13 +8,14 @@ verifying checksums, for users who want them elsewhere.
 
 from __future__ import annotations
 
+import functools
+import gzip
 import os
-import urllib.error
-import urllib.request
 from importlib import resources
 
 from ..errors import FormatError
 from ..io import atomic_write
+from .download import download_first
 from .idx import read_bytes, read_idx, sha256
 
 FILES = {
@@ -72,6 +73,15 @@ def load_mnist(data_dir=None, splits=("train", "test")) -> dict:
     return out
 
 
+def _gzip_problem(blob, digest):
+    """None when ``blob`` is gzip data whose uncompressed SHA-256 is ``digest``, else why not."""
+    try:
+        raw = gzip.decompress(blob)
+    except (OSError, EOFError):
+        return "not gzip data"
+    return None if sha256(raw) == digest else "checksum mismatch"
+
+
 def download_mnist(data_dir, mirrors=MIRRORS, timeout=30) -> list:
     """Download the four MNIST files into ``data_dir`` (skipping valid ones).
 
@@ -90,31 +100,8 @@ def download_mnist(data_dir, mirrors=MIRRORS, timeout=30) -> list:
                 continue
         except FormatError:  # a damaged copy: download it again
             pass
-        errors = []
-        for mirror in mirrors:
-            url = mirror + stem + ".gz"
-            try:
-                with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - fixed https mirrors
-                    blob = response.read()
-            except (urllib.error.URLError, OSError, TimeoutError) as exc:
-                errors.append(f"{url}: {getattr(exc, 'reason', exc)}")
-                continue
-            import gzip
-
-            try:
-                raw = gzip.decompress(blob)
-            except OSError:
-                errors.append(f"{url}: not gzip data")
-                continue
-            if sha256(raw) != digest:
-                errors.append(f"{url}: checksum mismatch")
-                continue
-            atomic_write(target, [blob])
-            paths.append(target)
-            break
-        else:
-            raise OSError(
-                f"could not download MNIST file {stem}.gz; tried:\n  " + "\n  ".join(errors)
-                + f"\nDownload it by hand and put it at {target} (sha256 of the uncompressed file: {digest})"
-            )
+        blob = download_first(f"{stem}.gz", mirrors, functools.partial(_gzip_problem, digest=digest), target,
+                              f"sha256 of the uncompressed file: {digest}", timeout)  # fmt: skip
+        atomic_write(target, [blob])
+        paths.append(target)
     return paths

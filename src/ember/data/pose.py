@@ -107,13 +107,14 @@ def render_pose_set(obj="airplane", size=32, azimuths=AZIMUTHS, elevations=ELEVA
         raise ValueError(f"render_pose_set: size must be an int >= 8, got {size!r}")
     lightings = list(lightings)
     chosen = [LIGHTINGS[i] for i in lightings]
-    images, labels = [], []
+    views_list: list = []
+    labels: list = []
     for az in azimuths:
         for el in elevations:
             views = render_views(obj, az, el, size=size, supersample=supersample, lightings=chosen)
-            images.append(np.round(views * 255).astype(np.uint8))
+            views_list.append(np.round(views * 255).astype(np.uint8))
             labels += [(az, el, light) for light in lightings]
-    images = np.concatenate(images)
+    images = np.concatenate(views_list)
     az, el, light = (np.array(column, dtype=np.int64) for column in zip(*labels))
     name = obj if isinstance(obj, str) else "custom object"
     return PoseSet(images, az, el, light, fixed_split(len(images)), name=name)

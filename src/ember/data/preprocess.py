@@ -47,7 +47,7 @@ class ZCA:
         self.eps = float(eps)
         self.mean = self.w = None
 
-    def fit(self, x, chunk=8192):
+    def fit(self, x, chunk: int = 8192) -> ZCA:
         """Mean and whitening matrix W = U diag(1/sqrt(lambda + eps)) U^T of the training
         samples' covariance (accumulated in float64 chunks); returns self."""
         x = np.asarray(x)
@@ -71,7 +71,7 @@ class ZCA:
         self.w = (u * scale) @ u.T
         return self
 
-    def transform(self, x, dtype="float32", chunk=8192):
+    def transform(self, x, dtype="float32", chunk: int = 8192) -> np.ndarray:
         """``(x - mean) W`` per sample, in the input's shape, as ``dtype``."""
         if self.w is None:
             raise RuntimeError("ZCA.transform called before fit")
@@ -84,7 +84,7 @@ class ZCA:
             out[start : start + chunk] = (flat[start : start + chunk] - self.mean) @ self.w
         return out.reshape(x.shape)
 
-    def fit_transform(self, x, dtype="float32"):
+    def fit_transform(self, x, dtype="float32") -> np.ndarray:
         """:meth:`fit` on ``x``, then :meth:`transform` it."""
         return self.fit(x).transform(x, dtype)
 
@@ -103,7 +103,7 @@ class ZCA:
 KINDS = ("none", "global", "feature", "channel", "zca")
 
 
-def make_preprocessor(kind="global", eps=None):
+def make_preprocessor(kind: str = "global", eps: float | None = None):
     """A new unfitted preprocessor: one of :data:`KINDS` (``"none"`` gives None)."""
     if kind == "none":
         return None

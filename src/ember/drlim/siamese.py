@@ -126,7 +126,7 @@ def standardize(images, fit_index):
     return ((x - mean) / std)[:, None, :, :].astype(np.float32)
 
 
-def embed(net, x, batch_size=256):
+def embed(net, x, batch_size: int = 256) -> np.ndarray:
     """G(x) for all rows of x, in evaluation mode, as a new float64 array."""
     net.evaluate()
     out = [np.array(net.forward(x[s : s + batch_size]), dtype=np.float64) for s in range(0, len(x), batch_size)]

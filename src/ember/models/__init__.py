@@ -9,6 +9,8 @@ registers nothing).
 
 from __future__ import annotations
 
+import numpy as np
+
 from . import convnets, mlp, recurrent
 from .spec import ModelSpec
 
@@ -24,7 +26,7 @@ def get_model(name: str) -> ModelSpec:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}") from None
 
 
-def build_model(name: str, n_classes=10, rng=None, **options):
+def build_model(name: str, n_classes: int = 10, rng: np.random.Generator | None = None, **options):
     """Build the network ``name`` (see :data:`MODELS`)."""
     return get_model(name).build(n_classes=n_classes, rng=rng, **options)
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from .. import image, nn
 from .spec import ModelSpec
 
 
-def lenet5(n_classes=10, rng=None, dropout=0.0):
+def lenet5(n_classes: int = 10, rng: np.random.Generator | None = None, dropout: float = 0.0) -> nn.Sequential:
     """LeNet-5 as most frameworks ship it (Caffe/PyTorch examples), for 1x28x28 inputs:
 
     conv 5x5 1->20, max 2x2, ReLU, conv 5x5 20->50, max 2x2, ReLU, Linear 800->500, ReLU,
@@ -27,7 +29,8 @@ def lenet5(n_classes=10, rng=None, dropout=0.0):
     return net.add(nn.Linear(500, n_classes, rng=rng)).add(nn.LogSoftMax())
 
 
-def convnet_lcn(n_classes=10, rng=None, dropout=0.5, width=(32, 64), hidden=256):
+def convnet_lcn(n_classes: int = 10, rng: np.random.Generator | None = None, dropout: float = 0.5,
+                width: tuple[int, int] = (32, 64), hidden: int = 256) -> nn.Sequential:
     """The lecture's multistage architecture, two stages of
     [Normalization -> Filter bank -> Non-linearity -> Pooling], then a classifier:
 

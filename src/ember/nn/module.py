@@ -26,6 +26,7 @@ import weakref
 from ..backend import NUMPY32, Backend, get_backend
 from ..errors import ShapeError, describe
 from ._layout import axis_order, ensure_layout
+from .torch_habits import TorchHabits
 
 _GRAD = "grad_"
 
@@ -101,7 +102,7 @@ def _record_constructor_arguments(init):
     return wrapper
 
 
-class Module:
+class Module(TorchHabits):
     """Base class of every layer and container.
 
     Attributes:

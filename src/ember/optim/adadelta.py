@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._validate import buffer, evaluate, hyperparameters, moving_average, namespace, scratch, setup, weight_decay
+from .._typing import Array, FEval, OptimResult
 
 _KEYS = {  # hyperparameter: default and bounds
     "rho": {"default": 0.9, "low": 0, "high": 1},
@@ -13,7 +14,7 @@ _KEYS = {  # hyperparameter: default and bounds
 _STATE = ("eval_counter", "param_variance", "acc_delta")
 
 
-def adadelta(feval, x, config=None, state=None):
+def adadelta(feval: FEval, x: Array, config: dict | None = None, state: dict | None = None) -> OptimResult:
     """One AdaDelta step on the flat vector ``x`` (updated in place).
 
     ::

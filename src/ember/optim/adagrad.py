@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._validate import buffer, evaluate, hyperparameters, namespace, scratch, setup, step_over_root, weight_decay
+from .._typing import Array, FEval, OptimResult
 
 _KEYS = {  # hyperparameter: default and bounds
     "learning_rate": {"default": 1e-3, "low": 0},
@@ -12,7 +13,7 @@ _KEYS = {  # hyperparameter: default and bounds
 _STATE = ("eval_counter", "param_variance")
 
 
-def adagrad(feval, x, config=None, state=None):
+def adagrad(feval: FEval, x: Array, config: dict | None = None, state: dict | None = None) -> OptimResult:
     """One AdaGrad step on the flat vector ``x`` (updated in place).
 
     ::

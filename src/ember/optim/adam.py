@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 
 from ._validate import buffer, evaluate, moving_average, number, scratch, setup, step_over_root, weight_decay
+from .._typing import Array, FEval, OptimResult
 
 _KEYS = {"learning_rate", "learning_rate_decay", "beta1", "beta2", "epsilon", "weight_decay"}
 _STATE = ("t", "m", "v")
 
 
-def adam(feval, x, config=None, state=None):
+def adam(feval: FEval, x: Array, config: dict | None = None, state: dict | None = None) -> OptimResult:
     """One Adam step on the flat vector ``x`` (updated in place).
 
     ::

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from ._validate import buffer, evaluate, moving_average, namespace, number, scratch, setup, weight_decay
+from .._typing import Array, FEval, OptimResult
 
 _KEYS = {"learning_rate", "beta1", "beta2", "epsilon", "weight_decay"}
 
 
-def adamax(feval, x, config=None, state=None):
+def adamax(feval: FEval, x: Array, config: dict | None = None, state: dict | None = None) -> OptimResult:
     """One AdaMax step on the flat vector ``x`` (updated in place).
 
     ::

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from .adam import adam_step
+from .._typing import Array, FEval, OptimResult
 
 
-def adamw(feval, x, config=None, state=None):
+def adamw(feval: FEval, x: Array, config: dict | None = None, state: dict | None = None) -> OptimResult:
     """One AdamW step on the flat vector ``x`` (updated in place).
 
     As :func:`~ember.optim.adam`, except that weight decay shrinks the parameters

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from ._validate import buffer, evaluate, namespace, number, scratch, setup
+from .._typing import Array, FEval
 
 _KEYS = {"eta0", "lambda", "alpha", "t0"}
 _STATE = ("eta_t", "mu_t", "t", "ax")
 
 
-def asgd(feval, x, config=None, state=None):
+def asgd(feval: FEval, x: Array, config: dict | None = None, state: dict | None = None) -> tuple[Array, list[float], Array]:
     """One ASGD step on the flat vector ``x`` (updated in place); also averages x.
 
     ::

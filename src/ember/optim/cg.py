@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 
 from ._validate import dot, evaluate, integer, namespace, number, scratch, setup
+from .._typing import Array, FEval
 
 _KEYS = {"rho", "sig", "int", "ext", "max_iter", "ratio", "max_eval"}
 
 
-def cg(feval, x, config=None, state=None):
+def cg(feval: FEval, x: Array, config: dict | None = None, state: dict | None = None) -> tuple[Array, list[float], int]:
     """Minimise from ``x`` (updated in place) by Polak-Ribiere conjugate gradients.
 
     Each iteration searches along ``s`` (initially ``-g``) with a line search built

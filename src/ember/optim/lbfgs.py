@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._validate import buffer, dot, evaluate, integer, namespace, number, scratch, setup
+from .._typing import Array, FEval
 
 _KEYS = {
     "max_iter", "max_eval", "tol_fun", "tol_x", "n_correction", "line_search",
@@ -14,7 +15,7 @@ _STATE = (
 )  # fmt: skip
 
 
-def lbfgs(feval, x, config=None, state=None):
+def lbfgs(feval: FEval, x: Array, config: dict | None = None, state: dict | None = None) -> tuple[Array, list[float], int]:
     """Up to ``max_iter`` L-BFGS iterations from ``x`` (updated in place).
 
     The direction is ``d = -H g`` where H, the inverse-Hessian estimate, is never

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from ._validate import buffer, evaluate, namespace, number, scratch, setup, vector, weight_decay
+from .._typing import Array, FEval, OptimResult
 
 _KEYS = {"learning_rate", "learning_rate_decay", "weight_decay", "momentum", "learning_rates"}
 
 
-def nag(feval, x, config=None, state=None):
+def nag(feval: FEval, x: Array, config: dict | None = None, state: dict | None = None) -> OptimResult:
     """One Nesterov step on the flat vector ``x`` (updated in place).
 
     The gradient is taken at the look-ahead point ``x + mu v`` (Sutskever, Martens,

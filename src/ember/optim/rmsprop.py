@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from ._validate import buffer, evaluate, moving_average, number, scratch, setup, step_over_root, weight_decay
+from .._typing import Array, FEval, OptimResult
 
 _KEYS = {"learning_rate", "alpha", "epsilon", "weight_decay", "initial_mean"}
 
 
-def rmsprop(feval, x, config=None, state=None):
+def rmsprop(feval: FEval, x: Array, config: dict | None = None, state: dict | None = None) -> OptimResult:
     """One RMSprop step on the flat vector ``x`` (updated in place).
 
     ::

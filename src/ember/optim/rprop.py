@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from ._validate import buffer, evaluate, integer, namespace, number, scratch, setup
+from .._typing import Array, FEval, OptimResult
 
 _KEYS = {"stepsize", "etaplus", "etaminus", "stepsizemax", "stepsizemin", "niter"}
 
 
-def rprop(feval, x, config=None, state=None):
+def rprop(feval: FEval, x: Array, config: dict | None = None, state: dict | None = None) -> OptimResult:
     """``niter`` Rprop steps on the flat vector ``x`` (updated in place).
 
     Each weight has its own step size, adapted from the sign of successive gradients

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..backend import axpby
 from ._validate import evaluate, namespace, number, scratch, setup, vector, weight_decay
+from .._typing import Array, FEval, OptimResult
 
 _KEYS = {
     "learning_rate", "learning_rate_decay", "weight_decay", "weight_decays", "l1_weight_decay",
@@ -11,7 +12,7 @@ _KEYS = {
 }  # fmt: skip
 
 
-def sgd(feval, x, config=None, state=None):
+def sgd(feval: FEval, x: Array, config: dict | None = None, state: dict | None = None) -> OptimResult:
     """One SGD step on the flat parameter vector ``x`` (updated in place).
 
     ``feval(x) -> (loss, dloss/dx)`` is the lecture's closure. ``config`` keys (Torch7

@@ -110,7 +110,9 @@ class TrainingRun:
                 return False
             index = run.order[run.position : run.position + bs]
             xb, yb = self.batch_x[: len(index)], self.batch_y[: len(index)]
-            if backend.xp is np and data.x_train.dtype == xb.dtype:
+            if hasattr(data.x_train, "gather"):  # raw images, preprocessed as the batch is gathered
+                data.x_train.gather(index, xb)
+            elif backend.xp is np and data.x_train.dtype == xb.dtype:
                 np.take(data.x_train, index, axis=0, out=xb)  # gathered straight into the batch buffer
             else:  # another dtype (a float64 model) or the GPU
                 xb[...] = backend.asarray(data.x_train[index])

@@ -1,8 +1,10 @@
-"""A dependency-free progress bar for long loops (one per epoch in ``ember train``).
+"""A progress bar for long loops (one per epoch in ``ember train``).
 
-On a terminal it redraws one line (at most 10 times a second) with a bar, samples/s,
-the ETA and the running loss. When the output is not a terminal (a log file, CI) it
-prints a plain line every ``plain_every`` seconds instead, so logs stay readable.
+On a terminal it is a tqdm bar when tqdm is installed (the ``progress`` extra:
+``pip install 'ember[progress]'``), else ember's own: one line redrawn at most 10 times a
+second with a bar, samples/s, the ETA and the running loss. When the output is not a
+terminal (a log file, CI) it prints a plain line every ``plain_every`` seconds instead,
+with or without tqdm, so logs stay readable.
 """
 
 from __future__ import annotations
@@ -28,10 +30,17 @@ class Progress:
         self.count = 0
         self.start = self.last_draw = time.perf_counter()
         self.postfix = {}
+        self._tqdm = _tqdm_bar(self) if enabled and self.tty else None
 
-    def update(self, n=1, **postfix):
+    def update(self, n: int = 1, **postfix) -> None:
         self.count += n
         self.postfix.update(postfix)
+        if self._tqdm is not None:
+            if postfix:
+                self._tqdm.set_postfix({k: f"{v:.4f}" if isinstance(v, float) else v for k, v in postfix.items()},
+                                       refresh=False)  # fmt: skip
+            self._tqdm.update(n)
+            return
         if not self.enabled:
             return
         now = time.perf_counter()
@@ -56,8 +65,20 @@ class Progress:
         self.stream.write(self.line(now) + (" " * 4 if end == "\r" else "") + end)
         self.stream.flush()
 
-    def close(self):
+    def close(self) -> None:
         """Erase the bar on a terminal (the caller prints its summary line)."""
-        if self.enabled and self.tty:
+        if self._tqdm is not None:
+            self._tqdm.close()
+        elif self.enabled and self.tty:
             self.stream.write(" " * (len(self.line()) + 4) + "\r")
             self.stream.flush()
+
+
+def _tqdm_bar(progress):
+    """A tqdm bar for ``progress`` on its terminal stream, or None without tqdm."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=progress.total, desc=progress.desc, file=progress.stream, unit=progress.unit,
+                unit_scale=True, leave=False, mininterval=0.1, dynamic_ncols=True)  # fmt: skip

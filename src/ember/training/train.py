@@ -27,8 +27,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import optim
-from ..data import load_mnist
 from ..data.checks import check_dataset
+from ..data.images import PreprocessedImages
+from ..data.layout import to_model_layout
+from ..data.named import load_named
 from ..data.npz import read_npz
 from ..data.preprocess import make_preprocessor
 from ..errors import ShapeError
@@ -36,40 +38,40 @@ from ..errors import ShapeError
 
 @dataclass
 class Dataset:
-    """Arrays ready for a model: float32 inputs of shape (N, *input_shape), int64 labels,
-    preprocessed with ``preprocessor`` fitted on ``x_train`` only."""
+    """Inputs ready for a model, int64 labels. ``x_train``, ``x_valid``, ``x_test`` are
+    :class:`~ember.data.images.PreprocessedImages` of shape (N, *input_shape): the raw
+    (uint8) images, preprocessed with ``preprocessor`` (fitted on ``x_train`` only) one
+    batch at a time, float32 when sliced or gathered."""
 
     name: str
-    x_train: np.ndarray
+    x_train: np.ndarray | PreprocessedImages
     y_train: np.ndarray
-    x_test: np.ndarray
+    x_test: np.ndarray | PreprocessedImages
     y_test: np.ndarray
     n_classes: int
     preprocessor: object = None
-    x_valid: np.ndarray | None = None
+    x_valid: np.ndarray | PreprocessedImages | None = None
     y_valid: np.ndarray | None = None
     preprocess_kind: str = "global"
+    layout: str | None = None
 
     @property
     def standardizer(self):
         return self.preprocessor
 
 
-def _shape_for(images, input_shape, what):
-    n = images.shape[0]
-    if int(np.prod(images.shape[1:])) != int(np.prod(input_shape)):
-        raise ShapeError(
-            f"{what}: samples of shape {tuple(images.shape[1:])} do not fit a model expecting {tuple(input_shape)}"
-        )
-    return images.reshape((n,) + tuple(input_shape))
-
-
-def make_dataset(name, x_train, y_train, x_test, y_test, input_shape, valid=0, preprocess="global", seed=0):
+def make_dataset(name: str, x_train, y_train, x_test, y_test, input_shape: tuple, valid: float = 0,
+                 preprocess: str = "global", seed: int = 0, layout: str | None = None) -> Dataset:
     """Check the arrays (:func:`ember.data.checks.check_dataset`: numeric images, one
-    whole-number label in 0 .. K-1 per image), split off ``valid`` training samples (a count, or a fraction if < 1) at random
-    (seeded), fit the preprocessing (see :mod:`ember.data.preprocess`) on the rest,
-    and apply it to all three sets."""
+    whole-number label in 0 .. K-1 per image, 1-based labels refused with a message),
+    put the images in the model's layout (:func:`ember.data.layout.to_model_layout`: NHWC
+    detected from the shape where only one reading fits, else ``layout`` must say
+    ``"nchw"`` or ``"nhwc"``), split off ``valid`` training samples (a count, or a fraction
+    if < 1) at random (seeded), and fit the preprocessing (see :mod:`ember.data.preprocess`)
+    on the rest; images stay in their dtype and each batch is preprocessed when gathered."""
     y_train, y_test, n_classes = check_dataset(name, x_train, y_train, x_test, y_test)
+    x_train, layout = to_model_layout(x_train, input_shape, layout, name)
+    x_test, _ = to_model_layout(x_test, input_shape, layout, name)
     n = len(y_train)
     n_valid = int(round(valid * n)) if 0 < valid < 1 else int(valid)
     if not 0 <= n_valid < n:
@@ -81,32 +83,35 @@ def make_dataset(name, x_train, y_train, x_test, y_test, input_shape, valid=0, p
         x_valid, y_valid = x_train[held], y_train[held]
         x_train, y_train = x_train[kept], y_train[kept]
     pre = make_preprocessor(preprocess)
-    x_train, x_test = _shape_for(x_train, input_shape, name), _shape_for(x_test, input_shape, name)
-    x_valid = None if x_valid is None else _shape_for(x_valid, input_shape, name)
-    x_train = pre.fit_transform(x_train) if pre else x_train.astype(np.float32)
-    apply = pre.transform if pre else (lambda a: a.astype(np.float32))
+    if pre is not None:
+        pre.fit(x_train)
+    # the images stay uint8 (or whatever they are); each batch is preprocessed when gathered
+    x_train = PreprocessedImages(x_train, pre)
     return Dataset(
-        name, x_train, y_train.astype(np.int64), apply(x_test), y_test.astype(np.int64), n_classes, pre,
-        None if x_valid is None else apply(x_valid), None if y_valid is None else y_valid.astype(np.int64), preprocess,
+        name, x_train, y_train, PreprocessedImages(x_test, pre), y_test, n_classes, pre,
+        None if x_valid is None else PreprocessedImages(x_valid, pre), y_valid, preprocess, layout,
     )  # fmt: skip
 
 
-def load_dataset(input_shape, data_dir=None, data_file=None, limit=None, valid=0, preprocess="global", seed=0) -> Dataset:
-    """MNIST (bundled, or from ``data_dir``), or an ``.npz`` file with ``x_train``,
-    ``y_train``, ``x_test``, ``y_test``; see :func:`make_dataset` for ``valid`` and
-    ``preprocess`` (default: one mean and std over the training images, the lecture's
-    recipe)."""
+def load_dataset(input_shape: tuple, data_dir: str | None = None, data_file: str | None = None, limit: int | None = None,
+                 valid: float = 0, preprocess: str = "global", seed: int = 0, dataset: str | None = None,
+                 layout: str | None = None, download: bool = False) -> Dataset:
+    """A named dataset (``dataset``: mnist, svhn, cifar10 or idx, see
+    :mod:`ember.data.named`; default mnist, bundled or from ``data_dir``), or an ``.npz``
+    file with ``x_train``, ``y_train``, ``x_test``, ``y_test``; see :func:`make_dataset`
+    for ``valid``, ``preprocess`` (default: one mean and std over the training images,
+    the lecture's recipe) and ``layout``."""
     if data_file:
         arrays = read_npz(data_file, ("x_train", "y_train", "x_test", "y_test"))
         xtr, ytr, xte, yte = (arrays[k] for k in ("x_train", "y_train", "x_test", "y_test"))
         name = str(data_file)
     else:
-        splits = load_mnist(data_dir)
+        name = dataset or "mnist"
+        splits = load_named(name, data_dir, download)
         (xtr, ytr), (xte, yte) = splits["train"], splits["test"]
-        name = "mnist"
     if limit:
         xtr, ytr = xtr[:limit], ytr[:limit]
-    return make_dataset(name, xtr, ytr, xte, yte, input_shape, valid, preprocess, seed)
+    return make_dataset(name, xtr, ytr, xte, yte, input_shape, valid, preprocess, seed, layout)
 
 
 #: the learning rate used when none is given (else the optimizer's default, TORCH_LR)
@@ -185,7 +190,7 @@ class TrainOptions:
 
     def optimizer_config(self) -> dict:
         """The ``config`` dict for ``optim.<optimizer>`` (validated by the optimizer)."""
-        name, config = self.optimizer, {}
+        name, config = self.optimizer, dict[str, object]()
         lr = self.lr if self.lr is not None else DEFAULT_LR.get(name)
         if lr is not None and self.lr_key:
             config[self.lr_key] = lr
@@ -211,7 +216,7 @@ def on_model_backend(criterion, model):
     return criterion
 
 
-def evaluate(model, criterion, x, y, batch_size=1000):
+def evaluate(model, criterion, x, y, batch_size: int = 1000) -> tuple[float, float, np.ndarray]:
     """``(mean loss, accuracy, predictions)`` of ``model`` in evaluation mode."""
     criterion = on_model_backend(criterion, model)
     was_training = model.train
@@ -247,7 +252,10 @@ def make_feval(model, criterion, inputs, targets, grads, regularize=None):
 
 def model_metadata(data: Dataset) -> dict:
     """What ``ember eval`` needs besides the arrays: the dataset's name."""
-    return {"dataset": data.name}
+    meta = {"dataset": data.name}
+    if data.layout:
+        meta["layout"] = data.layout
+    return meta
 
 
 __all__ = ["Dataset", "TrainOptions", "load_dataset", "make_dataset", "evaluate", "make_feval", "model_metadata"]
