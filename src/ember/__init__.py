@@ -21,11 +21,12 @@ from . import data, models, nn, optim  # noqa: E402
 from .backend import Backend, get_backend  # noqa: E402
 from .errors import FormatError, ShapeError, TrainingError  # noqa: E402
 from .io import load, save  # noqa: E402
+from .t7 import load_t7  # noqa: E402
 from .nn.init import manual_seed  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
     "nn", "optim", "data", "models", "Backend", "get_backend", "ShapeError", "TrainingError", "FormatError",
-    "load", "save", "manual_seed", "__version__",
+    "load", "save", "load_t7", "manual_seed", "__version__",
 ]  # fmt: skip

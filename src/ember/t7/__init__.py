@@ -1,0 +1,34 @@
+"""Torch7 ``.t7`` files: a safe reader (:func:`read_t7`) and :func:`load_t7`, which turns
+the saved module tree into ember modules. See docs/torch7.md."""
+
+from __future__ import annotations
+
+from ..errors import FormatError
+from .mapping import Mapper, UnmappedClassError
+from .reader import LuaFunction, TorchObject, read_t7, read_t7_bytes
+
+
+def load_t7(path, *, partial=False, ascii=None, long_size=None):
+    """Load a Torch7 model file as an ember module (float32, NumPy backend).
+
+    ``partial=True`` returns the raw object (:class:`TorchObject` tree, dicts, arrays)
+    when some class has no ember mapping, instead of raising :class:`UnmappedClassError`
+    (a :class:`FormatError` naming the class and its path in the tree). A file that holds
+    no module (a bare tensor or table) is returned as read. Nothing in the file is run.
+    """
+    obj = read_t7(path, ascii=ascii, long_size=long_size)
+    if not isinstance(obj, TorchObject):
+        if partial:
+            return obj
+        raise FormatError(f"{path}: holds a {type(obj).__name__}, not a Torch7 module (use read_t7 for raw data)")
+    try:
+        return Mapper().module(obj)
+    except UnmappedClassError:
+        if partial:
+            return obj
+        raise
+    except FormatError as exc:
+        raise FormatError(f"{path}: {exc}") from None
+
+
+__all__ = ["load_t7", "read_t7", "read_t7_bytes", "TorchObject", "LuaFunction", "UnmappedClassError", "Mapper"]

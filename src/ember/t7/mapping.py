@@ -1,0 +1,385 @@
+"""Torch7 objects (from :mod:`ember.t7.reader`) to ember modules.
+
+Each Torch7 class name maps to a builder that calls the ember module's public
+constructor with the object's fields and then assigns its parameters (``weight``,
+``bias``, running statistics). Indices stored 1-based by Torch7 (connection tables,
+table indices, padding values) become 0-based; axes become ember's (batch-first) ones.
+Tensors that share storage in the file (``clone('weight', 'bias')``) become one array.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import nn
+from ..errors import FormatError
+from .reader import TorchObject
+
+
+class UnmappedClassError(FormatError):
+    """A Torch7 class with no ember equivalent, named with its path in the module tree."""
+
+
+def as_list(table, what="table"):
+    """A Lua array table ``{1: a, 2: b, ...}`` as a Python list."""
+    if table is None:
+        return []
+    if not isinstance(table, dict):
+        raise FormatError(f"{what}: expected a table, got {type(table).__name__}")
+    return [table[i] for i in range(1, len(table) + 1) if i in table]
+
+
+class Mapper:
+    """Build ember modules from a Torch7 object tree, remembering what was built so a
+    module (or tensor) that appears twice in the file is one ember module (array)."""
+
+    def __init__(self):
+        self.modules, self.arrays = {}, {}
+
+    def module(self, obj, path="model"):
+        """The ember module for the Torch7 object ``obj`` found at ``path``."""
+        if not isinstance(obj, TorchObject):
+            raise FormatError(f"{path}: expected a Torch7 module, got {type(obj).__name__}")
+        if id(obj) in self.modules:
+            return self.modules[id(obj)]
+        name = obj.class_name.split(".", 1)[-1] if obj.class_name.startswith("cudnn.") else obj.class_name
+        builder = BUILDERS.get(name) or BUILDERS.get(name.removeprefix("nn."))
+        if builder is None:
+            raise UnmappedClassError(f"{path}: Torch7 class {obj.class_name!r} has no ember mapping (use partial=True for the raw object)")
+        try:
+            module = builder(self, obj, f"{path}<{obj.class_name}>")
+        except UnmappedClassError:
+            raise
+        except (FormatError, ValueError, TypeError, KeyError, IndexError) as exc:
+            raise FormatError(f"{path}: cannot map {obj.class_name}: {exc}") from None
+        self.modules[id(obj)] = module
+        return module
+
+    def children(self, obj, path):
+        """The mapped ``modules`` of a container."""
+        return [self.module(m, f"{path}.modules[{i}]") for i, m in enumerate(as_list(obj.get("modules"), "modules"), 1)]
+
+    def array(self, obj, key, shape=None, required=True):
+        """Field ``key`` as a float32 array (reshaped to ``shape``), shared when the file
+        shares the tensor or its exact view of a storage."""
+        tensor = obj.get(key)
+        if tensor is None or (isinstance(tensor, np.ndarray) and tensor.size == 0 and shape is None):
+            if required:
+                raise FormatError(f"missing tensor {key!r}")
+            return None
+        if not isinstance(tensor, np.ndarray):
+            raise FormatError(f"{key!r} is not a tensor")
+        address = tensor.__array_interface__["data"][0]
+        ident = (address, tensor.shape, tensor.strides, tensor.dtype.str, shape)
+        if ident not in self.arrays:
+            value = np.array(tensor, dtype="float32")
+            if shape is not None:
+                if value.size != int(np.prod(shape)):
+                    raise FormatError(f"{key!r} of shape {tensor.shape} does not fit {tuple(shape)}")
+                value = value.reshape(shape)
+            self.arrays[ident] = value
+        return self.arrays[ident]
+
+    def set_params(self, module, obj, *names):
+        """Assign Torch7 tensors to same-named ember attributes, checking shapes."""
+        for name in names:
+            target = getattr(module, name, None)
+            if target is None:
+                continue
+            value = self.array(obj, name, target.shape)
+            setattr(module, name, value)
+
+
+def _int(obj, key, default=None):
+    value = obj.get(key, default)
+    if value is None:
+        raise FormatError(f"missing field {key!r}")
+    if isinstance(value, bool) or not float(value).is_integer():
+        raise FormatError(f"field {key!r} = {value!r} is not an integer")
+    return int(value)
+
+
+def _num(obj, key, default=None):
+    value = obj.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise FormatError(f"field {key!r} = {value!r} is not a number")
+    return value
+
+
+def _sizes(value, what):
+    """A LongStorage/tensor or a table of sizes as a tuple of ints."""
+    if isinstance(value, dict):
+        value = as_list(value, what)
+    return tuple(int(v) for v in np.asarray(value).reshape(-1))
+
+
+BUILDERS = {}
+
+
+def builds(*names):
+    """Register a builder for the Torch7 class names (``nn.`` prefix omitted)."""
+
+    def register(function):
+        for name in names:
+            BUILDERS[name] = function
+        return function
+
+    return register
+
+
+def _simple(cls, **fields):
+    """A builder calling ``cls(**{arg: obj[field]})`` with numeric fields and defaults."""
+
+    def build(mapper, obj, path):
+        return cls(**{arg: _num(obj, key, default) for arg, (key, default) in fields.items()})
+
+    return build
+
+
+for _name in ("ReLU", "Tanh", "Sigmoid", "Abs", "Square", "Exp", "Log", "Identity", "CAddTable", "CSubTable",
+              "CMulTable", "CDivTable", "CMaxTable", "CMinTable", "FlattenTable", "DotProduct", "CosineDistance",
+              "LogSumExp", "DistKLDivCriterion"):  # fmt: skip
+    BUILDERS[_name] = _simple(getattr(nn, _name))
+BUILDERS.update({
+    "Sqrt": _simple(nn.Sqrt),
+    "Threshold": _simple(nn.Threshold, threshold=("threshold", 1e-6), value=("val", 0.0)),
+    "HardTanh": _simple(nn.HardTanh, min_value=("min_val", -1.0), max_value=("max_val", 1.0)),
+    "SoftPlus": _simple(nn.SoftPlus, beta=("beta", 1.0), threshold=("threshold", 20.0)),
+    "SoftShrink": _simple(nn.SoftShrink, lambd=("lambda", 0.5)),
+    "HardShrink": _simple(nn.HardShrink, lambd=("lambda", 0.5)),
+    "Power": _simple(nn.Power, p=("pow", 1.0)),
+    "AddConstant": _simple(nn.AddConstant, constant=("constant_scalar", 0.0)),
+    "MulConstant": _simple(nn.MulConstant, constant=("constant_scalar", 1.0)),
+    "PairwiseDistance": _simple(nn.PairwiseDistance, p=("norm", 2)),
+    "MSECriterion": _simple(nn.MSECriterion, size_average=("sizeAverage", True)),
+    "AbsCriterion": _simple(nn.AbsCriterion, size_average=("sizeAverage", True)),
+    "SmoothL1Criterion": _simple(nn.SmoothL1Criterion, size_average=("sizeAverage", True)),
+    "MarginCriterion": _simple(nn.MarginCriterion, margin=("margin", 1.0), size_average=("sizeAverage", True)),
+    "HingeEmbeddingCriterion": _simple(nn.HingeEmbeddingCriterion, margin=("margin", 1.0), size_average=("sizeAverage", True)),
+    "L1HingeEmbeddingCriterion": _simple(nn.L1HingeEmbeddingCriterion, margin=("margin", 1.0)),
+    "CosineEmbeddingCriterion": _simple(nn.CosineEmbeddingCriterion, margin=("margin", 0.0), size_average=("sizeAverage", True)),
+    "MarginRankingCriterion": _simple(nn.MarginRankingCriterion, margin=("margin", 0.0), size_average=("sizeAverage", True)),
+})  # fmt: skip
+
+
+def _softmax(cls):
+    def build(mapper, obj, path):
+        # cudnn's 'CUDNN_SOFTMAX_MODE_CHANNEL' normalizes over the planes of (N, C, H, W)
+        return cls(dim=1) if obj.get("mode") == "CUDNN_SOFTMAX_MODE_CHANNEL" else cls()
+
+    return build
+
+
+BUILDERS.update({"SoftMax": _softmax(nn.SoftMax), "LogSoftMax": _softmax(nn.LogSoftMax),
+                 "SpatialSoftMax": _softmax(nn.SpatialSoftMax), "SpatialLogSoftMax": _softmax(nn.SpatialLogSoftMax)})  # fmt: skip
+
+
+@builds("Sequential")
+def _sequential(mapper, obj, path):
+    return nn.Sequential(*mapper.children(obj, path))
+
+
+@builds("ConcatTable", "ParallelTable")
+def _branches(mapper, obj, path):
+    return getattr(nn, obj.class_name.split(".")[-1])(*mapper.children(obj, path))
+
+
+@builds("Concat", "DepthConcat")
+def _concat(mapper, obj, path):
+    if obj.class_name.endswith("DepthConcat"):
+        raise FormatError("DepthConcat pads its children's outputs; ember's Concat does not")
+    return nn.Concat(_int(obj, "dimension") - 1, *mapper.children(obj, path))
+
+
+@builds("Parallel")
+def _parallel(mapper, obj, path):
+    return nn.Parallel(_int(obj, "inputDimension") - 1, _int(obj, "outputDimension") - 1, *mapper.children(obj, path))
+
+
+@builds("Linear", "LinearNoBias")
+def _linear(mapper, obj, path):
+    weight = mapper.array(obj, "weight")
+    has_bias = obj.get("bias") is not None and getattr(obj.get("bias"), "size", 0) > 0
+    module = nn.Linear(weight.shape[1], weight.shape[0], bias=has_bias)
+    mapper.set_params(module, obj, "weight", "bias")
+    return module
+
+
+@builds("SpatialConvolution", "SpatialConvolutionMM")
+def _convolution(mapper, obj, path):
+    if _int(obj, "groups", 1) != 1:
+        raise FormatError("grouped convolutions have no ember equivalent")
+    n_in, n_out, kw, kh = (_int(obj, k) for k in ("nInputPlane", "nOutputPlane", "kW", "kH"))
+    pad_w = _int(obj, "padW", obj.get("padding", 0))
+    pad_h = _int(obj, "padH", obj.get("padding", 0))
+    has_bias = obj.get("bias") is not None and getattr(obj.get("bias"), "size", 0) > 0
+    module = nn.SpatialConvolution(n_in, n_out, kw, kh, _int(obj, "dW", 1), _int(obj, "dH", 1), pad_w, pad_h, bias=has_bias)
+    mapper.set_params(module, obj, "weight", "bias")  # MM's (out, in*kh*kw) reshapes to (out, in, kh, kw)
+    return module
+
+
+@builds("SpatialConvolutionMap")
+def _convolution_map(mapper, obj, path):
+    table = np.asarray(obj["connTable"], dtype=np.int64).reshape(-1, 2) - 1  # 1-based [input, output] rows
+    module = nn.SpatialConvolutionMap(table, _int(obj, "kW"), _int(obj, "kH"), _int(obj, "dW", 1), _int(obj, "dH", 1))
+    mapper.set_params(module, obj, "weight", "bias")
+    return module
+
+
+@builds("TemporalConvolution")
+def _temporal_convolution(mapper, obj, path):
+    module = nn.TemporalConvolution(_int(obj, "inputFrameSize"), _int(obj, "outputFrameSize"), _int(obj, "kW"), _int(obj, "dW", 1))
+    mapper.set_params(module, obj, "weight", "bias")
+    return module
+
+
+@builds("SpatialMaxPooling")
+def _max_pooling(mapper, obj, path):
+    kw, kh = _int(obj, "kW"), _int(obj, "kH")
+    return nn.SpatialMaxPooling(kw, kh, _int(obj, "dW", kw), _int(obj, "dH", kh), _int(obj, "padW", 0),
+                                _int(obj, "padH", 0), ceil_mode=bool(obj.get("ceil_mode", False)))  # fmt: skip
+
+
+@builds("SpatialAveragePooling")
+def _average_pooling(mapper, obj, path):
+    if obj.get("divide", True) is False:
+        raise FormatError("divide=false (a window sum) has no ember equivalent")
+    return nn.SpatialAveragePooling(_int(obj, "kW"), _int(obj, "kH"), _int(obj, "dW", 1), _int(obj, "dH", 1),
+                                    _int(obj, "padW", 0), _int(obj, "padH", 0), ceil_mode=bool(obj.get("ceil_mode", False)),
+                                    count_include_pad=bool(obj.get("count_include_pad", True)))  # fmt: skip
+
+
+@builds("TemporalMaxPooling")
+def _temporal_max_pooling(mapper, obj, path):
+    return nn.TemporalMaxPooling(_int(obj, "kW"), _int(obj, "dW", _int(obj, "kW")))
+
+
+@builds("SpatialLPPooling")
+def _lp_pooling(mapper, obj, path):
+    inner = [m.class_name for m in as_list(obj.get("modules"))]
+    if inner == ["nn.Square", "nn.SpatialSubSampling", "nn.Sqrt"]:
+        p = 2
+    elif len(inner) == 3 and inner[0] == "nn.Power" and inner[2] == "nn.Power":
+        p = as_list(obj["modules"])[0].get("pow")
+    else:
+        raise FormatError(f"unexpected inner modules {inner}")
+    sampling = as_list(obj["modules"])[1]
+    weight, bias = np.asarray(sampling["weight"], dtype="float64"), np.asarray(sampling["bias"])
+    if weight.size == 0 or not (np.all(weight == weight.flat[0]) and np.all(bias == 0)):
+        raise FormatError("its SpatialSubSampling has trained per-plane weights or biases; ember's LP pooling is a plain sum")
+    kw, kh = _int(obj, "kW"), _int(obj, "kH")
+    # Torch7 applies x^p directly (no absolute value) before the weighted window sum
+    pooling = nn.SpatialLPPooling(_int(obj, "nInputPlane"), p, kw, kh, _int(obj, "dW", kw), _int(obj, "dH", kh), use_abs=False)
+    scale = float(weight.flat[0]) ** (1.0 / p)  # (c sum x^p)^(1/p) = c^(1/p) (sum x^p)^(1/p)
+    return pooling if scale == 1 else nn.Sequential(pooling, nn.MulConstant(scale))
+
+
+@builds("View", "Reshape")
+def _view(mapper, obj, path):
+    size = _sizes(obj["size"], "size")
+    return (nn.View if obj.class_name.endswith("View") else nn.Reshape)(*size)
+
+
+@builds("Dropout", "SpatialDropout")
+def _dropout(mapper, obj, path):
+    cls = nn.SpatialDropout if obj.class_name.endswith("SpatialDropout") else nn.Dropout
+    # Dropout(p, v1) stores v2 = not v1; files from before v2 existed used v1's scaling
+    v1 = not obj.get("v2", False)
+    return cls(_num(obj, "p", 0.5), v1=v1) if cls is nn.Dropout else cls(_num(obj, "p", 0.5))
+
+
+@builds("BatchNormalization", "SpatialBatchNormalization")
+def _batchnorm(mapper, obj, path):
+    cls = nn.SpatialBatchNormalization if "Spatial" in obj.class_name else nn.BatchNormalization
+    mean = mapper.array(obj, "running_mean")
+    affine = obj.get("weight") is not None and getattr(obj.get("weight"), "size", 0) > 0
+    module = cls(mean.shape[0], eps=_num(obj, "eps", 1e-5), momentum=_num(obj, "momentum", 0.1), affine=affine)
+    mapper.set_params(module, obj, "weight", "bias", "running_mean")
+    if obj.get("running_var") is not None:
+        mapper.set_params(module, obj, "running_var")
+    elif obj.get("running_std") is not None:  # files before nn's version 2 kept 1 / sqrt(var + eps)
+        std = np.asarray(obj["running_std"], dtype="float64")
+        module.running_var = (1.0 / std**2 - module.eps).astype("float32")
+    return module
+
+
+@builds("SpatialSubtractiveNormalization", "SpatialDivisiveNormalization", "SpatialContrastiveNormalization")
+def _lcn(mapper, obj, path):
+    cls = getattr(nn, obj.class_name.split(".")[-1])
+    kernel = np.array(obj["kernel"], dtype="float64")
+    kw = {"threshold": _num(obj, "threshold", 1e-4), "thresval": _num(obj, "thresval", 1e-4)} if "Subtractive" not in obj.class_name else {}
+    return cls(_int(obj, "nInputPlane", 1), kernel, **kw)
+
+
+@builds("LookupTable")
+def _lookup(mapper, obj, path):
+    weight = mapper.array(obj, "weight")
+    padding = _int(obj, "paddingValue", 0)
+    module = nn.LookupTable(weight.shape[0], weight.shape[1], padding_index=padding - 1 if padding > 0 else None)
+    module.weight = weight
+    return module
+
+
+@builds("ClassNLLCriterion", "CrossEntropyCriterion", "BCECriterion")
+def _weighted_criterion(mapper, obj, path):
+    name = obj.class_name.split(".")[-1]
+    source = obj.get("nll") if name == "CrossEntropyCriterion" and isinstance(obj.get("nll"), TorchObject) else obj
+    weights = mapper.array(source, "weights", required=False)
+    return getattr(nn, name)(weights=weights, size_average=bool(source.get("sizeAverage", True)))
+
+
+@builds("MultiMarginCriterion")
+def _multi_margin(mapper, obj, path):
+    return nn.MultiMarginCriterion(p=_int(obj, "p", 1), weights=mapper.array(obj, "weights", required=False),
+                                   margin=_num(obj, "margin", 1.0), size_average=bool(obj.get("sizeAverage", True)))  # fmt: skip
+
+
+@builds("JoinTable", "SplitTable")
+def _join_split(mapper, obj, path):
+    dim, n_dims = _int(obj, "dimension"), obj.get("nInputDims")
+    # with nInputDims Torch7 counts dim inside each sample: an axis from the end fits batches too
+    axis = dim - 1 - _int(obj, "nInputDims") if n_dims is not None and dim > 0 else (dim - 1 if dim > 0 else dim)
+    return getattr(nn, obj.class_name.split(".")[-1])(axis)
+
+
+@builds("SelectTable")
+def _select(mapper, obj, path):
+    index = _int(obj, "index")
+    return nn.SelectTable(index - 1 if index > 0 else index)
+
+
+@builds("NarrowTable")
+def _narrow(mapper, obj, path):
+    return nn.NarrowTable(_int(obj, "offset") - 1, _int(obj, "length", 1))
+
+
+@builds("Replicate")
+def _replicate(mapper, obj, path):
+    n_dim = obj.get("nDim")
+    dim = _int(obj, "dim", 1)
+    return nn.Replicate(_int(obj, "nfeatures"), dim - 1 - int(n_dim) if n_dim else dim - 1)
+
+
+@builds("Add", "CMul", "Mul")
+def _elementwise_params(mapper, obj, path):
+    name = obj.class_name.split(".")[-1]
+    weight = mapper.array(obj, "bias" if name == "Add" else "weight")
+    module = nn.Add(weight.size, scalar=bool(obj.get("scalar", False))) if name == "Add" else (
+        nn.CMul(*weight.shape) if name == "CMul" else nn.Mul())  # fmt: skip
+    mapper.set_params(module, obj, "bias" if name == "Add" else "weight")
+    return module
+
+
+@builds("Euclidean", "Cosine")
+def _prototypes(mapper, obj, path):
+    weight = mapper.array(obj, "weight")
+    name = obj.class_name.split(".")[-1]
+    # Torch7's Euclidean keeps weight as (inputSize, outputSize); Cosine as (outputSize, inputSize)
+    n_in, n_out = weight.shape if name == "Euclidean" else weight.shape[::-1]
+    module = getattr(nn, name)(n_in, n_out)
+    value = weight.T if name == "Euclidean" and module.weight.shape != weight.shape else weight
+    module.weight = np.ascontiguousarray(value).reshape(module.weight.shape)
+    return module
+
+
+from . import graph_map  # noqa: E402,F401  (registers gModule and the recurrent builders)
