@@ -1,0 +1,222 @@
+"""Torch7 .t7 files: the reader, the mapping to ember modules, the CLI and a fuzz run.
+
+Real files written by Torch7: tests/data/t7 (from python-torchfile, BSD; see its README)
+and, when the folder named by EMBER_T7_REAL holds them, the larger real models listed in
+REAL_MODELS (not redistributable: their repositories carry no license). References come
+from tests/t7_reference.py (torchfile + NumPy), never from ember's reader.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import struct
+import sys
+
+import numpy as np
+import pytest
+
+import ember
+import ember.cli
+from ember import nn
+from ember.errors import FormatError
+from ember.t7 import LuaFunction, TorchObject, UnmappedClassError, read_t7, read_t7_bytes
+from t7_reference import torchfile
+from t7_writer import Function, Obj, Storage, Tensor, dumps
+
+HERE = pathlib.Path(__file__).parent
+DATA = HERE / "data" / "t7"
+needs_torchfile = pytest.mark.skipif(torchfile is None, reason="torchfile (test-only reference reader) is not installed")
+
+# name: (repository, path, commit, one sample's shape) -- fetched by hand into $EMBER_T7_REAL
+REAL_MODELS = {
+    "henlisp_mlp_cuda.t7": ("henlisp/DeepLearning_HW1", "model.t7", "907429e5a1f5b20a4a4a00334bda0af6399fcbec", (28, 28)),
+    "sshanu_lenet.t7": ("Sshanu/ml_HR", "model.net", "e3a6998091185487f1a16aa1b901377a1ce88fcd", (3, 20, 20)),
+    "demos_tracker_random.t7": ("torch/demos", "tracker/random.net", "ef43a1c8d04dc3d11794d9c2c9f3a050d5e1e4bd", (3, 22, 22)),
+    "demos_tracker_unsupervised.t7": ("torch/demos", "tracker/unsupervised.net", "ef43a1c8d04dc3d11794d9c2c9f3a050d5e1e4bd", (3, 22, 22)),
+    "timeseries_cuda.t7": ("arthur-leguennec/classifTimeSeries", "test.t7", "d686ece292ed0fb031da5f57de0748c1f5f89b99", (96, 1)),
+    "gmodule_with_linear_identity.t7": ("bshillingford/python-torchfile", "testfiles_x86_64/gmodule_with_linear_identity.t7",
+                                        "fbd434a5b5562c88b91a95e6476e11dbb7735436", None),
+}  # fmt: skip
+
+
+def _real(name):
+    for folder in (DATA, pathlib.Path(os.environ.get("EMBER_T7_REAL", "/nonexistent"))):
+        if (folder / name).exists():
+            return folder / name
+    pytest.skip(f"{name} is not here (set EMBER_T7_REAL to a folder holding it; see tests/data/t7/README.md)")
+
+
+def _inputs(name, shape, rng):
+    if shape is None:  # the gModule: inputs a (1,) and b (2,)
+        return [rng.standard_normal((3, 1)), rng.standard_normal((3, 2))]
+    return rng.standard_normal((3,) + shape)
+
+
+def _reference(raw, x):
+    from t7_reference import forward
+
+    if isinstance(x, list):
+        return np.stack([forward(raw, [x[0][n], x[1][n]]) for n in range(len(x[0]))])
+    return np.stack([forward(raw, sample) for sample in x])
+
+
+# ---------------------------------------------------------------- real models vs the reference
+@needs_torchfile
+@pytest.mark.parametrize("name", sorted(REAL_MODELS))
+def test_real_model_matches_the_independent_reference(name, tmp_path):
+    import t7_reference
+
+    path = _real(name)
+    model = ember.load_t7(path)
+    model.evaluate()
+    rng = np.random.default_rng(0)
+    x = _inputs(name, REAL_MODELS[name][3], rng)
+    expected = _reference(t7_reference.load(path), x)
+    as32 = [a.astype("float32") for a in x] if isinstance(x, list) else x.astype("float32")
+    got = model.forward(as32)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    # ember convert, then ember.load: the same outputs again
+    target = tmp_path / "model.safetensors"
+    assert ember.cli.main(["convert", str(path), str(target)]) == 0
+    again = ember.load(target)
+    again.evaluate()
+    np.testing.assert_allclose(again.forward(as32), got, rtol=1e-6, atol=1e-6)
+
+
+def test_the_cuda_model_reads_as_host_arrays():
+    model = ember.load_t7(_real("henlisp_mlp_cuda.t7"))
+    raw = read_t7(_real("henlisp_mlp_cuda.t7"))
+    assert raw.get("_type") == "torch.CudaTensor"
+    assert isinstance(model[1], nn.Linear) and model[1].weight.dtype == np.float32
+
+
+# ---------------------------------------------------------------- the reader on torchfile's files
+@needs_torchfile
+@pytest.mark.parametrize("path", sorted(DATA.glob("*.t7")), ids=lambda p: p.name)
+def test_reader_agrees_with_torchfile(path):
+    import t7_reference
+
+    def same(ours, theirs, seen):
+        if id(ours) in seen:
+            return
+        seen.add(id(ours))
+        if isinstance(ours, np.ndarray):
+            np.testing.assert_array_equal(ours, np.asarray(theirs))
+        elif isinstance(ours, TorchObject):
+            assert ours.class_name == t7_reference.kind(theirs) or ours.class_name.endswith(t7_reference.kind(theirs))
+            for key, value in ours.fields.items():
+                if isinstance(key, str):
+                    same(value, t7_reference.field(theirs, key), seen)
+        elif isinstance(ours, dict):
+            for key, value in ours.items():
+                if isinstance(key, (int, str)):
+                    same(value, theirs[key] if key in theirs else theirs[str(key).encode()], seen)
+        elif isinstance(ours, (int, float, str, bool)):
+            assert ours == (theirs.decode() if isinstance(theirs, bytes) else theirs)
+
+    ours = read_t7(path)
+    try:
+        theirs = t7_reference.load(path)
+    except Exception as exc:  # torchfile refuses functions; ours keeps them as records
+        assert isinstance(ours, LuaFunction), exc
+        return
+    same(ours, theirs, set())
+
+
+def test_functions_are_kept_as_records_never_run():
+    function = read_t7(DATA / "function.t7")
+    assert isinstance(function, LuaFunction) and function.bytecode.startswith(b"\x1bL")  # LuaJIT / Lua bytecode
+    with_upvalues = read_t7(DATA / "function_upvals.t7")
+    assert isinstance(with_upvalues.upvalues, dict) and with_upvalues.upvalues
+
+
+def test_cycles_and_shared_references():
+    table = read_t7(DATA / "recursive_kv_table.t7")
+    (key,) = table
+    assert table[key] is key.value  # {t = t} written once
+    obj = read_t7(DATA / "recursive_class.t7")
+    assert any(v is obj for v in obj.fields.values())
+
+
+# ---------------------------------------------------------------- formats and mapping (written here)
+def _mlp(kind="Float", shared=False):
+    w1 = Tensor(kind, np.arange(12, dtype="float64").reshape(3, 4) / 10)
+    lin1 = Obj("nn.Linear", {"weight": w1, "bias": Tensor(kind, np.ones(3)), "gradWeight": Tensor(kind, np.zeros((3, 4)))})
+    w2 = w1 if shared else Tensor(kind, -np.ones((3, 3)))
+    lin2 = Obj("nn.Linear", {"weight": w2, "bias": Tensor(kind, np.zeros(3))})
+    return Obj("nn.Sequential", {"modules": {1: lin1, 2: Obj("nn.Tanh", {"train": True}), 3: Obj("nn.Dropout", {"p": 0.2, "v2": True}), 4: Obj("nn.ConcatTable", {"modules": {1: lin2}})}, "fn": Function()})  # fmt: skip
+
+
+@pytest.mark.parametrize("ascii,long_size", [(False, 8), (False, 4), (True, 8)])
+def test_binary_ascii_and_4_byte_long_files_map_alike(tmp_path, ascii, long_size):
+    path = tmp_path / "m.t7"
+    path.write_bytes(dumps(_mlp("Cuda"), ascii=ascii, long_size=long_size))
+    model = ember.load_t7(path)
+    model.evaluate()
+    x = np.ones((2, 4), dtype="float32")
+    expected = np.tanh(x @ (np.arange(12).reshape(3, 4) / 10).T + 1) @ -np.ones((3, 3)).T
+    np.testing.assert_allclose(model.forward(x)[0], expected, rtol=1e-5)
+
+
+def test_shared_parameters_stay_shared(tmp_path):
+    path = tmp_path / "shared.t7"
+    path.write_bytes(dumps(_mlp(shared=True)))
+    model = ember.load_t7(path)
+    assert model[0].weight is model[3][0].weight
+
+
+def test_one_storage_seen_by_two_tensors_is_one_array(tmp_path):
+    storage = Storage("Double", np.arange(6.0))
+    a, b = Tensor("Double", np.zeros(6), storage), Tensor("Double", np.zeros(6), storage)
+    value = read_t7_bytes(dumps({1: a, 2: b}))
+    assert np.shares_memory(value[1], value[2]) and value[1].tolist() == list(range(6))
+
+
+def test_unmapped_class_names_class_and_path_and_partial_returns_raw(tmp_path):
+    path = tmp_path / "odd.t7"
+    path.write_bytes(dumps(Obj("nn.Sequential", {"modules": {1: Obj("nn.Tanh", {}), 2: Obj("nn.Bilinear", {})}})))
+    with pytest.raises(UnmappedClassError, match=r"nn\.Bilinear.*|modules\[2\]"):
+        ember.load_t7(path)
+    with pytest.raises(UnmappedClassError, match=r"modules\[2\]"):
+        ember.load_t7(path)
+    raw = ember.load_t7(path, partial=True)
+    assert isinstance(raw, TorchObject) and raw.class_name == "nn.Sequential"
+
+
+def test_one_based_indices_become_zero_based(tmp_path):
+    conv = Obj("nn.SpatialConvolutionMap", {"connTable": Tensor("Double", np.array([[1, 2], [2, 1]], float)), "kW": 1, "kH": 1,
+               "dW": 1, "dH": 1, "weight": Tensor("Double", np.array([2.0, 3.0]).reshape(2, 1, 1)), "bias": Tensor("Double", np.zeros(2))})  # fmt: skip
+    seq = Obj("nn.Sequential", {"modules": {1: conv}})
+    path = tmp_path / "map.t7"
+    path.write_bytes(dumps(seq))
+    model = ember.load_t7(path)
+    x = np.stack([np.full((1, 1), 1.0), np.full((1, 1), 10.0)])[None].astype("float32")  # planes 0 and 1
+    out = model.forward(x)
+    assert out[0, 1, 0, 0] == pytest.approx(2.0) and out[0, 0, 0, 0] == pytest.approx(30.0)
+    table = Obj("nn.LookupTable", {"weight": Tensor("Double", np.eye(3)), "paddingValue": 2})
+    path.write_bytes(dumps(table))
+    assert ember.load_t7(path).padding_index == 1
+
+
+@pytest.mark.parametrize("blob", [b"", b"\x04\x00\x00", dumps({1: "x" * 10})[:-3], b"\x09\x00\x00\x00", b"\x03\x00\x00\x00\x01\x00\x00\x00\xff\xff\xff\x7f"])
+def test_truncated_or_corrupted_files_raise_format_error(blob):
+    with pytest.raises(FormatError):
+        read_t7_bytes(blob)
+
+
+def test_deep_nesting_is_refused_not_a_crash():
+    # 3000 tables, each the only value of the one before: {1: {1: {1: ...}}}
+    blob = b"".join(struct.pack("<iii", 3, i + 1, 1) + struct.pack("<id", 1, 1.0) for i in range(3000)) + struct.pack("<iii", 3, 3001, 0)
+    with pytest.raises(FormatError, match="nested"):
+        read_t7_bytes(blob)
+    assert sys.getrecursionlimit() < 10**5
+
+
+def test_the_fuzzer_finds_no_crash_hang_or_memory_blowup():
+    sys.path.insert(0, str(HERE / "fuzz"))
+    from fuzz_t7 import run
+
+    report = run(n_files=int(os.environ.get("EMBER_T7_FUZZ", "300")), seed=1, time_limit=5.0)
+    assert report["crashes"] == [] and report["slow"] == [] and report["big"] == [], report
+    assert report["loaded"] + report["refused"] == report["files"]
