@@ -57,6 +57,28 @@ def forward(obj, x):
         return x
     if name == "Linear":
         return w("weight") @ x + w("bias")
+    if name == "LinearNoBias":
+        return w("weight") @ x
+    if name == "Sigmoid":
+        return 1 / (1 + np.exp(-x))
+    if name == "ConcatTable":
+        return [forward(child, x) for child in items(field(obj, "modules"))]
+    if name == "ParallelTable":
+        return [forward(child, part) for child, part in zip(items(field(obj, "modules")), x)]
+    if name == "NarrowTable":
+        offset = int(field(obj, "offset")) - 1
+        return x[offset : offset + int(field(obj, "length"))]
+    if name == "SelectTable":
+        return x[int(field(obj, "index")) - 1]
+    if name == "SplitTable":  # one sample: Torch7's dimension counts from 1
+        return list(np.moveaxis(x, int(field(obj, "dimension")) - 1, 0))
+    if name == "FlattenTable":
+        flat = []
+        for part in x:
+            flat.extend(part if isinstance(part, list) else [part])
+        return flat
+    if name == "CMulTable":
+        return np.prod(np.stack(x), axis=0)
     if name == "ReLU":
         return np.maximum(x, 0)
     if name == "Tanh":

@@ -20,7 +20,7 @@ import ember
 import ember.cli
 from ember import nn
 from ember.errors import FormatError
-from ember.t7 import LuaFunction, TorchObject, UnmappedClassError, read_t7, read_t7_bytes
+from ember.t7 import LuaFunction, Mapper, TorchObject, UnmappedClassError, read_t7, read_t7_bytes
 from t7_reference import torchfile
 from t7_writer import Function, Obj, Storage, Tensor, dumps
 
@@ -36,7 +36,9 @@ REAL_MODELS = {
     "demos_tracker_unsupervised.t7": ("torch/demos", "tracker/unsupervised.net", "ef43a1c8d04dc3d11794d9c2c9f3a050d5e1e4bd", (3, 22, 22)),
     "timeseries_cuda.t7": ("arthur-leguennec/classifTimeSeries", "test.t7", "d686ece292ed0fb031da5f57de0748c1f5f89b99", (96, 1)),
     "gmodule_with_linear_identity.t7": ("bshillingford/python-torchfile", "testfiles_x86_64/gmodule_with_linear_identity.t7",
-                                        "fbd434a5b5562c88b91a95e6476e11dbb7735436", None),
+                                        "fbd434a5b5562c88b91a95e6476e11dbb7735436", [(1,), (2,)]),
+    # an RNN unrolled 10 steps with nngraph (nested gModules sharing their weights): h0, then x_1..x_10
+    "cadene_rnn_nngraph.t7": ("Cadene/AS_Exam", "model.t7", "c4ec0a8d7867ab049e00c1d1f19ecffc236c16d1", [(100,)] + [(5,)] * 10),
 }  # fmt: skip
 
 
@@ -47,18 +49,30 @@ def _real(name):
     pytest.skip(f"{name} is not here (set EMBER_T7_REAL to a folder holding it; see tests/data/t7/README.md)")
 
 
-def _inputs(name, shape, rng):
-    if shape is None:  # the gModule: inputs a (1,) and b (2,)
-        return [rng.standard_normal((3, 1)), rng.standard_normal((3, 2))]
+def _inputs(shape, rng):
+    """A batch of 3 samples: one array, or a table of arrays for a multi-input graph."""
+    if isinstance(shape, list):
+        return [rng.standard_normal((3,) + s) for s in shape]
     return rng.standard_normal((3,) + shape)
 
 
 def _reference(raw, x):
+    """The reference outputs, sample by sample, stacked into a batch (a list per output)."""
     from t7_reference import forward
 
-    if isinstance(x, list):
-        return np.stack([forward(raw, [x[0][n], x[1][n]]) for n in range(len(x[0]))])
-    return np.stack([forward(raw, sample) for sample in x])
+    samples = [forward(raw, [part[n] for part in x] if isinstance(x, list) else x[n]) for n in range(3)]
+    if isinstance(samples[0], list):
+        return [np.stack([sample[k] for sample in samples]) for k in range(len(samples[0]))]
+    return np.stack(samples)
+
+
+def _assert_close(got, expected, tol):
+    if isinstance(expected, list):
+        assert isinstance(got, list) and len(got) == len(expected)
+        for a, b in zip(got, expected):
+            np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+    else:
+        np.testing.assert_allclose(got, expected, rtol=tol, atol=tol)
 
 
 # ---------------------------------------------------------------- real models vs the reference
@@ -71,17 +85,17 @@ def test_real_model_matches_the_independent_reference(name, tmp_path):
     model = ember.load_t7(path)
     model.evaluate()
     rng = np.random.default_rng(0)
-    x = _inputs(name, REAL_MODELS[name][3], rng)
+    x = _inputs(REAL_MODELS[name][3], rng)
     expected = _reference(t7_reference.load(path), x)
     as32 = [a.astype("float32") for a in x] if isinstance(x, list) else x.astype("float32")
     got = model.forward(as32)
-    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    _assert_close(got, expected, 1e-4)
     # ember convert, then ember.load: the same outputs again
     target = tmp_path / "model.safetensors"
     assert ember.cli.main(["convert", str(path), str(target)]) == 0
     again = ember.load(target)
     again.evaluate()
-    np.testing.assert_allclose(again.forward(as32), got, rtol=1e-6, atol=1e-6)
+    _assert_close(again.forward(as32), got, 1e-6)
 
 
 def test_the_cuda_model_reads_as_host_arrays():
@@ -218,3 +232,30 @@ def test_the_fuzzer_finds_no_crash_hang_or_memory_blowup():
     report = run(n_files=int(os.environ.get("EMBER_T7_FUZZ", "300")), seed=1, time_limit=5.0)
     assert report["crashes"] == [] and report["slow"] == [] and report["big"] == [], report
     assert report["loaded"] + report["refused"] == report["files"]
+
+
+@needs_torchfile
+def test_rnn_fast_lstm_matches_the_step_module_saved_with_it():
+    """The rnn package's FastLSTM from a real file (an LSTM language model): ember's
+    Recurrent(LSTMCell) built from its i2g / o2g weights against the file's own step
+    module (its nn graph of Linear, SplitTable, Sigmoid/Tanh, CMulTable ...) run by the
+    reference for two steps from a zero state."""
+    import t7_reference
+
+    path = _real("compress_fastlstm.t7")
+    step = t7_reference.field
+    raw = t7_reference.load(path)
+    fast_lstm_ref = step(t7_reference.items(step(step(step(raw, "module"), "module"), "modules"))[0], "module")
+    ours = read_t7(path)["module"]["module"]["modules"][1]["module"]
+    assert ours.class_name == "nn.FastLSTM"
+    model = Mapper().module(ours)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, int(step(fast_lstm_ref, "inputSize"))))
+    hidden = int(step(fast_lstm_ref, "outputSize"))
+    expected = np.zeros((2, 3, hidden))
+    for n in range(2):
+        h, c = np.zeros(hidden), np.zeros(hidden)
+        for t in range(3):
+            h, c = t7_reference.forward(step(fast_lstm_ref, "recurrentModule"), [x[n, t], h, c])
+            expected[n, t] = h
+    np.testing.assert_allclose(model.forward(x.astype("float32")), expected, rtol=1e-4, atol=1e-5)
