@@ -259,3 +259,15 @@ def test_rnn_fast_lstm_matches_the_step_module_saved_with_it():
             h, c = t7_reference.forward(step(fast_lstm_ref, "recurrentModule"), [x[n, t], h, c])
             expected[n, t] = h
     np.testing.assert_allclose(model.forward(x.astype("float32")), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_convert_partial_writes_the_raw_tensors_of_an_unmapped_model(tmp_path, capsys):
+    source, target = tmp_path / "odd.t7", tmp_path / "odd.safetensors"
+    weight = np.arange(6.0).reshape(2, 3)
+    source.write_bytes(dumps(Obj("nn.Sequential", {"modules": {1: Obj("nn.Bilinear", {"weight": Tensor("Double", weight), "gradWeight": Tensor("Double", weight)})}})))
+    assert ember.cli.main(["convert", str(source), str(target)]) == 1
+    assert "nn.Bilinear" in capsys.readouterr().err
+    assert ember.cli.main(["convert", str(source), str(target), "--partial"]) == 0
+    arrays, meta = ember.io.read_tensors(target)
+    assert list(arrays) == ["modules.1.weight"] and meta["format"] == "torch7-raw"
+    np.testing.assert_array_equal(arrays["modules.1.weight"], weight)

@@ -95,14 +95,24 @@ def _convert_parser(sub):
     p = sub.add_parser("convert", help="convert a Torch7 .t7 model into an ember model file (nothing in it is run)")
     p.add_argument("source", help="the Torch7 file (torch.save, binary or ascii)")
     p.add_argument("target", help="the ember model file to write (safetensors layout; read it with ember.load)")
+    p.add_argument("--partial", action="store_true",
+                   help="if a class has no ember mapping, write the file's raw tensors by tree path instead of failing")  # fmt: skip
     p.set_defaults(run=cmd_convert)
 
 
 def cmd_convert(args):
     from . import io
-    from .t7 import load_t7
+    from .t7 import UnmappedClassError, load_t7, raw_arrays, read_t7
 
-    model = load_t7(args.source)
+    try:
+        model = load_t7(args.source)
+    except UnmappedClassError as error:
+        if not args.partial:
+            raise
+        arrays = raw_arrays(read_t7(args.source))
+        io.write_tensors(args.target, arrays, {"format": "torch7-raw", "source": str(args.source), "unmapped": str(error)})
+        print(f"{args.source}: {error}\n-> {args.target}: {len(arrays)} raw tensors by tree path (read them with ember.io.read_tensors)")
+        return 0
     io.save(model, args.target, metadata={"model": "torch7", "source": str(args.source)})
     print(f"{args.source} -> {args.target}: {sum(1 for _ in model.modules())} modules, "
           f"{sum(int(a.size) for _, a in model.named_arrays())} numbers")  # fmt: skip

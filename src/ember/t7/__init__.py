@@ -31,4 +31,32 @@ def load_t7(path, *, partial=False, ascii=None, long_size=None):
         raise FormatError(f"{path}: {exc}") from None
 
 
-__all__ = ["load_t7", "read_t7", "read_t7_bytes", "TorchObject", "LuaFunction", "UnmappedClassError", "Mapper"]
+_BUFFERS = ("output", "gradInput", "_input", "_gradOutput")
+
+
+def raw_arrays(obj, prefix="", seen=None) -> dict:
+    """``{path: array}`` for every tensor in a raw Torch7 tree (``modules.1.weight``),
+    each array once (at its first path), without the forward/backward buffers
+    (``output``, ``gradInput``, ``grad*``) that Torch7 saves with modules."""
+    seen = set() if seen is None else seen
+    found = {}
+    if id(obj) in seen:
+        return found
+    seen.add(id(obj))
+    fields = obj.fields if isinstance(obj, TorchObject) else obj if isinstance(obj, dict) else None
+    if fields is None:
+        return found
+    for key, value in fields.items():
+        name = str(key)
+        if name in _BUFFERS or name.startswith("grad"):
+            continue
+        path = f"{prefix}{name}"
+        if hasattr(value, "dtype") and getattr(value, "size", 0) and id(value) not in seen:
+            seen.add(id(value))
+            found[path] = value
+        else:
+            found.update(raw_arrays(value, path + ".", seen))
+    return found
+
+
+__all__ = ["raw_arrays", "load_t7", "read_t7", "read_t7_bytes", "TorchObject", "LuaFunction", "UnmappedClassError", "Mapper"]
