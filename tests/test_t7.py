@@ -20,7 +20,7 @@ import ember
 import ember.cli
 from ember import nn
 from ember.errors import FormatError
-from ember.t7 import LuaFunction, Mapper, TorchObject, UnmappedClassError, read_t7, read_t7_bytes
+from ember.t7 import LuaFunction, Mapper, TorchObject, UnmappedClassError, deep_recursion, read_t7, read_t7_bytes
 from t7_reference import torchfile
 from t7_writer import Function, Obj, Storage, Tensor, dumps
 
@@ -271,3 +271,17 @@ def test_convert_partial_writes_the_raw_tensors_of_an_unmapped_model(tmp_path, c
     arrays, meta = ember.io.read_tensors(target)
     assert list(arrays) == ["modules.1.weight"] and meta["format"] == "torch7-raw"
     np.testing.assert_array_equal(arrays["modules.1.weight"], weight)
+
+
+def test_deeply_nested_containers_map_or_raise_format_error(tmp_path):
+    module = Obj("nn.ReLU", {})
+    for _ in range(330):  # each container is three levels of the file: object, fields, modules
+        module = Obj("nn.Sequential", {"modules": {1: module}})
+    path = tmp_path / "deep.t7"
+    with deep_recursion():  # (for the test's own recursive writer)
+        path.write_bytes(dumps(module))
+    try:
+        net = ember.load_t7(path)
+    except FormatError:
+        return
+    assert isinstance(net, nn.Sequential)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..errors import FormatError
 from .mapping import Mapper, UnmappedClassError
-from .reader import LuaFunction, TorchObject, read_t7, read_t7_bytes
+from .reader import LuaFunction, TorchObject, deep_recursion, read_t7, read_t7_bytes
 
 
 def load_t7(path, *, partial=False, ascii=None, long_size=None):
@@ -22,13 +22,16 @@ def load_t7(path, *, partial=False, ascii=None, long_size=None):
             return obj
         raise FormatError(f"{path}: holds a {type(obj).__name__}, not a Torch7 module (use read_t7 for raw data)")
     try:
-        return Mapper().module(obj)
+        with deep_recursion():
+            return Mapper().module(obj)
     except UnmappedClassError:
         if partial:
             return obj
         raise
     except FormatError as exc:
         raise FormatError(f"{path}: {exc}") from None
+    except RecursionError:
+        raise FormatError(f"{path}: modules nested too deeply to map") from None
 
 
 _BUFFERS = ("output", "gradInput", "_input", "_gradOutput")
@@ -59,4 +62,4 @@ def raw_arrays(obj, prefix="", seen=None) -> dict:
     return found
 
 
-__all__ = ["raw_arrays", "load_t7", "read_t7", "read_t7_bytes", "TorchObject", "LuaFunction", "UnmappedClassError", "Mapper"]
+__all__ = ["raw_arrays", "deep_recursion", "load_t7", "read_t7", "read_t7_bytes", "TorchObject", "LuaFunction", "UnmappedClassError", "Mapper"]

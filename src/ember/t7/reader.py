@@ -282,7 +282,7 @@ class Reader:
                 return storage
             tensor = self.memo[index] = self._tensor(class_name)
             return tensor
-        if class_name.startswith("torch.") and ("Tensor" in class_name or "Storage" in class_name) or class_name.startswith("tds."):
+        if (class_name.startswith("torch.") and ("Tensor" in class_name or "Storage" in class_name)) or class_name.startswith("tds."):
             raise FormatError(f"unsupported class {class_name!r} (its data has its own layout)")
         obj = self.memo[index] = TorchObject(class_name, version)
         fields = self.read()
@@ -333,10 +333,9 @@ def read_t7_bytes(raw: bytes, *, ascii=None, long_size=None, name="<bytes>"):
     if ascii is None:
         ascii = _detect_ascii(raw)
     sizes = [8] if ascii else ([long_size] if long_size else [8, 4])
-    old_limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(old_limit, 4 * MAX_DEPTH + 1000))
-    try:
-        for attempt, size in enumerate(sizes):
+    first_error = None
+    with deep_recursion():
+        for size in sizes:
             reader = Reader(raw, ascii, size)
             try:
                 value = reader.read()
@@ -344,13 +343,23 @@ def read_t7_bytes(raw: bytes, *, ascii=None, long_size=None, name="<bytes>"):
                     raise FormatError(f"{reader.source.left()} bytes after the end of the object (corrupted file?)")
                 return value
             except FormatError as exc:
-                if attempt == len(sizes) - 1:
-                    raise FormatError(f"{name}: not a readable Torch7 file: {exc}") from None
+                first_error = first_error or str(exc)
             except (MemoryError, RecursionError, OverflowError, ValueError, TypeError) as exc:
-                if attempt == len(sizes) - 1:
-                    raise FormatError(f"{name}: not a readable Torch7 file ({type(exc).__name__}: {exc})") from None
-    finally:
-        sys.setrecursionlimit(old_limit)
+                first_error = first_error or f"{type(exc).__name__}: {exc}"
+    # the 8-byte-long reading's complaint is the telling one for most files
+    raise FormatError(f"{name}: not a readable Torch7 file: {first_error}")
+
+
+class deep_recursion:
+    """Allow the recursion that ``MAX_DEPTH`` nested objects need (and no more), then
+    restore the interpreter's limit."""
+
+    def __enter__(self):
+        self.old = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(self.old, 8 * MAX_DEPTH + 1000))
+
+    def __exit__(self, *exc):
+        sys.setrecursionlimit(self.old)
 
 
 def read_t7(path, *, ascii=None, long_size=None):
