@@ -285,3 +285,22 @@ def test_deeply_nested_containers_map_or_raise_format_error(tmp_path):
     except FormatError:
         return
     assert isinstance(net, nn.Sequential)
+
+
+def test_other_formats_are_named_not_misread():
+    with pytest.raises(FormatError, match="HDF5"):
+        read_t7_bytes(b"\x89HDF\r\n\x1a\n" + bytes(64))
+    with pytest.raises(FormatError, match="zip"):
+        read_t7_bytes(b"PK\x03\x04" + bytes(64))
+
+
+def test_ember_eval_runs_a_t7_model_directly(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    mlp = Obj("nn.Sequential", {"modules": {
+        1: Obj("nn.View", {"size": Tensor("Long", np.array([784]))}),
+        2: Obj("nn.Linear", {"weight": Tensor("Cuda", rng.standard_normal((10, 784)) * 0.01), "bias": Tensor("Cuda", np.zeros(10))}),
+        3: Obj("nn.LogSoftMax", {})}})  # fmt: skip
+    path = tmp_path / "mlp.t7"
+    path.write_bytes(dumps(mlp))
+    assert ember.cli.main(["eval", str(path), "--input-shape", "[28,28]"]) == 0
+    assert "accuracy" in capsys.readouterr().out

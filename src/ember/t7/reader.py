@@ -187,6 +187,13 @@ class _Ascii(_Binary):
         return np.asarray(self._numbers(n, float if dtype.kind == "f" else int, what), dtype=dtype)
 
 
+_OTHER_FORMATS = [
+    (b"\x89HDF\r\n\x1a\n", "an HDF5 file"),
+    (b"PK\x03\x04", "a zip archive (a PyTorch >= 1.6 torch.save file?)"),
+    (b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19", "a legacy PyTorch pickle file"),
+]
+
+
 def _detect_ascii(raw: bytes) -> bool:
     """Binary files start with a 4-byte type tag (``04 00 00 00``); ascii ones with a digit."""
     return bool(re.match(rb"[ \t\r\n]*-?\d+[ \t\r]*\n", raw[:32]))
@@ -330,6 +337,9 @@ def _text(data) -> str:
 def read_t7_bytes(raw: bytes, *, ascii=None, long_size=None, name="<bytes>"):
     """Decode ``raw`` (a whole ``torch.save`` file). ``ascii``: None detects the format;
     ``long_size`` 8 or 4 (None: try 8, then 4, as files from Windows use 4-byte longs)."""
+    for magic, what in _OTHER_FORMATS:
+        if raw.startswith(magic):
+            raise FormatError(f"{name}: this is {what}, not a Torch7 torch.save file")
     if ascii is None:
         ascii = _detect_ascii(raw)
     sizes = [8] if ascii else ([long_size] if long_size else [8, 4])
