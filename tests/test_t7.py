@@ -304,3 +304,17 @@ def test_ember_eval_runs_a_t7_model_directly(tmp_path, capsys):
     path.write_bytes(dumps(mlp))
     assert ember.cli.main(["eval", str(path), "--input-shape", "[28,28]"]) == 0
     assert "accuracy" in capsys.readouterr().out
+
+
+def test_dimensions_of_a_model_run_on_single_samples_fit_ember_batches(tmp_path):
+    # Torch7 Concat(1) on (C, H, W) samples joins planes; the saved output shows the rank
+    branch = Obj("nn.Identity", {})
+    concat = Obj("nn.Concat", {"dimension": 1, "modules": {1: branch, 2: branch}, "output": Tensor("Double", np.zeros((2, 3, 3)))})
+    replicate = Obj("nn.Replicate", {"nfeatures": 2, "dim": 1, "nDim": 3})
+    path = tmp_path / "dims.t7"
+    path.write_bytes(dumps(Obj("nn.Sequential", {"modules": {1: concat, 2: replicate}})))
+    model = ember.load_t7(path)
+    x = np.arange(2 * 1 * 3 * 3, dtype="float32").reshape(2, 1, 3, 3)
+    out = model.forward(x)
+    assert out.shape == (2, 2, 2, 3, 3)  # planes joined on axis 1, then copies inserted before them
+    np.testing.assert_array_equal(out[:, 0, 1], x[:, 0])

@@ -50,7 +50,7 @@ class Mapper:
             module = builder(self, obj, f"{path}<{obj.class_name}>")
         except UnmappedClassError:
             raise
-        except (FormatError, ValueError, TypeError, KeyError, IndexError) as exc:
+        except (FormatError, ValueError, TypeError, KeyError, IndexError, ArithmeticError, AttributeError) as exc:
             raise FormatError(f"{path}: cannot map {obj.class_name}: {exc}") from None
         self.modules[id(obj)] = module
         return module
@@ -111,6 +111,23 @@ def _sizes(value, what):
     if isinstance(value, dict):
         value = as_list(value, what)
     return tuple(int(v) for v in np.asarray(value).reshape(-1))
+
+
+def _axis(obj, dim, buffer="output"):
+    """Torch7's 1-based dimension ``dim`` of the arrays a module saw, as an ember axis.
+
+    Torch7 counts from the front of whatever it gets, so ``Concat(1)`` on single (C, H, W)
+    samples and ``Concat(2)`` on (N, C, H, W) batches both mean the planes. The buffer
+    Torch7 saved with the module (its last ``output``, or ``gradInput`` for the input)
+    gives the rank it ran at, which turns the dimension into an axis from the end: right
+    for ember's batches either way. Without that buffer the dimension is taken as written
+    for batches (counted from the front, 0-based)."""
+    if dim <= 0:
+        return dim
+    saved = obj.get(buffer)
+    if isinstance(saved, np.ndarray) and saved.size and saved.ndim >= dim:
+        return dim - 1 - saved.ndim
+    return dim - 1
 
 
 BUILDERS = {}
@@ -188,12 +205,13 @@ def _branches(mapper, obj, path):
 def _concat(mapper, obj, path):
     if obj.class_name.endswith("DepthConcat"):
         raise FormatError("DepthConcat pads its children's outputs; ember's Concat does not")
-    return nn.Concat(_int(obj, "dimension") - 1, *mapper.children(obj, path))
+    return nn.Concat(_axis(obj, _int(obj, "dimension")), *mapper.children(obj, path))
 
 
 @builds("Parallel")
 def _parallel(mapper, obj, path):
-    return nn.Parallel(_int(obj, "inputDimension") - 1, _int(obj, "outputDimension") - 1, *mapper.children(obj, path))
+    return nn.Parallel(_axis(obj, _int(obj, "inputDimension"), "gradInput"), _axis(obj, _int(obj, "outputDimension")),
+                       *mapper.children(obj, path))  # fmt: skip
 
 
 @builds("Linear", "LinearNoBias")
@@ -336,10 +354,11 @@ def _multi_margin(mapper, obj, path):
 
 @builds("JoinTable", "SplitTable")
 def _join_split(mapper, obj, path):
+    name = obj.class_name.split(".")[-1]
     dim, n_dims = _int(obj, "dimension"), obj.get("nInputDims")
-    # with nInputDims Torch7 counts dim inside each sample: an axis from the end fits batches too
-    axis = dim - 1 - _int(obj, "nInputDims") if n_dims is not None and dim > 0 else (dim - 1 if dim > 0 else dim)
-    return getattr(nn, obj.class_name.split(".")[-1])(axis)
+    if n_dims is not None and dim > 0:  # Torch7 counts dim inside each sample: an axis from the end fits batches too
+        return getattr(nn, name)(dim - 1 - _int(obj, "nInputDims"))
+    return getattr(nn, name)(_axis(obj, dim, "output" if name == "JoinTable" else "gradInput"))
 
 
 @builds("SelectTable")
@@ -355,9 +374,11 @@ def _narrow(mapper, obj, path):
 
 @builds("Replicate")
 def _replicate(mapper, obj, path):
-    n_dim = obj.get("nDim")
-    dim = _int(obj, "dim", 1)
-    return nn.Replicate(_int(obj, "nfeatures"), dim - 1 - int(n_dim) if n_dim else dim - 1)
+    n_dim, dim = obj.get("nDim"), _int(obj, "dim", 1)
+    if isinstance(n_dim, int) and not isinstance(n_dim, bool):  # (Torch7's default is math.huge: no batch rule)
+        # a sample's output has nDim + 1 axes; dim counts in it from the front
+        return nn.Replicate(_int(obj, "nfeatures"), dim - 2 - n_dim)
+    return nn.Replicate(_int(obj, "nfeatures"), _axis(obj, dim))
 
 
 @builds("Add", "CMul", "Mul")
