@@ -158,7 +158,6 @@ for _name in ("ReLU", "Tanh", "Sigmoid", "Abs", "Square", "Exp", "Log", "Identit
               "LogSumExp", "DistKLDivCriterion"):  # fmt: skip
     BUILDERS[_name] = _simple(getattr(nn, _name))
 BUILDERS.update({
-    "Sqrt": _simple(nn.Sqrt),
     "Threshold": _simple(nn.Threshold, threshold=("threshold", 1e-6), value=("val", 0.0)),
     "HardTanh": _simple(nn.HardTanh, min_value=("min_val", -1.0), max_value=("max_val", 1.0)),
     "SoftPlus": _simple(nn.SoftPlus, beta=("beta", 1.0), threshold=("threshold", 20.0)),
@@ -191,6 +190,22 @@ BUILDERS.update({"SoftMax": _softmax(nn.SoftMax), "LogSoftMax": _softmax(nn.LogS
                  "SpatialSoftMax": _softmax(nn.SpatialSoftMax), "SpatialLogSoftMax": _softmax(nn.SpatialLogSoftMax)})  # fmt: skip
 
 
+@builds("Sqrt")
+def _sqrt(mapper, obj, path):
+    eps = _num(obj, "eps", 0)  # Torch7's Sqrt(b) computes sqrt(x + b)
+    return nn.Sqrt() if eps == 0 else nn.Sequential(nn.AddConstant(eps), nn.Sqrt())
+
+
+@builds("Sum", "Mean", "Max", "Min")
+def _reduction(mapper, obj, path):
+    name = obj.class_name.split(".")[-1]
+    dim, n_dims = _int(obj, "dimension", 1), obj.get("nInputDims")
+    axis = dim - 1 - _int(obj, "nInputDims") if isinstance(n_dims, int) and dim > 0 else _axis(obj, dim, "gradInput")
+    if name == "Sum":
+        return nn.Sum(axis, size_average=bool(obj.get("sizeAverage", False)))
+    return getattr(nn, name)(axis)
+
+
 @builds("Sequential")
 def _sequential(mapper, obj, path):
     return nn.Sequential(*mapper.children(obj, path))
@@ -214,136 +229,16 @@ def _parallel(mapper, obj, path):
                        *mapper.children(obj, path))  # fmt: skip
 
 
-@builds("Linear", "LinearNoBias")
-def _linear(mapper, obj, path):
-    weight = mapper.array(obj, "weight")
-    has_bias = obj.get("bias") is not None and getattr(obj.get("bias"), "size", 0) > 0
-    module = nn.Linear(weight.shape[1], weight.shape[0], bias=has_bias)
-    mapper.set_params(module, obj, "weight", "bias")
-    return module
-
-
-@builds("SpatialConvolution", "SpatialConvolutionMM")
-def _convolution(mapper, obj, path):
-    if _int(obj, "groups", 1) != 1:
-        raise FormatError("grouped convolutions have no ember equivalent")
-    n_in, n_out, kw, kh = (_int(obj, k) for k in ("nInputPlane", "nOutputPlane", "kW", "kH"))
-    pad_w = _int(obj, "padW", obj.get("padding", 0))
-    pad_h = _int(obj, "padH", obj.get("padding", 0))
-    has_bias = obj.get("bias") is not None and getattr(obj.get("bias"), "size", 0) > 0
-    module = nn.SpatialConvolution(n_in, n_out, kw, kh, _int(obj, "dW", 1), _int(obj, "dH", 1), pad_w, pad_h, bias=has_bias)
-    mapper.set_params(module, obj, "weight", "bias")  # MM's (out, in*kh*kw) reshapes to (out, in, kh, kw)
-    return module
-
-
-@builds("SpatialConvolutionMap")
-def _convolution_map(mapper, obj, path):
-    table = np.asarray(obj["connTable"], dtype=np.int64).reshape(-1, 2) - 1  # 1-based [input, output] rows
-    module = nn.SpatialConvolutionMap(table, _int(obj, "kW"), _int(obj, "kH"), _int(obj, "dW", 1), _int(obj, "dH", 1))
-    mapper.set_params(module, obj, "weight", "bias")
-    return module
-
-
-@builds("TemporalConvolution")
-def _temporal_convolution(mapper, obj, path):
-    module = nn.TemporalConvolution(_int(obj, "inputFrameSize"), _int(obj, "outputFrameSize"), _int(obj, "kW"), _int(obj, "dW", 1))
-    mapper.set_params(module, obj, "weight", "bias")
-    return module
-
-
-@builds("SpatialMaxPooling")
-def _max_pooling(mapper, obj, path):
-    kw, kh = _int(obj, "kW"), _int(obj, "kH")
-    return nn.SpatialMaxPooling(kw, kh, _int(obj, "dW", kw), _int(obj, "dH", kh), _int(obj, "padW", 0),
-                                _int(obj, "padH", 0), ceil_mode=bool(obj.get("ceil_mode", False)))  # fmt: skip
-
-
-@builds("SpatialAveragePooling")
-def _average_pooling(mapper, obj, path):
-    if obj.get("divide", True) is False:
-        raise FormatError("divide=false (a window sum) has no ember equivalent")
-    return nn.SpatialAveragePooling(_int(obj, "kW"), _int(obj, "kH"), _int(obj, "dW", 1), _int(obj, "dH", 1),
-                                    _int(obj, "padW", 0), _int(obj, "padH", 0), ceil_mode=bool(obj.get("ceil_mode", False)),
-                                    count_include_pad=bool(obj.get("count_include_pad", True)))  # fmt: skip
-
-
-@builds("TemporalMaxPooling")
-def _temporal_max_pooling(mapper, obj, path):
-    return nn.TemporalMaxPooling(_int(obj, "kW"), _int(obj, "dW", _int(obj, "kW")))
-
-
-@builds("SpatialLPPooling")
-def _lp_pooling(mapper, obj, path):
-    inner = [m.class_name for m in as_list(obj.get("modules"))]
-    if inner == ["nn.Square", "nn.SpatialSubSampling", "nn.Sqrt"]:
-        p = 2
-    elif len(inner) == 3 and inner[0] == "nn.Power" and inner[2] == "nn.Power":
-        p = as_list(obj["modules"])[0].get("pow")
-    else:
-        raise FormatError(f"unexpected inner modules {inner}")
-    sampling = as_list(obj["modules"])[1]
-    weight, bias = np.asarray(sampling["weight"], dtype="float64"), np.asarray(sampling["bias"])
-    if weight.size == 0 or not (np.all(weight == weight.flat[0]) and np.all(bias == 0)):
-        raise FormatError("its SpatialSubSampling has trained per-plane weights or biases; ember's LP pooling is a plain sum")
-    kw, kh = _int(obj, "kW"), _int(obj, "kH")
-    # Torch7 applies x^p directly (no absolute value) before the weighted window sum
-    pooling = nn.SpatialLPPooling(_int(obj, "nInputPlane"), p, kw, kh, _int(obj, "dW", kw), _int(obj, "dH", kh), use_abs=False)
-    scale = float(weight.flat[0]) ** (1.0 / p)  # (c sum x^p)^(1/p) = c^(1/p) (sum x^p)^(1/p)
-    return pooling if scale == 1 else nn.Sequential(pooling, nn.MulConstant(scale))
-
-
-@builds("View", "Reshape")
-def _view(mapper, obj, path):
-    size = _sizes(obj["size"], "size")
-    return (nn.View if obj.class_name.endswith("View") else nn.Reshape)(*size)
-
-
-@builds("Dropout", "SpatialDropout")
-def _dropout(mapper, obj, path):
-    cls = nn.SpatialDropout if obj.class_name.endswith("SpatialDropout") else nn.Dropout
-    # Dropout(p, v1) stores v2 = not v1; files from before v2 existed used v1's scaling
-    v1 = not obj.get("v2", False)
-    return cls(_num(obj, "p", 0.5), v1=v1) if cls is nn.Dropout else cls(_num(obj, "p", 0.5))
-
-
-@builds("BatchNormalization", "SpatialBatchNormalization")
-def _batchnorm(mapper, obj, path):
-    cls = nn.SpatialBatchNormalization if "Spatial" in obj.class_name else nn.BatchNormalization
-    mean = mapper.array(obj, "running_mean")
-    affine = obj.get("weight") is not None and getattr(obj.get("weight"), "size", 0) > 0
-    module = cls(mean.shape[0], eps=_num(obj, "eps", 1e-5), momentum=_num(obj, "momentum", 0.1), affine=affine)
-    mapper.set_params(module, obj, "weight", "bias", "running_mean")
-    if obj.get("running_var") is not None:
-        mapper.set_params(module, obj, "running_var")
-    elif obj.get("running_std") is not None:  # files before nn's version 2 kept 1 / sqrt(var + eps)
-        std = np.asarray(obj["running_std"], dtype="float64")
-        module.running_var = (1.0 / std**2 - module.eps).astype("float32")
-    return module
-
-
-@builds("SpatialSubtractiveNormalization", "SpatialDivisiveNormalization", "SpatialContrastiveNormalization")
-def _lcn(mapper, obj, path):
-    cls = getattr(nn, obj.class_name.split(".")[-1])
-    kernel = np.array(obj["kernel"], dtype="float64")
-    kw = {"threshold": _num(obj, "threshold", 1e-4), "thresval": _num(obj, "thresval", 1e-4)} if "Subtractive" not in obj.class_name else {}
-    return cls(_int(obj, "nInputPlane", 1), kernel, **kw)
-
-
-@builds("LookupTable")
-def _lookup(mapper, obj, path):
-    weight = mapper.array(obj, "weight")
-    padding = _int(obj, "paddingValue", 0)
-    module = nn.LookupTable(weight.shape[0], weight.shape[1], padding_index=padding - 1 if padding > 0 else None)
-    module.weight = weight
-    return module
-
-
 @builds("ClassNLLCriterion", "CrossEntropyCriterion", "BCECriterion")
 def _weighted_criterion(mapper, obj, path):
     name = obj.class_name.split(".")[-1]
     source = obj.get("nll") if name == "CrossEntropyCriterion" and isinstance(obj.get("nll"), TorchObject) else obj
     weights = mapper.array(source, "weights", required=False)
-    return getattr(nn, name)(weights=weights, size_average=bool(source.get("sizeAverage", True)))
+    kwargs = {}
+    ignore = source.get("ignoreIndex")
+    if name != "BCECriterion" and isinstance(ignore, int) and not isinstance(ignore, bool) and ignore > 0:
+        kwargs["ignore_index"] = ignore - 1  # Torch7's class indices are 1-based
+    return getattr(nn, name)(weights=weights, size_average=bool(source.get("sizeAverage", True)), **kwargs)
 
 
 @builds("MultiMarginCriterion")
@@ -403,4 +298,4 @@ def _prototypes(mapper, obj, path):
     return module
 
 
-from . import graph_map  # noqa: E402,F401  (registers gModule and the recurrent builders)
+from . import graph_map, layers_map  # noqa: E402,F401  (register the layer, gModule and recurrent builders)
