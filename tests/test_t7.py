@@ -318,3 +318,93 @@ def test_dimensions_of_a_model_run_on_single_samples_fit_ember_batches(tmp_path)
     out = model.forward(x)
     assert out.shape == (2, 2, 2, 3, 3)  # planes joined on axis 1, then copies inserted before them
     np.testing.assert_array_equal(out[:, 0, 1], x[:, 0])
+
+
+def _sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+# Torch7 class, its saved fields, and the function it computes (from Torch7's nn docs)
+TRANSFER = [
+    ("nn.ReLU", {"threshold": 0, "val": 0}, lambda x: np.maximum(x, 0)),
+    ("cudnn.ReLU", {}, lambda x: np.maximum(x, 0)),
+    ("nn.Tanh", {}, np.tanh),
+    ("nn.Sigmoid", {}, _sigmoid),
+    ("nn.Threshold", {"threshold": 0.5, "val": -2.0}, lambda x: np.where(x > 0.5, x, -2.0)),
+    ("nn.HardTanh", {"min_val": -0.5, "max_val": 0.7}, lambda x: np.clip(x, -0.5, 0.7)),
+    ("nn.SoftPlus", {"beta": 2.0, "threshold": 20}, lambda x: np.log1p(np.exp(2 * x)) / 2),
+    ("nn.SoftShrink", {"lambda": 0.3}, lambda x: np.sign(x) * np.maximum(np.abs(x) - 0.3, 0)),
+    ("nn.HardShrink", {"lambda": 0.3}, lambda x: np.where(np.abs(x) > 0.3, x, 0)),
+    ("nn.Abs", {}, np.abs),
+    ("nn.Square", {}, np.square),
+    ("nn.Sqrt", {"eps": 0.1}, lambda x: np.sqrt(np.abs(x) + 0.1)),
+    ("nn.Power", {"pow": 3}, lambda x: x**3),
+    ("nn.Exp", {}, np.exp),
+    ("nn.Log", {}, lambda x: np.log(np.abs(x))),
+    ("nn.AddConstant", {"constant_scalar": 1.5}, lambda x: x + 1.5),
+    ("nn.MulConstant", {"constant_scalar": -2.0}, lambda x: x * -2.0),
+    ("nn.SoftMax", {}, lambda x: np.exp(x) / np.exp(x).sum(-1, keepdims=True)),
+    ("nn.LogSoftMax", {}, lambda x: x - np.log(np.exp(x).sum(-1, keepdims=True))),
+    ("nn.LogSumExp", {}, lambda x: np.log(np.exp(x).sum(-1))),
+    ("nn.Identity", {}, lambda x: x),
+]
+
+
+@pytest.mark.parametrize("name,fields,function", TRANSFER, ids=[t[0] for t in TRANSFER])
+def test_every_transfer_function_maps_with_torch7_fields(tmp_path, name, fields, function):
+    path = tmp_path / "f.t7"
+    path.write_bytes(dumps(Obj(name, dict(fields, train=True, output=Tensor("Float", np.zeros(0))))))
+    module = ember.load_t7(path)
+    x = np.random.default_rng(1).standard_normal((4, 5))
+    if name in ("nn.Sqrt", "nn.Log"):
+        x = np.abs(x)
+    np.testing.assert_allclose(module.forward(x.astype("float32")), function(x), rtol=1e-5, atol=1e-6)
+
+
+def _load_obj(tmp_path, obj):
+    path = tmp_path / "one.t7"
+    path.write_bytes(dumps(obj))
+    return ember.load_t7(path)
+
+
+def test_batch_normalization_keeps_running_statistics(tmp_path):
+    rng = np.random.default_rng(2)
+    mean, var, w, b = rng.standard_normal(3), rng.uniform(0.5, 2, 3), rng.standard_normal(3), rng.standard_normal(3)
+    fields = {"eps": 1e-3, "momentum": 0.1, "affine": True, "running_mean": Tensor("Cuda", mean),
+              "running_var": Tensor("Cuda", var), "weight": Tensor("Cuda", w), "bias": Tensor("Cuda", b)}  # fmt: skip
+    bn = _load_obj(tmp_path, Obj("cudnn.SpatialBatchNormalization", fields))
+    bn.evaluate()
+    x = rng.standard_normal((2, 3, 4, 4))
+    expected = (x - mean[:, None, None]) / np.sqrt(var[:, None, None] + 1e-3) * w[:, None, None] + b[:, None, None]
+    np.testing.assert_allclose(bn.forward(x.astype("float32")), expected, rtol=1e-4, atol=1e-5)
+    # nn before version 2 saved running_std = 1 / sqrt(var + eps)
+    legacy = dict(fields, running_std=Tensor("Double", 1 / np.sqrt(var + 1e-3)))
+    del legacy["running_var"]
+    old = _load_obj(tmp_path, Obj("nn.SpatialBatchNormalization", legacy, version=1))
+    np.testing.assert_allclose(old.running_var, var, rtol=1e-5)
+
+
+def test_convolution_mm_weights_reshape_and_match_a_direct_convolution(tmp_path):
+    rng = np.random.default_rng(3)
+    weight, bias = rng.standard_normal((4, 2, 3, 3)), rng.standard_normal(4)
+    fields = {"nInputPlane": 2, "nOutputPlane": 4, "kW": 3, "kH": 3, "dW": 1, "dH": 1, "padW": 1, "padH": 1,
+              "weight": Tensor("Float", weight.reshape(4, 18)), "bias": Tensor("Float", bias)}  # fmt: skip
+    conv = _load_obj(tmp_path, Obj("nn.SpatialConvolutionMM", fields))
+    x = rng.standard_normal((1, 2, 5, 5))
+    padded = np.pad(x[0], ((0, 0), (1, 1), (1, 1)))
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (3, 3), axis=(1, 2))
+    expected = np.einsum("chwij,ocij->ohw", windows, weight) + bias[:, None, None]
+    np.testing.assert_allclose(conv.forward(x.astype("float32"))[0], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_dropout_flags_lcn_and_criteria_keep_their_settings(tmp_path):
+    assert _load_obj(tmp_path, Obj("nn.Dropout", {"p": 0.3, "v2": True})).v1 is False
+    assert _load_obj(tmp_path, Obj("nn.Dropout", {"p": 0.3}, version=0)).v1 is True  # before v2 existed
+    kernel = np.ones((5, 5))
+    lcn = _load_obj(tmp_path, Obj("nn.SpatialContrastiveNormalization", {"nInputPlane": 3, "kernel": Tensor("Double", kernel), "threshold": 0.01, "thresval": 0.02}))
+    assert isinstance(lcn, nn.SpatialContrastiveNormalization) and lcn.divisive.threshold == 0.01 and lcn.divisive.thresval == 0.02
+    weights = np.array([1.0, 2.0, 0.5])
+    nll = _load_obj(tmp_path, Obj("nn.ClassNLLCriterion", {"weights": Tensor("Float", weights), "sizeAverage": False}))
+    logp = np.log(np.full((2, 3), 1 / 3))
+    target = np.array([2, 0])  # 0-based in ember (Torch7's 3 and 1)
+    assert nll.forward(logp.astype("float32"), target) == pytest.approx(-(0.5 * logp[0, 2] + 1.0 * logp[1, 0]), rel=1e-5)
