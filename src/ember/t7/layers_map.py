@@ -10,10 +10,15 @@ from ..errors import FormatError
 from .mapping import _int, _num, _sizes, as_list, builds
 
 
+def _has_tensor(obj, key):
+    """Whether the module has a non-empty tensor ``key`` (Torch7 drops or empties an unused bias)."""
+    return getattr(obj.get(key), "size", 0) > 0
+
+
 @builds("Linear", "LinearNoBias")
 def _linear(mapper, obj, path):
     weight = mapper.array(obj, "weight")
-    has_bias = obj.get("bias") is not None and getattr(obj.get("bias"), "size", 0) > 0
+    has_bias = _has_tensor(obj, "bias")
     module = nn.Linear(weight.shape[1], weight.shape[0], bias=has_bias)
     mapper.set_params(module, obj, "weight", "bias")
     return module
@@ -26,7 +31,7 @@ def _convolution(mapper, obj, path):
     n_in, n_out, kw, kh = (_int(obj, k) for k in ("nInputPlane", "nOutputPlane", "kW", "kH"))
     pad_w = _int(obj, "padW", obj.get("padding", 0))
     pad_h = _int(obj, "padH", obj.get("padding", 0))
-    has_bias = obj.get("bias") is not None and getattr(obj.get("bias"), "size", 0) > 0
+    has_bias = _has_tensor(obj, "bias")
     module = nn.SpatialConvolution(n_in, n_out, kw, kh, _int(obj, "dW", 1), _int(obj, "dH", 1), pad_w, pad_h, bias=has_bias)
     mapper.set_params(module, obj, "weight", "bias")  # MM's (out, in*kh*kw) reshapes to (out, in, kh, kw)
     return module
@@ -35,7 +40,7 @@ def _convolution(mapper, obj, path):
 @builds("SpatialDilatedConvolution", "SpatialFullConvolution")
 def _convolution_variants(mapper, obj, path):
     n_in, n_out, kw, kh = (_int(obj, k) for k in ("nInputPlane", "nOutputPlane", "kW", "kH"))
-    has_bias = obj.get("bias") is not None and getattr(obj.get("bias"), "size", 0) > 0
+    has_bias = _has_tensor(obj, "bias")
     args = (n_in, n_out, kw, kh, _int(obj, "dW", 1), _int(obj, "dH", 1), _int(obj, "padW", 0), _int(obj, "padH", 0))
     if obj.class_name.endswith("DilatedConvolution"):
         module = nn.SpatialDilatedConvolution(*args, _int(obj, "dilationW", 1), _int(obj, "dilationH", 1), bias=has_bias)
@@ -60,7 +65,10 @@ def _adaptive_pooling(mapper, obj, path):
 
 @builds("SpatialConvolutionMap")
 def _convolution_map(mapper, obj, path):
-    table = np.asarray(obj["connTable"], dtype=np.int64).reshape(-1, 2) - 1  # 1-based [input, output] rows
+    table = np.asarray(obj["connTable"], dtype=np.float64).reshape(-1, 2)
+    if not np.all(np.isfinite(table)) or np.any(table != np.round(table)) or np.any(table < 1):
+        raise FormatError("the connection table must hold 1-based plane indices")
+    table = table.astype(np.int64) - 1  # 1-based [input, output] rows
     module = nn.SpatialConvolutionMap(table, _int(obj, "kW"), _int(obj, "kH"), _int(obj, "dW", 1), _int(obj, "dH", 1))
     mapper.set_params(module, obj, "weight", "bias")
     return module
@@ -133,7 +141,7 @@ def _dropout(mapper, obj, path):
 def _batchnorm(mapper, obj, path):
     cls = nn.SpatialBatchNormalization if "Spatial" in obj.class_name else nn.BatchNormalization
     mean = mapper.array(obj, "running_mean")
-    affine = obj.get("weight") is not None and getattr(obj.get("weight"), "size", 0) > 0
+    affine = _has_tensor(obj, "weight")
     module = cls(mean.shape[0], eps=_num(obj, "eps", 1e-5), momentum=_num(obj, "momentum", 0.1), affine=affine)
     mapper.set_params(module, obj, "weight", "bias", "running_mean")
     if obj.get("running_var") is not None:
