@@ -410,3 +410,26 @@ def test_dropout_flags_lcn_and_criteria_keep_their_settings(tmp_path):
     logp = np.log(np.full((2, 3), 1 / 3))
     target = np.array([2, 0])  # 0-based in ember (Torch7's 3 and 1)
     assert nll.forward(logp.astype("float32"), target) == pytest.approx(-(0.5 * logp[0, 2] + 1.0 * logp[1, 0]), rel=1e-5)
+
+
+def test_gmodule_with_a_split_module_output_and_two_outputs(tmp_path):
+    """nngraph: x -> Linear -> ConcatTable(Tanh, Sigmoid) -> :split(2) -> two outputs."""
+    rng = np.random.default_rng(4)
+    weight, bias = rng.standard_normal((4, 3)), rng.standard_normal(4)
+    linear = Obj("nn.Linear", {"weight": Tensor("Double", weight), "bias": Tensor("Double", bias)})
+    branches = Obj("nn.ConcatTable", {"modules": {1: Obj("nn.Tanh", {}), 2: Obj("nn.Sigmoid", {})}})
+    data = {"in": {"input": {}}, "lin": {"module": linear}, "cat": {"module": branches},
+            "split": {"nSplitOutputs": 2}, "s1": {"selectindex": 1}, "s2": {"selectindex": 2}, "out": {"input": {}}}  # fmt: skip
+    for child, parents in (("lin", ["in"]), ("cat", ["lin"]), ("split", ["cat"]), ("s1", ["split"]), ("s2", ["split"]), ("out", ["s2", "s1"])):
+        data[child]["mapindex"] = {i: data[p] for i, p in enumerate(parents, 1)}
+    nodes = {name: Obj("nngraph.Node", {"data": data[name], "id": i}) for i, name in enumerate(data, 1)}
+    order = ["in", "lin", "cat", "split", "s1", "s2", "out"]
+    graph = Obj("nn.gModule", {"forwardnodes": {i: nodes[n] for i, n in enumerate(order, 1)}, "innode": nodes["in"],
+                               "outnode": nodes["out"], "nInputs": 1})  # fmt: skip
+    model = _load_obj(tmp_path, graph)
+    assert isinstance(model, nn.Graph)
+    x = rng.standard_normal((2, 3))
+    hidden = x @ weight.T + bias
+    first, second = model.forward(x.astype("float32"))
+    np.testing.assert_allclose(first, _sigmoid(hidden), rtol=1e-5, atol=1e-6)  # the outnode lists s2 first
+    np.testing.assert_allclose(second, np.tanh(hidden), rtol=1e-5, atol=1e-6)
