@@ -433,3 +433,14 @@ def test_gmodule_with_a_split_module_output_and_two_outputs(tmp_path):
     first, second = model.forward(x.astype("float32"))
     np.testing.assert_allclose(first, _sigmoid(hidden), rtol=1e-5, atol=1e-6)  # the outnode lists s2 first
     np.testing.assert_allclose(second, np.tanh(hidden), rtol=1e-5, atol=1e-6)
+
+
+def test_a_checkpoint_table_points_to_its_model(tmp_path):
+    from ember.t7 import to_module
+
+    path = tmp_path / "checkpoint.t7"
+    path.write_bytes(dumps({"model": _mlp(), "epoch": 3}))
+    with pytest.raises(FormatError, match="model"):
+        ember.load_t7(path)
+    net = to_module(read_t7(path)["model"])
+    assert isinstance(net, nn.Sequential) and len(net) == 4

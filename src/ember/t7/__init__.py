@@ -20,7 +20,9 @@ def load_t7(path, *, partial=False, ascii=None, long_size=None):
     if not isinstance(obj, TorchObject):
         if partial:
             return obj
-        raise FormatError(f"{path}: holds a {type(obj).__name__}, not a Torch7 module (use read_t7 for raw data)")
+        keys = [k for k, v in obj.items() if isinstance(v, TorchObject)][:5] if isinstance(obj, dict) else []
+        hint = f"; torch objects under the keys {keys}: ember.t7.to_module(read_t7(path)[key])" if keys else ""
+        raise FormatError(f"{path}: holds a {type(obj).__name__}, not a Torch7 module (read_t7 gives the raw data{hint})")
     try:
         with deep_recursion():
             return Mapper().module(obj)
@@ -32,6 +34,13 @@ def load_t7(path, *, partial=False, ascii=None, long_size=None):
         raise FormatError(f"{path}: {exc}") from None
     except RecursionError:
         raise FormatError(f"{path}: modules nested too deeply to map") from None
+
+
+def to_module(obj, path="model"):
+    """Map a raw Torch7 object from :func:`read_t7` (e.g. ``read_t7(f)["model"]`` of a
+    checkpoint table) to an ember module; ``path`` names it in error messages."""
+    with deep_recursion():
+        return Mapper().module(obj, path)
 
 
 _BUFFERS = ("output", "gradInput", "_input", "_gradOutput")
@@ -62,4 +71,4 @@ def raw_arrays(obj, prefix="", seen=None) -> dict:
     return found
 
 
-__all__ = ["raw_arrays", "deep_recursion", "load_t7", "read_t7", "read_t7_bytes", "TorchObject", "LuaFunction", "UnmappedClassError", "Mapper"]
+__all__ = ["to_module", "raw_arrays", "deep_recursion", "load_t7", "read_t7", "read_t7_bytes", "TorchObject", "LuaFunction", "UnmappedClassError", "Mapper"]
