@@ -40,6 +40,9 @@ def seeds():
                                             4: Obj("nn.Linear", {"weight": Tensor("Cuda", np.ones((2, 27))), "bias": Tensor("Cuda", np.zeros(2))})},
                                 "extra": cyclic, "fn": Function()})  # fmt: skip
     files += [dumps(net), dumps(net, ascii=True), dumps(net, long_size=4)]
+    real = os.environ.get("EMBER_T7_REAL")  # the larger real models too, when at hand
+    if real and os.path.isdir(real):
+        files += [open(os.path.join(real, f), "rb").read() for f in sorted(os.listdir(real)) if f.endswith(".t7")]
     return files
 
 

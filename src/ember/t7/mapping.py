@@ -72,7 +72,10 @@ class Mapper:
         address = tensor.__array_interface__["data"][0]
         ident = (address, tensor.shape, tensor.strides, tensor.dtype.str, shape)
         if ident not in self.arrays:
-            value = np.array(tensor, dtype="float32")
+            with np.errstate(over="ignore"):
+                value = np.array(tensor, dtype="float32")
+            if tensor.dtype.itemsize > 4 and not np.isfinite(value).all() and np.isfinite(tensor).all():
+                raise FormatError(f"{key!r} holds values beyond float32's range (corrupted file?)")
             if shape is not None:
                 if value.size != int(np.prod(shape)):
                     raise FormatError(f"{key!r} of shape {tensor.shape} does not fit {tuple(shape)}")
