@@ -444,3 +444,38 @@ def test_a_checkpoint_table_points_to_its_model(tmp_path):
         ember.load_t7(path)
     net = to_module(read_t7(path)["model"])
     assert isinstance(net, nn.Sequential) and len(net) == 4
+
+
+@pytest.mark.parametrize("name,fields", [
+    ("nn.MSECriterion", {"sizeAverage": False}), ("nn.AbsCriterion", {"sizeAverage": True}),
+    ("nn.SmoothL1Criterion", {"sizeAverage": False}), ("nn.DistKLDivCriterion", {"sizeAverage": False}),
+    ("nn.MarginCriterion", {"margin": 0.5, "sizeAverage": True}), ("nn.BCECriterion", {"sizeAverage": False}),
+])  # fmt: skip
+def test_criteria_keep_size_average_and_margin(tmp_path, name, fields):
+    criterion = _load_obj(tmp_path, Obj(name, dict(fields, output=0, gradInput=Tensor("Float", np.zeros(0)))))
+    assert criterion.size_average is fields["sizeAverage"]
+    assert getattr(criterion, "margin", fields.get("margin")) == fields.get("margin")
+
+
+def test_table_and_elementwise_modules_follow_torch7_fields(tmp_path):
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal((2, 3)), rng.standard_normal((2, 2))
+    join = _load_obj(tmp_path, Obj("nn.JoinTable", {"dimension": 1, "nInputDims": 1}))
+    np.testing.assert_allclose(join.forward([a.astype("float32"), b.astype("float32")]), np.hstack([a, b]), rtol=1e-6)
+    last = _load_obj(tmp_path, Obj("nn.SelectTable", {"index": -1}))
+    assert last.forward([a, b]) is b
+    narrow = _load_obj(tmp_path, Obj("nn.NarrowTable", {"offset": 2, "length": 1}))
+    assert narrow.forward([a, b, a])[0] is b
+    scale = rng.standard_normal(3)
+    cmul = _load_obj(tmp_path, Obj("nn.CMul", {"weight": Tensor("Double", scale)}))
+    np.testing.assert_allclose(cmul.forward(a.astype("float32")), a * scale, rtol=1e-5)
+    shift = _load_obj(tmp_path, Obj("nn.Add", {"bias": Tensor("Double", scale), "scalar": False}))
+    np.testing.assert_allclose(shift.forward(a.astype("float32")), a + scale, rtol=1e-5)
+    protos = rng.standard_normal((3, 4))  # Torch7's Euclidean keeps (inputSize, outputSize)
+    euclid = _load_obj(tmp_path, Obj("nn.Euclidean", {"weight": Tensor("Double", protos)}))
+    expected = np.linalg.norm(a[:, :, None] - protos[None], axis=1)
+    np.testing.assert_allclose(euclid.forward(a.astype("float32")), expected, rtol=1e-5)
+    pool = _load_obj(tmp_path, Obj("nn.SpatialAveragePooling", {"kW": 2, "kH": 2, "dW": 2, "dH": 2, "padW": 0, "padH": 0,
+                                                                "ceil_mode": False, "count_include_pad": True}))  # fmt: skip
+    x = rng.standard_normal((1, 1, 4, 4))
+    np.testing.assert_allclose(pool.forward(x.astype("float32"))[0, 0], x[0, 0].reshape(2, 2, 2, 2).mean(axis=(1, 3)), rtol=1e-5)

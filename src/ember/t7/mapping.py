@@ -150,15 +150,23 @@ def builds(*names):
 def _simple(cls, **fields):
     """A builder calling ``cls(**{arg: obj[field]})`` with numeric fields and defaults."""
 
+    def value(obj, key, default):
+        if isinstance(default, bool):  # a flag such as sizeAverage
+            flag = obj.get(key, default)
+            if not isinstance(flag, bool):
+                raise FormatError(f"field {key!r} = {flag!r} is not a boolean")
+            return flag
+        return _num(obj, key, default)
+
     def build(mapper, obj, path):
-        return cls(**{arg: _num(obj, key, default) for arg, (key, default) in fields.items()})
+        return cls(**{arg: value(obj, key, default) for arg, (key, default) in fields.items()})
 
     return build
 
 
 for _name in ("ReLU", "Tanh", "Sigmoid", "Abs", "Square", "Exp", "Log", "Identity", "CAddTable", "CSubTable",
               "CMulTable", "CDivTable", "CMaxTable", "CMinTable", "FlattenTable", "DotProduct", "CosineDistance",
-              "LogSumExp", "DistKLDivCriterion"):  # fmt: skip
+              "LogSumExp"):  # fmt: skip
     BUILDERS[_name] = _simple(getattr(nn, _name))
 BUILDERS.update({
     "Threshold": _simple(nn.Threshold, threshold=("threshold", 1e-6), value=("val", 0.0)),
@@ -171,6 +179,7 @@ BUILDERS.update({
     "MulConstant": _simple(nn.MulConstant, constant=("constant_scalar", 1.0)),
     "PairwiseDistance": _simple(nn.PairwiseDistance, p=("norm", 2)),
     "MSECriterion": _simple(nn.MSECriterion, size_average=("sizeAverage", True)),
+    "DistKLDivCriterion": _simple(nn.DistKLDivCriterion, size_average=("sizeAverage", True)),
     "AbsCriterion": _simple(nn.AbsCriterion, size_average=("sizeAverage", True)),
     "SmoothL1Criterion": _simple(nn.SmoothL1Criterion, size_average=("sizeAverage", True)),
     "MarginCriterion": _simple(nn.MarginCriterion, margin=("margin", 1.0), size_average=("sizeAverage", True)),
