@@ -98,11 +98,13 @@ def test_real_model_matches_the_independent_reference(name, tmp_path):
     _assert_close(again.forward(as32), got, 1e-6)
 
 
-def test_the_cuda_model_reads_as_host_arrays():
-    model = ember.load_t7(_real("henlisp_mlp_cuda.t7"))
-    raw = read_t7(_real("henlisp_mlp_cuda.t7"))
-    assert raw.get("_type") == "torch.CudaTensor"
-    assert isinstance(model[1], nn.Linear) and model[1].weight.dtype == np.float32
+@pytest.mark.parametrize("name", ["henlisp_mlp_cuda.t7", "timeseries_cuda.t7"])
+def test_the_cuda_models_hold_cuda_tensors_read_as_host_arrays(name):
+    path = _real(name)
+    assert b"torch.CudaStorage" in path.read_bytes()  # the weights really are CUDA tensors in the file
+    raw = read_t7(path)
+    weight = raw["modules"][len(raw["modules"])]["weight"] if name.startswith("time") else raw["modules"][2]["weight"]
+    assert isinstance(weight, np.ndarray) and weight.dtype == np.float32 and weight.size
 
 
 # ---------------------------------------------------------------- the reader on torchfile's files
