@@ -144,3 +144,13 @@ def dumps(value, ascii=False, long_size=8) -> bytes:
     writer = Writer(ascii, long_size)
     writer.write(value)
     return writer.bytes()
+
+
+def sample_mlp(kind="Float", shared=False):
+    """Sequential(Linear(4, 3), Tanh, Dropout, ConcatTable(Linear(3, 3))) with a Lua function
+    field; ``shared``: the second Linear re-uses the first one's weight tensor."""
+    w1 = Tensor(kind, np.arange(12, dtype="float64").reshape(3, 4) / 10)
+    lin1 = Obj("nn.Linear", {"weight": w1, "bias": Tensor(kind, np.ones(3)), "gradWeight": Tensor(kind, np.zeros((3, 4)))})
+    w2 = w1 if shared else Tensor(kind, -np.ones((3, 3)))
+    lin2 = Obj("nn.Linear", {"weight": w2, "bias": Tensor(kind, np.zeros(3))})
+    return Obj("nn.Sequential", {"modules": {1: lin1, 2: Obj("nn.Tanh", {"train": True}), 3: Obj("nn.Dropout", {"p": 0.2, "v2": True}), 4: Obj("nn.ConcatTable", {"modules": {1: lin2}})}, "fn": Function()})  # fmt: skip
