@@ -22,7 +22,7 @@ _LAZY = {
     "nn": ("ember.nn", None), "optim": ("ember.optim", None), "data": ("ember.data", None),
     "models": ("ember.models", None), "Backend": ("ember.backend", "Backend"),
     "get_backend": ("ember.backend", "get_backend"), "load": ("ember.io", "load"), "save": ("ember.io", "save"),
-    "manual_seed": ("ember.nn.init", "manual_seed"),
+    "manual_seed": ("ember.nn.init", "manual_seed"), "load_t7": ("ember.t7", "load_t7"),
 }  # fmt: skip
 
 
@@ -42,5 +42,5 @@ def __dir__():
 
 __all__ = [
     "nn", "optim", "data", "models", "Backend", "get_backend", "ShapeError", "TrainingError", "FormatError",
-    "load", "save", "manual_seed", "configure_threads", "__version__",
+    "load", "save", "load_t7", "manual_seed", "configure_threads", "__version__",
 ]  # fmt: skip

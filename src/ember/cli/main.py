@@ -2,7 +2,8 @@
 
     ember train [--model mnist-mlp] [--epochs 10] [--optimizer sgd] [--lr 0.05] [--log run.csv]
                 [--checkpoint-every N] [--resume] ...
-    ember eval MODEL_FILE [--confusion-png confusion.png]
+    ember eval MODEL_FILE [--confusion-png confusion.png]   (MODEL_FILE may be a Torch7 .t7 file)
+    ember convert MODEL.t7 MODEL.safetensors [--partial]
     ember plot RUN.csv [-o curves.png]
     ember models
     ember manifold [--data FILE.npz] [--steps N] [--seed N] [--save-embedding OUT.npz] [--plot OUT.png]
@@ -106,7 +107,36 @@ def _eval_parser(sub):
     p.add_argument("--threads", type=POSITIVE_INT, help="BLAS threads (default: all cores)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="cpu (NumPy) or cuda (CuPy, needs a GPU)")
     p.add_argument("--confusion-png", help="also draw the confusion matrix to this PNG")
+    p.add_argument("--input-shape", help="for a Torch7 .t7 model: one sample's shape as JSON, e.g. [1,28,28] (default [784])")
     p.set_defaults(run=cmd_eval)
+
+
+def _convert_parser(sub):
+    p = sub.add_parser("convert", help="convert a Torch7 .t7 model into an ember model file (nothing in it is run)")
+    p.add_argument("source", help="the Torch7 file (torch.save, binary or ascii)")
+    p.add_argument("target", help="the ember model file to write (safetensors layout; read it with ember.load)")
+    p.add_argument("--partial", action="store_true",
+                   help="if a class has no ember mapping, write the file's raw tensors by tree path instead of failing")  # fmt: skip
+    p.set_defaults(run=cmd_convert)
+
+
+def cmd_convert(args):
+    from .. import io
+    from ..t7 import UnmappedClassError, load_t7, raw_arrays, read_t7
+
+    try:
+        model = load_t7(args.source)
+    except UnmappedClassError as error:
+        if not args.partial:
+            raise
+        arrays = raw_arrays(read_t7(args.source))
+        io.write_tensors(args.target, arrays, {"format": "torch7-raw", "source": str(args.source), "unmapped": str(error)})
+        print(f"{args.source}: {error}\n-> {args.target}: {len(arrays)} raw tensors by tree path (read them with ember.io.read_tensors)")
+        return 0
+    io.save(model, args.target, metadata={"model": "torch7", "source": str(args.source)})
+    print(f"{args.source} -> {args.target}: {sum(1 for _ in model.modules())} modules, "
+          f"{sum(int(a.size) for _, a in model.named_arrays())} numbers")  # fmt: skip
+    return 0
 
 
 def _models_parser(sub):
@@ -124,6 +154,7 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
     _eval_parser(sub)
+    _convert_parser(sub)
     _models_parser(sub)
     _plot_parser(sub)
     from .manifold import add_manifold_parser
@@ -245,10 +276,15 @@ def cmd_eval(args):
 
         pyplot()
     _threads(args)
-    model, meta = io.load(args.model_file, with_metadata=True)
-    if not io.is_verified(meta):
-        print(f"note: {args.model_file} carries no digest (written before ember stored one): its bytes are "
-              f"unverified; save it again to add one", file=sys.stderr)  # fmt: skip
+    if str(args.model_file).endswith((".t7", ".net")):  # a Torch7 file: mapped, not run
+        from ..t7 import load_t7
+
+        model, meta = load_t7(args.model_file), {"model": "torch7", "input_shape": args.input_shape or "[784]"}
+    else:
+        model, meta = io.load(args.model_file, with_metadata=True)
+        if not io.is_verified(meta):
+            print(f"note: {args.model_file} carries no digest (written before ember stored one): its bytes are "
+                  f"unverified; save it again to add one", file=sys.stderr)  # fmt: skip
     _to_device(model, args)
     input_shape = tuple(json.loads(meta.get("input_shape", "[784]")))
     from ..data.named import DATASETS
@@ -258,7 +294,7 @@ def cmd_eval(args):
     dataset = None if data_file else (args.dataset or trained_on)
     data = load_dataset(input_shape, args.data_dir, data_file, preprocess="none", dataset=dataset,
                         layout=args.layout or meta.get("layout"), download=args.download)  # fmt: skip
-    pre = from_file(io.load_extra(args.model_file), meta)
+    pre = None if meta.get("model") == "torch7" else from_file(io.load_extra(args.model_file), meta)
     if pre is None and "normalization" in meta:  # files written before preprocessing was stored as arrays
         from ..data import Standardizer
 
