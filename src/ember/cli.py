@@ -153,9 +153,11 @@ def cmd_train(args):
     from . import nn
     from .models import get_model
     from .nn.init import manual_seed
+    from .distributed import quiet_other_ranks
     from .train import TrainOptions, fit, load_dataset, model_metadata
 
     _threads(args)
+    group = quiet_other_ranks()  # under mpirun/srun: rank 0 alone prints (ember.distributed)
     spec = get_model(args.model)
     d = spec.defaults
     sgd_like = args.optimizer in ("sgd", "nag")
@@ -197,6 +199,8 @@ def cmd_train(args):
         print(f"first-layer filters drawn in {args.filters}")
     print(f"test accuracy {final['test_acc'] * 100:.2f}% after {len(history)} epochs "
           f"({time.perf_counter() - start:.1f}s)" + (f"; model saved to {args.save}" if args.save else ""))  # fmt: skip
+    if group is not None:
+        print(group.report())
     return 0
 
 

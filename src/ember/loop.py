@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from . import io, optim
+from . import distributed, io, optim
 from .checkpoint import generators
 from .data.preprocess import to_file
 from .errors import TrainingError
@@ -60,6 +60,7 @@ class TrainingRun:
         self.batch_y = np.empty(bs, dtype=np.int64)
         self.run = RunState()
         self.epoch = 0
+        self.dist = distributed.join_run(self)  # None on one rank; else the MPI side (ember.distributed)
 
     # ------------------------------------------------------------------ the loop
     def train(self):
@@ -70,6 +71,8 @@ class TrainingRun:
             print(f"resumed from {o.checkpoint}: epoch {run.epoch + 1}, step {run.step}", file=self.out, flush=True)
         elif o.resume:
             print(f"no checkpoint at {o.checkpoint}: starting from scratch", file=self.out, flush=True)
+        if self.dist is not None:  # every rank continues from rank 0's state (fresh or resumed)
+            self.run = run = self.dist.broadcast_run()
         self.logger = Logger(o.log, keep_rows=run.log_rows if run.step or run.epoch else None) if o.log else None
         while run.epoch < o.epochs and not run.finished:
             self.epoch = run.epoch
@@ -95,15 +98,18 @@ class TrainingRun:
                       if o.checkpoint else ""), file=self.out, flush=True)  # fmt: skip
                 return False
             index = run.order[run.position : run.position + bs]
-            xb, yb = self.batch_x[: len(index)], self.batch_y[: len(index)]
+            local = index if self.dist is None else self.dist.shard(index)  # this rank's share of the batch
+            xb, yb = self.batch_x[: len(local)], self.batch_y[: len(local)]
             if backend.xp is np and data.x_train.dtype == xb.dtype:
-                np.take(data.x_train, index, axis=0, out=xb)  # gathered straight into the batch buffer
+                np.take(data.x_train, local, axis=0, out=xb)  # gathered straight into the batch buffer
             else:  # another dtype (a float64 model) or the GPU
-                xb[...] = backend.asarray(data.x_train[index])
-            np.take(data.y_train, index, out=yb)
+                xb[...] = backend.asarray(data.x_train[local])
+            np.take(data.y_train, local, out=yb)
             if self.schedule is not None:
                 self.config[o.lr_key] = self.schedule(self.epoch, run.step)
-            feval = make_feval(self.model, self.criterion, xb, yb, self.grads, self._regularize)
+            feval = make_feval(self.model, self.criterion, xb, yb, self.grads, None if self.dist else self._regularize)
+            if self.dist is not None:  # sum over the ranks, then regularize the global gradient
+                feval = self.dist.wrap_feval(feval, self._regularize, yb)
             loss = float(self.step_fn(feval, self.params, self.config, self.state)[1][0])
             if not math.isfinite(loss):
                 bar.close()
@@ -114,7 +120,8 @@ class TrainingRun:
             run.position += len(index)
             run.loss_sum += loss * len(index)
             run.seen += len(index)
-            run.correct += int((backend.to_numpy(self.model.output.argmax(axis=1)) == yb).sum())
+            predicted = backend.to_numpy(self.model.output.argmax(axis=1)) if self.dist is None else None
+            run.correct += self.dist.correct if self.dist else int((predicted == yb).sum())
             bar.update(len(index), loss=run.loss_sum / run.seen)
             if o.checkpoint_every and run.step % o.checkpoint_every == 0:
                 self._checkpoint()

@@ -1,0 +1,115 @@
+"""The hooks that make ``ember train`` (:class:`ember.loop.TrainingRun`) data-parallel
+when it runs under ``mpirun``/``srun`` with more than one rank.
+
+:func:`join_run` checks that all ranks agree (model, data, options), leaves printing,
+logs, model files and checkpoints to rank 0, synchronizes batch normalization and
+dropout across ranks; :meth:`RunSync.broadcast_run` gives every rank rank 0's whole
+state (fresh, or resumed from rank 0's checkpoint file, so ranks need no shared
+disk); :meth:`RunSync.shard` and :meth:`RunSync.wrap_feval` split each global batch
+and sum the gradient, loss and correct count.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import zlib
+
+import numpy as np
+
+from ..io import describe_architecture
+from ..nn.batchnorm import BatchNormalization
+from ..run_state import load_run, save_run
+from .replicas import BatchShare, ShardedGenerator, sync_batchnorm
+
+
+def _data_digest(data):
+    """A cheap fingerprint of the data every rank loaded (labels, every 97th input)."""
+    digest = zlib.adler32(np.ascontiguousarray(data.y_train).view(np.uint8))
+    digest = zlib.adler32(np.ascontiguousarray(data.x_train.reshape(len(data.y_train), -1)[::97]).view(np.uint8), digest)
+    return zlib.adler32(np.ascontiguousarray(data.y_test).view(np.uint8), digest)
+
+
+class RunSync:
+    """The distributed side of one training run (see the module docstring)."""
+
+    def __init__(self, group, run):
+        self.group, self.run = group, run
+        o, data, model = run.options, run.data, run.model
+        self.size_average = bool(getattr(run.criterion, "size_average", True))
+        group.agree({
+            "options": run.fingerprint, "architecture": describe_architecture(model),
+            "parameters": int(run.params.size), "dtype": str(run.params.dtype), "epochs": o.epochs,
+            "max_steps": o.max_steps, "checkpoint_every": o.checkpoint_every,
+            "n_test": len(data.y_test), "data_digest": _data_digest(data), "criterion": type(run.criterion).__name__,
+            "size_average": self.size_average, "resume": o.resume,
+        })  # fmt: skip
+        norms = [m for m in model.modules() if isinstance(m, BatchNormalization)]
+        n, bs = len(data.y_train), o.batch_size
+        smallest = min(bs, n % bs or bs)
+        if norms and smallest < group.size:
+            raise ValueError(f"batch normalization over {group.size} ranks needs every rank to hold a sample of every "
+                             f"batch, but a batch has {smallest} samples; use fewer ranks or another --batch-size/--limit")  # fmt: skip
+        self.share = BatchShare()
+        for m in norms:
+            sync_batchnorm(m, group, self.share)
+        wrapped = {}
+        for m in model.modules():
+            gen = m.__dict__.get("rng")
+            if isinstance(gen, np.random.Generator):
+                m.rng = wrapped.setdefault(id(gen), ShardedGenerator(gen, self.share))
+        share = -(-bs // group.size)
+        print(f"data-parallel over {group.size} ranks: each batch of {bs} split into shares of at most {share}",
+              file=run.out, flush=True)
+        if not group.is_root:  # rank 0 alone prints, logs and writes files
+            run.options = dataclasses.replace(o, save=None, log=None, checkpoint=None, checkpoint_every=0,
+                                              resume=False, progress=False)  # fmt: skip
+            run.out = open(os.devnull, "w")
+
+    def broadcast_run(self):
+        """Rank 0's state (parameters, buffers, optimizer state, RNGs, schedule, epoch,
+        position and data order) on every rank; returns the :class:`RunState`."""
+        r, group = self.run, self.group
+        with tempfile.TemporaryDirectory(prefix="ember-rank-") as folder:
+            path = os.path.join(folder, "state.ckpt")
+            if group.is_root:
+                save_run(path, r.run, r.model, r.params, r.state, r.gens, r.schedule, r.fingerprint, r.best_params)
+                with open(path, "rb") as f:
+                    blob = f.read()
+            blob = group.broadcast_bytes(blob if group.is_root else b"")
+            if group.is_root:
+                return r.run
+            with open(path, "wb") as f:
+                f.write(blob)
+            return load_run(path, r.model, r.params, r.state, r.gens, r.schedule, r.fingerprint,
+                            len(r.data.y_train), r.best_params)  # fmt: skip
+
+    def shard(self, index):
+        """This rank's rows of the global batch ``index`` (and remember them)."""
+        s = self.share
+        s.size = len(index)
+        s.start, s.stop = self.group.share(len(index))
+        s.weight = (s.stop - s.start) / s.size if self.size_average else 1.0
+        return index[s.start : s.stop]
+
+    def wrap_feval(self, feval, regularize, targets):
+        """``feval`` summed over the ranks; ``regularize`` applied to the global
+        gradient; the global count of correct predictions lands in ``self.correct``."""
+        model, backend = self.run.model, self.run.model.backend
+
+        def correct():
+            if not len(targets):
+                return (0,)
+            return (int((backend.to_numpy(model.output.argmax(axis=1)) == targets).sum()),)
+
+        g = self.group
+        reduced = g.reduce_feval(feval, self.run.grads, self.share.weight, regularize, correct, self.run.params)
+
+        def counted(x):
+            result = reduced(x)
+            self.correct = int(round(g.metrics[0]))
+            return result
+
+        return counted
+
