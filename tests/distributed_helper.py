@@ -89,7 +89,10 @@ def main(scenario, outdir):
                 np.savez(os.path.join(outdir, f"{name}.npz"), params=params, running_mean=running_mean,
                          train_loss=last["train_loss"], train_acc=last["train_acc"])  # fmt: skip
     elif scenario == "disagree":
-        train("sgd", epochs=1, n_train=95 if rank == 0 else 90)
+        try:
+            train("sgd", epochs=1, n_train=95 if rank == 0 else 90)
+        except distributed.DistributedError as error:  # as `ember train` reports it
+            sys.exit(f"error: {error}")
     elif scenario == "kill":
 
         def die(params):

@@ -39,7 +39,7 @@ class RunSync:
         o, data, model = run.options, run.data, run.model
         self.size_average = bool(getattr(run.criterion, "size_average", True))
         group.agree({
-            "options": run.fingerprint, "architecture": describe_architecture(model),
+            **run.fingerprint, "architecture": describe_architecture(model),
             "parameters": int(run.params.size), "dtype": str(run.params.dtype), "epochs": o.epochs,
             "max_steps": o.max_steps, "checkpoint_every": o.checkpoint_every,
             "n_test": len(data.y_test), "data_digest": _data_digest(data), "criterion": type(run.criterion).__name__,
