@@ -13,14 +13,13 @@ import shutil
 import subprocess
 import sys
 import time
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 import distributed_helper as helper
 from ember import io
-from ember.distributed import Group, launched_ranks
+from ember.distributed import launched_ranks, shard_batches, share_of
 from ember.distributed.replicas import BatchShare, ShardedGenerator
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -77,13 +76,12 @@ def test_launched_ranks_reads_the_launchers_environment(monkeypatch):
 
 @pytest.mark.parametrize("n, size", [(64, 2), (7, 3), (2, 4)])
 def test_shares_cover_each_batch_once_in_order(n, size):
-    bounds = [Group.share(SimpleNamespace(rank=r, size=size), n) for r in range(size)]
+    bounds = [share_of(r, size, n) for r in range(size)]
     assert [b[0] for b in bounds[1:]] == [b[1] for b in bounds[:-1]] and bounds[0][0] == 0 and bounds[-1][1] == n
     lengths = [stop - start for start, stop in bounds]
     assert max(lengths) - min(lengths) <= 1
     order = np.random.default_rng(0).permutation(3 * n + 1)
-    parts = [list(Group.batches(SimpleNamespace(rank=r, size=size, share=lambda m, r=r: Group.share(
-        SimpleNamespace(rank=r, size=size), m)), order, n)) for r in range(size)]  # fmt: skip
+    parts = [list(shard_batches(r, size, order, n)) for r in range(size)]
     for batch in zip(*parts):
         assert np.array_equal(np.concatenate([index for index, _ in batch]), order[: sum(len(i) for i, _ in batch)])
         assert sum(weight for _, weight in batch) == pytest.approx(1.0)

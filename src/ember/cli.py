@@ -153,11 +153,11 @@ def cmd_train(args):
     from . import nn
     from .models import get_model
     from .nn.init import manual_seed
-    from .distributed import quiet_other_ranks
+    from .distributed import start_rank
     from .train import TrainOptions, fit, load_dataset, model_metadata
 
     _threads(args)
-    group = quiet_other_ranks()  # under mpirun/srun: rank 0 alone prints (ember.distributed)
+    group = start_rank(args.device)  # under mpirun/srun: rank 0 alone prints, one GPU per rank (ember.distributed)
     spec = get_model(args.model)
     d = spec.defaults
     sgd_like = args.optimizer in ("sgd", "nag")

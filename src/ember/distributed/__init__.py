@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import sys
 
-from .group import DistributedError, Group, launched_ranks
+from .group import DistributedError, Group, launched_ranks, local_rank, shard_batches, share_of
 
 _GROUP = None
 
@@ -59,14 +59,23 @@ def join_run(run):
     return RunSync(group, run)
 
 
-def quiet_other_ranks():
-    """Hook of ``ember train``: every rank but 0 prints nothing to stdout."""
+def start_rank(device="cpu"):
+    """Hook of ``ember train``: on several ranks, every rank but 0 prints nothing to
+    stdout, and with ``device="cuda"`` each rank of a machine takes its own GPU (local
+    rank modulo the GPU count). Returns the group, or None on one rank."""
     group = active()
-    if group is not None and not group.is_root:
+    if group is None:
+        return None
+    if not group.is_root:
         import os
 
         sys.stdout = open(os.devnull, "w")
+    if device == "cuda":  # untested here (no GPU on the build machine)
+        import cupy
+
+        cupy.cuda.Device(local_rank() % cupy.cuda.runtime.getDeviceCount()).use()
     return group
 
 
-__all__ = ["DistributedError", "Group", "init", "active", "join_run", "quiet_other_ranks", "launched_ranks"]
+__all__ = ["DistributedError", "Group", "init", "active", "join_run", "start_rank", "launched_ranks", "local_rank",
+           "shard_batches", "share_of"]

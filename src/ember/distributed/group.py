@@ -46,6 +46,34 @@ def launched_ranks() -> int:
     return 1
 
 
+def share_of(rank, size, n):
+    """``(start, stop)`` of rank ``rank``'s part of ``n`` samples over ``size`` ranks:
+    contiguous, in rank order, sizes differing by at most one."""
+    base, extra = divmod(n, size)
+    start = rank * base + min(rank, extra)
+    return start, start + base + (rank < extra)
+
+
+def shard_batches(rank, size, order, batch_size):
+    """Yield ``(indices, weight)`` for each global batch of ``order`` (``batch_size``
+    consecutive entries): rank ``rank``'s share of it and ``len(share) / len(batch)``,
+    the factor that turns its mean gradient into its part of the batch's mean gradient
+    (the weights of all ranks sum to 1)."""
+    for first in range(0, len(order), batch_size):
+        batch = order[first : first + batch_size]
+        start, stop = share_of(rank, size, len(batch))
+        yield batch[start:stop], (stop - start) / len(batch)
+
+
+def local_rank() -> int:
+    """This rank's number among the ranks of its machine (launcher variables; 0 if unknown)."""
+    for name in ("OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "MV2_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID"):
+        value = os.environ.get(name, "")
+        if value.isdigit():
+            return int(value)
+    return 0
+
+
 def _alive(pid) -> bool:
     try:
         os.kill(pid, 0)
@@ -103,11 +131,14 @@ class Group:
     def wait(self, request, what):
         """Complete ``request``, watching the other ranks (see the module docstring)."""
         start = time.monotonic()
-        next_check, pause = start + 0.5, 2e-5
+        next_check, spin_until, pause = start + 0.5, start + 0.01, 2e-5
         try:
-            while not request.Test():
-                time.sleep(pause)
-                pause = min(pause * 2, 5e-4)  # short sleeps: fast steps keep low latency, long waits cost no CPU
+            while not request.Test():  # each Test() also moves the transfer on
+                if time.monotonic() < spin_until:
+                    time.sleep(0)  # the first 10 ms: yield the core but poll at once (a transfer in flight)
+                else:
+                    time.sleep(pause)  # then short sleeps: a long wait for a slower rank costs no CPU
+                    pause = min(pause * 2, 5e-4)
                 now = time.monotonic()
                 if now >= next_check:
                     self._check_peers(what, now - start)
@@ -191,20 +222,12 @@ class Group:
 
     # ------------------------------------------------------------------ data parallelism
     def share(self, n):
-        """``(start, stop)`` of this rank's part of ``n`` samples: contiguous, sizes
-        differing by at most one, in rank order."""
-        base, extra = divmod(n, self.size)
-        start = self.rank * base + min(self.rank, extra)
-        return start, start + base + (self.rank < extra)
+        """``(start, stop)`` of this rank's part of ``n`` samples (:func:`share_of`)."""
+        return share_of(self.rank, self.size, n)
 
     def batches(self, order, batch_size):
-        """Yield ``(local indices, weight)`` for each global batch of ``order``: this
-        rank's share of it and ``len(share) / len(batch)``, the factor that turns its
-        mean gradient into its part of the batch's mean gradient."""
-        for first in range(0, len(order), batch_size):
-            batch = order[first : first + batch_size]
-            start, stop = self.share(len(batch))
-            yield batch[start:stop], (stop - start) / len(batch)
+        """This rank's ``(indices, weight)`` of each global batch (:func:`shard_batches`)."""
+        return shard_batches(self.rank, self.size, order, batch_size)
 
     def checksum(self, *arrays) -> int:
         """Adler-32 of the arrays' bytes (cheap: about a millisecond per 3 MB)."""

@@ -36,6 +36,8 @@ class ShardedGenerator:
         self.generator, self.share = generator, share
 
     def random(self, size=None, dtype=np.float64, out=None):
+        """``Generator.random``; into a batch-shaped ``out``: this rank's rows of the
+        global batch's draw."""
         s = self.share
         if out is None or out.ndim == 0 or out.shape[0] != s.stop - s.start or s.size == out.shape[0]:
             return self.generator.random(size, dtype=dtype, out=out)
