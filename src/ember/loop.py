@@ -61,6 +61,7 @@ class TrainingRun:
         self.run = RunState()
         self.epoch = 0
         self.dist = distributed.join_run(self)  # None on one rank; else the MPI side (ember.distributed)
+        self.evaluate = evaluate if self.dist is None else self.dist.evaluate  # ranks share the evaluation
 
     # ------------------------------------------------------------------ the loop
     def train(self):
@@ -139,8 +140,8 @@ class TrainingRun:
         row = {"epoch": self.epoch + 1, "step": run.step, "train_loss": run.loss_sum / max(run.seen, 1),
                "train_acc": run.correct / max(run.seen, 1)}  # fmt: skip
         if data.y_valid is not None:
-            row["valid_loss"], row["valid_acc"], _ = evaluate(self.model, self.criterion, data.x_valid, data.y_valid)
-        row["test_loss"], row["test_acc"], _ = evaluate(self.model, self.criterion, data.x_test, data.y_test)
+            row["valid_loss"], row["valid_acc"], _ = self.evaluate(self.model, self.criterion, data.x_valid, data.y_valid)
+        row["test_loss"], row["test_acc"], _ = self.evaluate(self.model, self.criterion, data.x_test, data.y_test)
         row["lr"] = self._current_lr()
         row["time"] = train_time
         run.history.append(row)

@@ -21,6 +21,8 @@ import numpy as np
 from ..io import describe_architecture
 from ..nn.batchnorm import BatchNormalization
 from ..run_state import load_run, save_run
+from ..train import evaluate
+from .group import share_of
 from .replicas import BatchShare, ShardedGenerator, sync_batchnorm
 
 
@@ -113,3 +115,17 @@ class RunSync:
 
         return counted
 
+    def evaluate(self, model, criterion, x, y, batch_size=1000):
+        """:func:`ember.train.evaluate` shared by the ranks: each takes a contiguous run of
+        its batches of ``batch_size`` (the single-process batches, so the same numbers),
+        then the loss sums and correct counts are summed over the ranks. Returns ``(mean
+        loss, accuracy, None)``: the predictions stay spread over the ranks."""
+        n = len(y)
+        first, last = share_of(self.group.rank, self.group.size, -(-n // batch_size))
+        lo, hi = first * batch_size, min(last * batch_size, n)
+        sums = np.zeros(2)
+        if hi > lo:
+            loss, accuracy, _ = evaluate(model, criterion, x[lo:hi], y[lo:hi], batch_size)
+            sums[:] = loss * (hi - lo), round(accuracy * (hi - lo))
+        self.group.allreduce(sums, "the evaluation")
+        return float(sums[0]) / max(n, 1), float(sums[1]) / max(n, 1), None
