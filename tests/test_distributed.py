@@ -20,6 +20,7 @@ import pytest
 import distributed_helper as helper
 from ember import io
 from ember.distributed import launched_ranks, shard_batches, share_of
+from ember.distributed.group import LAUNCHER_SIZE_VARIABLES
 from ember.distributed.replicas import BatchShare, ShardedGenerator
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -65,7 +66,7 @@ def params_of(path):
 
 # ---------------------------------------------------------------- without MPI
 def test_launched_ranks_reads_the_launchers_environment(monkeypatch):
-    for name in ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE", "SLURM_STEP_NUM_TASKS", "EMBER_DISTRIBUTED"):
+    for name in (*LAUNCHER_SIZE_VARIABLES, "EMBER_DISTRIBUTED"):
         monkeypatch.delenv(name, raising=False)
     assert launched_ranks() == 1
     monkeypatch.setenv("PMI_SIZE", "3")

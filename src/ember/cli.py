@@ -151,9 +151,9 @@ def parse_config(text):
 
 def cmd_train(args):
     from . import nn
+    from .distributed import start_rank
     from .models import get_model
     from .nn.init import manual_seed
-    from .distributed import start_rank
     from .train import TrainOptions, fit, load_dataset, model_metadata
 
     _threads(args)

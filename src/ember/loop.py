@@ -121,8 +121,10 @@ class TrainingRun:
             run.position += len(index)
             run.loss_sum += loss * len(index)
             run.seen += len(index)
-            predicted = backend.to_numpy(self.model.output.argmax(axis=1)) if self.dist is None else None
-            run.correct += self.dist.correct if self.dist else int((predicted == yb).sum())
+            if self.dist is None:
+                run.correct += int((backend.to_numpy(self.model.output.argmax(axis=1)) == yb).sum())
+            else:
+                run.correct += self.dist.correct  # summed over the ranks
             bar.update(len(index), loss=run.loss_sum / run.seen)
             if o.checkpoint_every and run.step % o.checkpoint_every == 0:
                 self._checkpoint()
@@ -140,7 +142,8 @@ class TrainingRun:
         row = {"epoch": self.epoch + 1, "step": run.step, "train_loss": run.loss_sum / max(run.seen, 1),
                "train_acc": run.correct / max(run.seen, 1)}  # fmt: skip
         if data.y_valid is not None:
-            row["valid_loss"], row["valid_acc"], _ = self.evaluate(self.model, self.criterion, data.x_valid, data.y_valid)
+            valid = self.evaluate(self.model, self.criterion, data.x_valid, data.y_valid)
+            row["valid_loss"], row["valid_acc"] = valid[:2]
         row["test_loss"], row["test_acc"], _ = self.evaluate(self.model, self.criterion, data.x_test, data.y_test)
         row["lr"] = self._current_lr()
         row["time"] = train_time

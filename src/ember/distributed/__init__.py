@@ -38,7 +38,8 @@ def init(comm=None) -> Group:
         try:
             import mpi4py  # noqa: F401
         except ImportError as exc:
-            raise ImportError(f"distributed training needs mpi4py and an MPI: pip install 'ember[mpi]' ({exc})") from exc
+            need = "distributed training needs mpi4py and an MPI: pip install 'ember[mpi]'"
+            raise ImportError(f"{need} ({exc})") from exc
         _GROUP = Group(comm)
     return _GROUP
 

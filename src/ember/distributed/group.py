@@ -104,7 +104,8 @@ class Group:
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
         self.is_root = self.rank == 0
         self.timeout = float(timeout if timeout is not None else os.environ.get("EMBER_DIST_TIMEOUT", 300))
-        self.check_every = int(check_every if check_every is not None else os.environ.get("EMBER_DIST_CHECK_EVERY", 100))
+        check_every = check_every if check_every is not None else os.environ.get("EMBER_DIST_CHECK_EVERY", 100)
+        self.check_every = int(check_every)
         self.host = socket.gethostname()
         self.peers = self.comm.allgather((self.host, os.getpid()))
         self.cuda_aware = os.environ.get("EMBER_MPI_CUDA_AWARE") == "1"
@@ -163,29 +164,29 @@ class Group:
             np.copyto(buf, array)
         return buf, True
 
-    def allreduce(self, array, what="the gradient allreduce"):
-        """Sum ``array`` over all ranks, in place (a flat contiguous array)."""
+    @staticmethod
+    def _back(array, host, staged):
+        if staged:
+            np.copyto(array, host) if isinstance(array, np.ndarray) else array.set(host)  # CuPy: host -> device
+        return array
+
+    def allreduce(self, array, what="an allreduce", timed=False):
+        """Sum ``array`` over all ranks, in place (a flat contiguous array). ``timed``:
+        count it in :meth:`report` (the gradient's)."""
         start = time.perf_counter()
         host, staged = self._host_view(array)
         self.wait(self.comm.Iallreduce(self.MPI.IN_PLACE, host, op=self.MPI.SUM), what)
-        if staged:
-            if isinstance(array, np.ndarray):
-                np.copyto(array, host)
-            else:
-                array.set(host)  # host -> device (CuPy)
-        if what == "the gradient allreduce":  # the statistics of report(): the big one per step
+        if timed:
             self.reduce_calls += 1
             self.reduce_bytes += host.nbytes
             self.reduce_seconds += time.perf_counter() - start
-        return array
+        return self._back(array, host, staged)
 
     def broadcast(self, array, what="a broadcast from rank 0"):
         """Overwrite ``array`` with rank 0's, in place."""
         host, staged = self._host_view(array)
         self.wait(self.comm.Ibcast(host, root=0), what)
-        if staged:
-            np.copyto(array, host) if isinstance(array, np.ndarray) else array.set(host)
-        return array
+        return self._back(array, host, staged)
 
     def broadcast_bytes(self, blob):
         """Rank 0's ``bytes`` on every rank."""
@@ -271,7 +272,7 @@ class Group:
                 grads[...] = 0
                 loss = 0.0
             local = [loss, *(metrics() if metrics else ())]  # metrics() must also answer for an empty share
-            self.allreduce(grads)
+            self.allreduce(grads, "the gradient allreduce", timed=True)
             scalars = self.allreduce(np.array(local, dtype=np.float64), "the loss allreduce")
             self.metrics = scalars[1:]
             if after is not None:

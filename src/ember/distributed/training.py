@@ -29,7 +29,8 @@ from .replicas import BatchShare, ShardedGenerator, sync_batchnorm
 def _data_digest(data):
     """A cheap fingerprint of the data every rank loaded (labels, every 97th input)."""
     digest = zlib.adler32(np.ascontiguousarray(data.y_train).view(np.uint8))
-    digest = zlib.adler32(np.ascontiguousarray(data.x_train.reshape(len(data.y_train), -1)[::97]).view(np.uint8), digest)
+    some_inputs = np.ascontiguousarray(data.x_train.reshape(len(data.y_train), -1)[::97])
+    digest = zlib.adler32(some_inputs.view(np.uint8), digest)
     return zlib.adler32(np.ascontiguousarray(data.y_test).view(np.uint8), digest)
 
 
@@ -51,8 +52,9 @@ class RunSync:
         n, bs = len(data.y_train), o.batch_size
         smallest = min(bs, n % bs or bs)
         if norms and smallest < group.size:
-            raise ValueError(f"batch normalization over {group.size} ranks needs every rank to hold a sample of every "
-                             f"batch, but a batch has {smallest} samples; use fewer ranks or another --batch-size/--limit")  # fmt: skip
+            raise ValueError(f"batch normalization over {group.size} ranks needs every rank to hold a sample of "
+                             f"every batch, but a batch has {smallest} samples; use fewer ranks or another "
+                             "--batch-size/--limit")  # fmt: skip
         self.share = BatchShare()
         for m in norms:
             sync_batchnorm(m, group, self.share)
