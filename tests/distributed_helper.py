@@ -2,8 +2,7 @@
 SCENARIO OUTDIR``; imported by it for the single-process reference runs.
 
 Scenarios: ``exact`` (train a small net with batch norm and dropout, with sgd + weight
-decay + clipping, adam and lbfgs; rank 0 saves the parameters), ``disagree`` (rank 1
-loads less data), ``kill`` (rank 1 SIGKILLs itself at its 4th step, after writing
+decay + clipping, adam and lbfgs; rank 0 saves the parameters), ``kill`` (rank 1 SIGKILLs itself at its 4th step, after writing
 the time), ``diverge`` (rank 1 nudges its parameters at its 3rd step).
 """
 
@@ -88,11 +87,6 @@ def main(scenario, outdir):
                 last = history[-1] if history else {"train_loss": 0.0, "train_acc": 0.0}  # lbfgs: no epoch ends
                 np.savez(os.path.join(outdir, f"{name}.npz"), params=params, running_mean=running_mean,
                          train_loss=last["train_loss"], train_acc=last["train_acc"])  # fmt: skip
-    elif scenario == "disagree":
-        try:
-            train("sgd", epochs=1, n_train=95 if rank == 0 else 90)
-        except distributed.DistributedError as error:  # as `ember train` reports it
-            sys.exit(f"error: {error}")
     elif scenario == "kill":
 
         def die(params):

@@ -138,10 +138,16 @@ def test_ember_train_resumes_across_rank_counts(tmp_path):
 
 @needs_mpi
 def test_ranks_that_disagree_stop_at_once_with_one_message(tmp_path):
-    done = launch([os.path.join(HERE, "distributed_helper.py"), "disagree", str(tmp_path)], tmp_path, timeout=60)
+    # two programs in one job (MPMD): rank 1 has less data and another learning rate
+    rank0 = ["-m", "ember", "train", "--limit", "640", "--lr", "0.1", "--epochs", "1", "--no-progress"]
+    rank1 = ["-m", "ember", "train", "--limit", "600", "--epochs", "1", "--no-progress"]
+    done = launch([*rank0, ":", "-np", "1", sys.executable, *rank1], tmp_path, ranks=1, timeout=60)
     assert done.returncode != 0
     assert done.stderr.count("disagree") == 1, done.stderr
-    assert "n_train: rank 0 95, rank 1 90" in done.stderr
+    assert "ember train: error: the 2 ranks disagree on the training setup" in done.stderr
+    assert "n_train: rank 0 640, rank 1 600" in done.stderr
+    assert "optimizer_config.learning_rate: rank 0 0.1, rank 1 0.05" in done.stderr
+    assert "train loss" not in done.stdout  # stopped before training
 
 
 def _open_mpi_5():

@@ -74,6 +74,17 @@ def local_rank() -> int:
     return 0
 
 
+def _flat(facts, prefix=""):
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (so a difference names the inner key)."""
+    out = {}
+    for key, value in facts.items():
+        if isinstance(value, dict) and value:
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
+
+
 def _alive(pid) -> bool:
     try:
         os.kill(pid, 0)
@@ -210,7 +221,7 @@ class Group:
     def agree(self, facts: dict, what="the training setup"):
         """Stop every rank with one message (printed by rank 0) unless all ranks have
         the same ``facts``; the message names each differing entry per rank."""
-        everyone = self.gather_all(facts, f"the check of {what}")
+        everyone = [_flat(f) for f in self.gather_all(facts, f"the check of {what}")]
         keys = sorted({k for f in everyone for k in f})
         differing = [k for k in keys if any(f.get(k) != everyone[0].get(k) for f in everyone)]
         if not differing:
