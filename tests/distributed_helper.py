@@ -2,7 +2,8 @@
 SCENARIO OUTDIR``; imported by it for the single-process reference runs.
 
 Scenarios: ``exact`` (train a small net with batch norm and dropout, with sgd + weight
-decay + clipping, adam and lbfgs; rank 0 saves the parameters), ``kill`` (rank 1 SIGKILLs itself at its 4th step, after writing
+decay + clipping, adam, lbfgs and cg, then the library example's loop; rank 0 saves
+the parameters), ``kill`` (rank 1 SIGKILLs itself at its 4th step, after writing
 the time), ``diverge`` (rank 1 nudges its parameters at its 3rd step).
 """
 
@@ -26,6 +27,7 @@ CONFIGS = {
     "sgd": {"optimizer": "sgd", "lr": 0.1, "weight_decay": 1e-3, "clip_grad": 2.0},
     "adam": {"optimizer": "adam"},
     "lbfgs": {"optimizer": "lbfgs", "optim_config": {"max_iter": 3}, "max_steps": 6},  # it soon blows up here
+    "cg": {"optimizer": "cg", "optim_config": {"max_iter": 4}, "max_steps": 6},
 }
 
 
@@ -61,6 +63,31 @@ def train(config, epochs=2, n_train=95, batch_size=11):
     return model.get_parameters()[0].copy(), model.find_modules(nn.BatchNormalization)[0].running_mean.copy(), history
 
 
+def library_loop(group=None, steps=9):
+    """The five-line example of ember.distributed's docstring (float64, no batch norm:
+    a user's plain loop); ``group`` None: the same loop in one process."""
+    from ember.train import make_feval
+
+    rng = np.random.default_rng(11)
+    model = nn.Sequential(nn.Linear(12, 16, rng=rng), nn.Tanh(), nn.Linear(16, 3, rng=rng), nn.LogSoftMax()).double()
+    crit, data = nn.ClassNLLCriterion().double(), synthetic_data()
+    x, y, n = data.x_train.astype(np.float64), data.y_train, len(data.y_train)
+    params, grads = model.get_parameters()
+    config, state = {"learning_rate": 0.1, "momentum": 0.9}, {}
+    if group is not None:
+        group.broadcast(params)  # every replica starts from rank 0's weights
+        batches = group.batches(rng.permutation(n), 10)  # my share of each batch of 10
+    else:
+        order = rng.permutation(n)
+        batches = ((order[i : i + 10], 1.0) for i in range(0, n, 10))
+    for index, weight in batches:
+        feval = make_feval(model, crit, x[index], y[index], grads)
+        if group is not None:
+            feval = group.reduce_feval(feval, grads, weight)
+        optim.sgd(feval, params, config, state)
+    return params.copy()
+
+
 def _sabotage(after_steps, act):
     """Make rank 1 run ``act(params)`` at its ``after_steps``-th sgd step."""
     from ember import distributed
@@ -87,6 +114,9 @@ def main(scenario, outdir):
                 last = history[-1] if history else {"train_loss": 0.0, "train_acc": 0.0}  # lbfgs: no epoch ends
                 np.savez(os.path.join(outdir, f"{name}.npz"), params=params, running_mean=running_mean,
                          train_loss=last["train_loss"], train_acc=last["train_acc"])  # fmt: skip
+        params = library_loop(distributed.init())
+        if rank == 0:
+            np.save(os.path.join(outdir, "library.npy"), params)
     elif scenario == "kill":
 
         def die(params):

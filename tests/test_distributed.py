@@ -105,7 +105,8 @@ def test_sharded_dropout_noise_is_the_single_process_noise_cut_in_rows():
 # ---------------------------------------------------------------- with MPI (2 ranks)
 @needs_mpi
 def test_two_ranks_train_like_one_process(tmp_path):
-    # batch norm, dropout, uneven shares, weight decay + clipping, adam, lbfgs; staged through host buffers
+    # batch norm, dropout, uneven shares, weight decay + clipping, adam, lbfgs, cg, the library example's
+    # loop; staged through host buffers
     done = launch([os.path.join(HERE, "distributed_helper.py"), "exact", str(tmp_path)], tmp_path,
                   env={"EMBER_MPI_STAGE": "1", "EMBER_DIST_CHECK_EVERY": "5"})  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
@@ -117,6 +118,7 @@ def test_two_ranks_train_like_one_process(tmp_path):
         last = history[-1] if history else {"train_loss": 0.0, "train_acc": 0.0}
         assert float(two["train_acc"]) == last["train_acc"], name
         assert float(two["train_loss"]) == pytest.approx(last["train_loss"], abs=1e-9), name
+    np.testing.assert_allclose(np.load(tmp_path / "library.npy"), helper.library_loop(), rtol=0, atol=1e-9)
 
 
 @needs_mpi
