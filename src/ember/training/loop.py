@@ -22,6 +22,7 @@ from ..data.preprocess import to_file
 from ..errors import TrainingError
 from ..optim import Logger, MaxNorm, WeightDecay, clip_grad_norm, parameter_mask, parse_schedule
 from .checkpoint import generators
+from .distributed_run import join_run
 from .progress import Progress
 from .run_state import RunState, fingerprint, load_run, save_run
 from .train import _HAS, TORCH_LR, Dataset, TrainOptions, evaluate, make_feval, on_model_backend
@@ -61,6 +62,8 @@ class TrainingRun:
         self.batch_y = np.empty(bs, dtype=np.int64)
         self.run = RunState()
         self.epoch = 0
+        self.dist = join_run(self)  # None on one rank; else the MPI side (ember.distributed)
+        self.evaluate = evaluate if self.dist is None else self.dist.evaluate  # ranks share the evaluation
 
     # ------------------------------------------------------------------ the loop
     def train(self):
@@ -80,6 +83,8 @@ class TrainingRun:
                 print(f"nothing to train: {why} (raise --epochs to continue)", file=self.out, flush=True)
         elif o.resume:
             print(f"no checkpoint at {o.checkpoint}: starting from scratch", file=self.out, flush=True)
+        if self.dist is not None:  # every rank continues from rank 0's state (fresh or resumed)
+            self.run = run = self.dist.broadcast_run()
         # the log is opened (a resumed one cut back to the checkpoint's rows) only when the
         # first epoch ends: a resume that fails before then has written nothing
         self.logger, self.steps_taken = None, 0
@@ -109,17 +114,20 @@ class TrainingRun:
                       if o.checkpoint else ""), file=self.out, flush=True)  # fmt: skip
                 return False
             index = run.order[run.position : run.position + bs]
-            xb, yb = self.batch_x[: len(index)], self.batch_y[: len(index)]
+            local = index if self.dist is None else self.dist.shard(index)  # this rank's share of the batch
+            xb, yb = self.batch_x[: len(local)], self.batch_y[: len(local)]
             if hasattr(data.x_train, "gather"):  # raw images, preprocessed as the batch is gathered
-                data.x_train.gather(index, xb)
+                data.x_train.gather(local, xb)
             elif backend.xp is np and data.x_train.dtype == xb.dtype:
-                np.take(data.x_train, index, axis=0, out=xb)  # gathered straight into the batch buffer
+                np.take(data.x_train, local, axis=0, out=xb)  # gathered straight into the batch buffer
             else:  # another dtype (a float64 model) or the GPU
-                xb[...] = backend.asarray(data.x_train[index])
-            np.take(data.y_train, index, out=yb)
+                xb[...] = backend.asarray(data.x_train[local])
+            np.take(data.y_train, local, out=yb)
             if self.schedule is not None:
                 self.config[o.lr_key] = self.schedule(self.epoch, run.step)
-            feval = make_feval(self.model, self.criterion, xb, yb, self.grads, self._regularize)
+            feval = make_feval(self.model, self.criterion, xb, yb, self.grads, None if self.dist else self._regularize)
+            if self.dist is not None:  # sum over the ranks, then regularize the global gradient
+                feval = self.dist.wrap_feval(feval, self._regularize, yb)
             loss = float(self.step_fn(feval, self.params, self.config, self.state)[1][0])
             if not math.isfinite(loss):
                 bar.close()
@@ -131,7 +139,10 @@ class TrainingRun:
             run.position += len(index)
             run.loss_sum += loss * len(index)
             run.seen += len(index)
-            run.correct += int((backend.to_numpy(self.model.output.argmax(axis=1)) == yb).sum())
+            if self.dist is None:
+                run.correct += int((backend.to_numpy(self.model.output.argmax(axis=1)) == yb).sum())
+            else:
+                run.correct += self.dist.correct  # summed over the ranks
             bar.update(len(index), loss=run.loss_sum / run.seen)
             if o.checkpoint_every and run.step % o.checkpoint_every == 0:
                 self._checkpoint()
@@ -149,8 +160,9 @@ class TrainingRun:
         row = {"epoch": self.epoch + 1, "step": run.step, "train_loss": run.loss_sum / max(run.seen, 1),
                "train_acc": run.correct / max(run.seen, 1)}  # fmt: skip
         if data.y_valid is not None:
-            row["valid_loss"], row["valid_acc"], _ = evaluate(self.model, self.criterion, data.x_valid, data.y_valid)
-        row["test_loss"], row["test_acc"], _ = evaluate(self.model, self.criterion, data.x_test, data.y_test)
+            valid = self.evaluate(self.model, self.criterion, data.x_valid, data.y_valid)
+            row["valid_loss"], row["valid_acc"] = valid[:2]
+        row["test_loss"], row["test_acc"], _ = self.evaluate(self.model, self.criterion, data.x_test, data.y_test)
         row["lr"] = self._current_lr()
         row["time"] = train_time
         run.history.append(row)
