@@ -4,7 +4,7 @@ Every image array ember hands out has the logical shape (N, C, H, W) (batch firs
 in Torch7 and PyTorch). Its *memory* layout may differ: the convolution and pooling
 modules keep activations channel-major with the batch innermost, "CHWN": the array
 is a transposed view of a contiguous (C, H, W, N) buffer. That is the layout the
-convolution GEMM writes (out = W @ columns, columns indexed (C*kh*kw, OH*OW*N)), and in
+convolution GEMM writes (out = W . columns, columns indexed (C*kh*kw, OH*OW*N)), and in
 it the shifted windows of im2col/col2im and of pooling are long contiguous runs
 (OW*N elements) instead of rows of OW elements, which makes NumPy's copies several
 times faster. Elementwise modules preserve whatever layout they receive, and

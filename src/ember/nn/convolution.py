@@ -27,7 +27,6 @@ class _Convolution(SpatialModule):
     """Shared machinery of the GEMM convolutions (see the module docstring)."""
 
     _param_names = ("weight", "bias")
-    _grad_input_optional = True  # acc_grad_parameters only needs the forward's columns
 
     grad_output_chwn = scratch("grad_output copied into the CHWN layout (when it is not)")
     grad_input4 = scratch("dE/dx, 4-D, CHWN")

@@ -38,7 +38,6 @@ class Linear(Module):
     """
 
     _param_names = ("weight", "bias")
-    _grad_input_optional = True
     bias_step = scratch("sum_n dE/dy_n, before it is scaled into grad_bias")
 
     def __init__(self, in_features, out_features, bias=True, rng=None):

@@ -27,7 +27,6 @@ class LookupTable(Module):
     _param_names = ("weight",)
     scaled = scratch("scale * dE/dy rows")
     padding_row = scratch("grad_weight[padding_index], restored after the scatter-add")
-    _grad_input_optional = True  # indices have no gradient; dE/dW needs only the input
 
     def __init__(self, n_index, n_output, padding_index=None, rng=None):
         super().__init__()

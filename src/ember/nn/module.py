@@ -408,8 +408,6 @@ class Module(TorchHabits):
             module.grad_input = None
             for name in module._state_names:
                 module.__dict__.pop(name, None)
-            for key in [k for k in module.__dict__ if k.startswith("_buf_")]:
-                del module.__dict__[key]
         return self
 
     def to(self, backend):
@@ -481,25 +479,6 @@ class Module(TorchHabits):
         if order is None:
             return self.backend.ensure(buffer, shape, dtype)
         return ensure_layout(self.backend, buffer, shape, order, dtype)
-
-    # scratch buffers: self._scratch("name", shape) reuses an array across calls
-    # (the older, undeclared form; being replaced by declared ``saved``/``scratch``)
-    def _scratch(self, name, shape, dtype=None):
-        key = "_buf_" + name
-        buf = self.backend.ensure(self.__dict__.get(key), shape, dtype)
-        self.__dict__[key] = buf
-        return buf
-
-    def _layout_scratch(self, name, shape, order, dtype=None):
-        """A reused scratch array of ``shape`` laid out by ``order`` (see ``_layout``)."""
-        key = "_buf_" + name
-        buf = self.__dict__[key] = ensure_layout(self.backend, self.__dict__.get(key), shape, order, dtype)
-        return buf
-
-    def _scratch_like(self, name, array, dtype=None):
-        """A reused scratch array with ``array``'s shape and memory layout (elementwise
-        work on mixed layouts is strided and slow)."""
-        return self._layout_scratch(name, array.shape, axis_order(array), dtype)
 
 
 class Composite(Module):

@@ -57,7 +57,6 @@ class TemporalConvolution(_Temporal):
     """
 
     _param_names = ("weight", "bias")
-    _grad_input_optional = True
 
     cols = saved("the unfolded frames with a last column of ones, (N*T', kw*F_in + 1)")
     weight_matrix = scratch("[W | b], (F_out, kw*F_in + 1)")
