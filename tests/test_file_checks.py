@@ -83,9 +83,7 @@ def test_the_safetensors_package_reads_ember_files(tmp_path):
 @pytest.mark.parametrize("case, message", [
     ("alias-shape", r"sharing entry '2\.weight' -> '0\.bias': shape \(6, 6\) float32 cannot share \(6,\)"),
     ("int32-weight", r"4\.weight is stored as int32, the architecture needs float32"),
-    pytest.param("dim-string", r"entry 5 \(LogSoftMax\): .*dim", marks=pytest.mark.xfail(
-        strict=True, reason="LogSoftMax's constructor does not check dim (default None, so io's generic kind check "
-                            "cannot): nn constructor check, issue 13")),
+    ("dim-string", r"entry 5 \(LogSoftMax\): .*dim"),
     ("bias-minus-one", r"entry 4 \(Linear\): argument bias = '-1'"),
     ("kh-2**63", r"entry 2 \(SpatialMaxPooling\): integer argument .* out of range"),
     ("module-as-layer", r"entry 1: Module is an abstract base class"),

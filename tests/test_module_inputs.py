@@ -3,8 +3,7 @@
 with a clear error (ShapeError/ValueError/TypeError) naming the user-facing module --
 never a raw AttributeError/IndexError from deep inside, never a silent success.
 
-The cases the nn modules do not handle yet are marked strict xfail (the nn internals
-are being rewritten; whoever fixes a module removes its mark)."""
+Each case was a strict xfail until the module checked it (a test per case of the issue)."""
 
 import numpy as np
 import pytest
@@ -12,7 +11,6 @@ import pytest
 from ember import nn
 from ember.errors import ShapeError
 
-PENDING = pytest.mark.xfail(strict=True, reason="nn input checks: issue 13 part 4")
 CLEAR = (ShapeError, ValueError, TypeError)
 
 
@@ -39,7 +37,6 @@ def _view():
     return nn.View(6), x32(4, 2, 3)
 
 
-@PENDING
 @pytest.mark.parametrize("make", [_linear, _reshape, _view], ids=["Linear", "Reshape", "View"])
 @pytest.mark.parametrize("grad", [None, "list"])
 def test_backward_refuses_a_non_array_gradient(make, grad):
@@ -49,7 +46,6 @@ def test_backward_refuses_a_non_array_gradient(make, grad):
     refuses(lambda: module.backward(x, bad), type(module).__name__)
 
 
-@PENDING
 def test_graph_backward_refuses_a_missing_gradient():
     inp = nn.Input()
     out = nn.Linear(3, 2, rng=0)(inp)
@@ -59,7 +55,6 @@ def test_graph_backward_refuses_a_missing_gradient():
     refuses(lambda: graph.backward(x, None), "Graph")
 
 
-@PENDING
 @pytest.mark.parametrize("value", [2.0, -1.0])
 def test_bce_refuses_targets_outside_0_1(value):
     criterion = nn.BCECriterion()
@@ -68,19 +63,16 @@ def test_bce_refuses_targets_outside_0_1(value):
     refuses(lambda: criterion.forward(probabilities, target), "BCECriterion")
 
 
-@PENDING
 def test_cross_entropy_errors_name_cross_entropy():
     criterion = nn.CrossEntropyCriterion()
     refuses(lambda: criterion.forward(x32(4, 3), np.array([0, 1, 2, 7])), "CrossEntropyCriterion")
 
 
-@PENDING
 def test_zero_time_steps_then_last_step_is_refused_clearly():
     net = nn.Sequential(nn.LSTM(3, 4, rng=0), nn.LastStep())
     refuses(lambda: net.forward(np.zeros((2, 0, 3), dtype=np.float32)), "LSTM", "LastStep")
 
 
-@PENDING
 def test_temporal_convolution_refuses_an_empty_batch_clearly():
     conv = nn.TemporalConvolution(3, 4, 2, rng=0)
     refuses(lambda: conv.forward(np.zeros((0, 5, 3), dtype=np.float32)), "TemporalConvolution")

@@ -21,6 +21,16 @@ class FormatError(ValueError):
     """A model or checkpoint file is truncated, corrupted or not an ember file."""
 
 
+def read_whole_file(path) -> bytes:
+    """The bytes of the file at ``path``; an unreadable file is a :class:`FormatError`
+    naming it (what every reader of small files does first)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise FormatError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+
+
 def describe(array) -> str:
     """A short human description of what was received: shape and dtype, or type."""
     shape = getattr(array, "shape", None)

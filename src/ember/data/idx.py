@@ -22,7 +22,7 @@ import zlib
 
 import numpy as np
 
-from ..errors import FormatError
+from ..errors import FormatError, read_whole_file
 
 _TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 #: largest decompressed IDX file ember reads (bytes)
@@ -63,11 +63,7 @@ def read_bytes(path, size=None, digests=()) -> bytes:
     """The file's content, decompressed when it is gzip (detected by its magic bytes),
     read within the bounds above; with ``digests`` its SHA-256 must be one of them."""
     path = os.fspath(path)
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
-    except OSError as exc:
-        raise FormatError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    raw = read_whole_file(path)
     if raw[:2] != b"\x1f\x8b":
         _check_size(path, len(raw), raw, size, len(raw))
         data = raw

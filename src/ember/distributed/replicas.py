@@ -81,15 +81,7 @@ def sync_batchnorm(module: BatchNormalization, group, share: BatchShare):
         axpby(m, mean.reshape(-1), 1 - m, module.running_mean)
         axpby(m * count / (count - 1), invstd.reshape(-1), 1 - m, module.running_var)
         invstd += module.eps
-        xp.sqrt(invstd, out=invstd)
-        xp.divide(1.0, invstd, out=invstd)
-        out *= invstd
-        module.normalized = module._fit(module.normalized, None, like=out)
-        xp.copyto(module.normalized, out)
-        if module.affine:
-            out *= module.weight.reshape(shape)
-            out += module.bias.reshape(shape)
-        return out
+        return module._normalize(out)
 
     def update_grad_input(input, grad_output):
         if not module.train:

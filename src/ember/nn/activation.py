@@ -249,6 +249,8 @@ class _OverFeatures(Module):
 
     def __init__(self, dim=None):
         super().__init__()
+        if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int)):
+            raise ValueError(f"{type(self).__name__}: dim must be an int axis or None, got {dim!r}")
         self.dim = dim
 
     def _axis(self, input):

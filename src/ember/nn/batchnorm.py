@@ -91,6 +91,13 @@ class BatchNormalization(Module):
             xp.subtract(input, mean, out=out)
             invstd[...] = self.running_var.reshape(shape)
             invstd += self.eps
+        return self._normalize(out)
+
+    def _normalize(self, out):
+        """With ``out`` = x - mean and ``self.invstd`` = var + eps: invstd becomes
+        1 / sqrt(var + eps), x^ = out * invstd is kept for the backward, and ``out``
+        becomes gamma x^ + beta (also used by ember.distributed's synced statistics)."""
+        xp, shape, invstd = self.backend.xp, self._stat_shape(), self.invstd
         xp.sqrt(invstd, out=invstd)
         xp.divide(1.0, invstd, out=invstd)
         out *= invstd  # x^

@@ -155,7 +155,10 @@ class CrossEntropyCriterion(Criterion):
 
     def update_output(self, input, target):
         _class_batch(self, input)
-        self.output = self.nll.forward(self.log_softmax.forward(input), target)
+        try:
+            self.output = self.nll.forward(self.log_softmax.forward(input), target)
+        except (ShapeError, ValueError) as error:  # the inner modules' label checks, named as the user's module
+            raise type(error)(f"{self!r}: {error}") from error
         return self.output
 
     def update_grad_input(self, input, target):
@@ -260,6 +263,9 @@ class BCECriterion(_ClassWeights, _Pairwise):
 
     def update_output(self, input, target):
         self._check_float_target(input, target)
+        if target.size and not (float(target.min()) >= 0 and float(target.max()) <= 1):
+            raise ValueError(f"{self!r}: targets must be probabilities in [0, 1], got values in "
+                             f"[{float(target.min()):g}, {float(target.max()):g}]")
         xp, eps = self.backend.xp, self.eps
         terms = target * xp.log(input + eps) + (1 - target) * xp.log(1 - input + eps)
         self.output = self._finish(-(terms * self._w(input)).sum(), input.size)

@@ -164,6 +164,12 @@ class Module(TorchHabits):
         With ``compute_grad_input = False`` only the parameter gradients (``grad_input``
         is then None).
         """
+        self._check_grad_output_kind(grad_output)
+        return self._backward(input, grad_output, scale)
+
+    def _backward(self, input, grad_output, scale):
+        """:meth:`backward` without the check of ``grad_output``: inside a container a
+        branch whose output nobody used gets ``None`` (e.g. a :class:`SelectTable`)."""
         if not self.compute_grad_input:
             self.grad_input = None
             self.acc_grad_parameters(input, grad_output, scale)
@@ -171,6 +177,13 @@ class Module(TorchHabits):
         self.update_grad_input(input, grad_output)
         self.acc_grad_parameters(input, grad_output, scale)
         return self.grad_input
+
+    def _check_grad_output_kind(self, grad_output):
+        """A module whose output is an array needs an array dE/d(output) of the backend:
+        ``None`` or a list would fail deep inside (or, in a container, pass silently)."""
+        if isinstance(self.output, self.backend.xp.ndarray) and not isinstance(grad_output, self.backend.xp.ndarray):
+            raise ShapeError(f"{self!r}: backward needs grad_output = dE/d(output), an array of shape "
+                             f"{tuple(self.output.shape)} like the output, got {describe(grad_output)}")
 
     def __call__(self, *args):
         """``module(x)`` computes ``forward(x)``. Called on graph nodes (``module(node)``,
@@ -511,6 +524,7 @@ class Composite(Module):
     def backward(self, input, grad_output, scale=1.0):
         """Both halves in one pass; returns ``grad_input`` (None when ``compute_grad_input``
         is False)."""
+        self._check_grad_output_kind(grad_output)
         need_input = self.compute_grad_input
         self._backprop(input, grad_output, scale, need_input, True)
         if not need_input:
@@ -535,7 +549,7 @@ def backprop(module, input, grad_output, scale, need_input, need_params):
         return module.grad_input if need_input else None
     if need_input:
         if need_params:
-            return module.backward(input, grad_output, scale)
+            return module._backward(input, grad_output, scale)
         return module.update_grad_input(input, grad_output)
     if need_params:
         module.acc_grad_parameters(input, grad_output, scale)

@@ -21,6 +21,8 @@ def _sequence_array(module, value, what="input (N, T, ...)", floating=False):
         raise _ragged_message(module, value, what)
     if not isinstance(value, xp.ndarray) or value.ndim < 2:
         raise shape_error(module, what, value)
+    if value.shape[1] == 0:
+        raise ShapeError(f"{module!r}: expected {what} with at least one time step, got {describe(value)}")
     if floating and value.dtype != module.backend.dtype:
         raise ShapeError(f"{module!r}: expected input of dtype {module.backend.dtype}, got {value.dtype}")
     return value

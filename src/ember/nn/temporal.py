@@ -22,6 +22,8 @@ class _Temporal(Module):
         if input.ndim not in (2, 3) or (frame_size is not None and input.shape[-1] != frame_size) or input.shape[-2] < window:
             f = "F" if frame_size is None else frame_size
             raise shape_error(self, f"input (N, T, {f}) or (T, {f}) with T >= {window} frames", input)
+        if input.ndim == 3 and input.shape[0] == 0:
+            raise shape_error(self, "a batch of at least one sequence (N >= 1)", input)
         return input if input.ndim == 3 else input[None]
 
     def _check_grad_output(self, grad_output, input):

@@ -33,7 +33,7 @@ import sys
 
 import numpy as np
 
-from ..errors import FormatError
+from ..errors import FormatError, read_whole_file
 
 NIL, NUMBER, STRING, TABLE, TORCH, BOOLEAN, FUNCTION, LEGACY_RECUR_FUNCTION, RECUR_FUNCTION = range(9)
 MAX_DEPTH = 1000
@@ -377,9 +377,5 @@ def read_t7(path, *, ascii=None, long_size=None):
     (Lua tables), NumPy arrays (tensors and storages, CUDA ones as host arrays),
     :class:`TorchObject` and :class:`LuaFunction`. Raises :class:`FormatError`."""
     path = os.fspath(path)
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
-    except OSError as exc:
-        raise FormatError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    raw = read_whole_file(path)
     return read_t7_bytes(raw, ascii=ascii, long_size=long_size, name=path)
