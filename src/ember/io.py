@@ -130,7 +130,7 @@ def load(path, backend=None, with_metadata=False, classes=()):
 
 def _owners(module) -> dict:
     """``{id(array): [(module, attribute), ...]}`` for the arrays :meth:`Module.named_arrays` lists."""
-    owners = {}
+    owners: dict = {}
     for m in module.modules():
         for attr in m._param_names + m._buffer_names:
             value = getattr(m, attr, None)

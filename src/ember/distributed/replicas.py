@@ -101,4 +101,4 @@ def sync_batchnorm(module: BatchNormalization, group, share: BatchShare):
         gx *= factor
         return gx
 
-    module.update_output, module.update_grad_input = update_output, update_grad_input
+    module.update_output, module.update_grad_input = update_output, update_grad_input  # type: ignore[method-assign]

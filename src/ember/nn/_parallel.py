@@ -38,7 +38,7 @@ def set_num_threads(n: int) -> None:
 
 def get_num_threads() -> int:
     """The number of threads (1 or 2) ember's own array work uses."""
-    return _state["threads"]
+    return int(_state["threads"] or 1)
 
 
 class _Helper:

@@ -51,7 +51,7 @@ def raw_arrays(obj, prefix="", seen=None) -> dict:
     each array once (at its first path), without the forward/backward buffers
     (``output``, ``gradInput``, ``grad*``) that Torch7 saves with modules."""
     seen = set() if seen is None else seen
-    found = {}
+    found: dict = {}
     if id(obj) in seen:
         return found
     seen.add(id(obj))
@@ -63,7 +63,7 @@ def raw_arrays(obj, prefix="", seen=None) -> dict:
         if name in _BUFFERS or name.startswith("grad"):
             continue
         path = f"{prefix}{name}"
-        if hasattr(value, "dtype") and getattr(value, "size", 0) and id(value) not in seen:
+        if hasattr(value, "dtype") and value.size and id(value) not in seen:
             seen.add(id(value))
             found[path] = value
         else:

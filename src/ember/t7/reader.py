@@ -204,7 +204,8 @@ class Reader:
 
     def __init__(self, raw: bytes, ascii: bool, long_size: int = 8, max_depth: int = MAX_DEPTH):
         self.source = _Ascii(raw) if ascii else _Binary(raw, long_size)
-        self.memo, self.depth, self.max_depth = {}, 0, max_depth
+        self.memo: dict = {}
+        self.depth, self.max_depth = 0, max_depth
         self.expanded = 0
 
     def read(self):
