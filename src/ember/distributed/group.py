@@ -246,7 +246,7 @@ class Group:
         value = 1
         for a in arrays:
             host = a if isinstance(a, np.ndarray) else a.get()
-            value = zlib.adler32(memoryview(np.ascontiguousarray(host).view(np.uint8)), value)
+            value = zlib.adler32(np.ascontiguousarray(host).view(np.uint8).data, value)  # the buffer, no copy
         return value
 
     def check_replicas(self, *arrays, what="parameters"):
