@@ -121,17 +121,12 @@ def test_no_import_cycle_between_subpackages():
     assert _cycle(edges) is None, f"import cycle between subpackages: {' -> '.join(_cycle(edges))}"
 
 
-# The one cycle left: nn/graph.py writes its .dot files with io.atomic_write, and io rebuilds
-# nn modules from model files. It closes when atomic_write moves below nn (issue 11, part 5).
-KNOWN_CYCLE_EDGE = ("ember.nn.graph", "ember.io")
-
-
-def test_no_import_cycle_between_any_parts_but_the_known_one():
+def test_no_import_cycle_between_any_parts():
     edges = {}
     for module, targets in GRAPH.items():
         for target in targets:
             a, b = _part(module), _part(target)
-            if a != b and (module, target) != KNOWN_CYCLE_EDGE:
+            if a != b:
                 edges.setdefault(a, set()).add(b)
     assert _cycle(edges) is None, f"import cycle: {' -> '.join(_cycle(edges))}"
 

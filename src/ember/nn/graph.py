@@ -357,7 +357,7 @@ class Graph(Container):
         lines.append("}")
         text = "\n".join(lines) + "\n"
         if path is not None:
-            from ..io import atomic_write
+            from ..tensor_file import atomic_write  # the file layer below nn (not io, which imports nn)
 
             atomic_write(path, [text.encode("utf-8")])
         return text
