@@ -23,6 +23,13 @@ _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 _FUNCS: dict = {}
 
 
+def _address(array) -> int:
+    """The address of ``array``'s first element. (``array.ctypes.data`` would build a
+    ctypes helper object with reference cycles on every call: garbage that only the
+    cyclic collector frees, several per training step.)"""
+    return array.__array_interface__["data"][0]
+
+
 def _find_library():
     try:
         with open("/proc/self/maps") as maps:
@@ -77,9 +84,9 @@ def _matrix(a):
     rows, cols = a.shape
     s0, s1 = a.strides
     if (s1 == isz or cols == 1) and s0 % isz == 0 and s0 // isz >= max(cols, 1):
-        return a.ctypes.data, max(s0 // isz, 1), False
+        return _address(a), max(s0 // isz, 1), False
     if (s0 == isz or rows == 1) and s1 % isz == 0 and s1 // isz >= max(rows, 1):
-        return a.ctypes.data, max(s1 // isz, 1), True
+        return _address(a), max(s1 // isz, 1), True
     return None
 
 
@@ -114,7 +121,7 @@ def _vector(v):
     stride = v.strides[0] // v.itemsize
     if stride <= 0:
         return None
-    return v.ctypes.data, stride
+    return _address(v), stride
 
 
 def ger(alpha, x, y, out) -> bool:

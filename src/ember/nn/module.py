@@ -278,9 +278,11 @@ class Module(TorchHabits):
         return params, grads
 
     def zero_grad_parameters(self):
-        """Set every parameter gradient to zero."""
-        for grad in self.parameters()[1]:
-            grad.fill(0)
+        """Set every parameter gradient to zero (called every training step: walks the tree
+        without building the deduplicated lists of :meth:`parameters`)."""
+        for module in self.modules():
+            for _, _, grad in module._own_parameters():
+                grad.fill(0)
         return self
 
     def update_parameters(self, learning_rate):
