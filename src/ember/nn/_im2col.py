@@ -14,7 +14,8 @@ the gradient with respect to the input), kh*kw strided in-place adds.
 
 from __future__ import annotations
 
-from ._parallel import split, unbuffered
+from ..backend import unbuffered
+from ._parallel import split
 
 
 def out_size(size, kernel, stride, pad, dilation=1, ceil_mode=False):

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 
-from ..backend import unbuffered  # noqa: F401  (re-exported for the array kernels)
 import os
 import threading
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from ..errors import check_non_negative, check_positive, shape_error
 from ._im2col import as_strided, out_size, tap_view
 from ._layout import axis_order
-from ._parallel import unbuffered
+from ..backend import unbuffered
 from ._spatial import SpatialModule
 from .module import saved, scratch
 

@@ -158,8 +158,10 @@ class SpatialConvolution(_Convolution):
         x4, (oh, ow) = self._sized_batch(input)
         n, c, h, w = x4.shape
         k = c * self.kh * self.kw
+        old = self.cols
         cols = self.cols = self._fit(self.cols, (k + (self.bias is not None), oh * ow * n))
-        cols[k:] = 1  # the ones row that multiplies the bias column
+        if cols is not old:  # the ones row that multiplies the bias column (nothing else writes it)
+            cols[k:] = 1
         src = x4
         if self.pad_h or self.pad_w or (n > 1 and axis_order(x4) != CHWN):
             ph, pw = self.pad_h, self.pad_w

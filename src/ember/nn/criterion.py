@@ -113,7 +113,7 @@ class ClassNLLCriterion(_ClassWeights, Criterion):
 
     def _arange(self, n):
         """0, 1, ..., n-1 as int64 on the backend, kept between calls."""
-        if self.ramp is None or self.ramp.shape != (n,) or not self.backend.is_array(self.ramp):
+        if self.ramp is None or self.ramp.shape != (n,):
             self.ramp = self.backend.xp.arange(n, dtype="int64")
         return self.ramp
 
@@ -263,9 +263,9 @@ class BCECriterion(_ClassWeights, _Pairwise):
 
     def update_output(self, input, target):
         self._check_float_target(input, target)
-        if target.size and not (float(target.min()) >= 0 and float(target.max()) <= 1):
-            raise ValueError(f"{self!r}: targets must be probabilities in [0, 1], got values in "
-                             f"[{float(target.min()):g}, {float(target.max()):g}]")
+        low, high = (float(target.min()), float(target.max())) if target.size else (0.0, 0.0)
+        if not (low >= 0 and high <= 1):
+            raise ValueError(f"{self!r}: targets must be probabilities in [0, 1], got values in [{low:g}, {high:g}]")
         xp, eps = self.backend.xp, self.eps
         terms = target * xp.log(input + eps) + (1 - target) * xp.log(1 - input + eps)
         self.output = self._finish(-(terms * self._w(input)).sum(), input.size)

@@ -451,12 +451,8 @@ class Module(TorchHabits):
                     value = getattr(module, attr, None)
                     if value is not None and hasattr(value, "dtype"):
                         setattr(module, attr, convert(value))
-            module._moved_to(backend, convert)
             module._parameters_moved()
         return self
-
-    def _moved_to(self, backend, convert):
-        """Hook for modules holding other arrays (constants, kernels) to move them too."""
 
     def type(self, dtype):
         """Torch7-style cast: ``module.type("float64")`` keeps the array namespace."""

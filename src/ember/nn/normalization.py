@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import check_positive
 from ._layout import axis_order
-from ._parallel import unbuffered
+from ..backend import unbuffered
 from ._spatial import SpatialModule
 from .module import saved, scratch
 
