@@ -27,7 +27,9 @@ import json
 from ..errors import FormatError, ShapeError, describe, name_of, shape_error
 from ._tables import exclusive_runners, is_table, sum_into
 from .containers import Container
-from .module import Module, backprop, has_parameters, saved, scratch
+from ._tree import has_parameters, tree_cached
+from .composite import backprop
+from .module import Module, saved, scratch
 from .shape import Identity
 from .table_layout import SelectTable
 
@@ -246,14 +248,14 @@ class Graph(Container):
         return self.output
 
     # ------------------------------------------------------------------ bprop
-    def _needs_input_grad(self, runners, need_input):
-        """Per node: is dE/d(its input) needed? Always when the graph's input gradient is;
-        else only where an ancestor has parameters (nothing flows to the data)."""
-        if need_input:
-            return [True] * len(self._plan)
-        needed = []
+    def _needs_input_grad(self) -> list[bool]:
+        """Per node, when the graph's input gradient is not needed: is dE/d(its input)?
+        Only where an ancestor has parameters (nothing flows to the data). Kept between
+        steps (see ``_tree.tree_cached``)."""
+        needed: list[bool] = []
         for step in self._plan:
-            needed.append(any(needed[p] or has_parameters(runners[p]) for p in step["parents"]))
+            needed.append(any(needed[p] or has_parameters(self._children[self._plan[p]["module"]])
+                              for p in step["parents"]))  # fmt: skip
         return needed
 
     def _backprop(self, input, grad_output, scale, need_input, need_params):
@@ -261,7 +263,7 @@ class Graph(Container):
         if node_inputs is None:
             raise RuntimeError(f"{name_of(self)}: backward called before forward")
         runners = self._runners()
-        wanted = self._needs_input_grad(runners, need_input)
+        wanted = [True] * len(self._plan) if need_input else tree_cached(self, "_needs_grad", self._needs_input_grad)
         n = len(self._plan)
         parts = [[] for _ in range(n)]
         if len(self._outputs) == 1:
