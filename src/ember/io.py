@@ -22,9 +22,13 @@ in place of a good one.
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Literal, overload
 
 import numpy as np
 
+from ._typing import Array
 from .architecture import MAX_DEPTH, build, decode_value, describe_architecture, encode_value
 from .errors import FormatError
 from .tensor_file import (
@@ -38,7 +42,11 @@ from .tensor_file import (
     write_tensors,
 )
 
-__all__ = ["save", "load", "load_extra", "read_tensors", "write_tensors", "atomic_write",
+if TYPE_CHECKING:
+    from .backend import Backend
+    from .nn.module import Module
+
+__all__ = ["save", "load", "load_extra", "check_fits", "read_tensors", "write_tensors", "atomic_write",
            "build", "encode_value", "decode_value", "describe_architecture", "is_verified", "header_digest",
            "DIGEST_KEY", "MAX_HEADER", "MAX_DEPTH"]  # fmt: skip
 #: a module owning arrays may ask (product of its integer arguments) for at most
@@ -51,7 +59,7 @@ BUDGET_FACTOR = 16
 EXTRA = "extra/"
 
 
-def save(module, path, metadata: dict | None = None, extra: dict | None = None) -> None:
+def save(module: Module, path: str | os.PathLike, metadata: dict | None = None, extra: dict | None = None) -> None:
     """Save a module's parameters, buffers and architecture to ``path`` (atomically).
 
     ``metadata``: extra string key/values (non-strings are JSON-encoded).
@@ -82,7 +90,23 @@ def save(module, path, metadata: dict | None = None, extra: dict | None = None) 
     write_tensors(path, tensors, meta)
 
 
-def load(path, backend=None, with_metadata=False, classes=()):
+@overload
+def load(path: str | os.PathLike, backend: Backend | str | None = None, with_metadata: Literal[False] = False,
+         classes: Iterable[type] = ()) -> Module: ...  # fmt: skip
+
+
+@overload
+def load(path: str | os.PathLike, backend: Backend | str | None, with_metadata: Literal[True],
+         classes: Iterable[type] = ()) -> tuple[Module, dict]: ...  # fmt: skip
+
+
+@overload
+def load(path: str | os.PathLike, backend: Backend | str | None = None, *, with_metadata: Literal[True],
+         classes: Iterable[type] = ()) -> tuple[Module, dict]: ...  # fmt: skip
+
+
+def load(path: str | os.PathLike, backend: Backend | str | None = None, with_metadata: bool = False,
+         classes: Iterable[type] = ()) -> Module | tuple[Module, dict]:  # fmt: skip
     """Rebuild a module from a file written by :func:`save`.
 
     Returns the module (or ``(module, metadata)`` with ``with_metadata=True``), on the
@@ -109,7 +133,7 @@ def load(path, backend=None, with_metadata=False, classes=()):
     if missing or extra:
         raise FormatError(f"{path}: arrays do not match the architecture (missing {missing[:5]}, unexpected {extra[:5]})")
     for name, array in tensors.items():
-        _check_fits(path, name, array, slots[name])
+        check_fits(path, name, array, slots[name])
     owners = _owners(module)
     for alias, canonical in shared.items():
         _check_alias(path, alias, canonical, slots, tensors, owners)
@@ -128,7 +152,7 @@ def load(path, backend=None, with_metadata=False, classes=()):
     return (module, metadata) if with_metadata else module
 
 
-def _owners(module) -> dict:
+def _owners(module: Module) -> dict:
     """``{id(array): [(module, attribute), ...]}`` for the arrays :meth:`Module.named_arrays` lists."""
     owners: dict = {}
     for m in module.modules():
@@ -139,16 +163,20 @@ def _owners(module) -> dict:
     return owners
 
 
-def _check_fits(path, name, array, slot):
-    """The stored array must have the slot's shape and dtype (any float for a float slot)."""
-    if tuple(slot.shape) != array.shape:
-        raise FormatError(f"{path}: {name} has shape {array.shape}, the architecture needs {tuple(slot.shape)}")
-    fits = array.dtype.kind == "f" if slot.dtype.kind == "f" else array.dtype == slot.dtype
+def check_fits(path: str | os.PathLike, name: str, array: np.ndarray, slot: Array, needs: str = "the architecture",
+               exact: bool = False) -> None:  # fmt: skip
+    """A stored ``array`` must have the shape and dtype of ``slot``, the live array it
+    fills (any float for a float slot, unless ``exact``); else a :class:`FormatError`
+    "``path``: ``name`` has shape ..., ``needs`` needs ..." (model files, checkpoints)."""
+    if tuple(slot.shape) != tuple(array.shape):
+        raise FormatError(f"{path}: {name} has shape {tuple(array.shape)}, {needs} needs {tuple(slot.shape)}")
+    dtype = np.dtype(str(slot.dtype))  # (a CuPy array's dtype prints as NumPy's)
+    fits = array.dtype.kind == "f" if dtype.kind == "f" and not exact else array.dtype == dtype
     if not fits:
-        raise FormatError(f"{path}: {name} is stored as {array.dtype}, the architecture needs {slot.dtype}")
+        raise FormatError(f"{path}: {name} is stored as {array.dtype}, {needs} needs {slot.dtype}")
 
 
-def _check_alias(path, alias, canonical, slots, tensors, owners):
+def _check_alias(path: str, alias: str, canonical: str, slots: dict, tensors: dict, owners: dict) -> None:
     """An alias names an array slot that is not stored, and points at a stored array of
     the same shape, dtype and kind (parameter or buffer)."""
     if alias not in slots or canonical not in tensors or alias in tensors:
@@ -163,7 +191,7 @@ def _check_alias(path, alias, canonical, slots, tensors, owners):
         raise FormatError(f"{path}: sharing entry {alias!r} -> {canonical!r} links a parameter with a buffer")
 
 
-def load_extra(path) -> dict:
+def load_extra(path: str | os.PathLike) -> dict:
     """The ``extra`` arrays stored by :func:`save` (``{}`` when there are none)."""
     tensors, _ = read_tensors(path)
     return {k[len(EXTRA) :]: v for k, v in tensors.items() if k.startswith(EXTRA)}

@@ -253,16 +253,14 @@ def check_checkpoint(path, training, index, raw_now, original, resigned):
     (and, unless re-signed, the original); then one more training step must succeed or
     be refused with an ember error."""
     from ember.training.loop import TrainingRun
-    from ember.training.run_state import load_run, save_run
+    from ember.training.run_state import load_training, save_training
 
     setup = training.setups[index]
     with open(os.devnull, "w") as out:
         tr = TrainingRun(training.model(), nn.ClassNLLCriterion(), training.data, training.options(path, setup), out, {})
-        run = load_run(path, tr.model, tr.params, tr.state, tr.gens, tr.schedule, tr.fingerprint,
-                       len(training.data.y_train), tr.best_params, optimizer=(tr.step_fn, tr.config),
-                       batch_size=16)  # fmt: skip
+        tr.run = run = load_training(path, tr)
         back = path + ".back"
-        save_run(back, run, tr.model, tr.params, tr.state, tr.gens, tr.schedule, tr.fingerprint, tr.best_params)
+        save_training(back, tr)
     arrays, info = checkpoint.read_checkpoint(back)
     for raw in [raw_now] + ([] if resigned else [original]):
         with open(back, "wb") as handle:

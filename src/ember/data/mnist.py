@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import gzip
 import os
+from collections.abc import Sequence
 from importlib import resources
 
 from ..errors import FormatError
@@ -43,18 +44,22 @@ def bundled_dir() -> str:
     return str(resources.files("ember.datasets") / "mnist")
 
 
-def _find(data_dir, stem):
+def find_idx_file(data_dir: str, stem: str, kind: str = "IDX", hint: str = "") -> str:
+    """``data_dir/stem.gz``, else ``data_dir/stem``; a FileNotFoundError saying
+    "``kind`` file ``stem``(.gz) not found in ``data_dir``" then ``hint`` when neither exists."""
     for name in (stem + ".gz", stem):
         path = os.path.join(data_dir, name)
         if os.path.exists(path):
             return path
-    raise FileNotFoundError(
-        f"MNIST file {stem}(.gz) not found in {data_dir}; run ember.data.download_mnist({data_dir!r}) "
-        f"or copy the files there from {MIRRORS[0]}"
-    )
+    raise FileNotFoundError(f"{kind} file {stem}(.gz) not found in {data_dir}{hint}")
 
 
-def load_mnist(data_dir=None, splits=("train", "test")) -> dict:
+def _find(data_dir: str, stem: str) -> str:
+    hint = f"; run ember.data.download_mnist({data_dir!r}) or copy the files there from {MIRRORS[0]}"
+    return find_idx_file(data_dir, stem, "MNIST", hint)
+
+
+def load_mnist(data_dir: str | None = None, splits: Sequence[str] = ("train", "test")) -> dict:
     """Load MNIST splits as ``{split: (images uint8 (N,28,28), labels int64 (N,))}``.
 
     Every file is checked against its SHA-256 (of the uncompressed bytes).
@@ -73,7 +78,7 @@ def load_mnist(data_dir=None, splits=("train", "test")) -> dict:
     return out
 
 
-def _gzip_problem(blob, digest):
+def _gzip_problem(blob: bytes, digest: str) -> str | None:
     """None when ``blob`` is gzip data whose uncompressed SHA-256 is ``digest``, else why not."""
     try:
         raw = gzip.decompress(blob)
@@ -82,7 +87,7 @@ def _gzip_problem(blob, digest):
     return None if sha256(raw) == digest else "checksum mismatch"
 
 
-def download_mnist(data_dir, mirrors=MIRRORS, timeout=30) -> list:
+def download_mnist(data_dir: str, mirrors: Sequence[str] = MIRRORS, timeout: float = 30) -> list[str]:
     """Download the four MNIST files into ``data_dir`` (skipping valid ones).
 
     Each file is tried on every mirror, verified by SHA-256, and written atomically

@@ -12,25 +12,21 @@ images, either (N, H, W) (one channel) or (N, C, H, W), and int64 labels from 0.
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable, Sequence
 
 from ..errors import FormatError
 from .cifar import load_cifar10
 from .idx import read_idx
 from .mnist import FILES as IDX_FILES
-from .mnist import load_mnist
+from .mnist import find_idx_file, load_mnist
 from .svhn import load_svhn
 
 
-def _find_idx(data_dir, stem):
-    for name in (stem + ".gz", stem):
-        path = os.path.join(data_dir, name)
-        if os.path.exists(path):
-            return path
-    raise FileNotFoundError(f"IDX file {stem}(.gz) not found in {data_dir} (an IDX set uses MNIST's four file names)")
+def _find_idx(data_dir: str, stem: str) -> str:
+    return find_idx_file(data_dir, stem, "IDX", " (an IDX set uses MNIST's four file names)")
 
 
-def load_idx_set(data_dir, splits=("train", "test"), download=False) -> dict:
+def load_idx_set(data_dir: str | None, splits: Sequence[str] = ("train", "test"), download: bool = False) -> dict:
     """Four IDX files in MNIST's layout and names (``train-images-idx3-ubyte[.gz]``,
     ``train-labels-idx1-ubyte``, ``t10k-...``) from ``data_dir``, without MNIST's checksums.
     Images must be uint8 (N, H, W) or (N, C, H, W) and labels (N,) integers."""
@@ -53,7 +49,7 @@ def load_idx_set(data_dir, splits=("train", "test"), download=False) -> dict:
     return out
 
 
-def _mnist(data_dir=None, splits=("train", "test"), download=False):
+def _mnist(data_dir: str | None = None, splits: Sequence[str] = ("train", "test"), download: bool = False) -> dict:
     if download and data_dir:  # the bundled copy needs no download
         from .mnist import download_mnist
 
@@ -62,10 +58,10 @@ def _mnist(data_dir=None, splits=("train", "test"), download=False):
 
 
 #: name -> loader(data_dir, splits, download)
-DATASETS = {"mnist": _mnist, "svhn": load_svhn, "cifar10": load_cifar10, "idx": load_idx_set}
+DATASETS: dict[str, Callable[..., dict]] = {"mnist": _mnist, "svhn": load_svhn, "cifar10": load_cifar10, "idx": load_idx_set}
 
 
-def load_named(name, data_dir=None, download=False) -> dict:
+def load_named(name: str, data_dir: str | None = None, download: bool = False) -> dict:
     """``{"train": ..., "test": ...}`` of the dataset ``name`` (one of :data:`DATASETS`)."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; one of {', '.join(DATASETS)} (or --data FILE.npz)")

@@ -6,17 +6,19 @@ bprop is the backward sweep dE/dX_{k-1} = dE/dX_k . dF_k/dX_{k-1} in reverse ord
 
 from __future__ import annotations
 
-from .module import Composite, Module, backprop, has_parameters
+from collections.abc import Iterator
+from typing import Any, Self
+
+from ._tree import lowest_parametrised, structure_changed, tree_cached
+from .composite import Composite, backprop
+from .module import Module
+
+__all__ = ["Container", "Sequential", "add_context", "lowest_parametrised"]
 
 
-def add_context(error: BaseException, container, index, child):
+def add_context(error: BaseException, container: Module, index: int, child: Module) -> None:
     """Add "in module i (child) of Container" to an exception without rewriting it."""
     error.add_note(f"  in module {index} ({child!r}) of {type(container).__name__}")
-
-
-def lowest_parametrised(modules):
-    """Index of the first of ``modules`` with parameters (``len(modules)`` when none)."""
-    return next((i for i, m in enumerate(modules) if has_parameters(m)), len(modules))
 
 
 class Container(Composite):
@@ -24,24 +26,25 @@ class Container(Composite):
 
     _input_kind = "any"
 
-    def __init__(self, *modules):
+    def __init__(self, *modules: Module) -> None:
         super().__init__()
-        self._children = []
+        self._children: list[Module] = []
         for module in modules:
             self.add(module)
 
-    def children(self):
+    def children(self) -> list[Module]:
         return list(self._children)
 
-    def add(self, module):
+    def add(self, module: Module) -> Self:
         """Append a module; returns self so calls chain (``seq.add(a).add(b)``)."""
         if not isinstance(module, Module):
             raise TypeError(f"{type(self).__name__}.add: expected a Module, got {type(module).__name__}")
         self._check_backend(module)
         self._children.append(module)
+        structure_changed()
         return self
 
-    def insert(self, module, index=None):
+    def insert(self, module: Module, index: int | None = None) -> Self:
         """Insert a module at position ``index`` (0-based; default: the end)."""
         if index is None:
             return self.add(module)
@@ -49,9 +52,10 @@ class Container(Composite):
             raise TypeError(f"{type(self).__name__}.insert: expected a Module, got {type(module).__name__}")
         self._check_backend(module)
         self._children.insert(self._check_index(index, len(self._children) + 1), module)
+        structure_changed()
         return self
 
-    def _check_backend(self, module):
+    def _check_backend(self, module: Module) -> None:
         """An empty container adopts its first child's backend. A child is never converted
         here (a conversion would give it new arrays and silently break any sharing with
         modules outside, a clone's weights): build the tree, then move it as a whole with
@@ -60,44 +64,46 @@ class Container(Composite):
         if not self._children:
             self.backend = module.backend
 
-    def remove(self, index=None):
+    def remove(self, index: int | None = None) -> Module:
         """Remove and return the module at ``index`` (default: the last one)."""
         if not self._children:
             raise IndexError(f"{type(self).__name__}.remove: the container is empty")
         index = len(self._children) - 1 if index is None else index
-        return self._children.pop(self._check_index(index, len(self._children)))
+        removed = self._children.pop(self._check_index(index, len(self._children)))
+        structure_changed()
+        return removed
 
-    def get(self, index):
+    def get(self, index: int) -> Module:
         """The child at ``index`` (0-based, negative counts from the end)."""
         return self._children[self._check_index(index, len(self._children))]
 
-    def size(self):
+    def size(self) -> int:
         """The number of children (Torch7's ``container:size()``; also ``len(container)``)."""
         return len(self._children)
 
-    def _check_index(self, index, limit):
+    def _check_index(self, index: int, limit: int) -> int:
         if not -limit <= index < limit:
             raise IndexError(
                 f"{type(self).__name__}: index {index} out of range for {len(self._children)} modules"
             )
         return index % limit if limit else index
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._children)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Module]:
         return iter(self._children)
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int) -> Module:
         return self.get(index)
 
-    def spec(self):
+    def spec(self) -> dict[str, Any]:
         spec = super().spec()
         spec["args"] = {k: v for k, v in spec["args"].items() if not k.startswith("*")}
         spec["children"] = [child.spec() for child in self._children]
         return spec
 
-    def _tree_repr(self, header, lines):
+    def _tree_repr(self, header: str, lines: list[str]) -> str:
         pad = "  "
         body = [f"{pad}({i}): " + repr(child).replace("\n", "\n" + pad) for i, child in enumerate(self._children)]
         return header + " {\n" + "\n".join(lines + body) + "\n}"
@@ -112,7 +118,7 @@ class Sequential(Container):
     Each child's ``backward`` also accumulates its parameter gradients (scaled).
     """
 
-    def update_output(self, input):
+    def update_output(self, input: Any) -> Any:
         current = input
         for index, child in enumerate(self._children):
             try:
@@ -123,12 +129,13 @@ class Sequential(Container):
         self.output = current
         return current
 
-    def _backprop(self, input, grad_output, scale, need_input, need_params):
+    def _backprop(self, input: Any, grad_output: Any, scale: float, need_input: bool, need_params: bool) -> None:
         """G_{k-1} = F_k's bprop of (X_{k-1}, G_k), k = n..1. When dE/d(input) is not
         needed, the sweep stops at the lowest child with parameters, which then only
-        accumulates its parameter gradients."""
+        accumulates its parameter gradients (that child's index is kept between steps,
+        see ``_tree.tree_cached``)."""
         children = self._children
-        lowest = 0 if need_input else lowest_parametrised(children)
+        lowest = 0 if need_input else tree_cached(self, "_lowest_parametrised", lambda: lowest_parametrised(children))
         current = grad_output
         for index in range(len(children) - 1, lowest - 1, -1):
             child = children[index]
@@ -143,6 +150,6 @@ class Sequential(Container):
         if need_input:
             self.grad_input = current
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         flow = " -> ".join(["input"] + [f"({i})" for i in range(len(self._children))] + ["output"])
         return self._tree_repr("Sequential", [f"  [{flow}]"])

@@ -23,11 +23,16 @@ from __future__ import annotations
 import heapq
 import itertools
 import json
+import os
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
 from ..errors import FormatError, ShapeError, describe, name_of, shape_error
 from ._tables import exclusive_runners, is_table, sum_into
 from .containers import Container
-from .module import Module, backprop, has_parameters, saved, scratch
+from ._tree import has_parameters, tree_cached
+from .composite import backprop
+from .module import Module, saved, scratch
 from .shape import Identity
 from .table_layout import SelectTable
 
@@ -43,17 +48,17 @@ class Node:
     _is_graph_node = True
     _counter = itertools.count()
 
-    def __init__(self, module, parents=(), table=False):
+    def __init__(self, module: Module, parents: Sequence[Node] = (), table: bool = False) -> None:
         if not isinstance(module, Module):
             raise TypeError(f"Node: expected a Module, got {type(module).__name__}")
         self.module = module
         self.parents = list(parents)
         self.table = bool(table)
-        self.name = None
-        self.attributes = {}
+        self.name: str | None = None
+        self.attributes: dict[str, str] = {}
         self._serial = next(Node._counter)
 
-    def annotate(self, name=None, **attributes):
+    def annotate(self, name: object = None, **attributes: object) -> Node:
         """Name the node (shown in the text rendering and the DOT export) and set Graphviz
         attributes for it (e.g. ``color="red"``); returns the node."""
         if name is not None:
@@ -61,21 +66,21 @@ class Node:
         self.attributes.update({str(k): str(v) for k, v in attributes.items()})
         return self
 
-    def split(self, n):
+    def split(self, n: int) -> list[Node]:
         """``n`` nodes selecting the entries 0..n-1 of this node's (table) output."""
         if not isinstance(n, int) or n < 1:
             raise ValueError(f"Node.split: n must be a positive int, got {n!r}")
         return [SelectTable(i)(self) for i in range(n)]
 
-    def __iter__(self):
+    def __iter__(self) -> NoReturn:
         raise TypeError("a graph Node is not iterable; use node.split(n) to take the entries of a table output")
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         label = f"{self.name}: " if self.name else ""
         return f"Node({label}{self.module!r})"
 
 
-def make_node(module, args):
+def make_node(module: Module, args: tuple[Any, ...]) -> Node:
     """``module(*args)`` where the arguments are nodes (or a list of nodes, or nothing)."""
     if not args:
         return Node(module)
@@ -90,19 +95,19 @@ def make_node(module, args):
     return Node(module, parents, table)
 
 
-def Input(name=None):
+def Input(name: object = None) -> Node:
     """A graph input node: ``nn.Identity()()``, optionally named."""
     return Identity()().annotate(name)
 
 
-def _as_nodes(what, value):
+def _as_nodes(what: str, value: Any) -> list[Node]:
     nodes = list(value) if is_table(value) else [value]
     if not nodes or not all(isinstance(n, Node) for n in nodes):
         raise TypeError(f"Graph: {what} must be a Node or a list of Nodes, got {describe(value)}")
     return nodes
 
 
-def _topological(outputs):
+def _topological(outputs: list[Node]) -> list[Node]:
     """Ancestors of ``outputs``, parents before children, ties broken by creation order
     (so the order follows the code that built the graph); raises on a cycle."""
     found, stack = {}, list(outputs)
@@ -112,7 +117,7 @@ def _topological(outputs):
             found[id(node)] = node
             stack.extend(node.parents)
     waiting = {key: len(node.parents) for key, node in found.items()}
-    consumers = {key: [] for key in found}
+    consumers: dict[int, list[Node]] = {key: [] for key in found}
     for key, node in found.items():
         for parent in node.parents:
             consumers[id(parent)].append(node)
@@ -157,7 +162,7 @@ class Graph(Container):
     node_grad_sums = scratch("per node, the sum of the gradients from its consumers (fan-out > 1)")
     replicas = scratch("plan position -> (module, replica) for a module's second and later uses")
 
-    def __init__(self, inputs, outputs):
+    def __init__(self, inputs: Node | Sequence[Node], outputs: Node | Sequence[Node]) -> None:
         Module.__init__(self)
         self.__dict__.pop("_spec_args", None)
         self._children = []
@@ -184,7 +189,7 @@ class Graph(Container):
             if id(node.module) not in module_index:
                 module_index[id(node.module)] = len(self._children)
                 self._children.append(node.module)
-        self._plan = [
+        self._plan: list[dict[str, Any]] = [
             {
                 "module": module_index[id(node.module)],
                 "parents": [position[id(p)] for p in node.parents],
@@ -199,31 +204,31 @@ class Graph(Container):
         self._input_slot = {pos: k for k, pos in enumerate(self._inputs)}
 
     # ------------------------------------------------------------------ structure
-    def add(self, module):
+    def add(self, module: Module) -> NoReturn:
         raise TypeError("Graph: the structure is fixed at construction; build a new Graph(inputs, outputs)")
 
     insert = remove = add
 
-    def _runners(self):
+    def _runners(self) -> list[Module]:
         modules = [self._children[step["module"]] for step in self._plan]
         if self.replicas is None:
             self.replicas = {}
         return exclusive_runners(modules, self.replicas)
 
-    def _label(self, i):
+    def _label(self, i: int) -> str:
         step = self._plan[i]
         name = f"{step['name']}: " if step["name"] else ""
         return f"node {i} ({name}{name_of(self._children[step['module']])})"
 
     # ------------------------------------------------------------------ fprop
-    def _feeds(self, input):
+    def _feeds(self, input: Any) -> list[Any]:
         if len(self._inputs) == 1:
             return [input]
         if not is_table(input) or len(input) != len(self._inputs):
             raise shape_error(self, f"a table (list) of {len(self._inputs)} inputs (one per graph input)", input)
         return list(input)
 
-    def update_output(self, input):
+    def update_output(self, input: Any) -> Any:
         feeds = self._feeds(input)
         runners = self._runners()
         values, node_inputs = [None] * len(self._plan), [None] * len(self._plan)
@@ -246,24 +251,24 @@ class Graph(Container):
         return self.output
 
     # ------------------------------------------------------------------ bprop
-    def _needs_input_grad(self, runners, need_input):
-        """Per node: is dE/d(its input) needed? Always when the graph's input gradient is;
-        else only where an ancestor has parameters (nothing flows to the data)."""
-        if need_input:
-            return [True] * len(self._plan)
-        needed = []
+    def _needs_input_grad(self) -> list[bool]:
+        """Per node, when the graph's input gradient is not needed: is dE/d(its input)?
+        Only where an ancestor has parameters (nothing flows to the data). Kept between
+        steps (see ``_tree.tree_cached``)."""
+        needed: list[bool] = []
         for step in self._plan:
-            needed.append(any(needed[p] or has_parameters(runners[p]) for p in step["parents"]))
+            needed.append(any(needed[p] or has_parameters(self._children[self._plan[p]["module"]])
+                              for p in step["parents"]))  # fmt: skip
         return needed
 
-    def _backprop(self, input, grad_output, scale, need_input, need_params):
+    def _backprop(self, input: Any, grad_output: Any, scale: float, need_input: bool, need_params: bool) -> None:
         node_inputs = self.node_inputs
         if node_inputs is None:
             raise RuntimeError(f"{name_of(self)}: backward called before forward")
         runners = self._runners()
-        wanted = self._needs_input_grad(runners, need_input)
+        wanted = [True] * len(self._plan) if need_input else tree_cached(self, "_needs_grad", self._needs_input_grad)
         n = len(self._plan)
-        parts = [[] for _ in range(n)]
+        parts: list[list[Any]] = [[] for _ in range(n)]
         if len(self._outputs) == 1:
             parts[self._outputs[0]].append(grad_output)
         else:
@@ -305,8 +310,8 @@ class Graph(Container):
             self.grad_input = input_grads[0] if len(input_grads) == 1 else input_grads
 
     # ------------------------------------------------------------------ rendering
-    def __repr__(self):
-        first_use = {}
+    def __repr__(self) -> str:
+        first_use: dict[int, int] = {}
         rows = []
         for i, step in enumerate(self._plan):
             module = self._children[step["module"]]
@@ -326,14 +331,14 @@ class Graph(Container):
         outs = ", ".join(f"({o})" for o in self._outputs)
         return "Graph {\n" + "\n".join(rows) + f"\n  outputs: {outs}\n}}"
 
-    def to_dot(self, title="Graph", path=None):
+    def to_dot(self, title: str = "Graph", path: str | os.PathLike | None = None) -> str:
         """The graph in Graphviz DOT (``dot -Tpng g.dot -o g.png``); written to ``path`` if given.
 
         Nodes show their index, name and module; an edge into a node with a table
         input is labelled with its position in that table.
         """
 
-        def quote(text):
+        def quote(text: object) -> str:
             return json.dumps(str(text))
 
         lines = [f"digraph {quote(title)} {{", "  rankdir=TB;", '  node [shape=box, style=rounded, fontname="Helvetica"];']
@@ -363,7 +368,7 @@ class Graph(Container):
         return text
 
     # ------------------------------------------------------------------ files
-    def spec(self):
+    def spec(self) -> dict[str, Any]:
         return {
             "type": "Graph",
             "args": {},
@@ -374,11 +379,11 @@ class Graph(Container):
         }
 
     @classmethod
-    def from_spec(cls, spec, build):
+    def from_spec(cls, spec: dict[str, Any], build: Callable[[Any], Module]) -> Graph:
         """Rebuild a Graph from its :meth:`spec` (``build`` makes each child module)."""
         try:
             modules = [build(child) for child in spec["children"]]
-            nodes = []
+            nodes: list[Node] = []
             for step in spec["nodes"]:
                 parents = [nodes[p] for p in step["parents"]]
                 node = Node(modules[step["module"]], parents, step["table"])

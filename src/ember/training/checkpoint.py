@@ -7,9 +7,12 @@ position in the epoch, optimizer scalars, RNG states, schedule state, options, .
 
 - **Atomic**: written to a temporary file, fsynced, renamed over the old checkpoint;
   killing the process at any moment leaves either the old or the new file.
-- **Verified**: the metadata holds a SHA-256 of every array (name, dtype, shape,
-  bytes) and of ``info``; a truncated or corrupted file raises :class:`FormatError`
-  naming the file and the problem, and nothing is returned from it.
+- **Verified**: the file's digest (:data:`ember.tensor_file.DIGEST_KEY`, the SHA-256 of
+  the header -- every array's name, dtype and shape, and ``info`` -- and of the array
+  bytes) is checked as the file is read; a truncated or corrupted file raises
+  :class:`FormatError` naming the file and the problem, and nothing is returned from it.
+  The arrays are hashed once on save and once on resume. Checkpoints written before
+  ember stored that digest carry their own ``checksum`` (:func:`_digest`), still checked.
 - **Never half-loaded**: :func:`read_checkpoint` validates the whole file before
   returning, and the restore helpers check every shape before assigning anything.
 
@@ -21,12 +24,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._typing import Array
 from ..backend import to_numpy
 from ..errors import FormatError
-from ..io import read_tensors, write_tensors
+from ..io import is_verified, read_tensors, write_tensors
+
+if TYPE_CHECKING:
+    from ..nn.module import Module
 
 FORMAT = "ember-checkpoint"
 VERSION = 1
@@ -34,6 +44,7 @@ _SCALARS = (bool, int, float, str, type(None))
 
 
 def _digest(arrays: dict, info_json: str) -> str:
+    """The ``checksum`` of checkpoints written before the file digest existed (read only)."""
     h = hashlib.sha256()
     for name in sorted(arrays):
         a = np.asarray(arrays[name], order="C")
@@ -44,22 +55,21 @@ def _digest(arrays: dict, info_json: str) -> str:
     return h.hexdigest()
 
 
-def write_checkpoint(path, arrays: dict, info: dict) -> None:
-    """Atomically write ``arrays`` ({name: NumPy array}) and the JSON-able ``info``."""
-    arrays = {k: to_numpy(v) for k, v in arrays.items()}
+def write_checkpoint(path: str | os.PathLike, arrays: dict[str, Array], info: dict) -> None:
+    """Atomically write ``arrays`` ({name: array}) and the JSON-able ``info`` (the file
+    digest written with them covers both)."""
     try:
         info_json = json.dumps(info, sort_keys=True)
     except TypeError as exc:
         raise TypeError(f"checkpoint info must be JSON values: {exc}") from exc
-    meta = {"format": FORMAT, "version": str(VERSION), "info": info_json, "checksum": _digest(arrays, info_json)}
-    write_tensors(path, arrays, meta)
+    write_tensors(path, arrays, {"format": FORMAT, "version": str(VERSION), "info": info_json})
 
 
-def read_checkpoint(path):
-    """``(arrays, info)`` from a checkpoint, after checking its format and checksum.
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], Any]:
+    """``(arrays, info)`` from a checkpoint, after checking its format and digest.
 
     Raises :class:`FormatError` (naming the file) if it is truncated, corrupted,
-    not a checkpoint, or from a newer format version.
+    not a checkpoint, unverified, or from a newer format version.
     """
     arrays, meta = read_tensors(path)
     if meta.get("format") != FORMAT:
@@ -67,7 +77,8 @@ def read_checkpoint(path):
     if meta.get("version") != str(VERSION):
         raise FormatError(f"{path}: checkpoint format version {meta.get('version')!r}, this ember reads {VERSION}")
     info_json = meta.get("info", "")
-    if _digest(arrays, info_json) != meta.get("checksum"):
+    # read_tensors checked the file digest when there is one; an older checkpoint has its own checksum
+    if not is_verified(meta) and _digest(arrays, info_json) != meta.get("checksum"):
         raise FormatError(f"{path}: checksum mismatch: the checkpoint is corrupted (refusing to load any of it)")
     try:
         info = json.loads(info_json)
@@ -77,10 +88,11 @@ def read_checkpoint(path):
 
 
 # ---------------------------------------------------------------- optimizer state
-def pack_state(state: dict, prefix="optim/"):
+def pack_state(state: dict, prefix: str = "optim/") -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Split an optimizer state dict into ``(arrays, scalars)``; ``"_"`` keys (scratch)
     are left out. Values must be arrays or JSON scalars."""
-    arrays, scalars = {}, {}
+    arrays: dict[str, np.ndarray] = {}
+    scalars: dict[str, Any] = {}
     for key, value in state.items():
         if key.startswith("_"):
             continue
@@ -93,7 +105,8 @@ def pack_state(state: dict, prefix="optim/"):
     return arrays, scalars
 
 
-def unpack_state(arrays: dict, scalars: dict, to_backend=None, prefix="optim/") -> dict:
+def unpack_state(arrays: dict, scalars: dict, to_backend: Callable[[np.ndarray], Array] | None = None,
+                 prefix: str = "optim/") -> dict:  # fmt: skip
     """The inverse of :func:`pack_state` (arrays moved with ``to_backend`` if given)."""
     state = dict(scalars)
     for name, value in arrays.items():
@@ -103,7 +116,7 @@ def unpack_state(arrays: dict, scalars: dict, to_backend=None, prefix="optim/") 
 
 
 # ---------------------------------------------------------------- random generators
-def generators(model, *others) -> list:
+def generators(model: Module, *others: object) -> list[np.random.Generator]:
     """Every distinct ``numpy.random.Generator`` used by the model's modules (e.g.
     Dropout's ``rng``), in tree order, after ``others`` (e.g. the data order's)."""
     found, seen = [], set()
@@ -114,20 +127,13 @@ def generators(model, *others) -> list:
     return found
 
 
-def rng_states(gens) -> list:
+def rng_states(gens: list[np.random.Generator]) -> list[Mapping[str, Any]]:
+    """Each generator's ``bit_generator.state`` (JSON-able dicts)."""
     return [g.bit_generator.state for g in gens]
 
 
-def check_rng_states(gens, states, path="checkpoint"):
-    """Raise FormatError unless ``states`` fit ``gens`` (same count and kinds)."""
-    if not isinstance(states, list) or len(states) != len(gens):
-        raise FormatError(f"{path}: {len(states) if isinstance(states, list) else '?'} RNG states for {len(gens)} generators")
-    for g, s in zip(gens, states):
-        if not isinstance(s, dict) or s.get("bit_generator") != g.bit_generator.state["bit_generator"]:
-            raise FormatError(f"{path}: RNG state {str(s)[:60]!r} does not fit a {type(g.bit_generator).__name__}")
-
-
-def set_rng_states(gens, states) -> None:
+def set_rng_states(gens: list[np.random.Generator], states: list[Mapping[str, Any]]) -> None:
+    """Set each generator's state (checked first by ``run_checks.check_rng_states``)."""
     for g, s in zip(gens, states):
         g.bit_generator.state = s
 

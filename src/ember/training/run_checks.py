@@ -11,25 +11,31 @@ from __future__ import annotations
 
 import copy
 import math
+import os
+from collections.abc import Callable
 from dataclasses import fields
+from typing import Any
 
 import numpy as np
 
 from . import checkpoint
+from .._typing import Array
 from ..errors import FormatError
+from ..io import check_fits
 
+Path = str | os.PathLike
 _COUNTERS = ("epoch", "step", "position", "seen", "correct", "best_epoch", "bad_epochs", "log_rows")
 
 
-def _is_int(value) -> bool:
+def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value) -> bool:
+def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def decode_run(path, state, n_train, batch_size, RunState):  # noqa: N803 - the class itself
+def decode_run(path: Path, state: Any, n_train: int, batch_size: int | None, RunState: type) -> Any:  # noqa: N803
     """A ``RunState`` (:class:`~ember.training.run_state.RunState`, passed in: run_state
     imports this module) from the checkpoint's ``run`` object, with every field's type
     checked and the counters checked against each other."""
@@ -74,17 +80,14 @@ def decode_run(path, state, n_train, batch_size, RunState):  # noqa: N803 - the 
     return run
 
 
-def check_array(path, name, array, like):
+def check_array(path: Path, name: str, array: np.ndarray | None, like: Array) -> None:
     """``array`` exists with the shape and dtype of ``like`` (the live array it restores)."""
     if array is None:
         raise FormatError(f"{path}: the checkpoint has no {name!r}")
-    if tuple(array.shape) != tuple(like.shape):
-        raise FormatError(f"{path}: {name} has shape {tuple(array.shape)}, the model needs {tuple(like.shape)}")
-    if array.dtype != np.dtype(str(like.dtype)):
-        raise FormatError(f"{path}: {name} is stored as {array.dtype}, the model needs {like.dtype}")
+    check_fits(path, name, array, like, needs="the model", exact=True)
 
 
-def decode_order(path, order, run, n_train):
+def decode_order(path: Path, order: np.ndarray | None, run: Any, n_train: int) -> np.ndarray | None:
     """The stored epoch order: a permutation of the training samples (needed mid-epoch)."""
     if order is None:
         if run.position:
@@ -97,10 +100,14 @@ def decode_order(path, order, run, n_train):
     return order.astype(np.int64)
 
 
-def check_rng_states(path, gens, states):
-    """Each state fits its generator: same kind, and accepted by a throw-away generator
-    of that kind (so setting the real ones afterwards cannot fail)."""
-    checkpoint.check_rng_states(gens, states, path)
+def check_rng_states(path: Path, gens: list[np.random.Generator], states: Any) -> None:
+    """One state per generator, each of its generator's kind and accepted by a throw-away
+    generator of that kind (so setting the real ones afterwards cannot fail)."""
+    if not isinstance(states, list) or len(states) != len(gens):
+        raise FormatError(f"{path}: {len(states) if isinstance(states, list) else '?'} RNG states for {len(gens)} generators")
+    for gen, state in zip(gens, states):
+        if not isinstance(state, dict) or state.get("bit_generator") != gen.bit_generator.state["bit_generator"]:
+            raise FormatError(f"{path}: RNG state {str(state)[:60]!r} does not fit a {type(gen.bit_generator).__name__}")
     for index, (gen, state) in enumerate(zip(gens, states)):
         trial = type(gen.bit_generator)()
         try:
@@ -111,7 +118,7 @@ def check_rng_states(path, gens, states):
             raise FormatError(f"{path}: rng[{index}]: not a valid {type(trial).__name__} state (values of the wrong kind)")
 
 
-def check_schedule(path, schedule, state):
+def check_schedule(path: Path, schedule: Any, state: Any) -> None:
     """The schedule state has the live schedule's keys and value kinds, and loads into a copy."""
     reference = {} if schedule is None else schedule.state_dict()
     if not isinstance(state, dict) or set(state) != set(reference):
@@ -129,7 +136,7 @@ def check_schedule(path, schedule, state):
             raise FormatError(f"{path}: schedule state {str(state)[:80]} does not load as saved")
 
 
-def _same_kind(reference, value) -> bool:
+def _same_kind(reference: Any, value: Any) -> bool:
     """JSON value ``value`` can stand where ``reference`` stood (None and numbers mix:
     e.g. a plateau schedule's best value starts as None)."""
     if isinstance(reference, bool) or isinstance(value, bool):
@@ -139,7 +146,8 @@ def _same_kind(reference, value) -> bool:
     return type(value) is type(reference)
 
 
-def check_optimizer_state(path, optimizer, params, arrays, scalars, step):
+def check_optimizer_state(path: Path, optimizer: tuple[Callable, dict], params: Any, arrays: dict[str, np.ndarray],
+                          scalars: Any, step: int) -> None:  # fmt: skip
     """The optimizer state against what ``optimizer = (step_fn, config)`` itself keeps:
     a dry run on a copy of the parameters (a quadratic bowl) gives the keys it needs
     after one step and may have after three, each array's shape and dtype and each
@@ -165,7 +173,7 @@ def check_optimizer_state(path, optimizer, params, arrays, scalars, step):
             raise FormatError(f"{path}: the optimizer state lacks {missing[:5]} after {step} steps")
 
 
-def _reference_state(optimizer, params):
+def _reference_state(optimizer: tuple[Callable, dict], params: Any) -> tuple[tuple[dict, dict], tuple[dict, dict]]:
     """``(after one step, union over three steps)``, each ``(arrays, scalars)`` as
     :func:`ember.training.checkpoint.pack_state` gives them."""
     step_fn, config = optimizer
@@ -177,7 +185,8 @@ def _reference_state(optimizer, params):
         grad[...] = point
         return float((point * point).sum()) / 2, grad
 
-    state, snapshots = {}, []
+    state: dict = {}
+    snapshots = []
     for _ in range(3):
         step_fn(feval, x, dict(config), state)
         snapshots.append(checkpoint.pack_state(state))

@@ -13,7 +13,10 @@ before changing anything, then restores it; resuming is bit-exact.
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -22,6 +25,12 @@ from ..backend import to_numpy
 from ..errors import FormatError
 from ..optim._validate import namespace
 from . import checkpoint, run_checks
+
+if TYPE_CHECKING:
+    from ..nn.module import Module
+    from ..optim.schedules import Schedule
+
+Path = str | os.PathLike
 
 
 @dataclass
@@ -41,19 +50,21 @@ class RunState:
     history: list = field(default_factory=list)
 
     def info(self) -> dict:
+        """The JSON-able fields (all but ``order``, which is stored as an array)."""
         out = asdict(self)
         out.pop("order")
         return out
 
 
-def buffers(model):
+def buffers(model: Module) -> list[tuple[str, Any]]:
     """``[(path, array)]`` of the module buffers (persistent arrays that are not
     parameters, e.g. running statistics)."""
     param_ids = {id(p) for p in model.parameters()[0]}
     return [(name, a) for name, a in model.named_arrays() if id(a) not in param_ids]
 
 
-def save_run(path, run: RunState, model, params, opt_state, gens, schedule, fingerprint, best_params=None):
+def save_run(path: Path, run: RunState, model: Module, params: Any, opt_state: dict, gens: list[np.random.Generator],
+             schedule: Schedule | None, fingerprint: dict, best_params: Any = None) -> None:  # fmt: skip
     """Write a checkpoint of the whole run (atomic; never with non-finite parameters)."""
     arrays = {"params": to_numpy(params)}
     for name, array in buffers(model):
@@ -75,8 +86,9 @@ def save_run(path, run: RunState, model, params, opt_state, gens, schedule, fing
     checkpoint.write_checkpoint(path, arrays, info)
 
 
-def load_run(path, model, params, opt_state, gens, schedule, fingerprint, n_train, best_params=None,
-             optimizer=None, batch_size=None):  # fmt: skip
+def load_run(path: Path, model: Module, params: Any, opt_state: dict, gens: list[np.random.Generator],
+             schedule: Schedule | None, fingerprint: dict, n_train: int, best_params: Any = None,
+             optimizer: tuple[Callable, dict] | None = None, batch_size: int | None = None) -> RunState:  # fmt: skip
     """Restore a run from ``path``; returns its :class:`RunState`.
 
     All or nothing: the whole checkpoint is decoded and checked first -- format and
@@ -135,7 +147,40 @@ def load_run(path, model, params, opt_state, gens, schedule, fingerprint, n_trai
     return run
 
 
-def fingerprint(options, data, optimizer_config) -> dict:
+class LiveRun(Protocol):
+    """What :func:`save_training` and :func:`load_training` read from a training run
+    (a :class:`~ember.training.TrainingRun`): its state, model, flat parameters, optimizer
+    state and config, generators, schedule, options and data."""
+
+    run: RunState
+    model: Module
+    params: Any
+    state: dict
+    gens: list[np.random.Generator]
+    schedule: Schedule | None
+    fingerprint: dict
+    best_params: Any
+    step_fn: Callable
+    config: dict
+    options: Any
+    data: Any
+
+
+def save_training(path: Path, training: LiveRun) -> None:
+    """:func:`save_run` of a whole training run (its ``run``, model, parameters, ...)."""
+    t = training
+    save_run(path, t.run, t.model, t.params, t.state, t.gens, t.schedule, t.fingerprint, t.best_params)
+
+
+def load_training(path: Path, training: LiveRun) -> RunState:
+    """:func:`load_run` into a whole training run, checked against its optimizer and batch
+    size; returns the restored :class:`RunState` (the caller sets ``training.run``)."""
+    t = training
+    return load_run(path, t.model, t.params, t.state, t.gens, t.schedule, t.fingerprint, len(t.data.y_train),
+                    t.best_params, optimizer=(t.step_fn, t.config), batch_size=t.options.batch_size)  # fmt: skip
+
+
+def fingerprint(options: Any, data: Any, optimizer_config: dict) -> dict:
     """The options that determine a run's trajectory (they must match on resume)."""
     config = {k: v for k, v in optimizer_config.items() if k != "line_search"}
     return json.loads(json.dumps({
