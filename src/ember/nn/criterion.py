@@ -22,6 +22,15 @@ def _class_batch(criterion, input):
     raise shape_error(criterion, "input (N, C) or (C,) of class scores", input)
 
 
+def from_torch(target):
+    """A PyTorch tensor of labels as a NumPy array (detached, on the CPU); anything else as
+    it is. PyTorch's class labels mean what ember's do (0-based int64 indices, as
+    ``nn.NLLLoss`` takes them), so a criterion takes them as they are."""
+    if type(target).__module__.startswith("torch") and hasattr(target, "detach"):
+        return target.detach().cpu().numpy()
+    return target
+
+
 def _class_targets(criterion, target, n, n_classes, single, ignore_index=None):
     """Validate class labels; returns ``(labels, in_range)``: an int64 array (N,) on the
     backend, and whether every label is a class in [0, C) (none is ``ignore_index``).
@@ -29,9 +38,10 @@ def _class_targets(criterion, target, n, n_classes, single, ignore_index=None):
     NumPy labels are checked before they move to a GPU backend, so a training step on
     the GPU does not wait for the device to read the smallest and largest label."""
     xp = criterion.backend.xp
+    target = from_torch(target)
     if single and isinstance(target, (int, np.integer)) and not isinstance(target, bool):
         target = np.asarray([int(target)])
-    if not hasattr(target, "dtype"):
+    if not hasattr(target, "dtype") or not hasattr(target.dtype, "kind"):
         raise ShapeError(f"{criterion!r}: expected integer class labels, got {describe(target)}")
     if target.dtype.kind not in "iu":
         raise ShapeError(
@@ -162,6 +172,8 @@ class CrossEntropyCriterion(Criterion):
         return self.output
 
     def update_grad_input(self, input, target):
+        if getattr(self.log_softmax.output, "shape", None) != getattr(input, "shape", None):
+            self.update_output(input, target)  # backward without a forward of this input (Torch7 allows it)
         grad = self.nll.backward(self.log_softmax.output, target)
         self.grad_input = self.log_softmax.backward(input, grad)
         return self.grad_input

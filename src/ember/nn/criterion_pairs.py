@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import ShapeError, describe, name_of, shape_error
 from ._tables import check_float_table, table_buffers
+from .criterion import from_torch
 from .distance import CosineDistance, PairwiseDistance
 from .module import Criterion, saved, scratch
 
@@ -24,9 +25,11 @@ from .module import Criterion, saved, scratch
 def _labels(criterion, target, shape, allowed, meaning):
     """Validate labels (one per pair, values in ``allowed``) as a float array of ``shape``."""
     xp = criterion.backend.xp
+    target = from_torch(target)
     if isinstance(target, (int, float, np.integer, np.floating)) and not isinstance(target, bool) and shape in ((), (1,)):
         target = xp.asarray([target]).reshape(shape)
-    if not hasattr(target, "shape") or tuple(target.shape) != tuple(shape) or target.dtype.kind not in "iufb":
+    if (not hasattr(target, "shape") or tuple(target.shape) != tuple(shape)
+            or getattr(target.dtype, "kind", None) not in tuple("iufb")):
         raise ShapeError(f"{name_of(criterion)}: expected targets of shape {tuple(shape)} ({meaning}), got {describe(target)}")
     values = target.astype(criterion.backend.dtype)
     ok = xp.zeros(values.shape, dtype=bool)

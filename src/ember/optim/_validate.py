@@ -78,11 +78,17 @@ def setup(algorithm, config, state, keys, state_keys=()):
 
 
 def evaluate(algorithm, feval, x):
-    """``fx, g = feval(x)``, checking that g is an array of x's shape."""
+    """``fx, g = feval(x)``, checking that g is an array of x's shape. A PyTorch tensor
+    returned as the loss or the gradient means the same as a number or an array, so it
+    is taken as one (``float(loss)``, the gradient through NumPy)."""
     result = feval(x)
     if not isinstance(result, tuple) or len(result) != 2:
         raise ValueError(f"optim.{algorithm}: feval(x) must return (loss, gradient), got {type(result).__name__}")
     fx, g = result
+    if type(g).__module__.startswith("torch") and hasattr(g, "detach"):  # a PyTorch habit, same meaning
+        g = namespace(x).asarray(g.detach().cpu().numpy())
+    if type(fx).__module__.startswith("torch") and hasattr(fx, "item"):
+        fx = float(fx.item())
     if g is None or getattr(g, "shape", None) != x.shape:
         raise ValueError(f"optim.{algorithm}: feval must return (loss, gradient of shape {x.shape}), got {getattr(g, 'shape', g)!r}")
     return fx, g
