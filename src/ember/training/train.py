@@ -60,6 +60,17 @@ class Dataset:
         return self.preprocessor
 
 
+def _models_that_fit(sample: tuple) -> str:
+    """A hint naming the built-in models whose input has as many values as ``sample``."""
+    from ..models import MODELS
+
+    size = int(np.prod(sample))
+    fits = sorted(name for name, spec in MODELS.items() if int(np.prod(spec.input_shape)) == size)
+    if not fits or int(np.prod(sample)) == 0:
+        return ""
+    return f" (models that take {'x'.join(map(str, sample))} samples: --model {', --model '.join(fits)})"
+
+
 def make_dataset(name: str, x_train, y_train, x_test, y_test, input_shape: tuple, valid: float = 0,
                  preprocess: str = "global", seed: int = 0, layout: str | None = None) -> Dataset:
     """Check the arrays (:func:`ember.data.checks.check_dataset`: numeric images, one
@@ -70,7 +81,10 @@ def make_dataset(name: str, x_train, y_train, x_test, y_test, input_shape: tuple
     if < 1) at random (seeded), and fit the preprocessing (see :mod:`ember.data.preprocess`)
     on the rest; images stay in their dtype and each batch is preprocessed when gathered."""
     y_train, y_test, n_classes = check_dataset(name, x_train, y_train, x_test, y_test)
-    x_train, layout = to_model_layout(x_train, input_shape, layout, name)
+    try:
+        x_train, layout = to_model_layout(x_train, input_shape, layout, name)
+    except ShapeError as error:
+        raise ShapeError(f"{error}{_models_that_fit(np.shape(x_train)[1:])}") from None
     x_test, _ = to_model_layout(x_test, input_shape, layout, name)
     n = len(y_train)
     n_valid = int(round(valid * n)) if 0 < valid < 1 else int(valid)
