@@ -71,7 +71,7 @@ def describe_architecture(module) -> dict:
 class _Builder:
     """One rebuild: where messages point (``source``), the element budget, the depth."""
 
-    def __init__(self, source, budget, classes=()):
+    def __init__(self, source, budget, classes=()) -> None:
         self.source, self.budget = source, budget
         self.classes = _known_classes(classes)
 

@@ -7,6 +7,7 @@ message names the module (its repr), what was expected and what was received, e.
 """
 
 from __future__ import annotations
+from ._typing import Array
 
 
 class ShapeError(ValueError):
@@ -31,7 +32,7 @@ def read_whole_file(path) -> bytes:
         raise FormatError(f"{path}: cannot read: {exc.strerror or exc}") from exc
 
 
-def describe(array) -> str:
+def describe(array: Array) -> str:
     """A short human description of what was received: shape and dtype, or type."""
     shape = getattr(array, "shape", None)
     if type(array).__module__.startswith("torch"):  # a PyTorch habit: say what ember takes
@@ -58,7 +59,7 @@ def shape_error(module, expected: str, got) -> ShapeError:
     return ShapeError(f"{name_of(module)}: expected {expected}, got {got}")
 
 
-def check_same_shape(module, name: str, array, reference) -> None:
+def check_same_shape(module, name: str, array: Array, reference) -> None:
     """Raise a ShapeError unless ``array.shape == reference.shape``."""
     if getattr(array, "shape", None) != reference.shape:
         raise shape_error(module, f"{name} of shape {tuple(reference.shape)}", array)

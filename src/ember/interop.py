@@ -72,7 +72,7 @@ def to_torch(module) -> dict:
     return state
 
 
-def load_torch(module, state_dict, strict=True):
+def load_torch(module, state_dict, strict: bool=True):
     """Copy a PyTorch ``state_dict`` (tensors or arrays) into the ember module in place
     (see :meth:`ember.nn.Module.load_state_dict`); ``num_batches_tracked`` keys are
     dropped. Returns the module."""

@@ -36,6 +36,7 @@ import numpy as np
 
 from .backend import to_numpy
 from .errors import FormatError
+from ._typing import Array
 
 MAX_HEADER = 100 * 1024 * 1024
 #: at most this many dimensions per array (NumPy's own limit is 64)
@@ -48,7 +49,7 @@ _DTYPES = {
 _CODES = {np.dtype(v).str: k for k, v in _DTYPES.items()}
 
 
-def _dtype_code(array) -> str:
+def _dtype_code(array: Array) -> str:
     dtype = np.dtype(array.dtype).newbyteorder("<") if array.dtype.byteorder == ">" else array.dtype
     code = _CODES.get(dtype.str)
     if code is None:
@@ -190,7 +191,7 @@ def _umask() -> int:
 
 
 # ---------------------------------------------------------------- reading
-def parse_json(path, text, what="the header"):
+def parse_json(path, text, what: str="the header"):
     """``json.loads`` whose every failure (bad UTF-8, syntax, duplicate keys, nesting too
     deep for the parser) is a FormatError naming ``path`` and ``what``."""
     try:

@@ -21,6 +21,7 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+from ._typing import Array
 
 DEFAULT_EPS = 1e-6
 
@@ -34,12 +35,12 @@ class GradientReport:
     rtol: float = 1e-5
     problems: list = field(default_factory=list)
 
-    def mismatch(self, name, problem):
+    def mismatch(self, name, problem) -> None:
         """Record a gradient whose structure does not mirror the input's."""
         self.errors[name] = (float("inf"), 0.0)
         self.problems.append(problem)
 
-    def add(self, name, analytic, numeric):
+    def add(self, name, analytic, numeric) -> None:
         """Record the largest difference between an analytic and a numeric gradient."""
         analytic = np.asarray(analytic, dtype=np.float64)
         numeric = np.asarray(numeric, dtype=np.float64)
@@ -52,10 +53,10 @@ class GradientReport:
         return {k: v for k, v in self.errors.items() if not v[0] <= self.atol + self.rtol * v[1]}
 
     @property
-    def ok(self):
+    def ok(self) -> bool:
         return not self.failures()
 
-    def __str__(self):
+    def __str__(self) -> str:
         rows = [f"  {k}: max abs error {e:.3g} (gradient scale {s:.3g})" for k, (e, s) in self.errors.items()]
         rows += [f"  structure: {p}" for p in self.problems]
         return "gradient check " + ("passed" if self.ok else "FAILED") + "\n" + "\n".join(rows)
@@ -71,7 +72,7 @@ def float_leaves(value):
     return []
 
 
-def structure_mismatch(value, grad, where="input"):
+def structure_mismatch(value, grad, where: str="input"):
     """Why ``grad`` does not mirror ``value`` (a table's gradient is a table of the same
     length; a float array's gradient an array of the same shape), or None if it does.
     Non-float entries (integer selectors, labels) may get anything, usually None."""
@@ -109,7 +110,7 @@ def _dot(a, b):
     return float(sum(np.vdot(np.asarray(x, np.float64), np.asarray(y, np.float64)) for x, y in zip(float_leaves(a), float_leaves(b))))
 
 
-def _warn_precision(module):
+def _warn_precision(module) -> None:
     if getattr(module, "backend", None) is not None and module.backend.dtype != "float64":
         warnings.warn(
             f"gradient check of {module!r} in {module.backend.dtype}: finite differences need "
@@ -124,7 +125,7 @@ def _probe(module, rng):
     return map_structure(lambda o: rng.standard_normal(o.shape).astype(o.dtype) if hasattr(o, "shape") and o.dtype.kind == "f" else o, output)
 
 
-def _setup(module, input, seed, reseed):
+def _setup(module, input: Array, seed, reseed):
     """A private copy of the input, a forward closure (re-seeding noise first) and a
     fixed random probe R of the output's shape (the scalar checked is <output, R>)."""
     _warn_precision(module)
@@ -139,7 +140,7 @@ def _setup(module, input, seed, reseed):
     return input, run, _probe(module, np.random.default_rng(seed))
 
 
-def check_gradients(module, input, eps: float = DEFAULT_EPS, seed: int = 0, reseed=None, params: bool = True) -> GradientReport:
+def check_gradients(module, input: Array, eps: float = DEFAULT_EPS, seed: int = 0, reseed=None, params: bool = True) -> GradientReport:
     """Compare bprop (to the input and to every parameter) with finite differences.
 
     ``reseed(module)`` is called before every forward pass, for modules with noise
@@ -164,7 +165,7 @@ def check_gradients(module, input, eps: float = DEFAULT_EPS, seed: int = 0, rese
     return report
 
 
-def _input_report(input, grad_input, loss, eps, label):
+def _input_report(input: Array, grad_input, loss, eps, label):
     """A :class:`GradientReport` comparing each float leaf of ``grad_input`` with central
     differences of ``loss()`` over the matching leaf of ``input`` (row ``label(i)``), after
     flagging a grad_input whose structure does not match the input's."""
@@ -177,7 +178,7 @@ def _input_report(input, grad_input, loss, eps, label):
     return report
 
 
-def _numeric(loss, array, eps):
+def _numeric(loss, array: Array, eps):
     """Central differences of ``loss()`` with respect to each element of ``array`` (in place)."""
     flat = array.reshape(-1)
     if flat.base is None and array.size and not np.shares_memory(flat, array):  # pragma: no cover
@@ -194,7 +195,7 @@ def _numeric(loss, array, eps):
     return grad.reshape(array.shape)
 
 
-def check_random_directions(module, input, directions=3, eps=DEFAULT_EPS, seed=0, reseed=None):
+def check_random_directions(module, input: Array, directions: int=3, eps=DEFAULT_EPS, seed: int=0, reseed=None):
     """Directional-derivative check for large inputs: for random directions d (over the
     input and all parameters at once), compare ``(L(p + h d) - L(p - h d)) / 2h`` with
     ``<dL/dp, d>``. Returns a :class:`GradientReport` with one row per direction."""
@@ -221,7 +222,7 @@ def check_random_directions(module, input, directions=3, eps=DEFAULT_EPS, seed=0
 
 
 # ---------------------------------------------------------------- criteria
-def check_criterion(criterion, input, target, eps: float = DEFAULT_EPS) -> GradientReport:
+def check_criterion(criterion, input: Array, target: Array, eps: float = DEFAULT_EPS) -> GradientReport:
     """Compare ``criterion.backward`` with finite differences of ``criterion.forward``."""
     _warn_precision(criterion)
     input = _copy(input)
@@ -230,7 +231,7 @@ def check_criterion(criterion, input, target, eps: float = DEFAULT_EPS) -> Gradi
     return _input_report(input, analytic, lambda: float(criterion.forward(input, target)), eps, lambda i: f"input[{i}]")
 
 
-def assert_gradients(module, input, target=None, **kwargs):
+def assert_gradients(module, input: Array, target=None, **kwargs):
     """Raise AssertionError with the report unless the gradient check passes.
 
     With ``target`` given, ``module`` is treated as a criterion.

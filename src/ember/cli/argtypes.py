@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 
-def _number(kind, low, inclusive=True):
+def _number(kind, low, inclusive: bool=True):
     """An argparse ``type`` for numbers >= low (or > low): a bad value is a usage error
     (exit status 2) before anything runs, never a silent default."""
 

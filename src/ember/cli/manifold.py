@@ -89,7 +89,7 @@ def meets_targets(metrics, margin) -> bool:
     return ok and metrics["mean_dist"] >= 0.3 * margin
 
 
-def run_manifold(args):
+def run_manifold(args) -> int:
     from ..data.pose import save_contact_sheet, variance_shares
     from ..drlim import embed, train_drlim
     from ..drlim.manifold import METRICS, manifold_metrics, pca_embedding
@@ -150,7 +150,7 @@ def run_manifold(args):
     return 0
 
 
-def save_embedding(path, data, z, z_pca, drlim_metrics, pca_metrics):
+def save_embedding(path, data, z, z_pca, drlim_metrics, pca_metrics) -> None:
     """Write ``embedding`` (N, d) (DrLIM), ``pca`` (N, d), the pose arrays, ``held_out``
     and the metrics (``metric_names``, ``drlim_metrics``, ``pca_metrics``) as an .npz."""
     import io as _io

@@ -14,12 +14,13 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import FormatError
+from .._typing import Array
 
 #: most classes a dataset may have (a larger label is a corrupted file, not a class)
 MAX_CLASSES = 1 << 20
 
 
-def check_images(name, key, images) -> None:
+def check_images(name, key, images: Array) -> None:
     """``images`` is a numeric, finite array of at least one dimension."""
     if not isinstance(images, np.ndarray) or images.ndim < 1:
         raise FormatError(f"{name}: {key} must be an array of samples, got {type(images).__name__}")
@@ -29,7 +30,7 @@ def check_images(name, key, images) -> None:
         raise FormatError(f"{name}: {key} holds NaN or infinite values")
 
 
-def check_labels(name, key, labels, n_images) -> np.ndarray:
+def check_labels(name, key, labels: Array, n_images) -> np.ndarray:
     """``labels`` as int64, after checking shape, count, dtype, integrality and sign."""
     if not isinstance(labels, np.ndarray) or labels.ndim != 1:
         shape = getattr(labels, "shape", type(labels).__name__)

@@ -57,7 +57,7 @@ def _folder(data_dir):
     return nested if os.path.isdir(nested) else data_dir
 
 
-def load_cifar10(data_dir=None, splits=("train", "test"), download=False) -> dict:
+def load_cifar10(data_dir=None, splits=("train", "test"), download: bool=False) -> dict:
     """CIFAR-10 as ``{split: (images uint8 (N, 3, 32, 32), labels int64 0..9)}``.
 
     The ``.bin`` files are looked up in ``data_dir/cifar-10-batches-bin/`` or ``data_dir``
@@ -109,7 +109,7 @@ def extract_cifar10(archive, data_dir) -> list:
     return written
 
 
-def download_cifar10(data_dir=None, mirrors=MIRRORS, timeout=120) -> list:
+def download_cifar10(data_dir=None, mirrors=MIRRORS, timeout: int=120) -> list:
     """Fetch :data:`ARCHIVE` into ``data_dir`` (kept if already valid), check its MD5,
     and unpack its ``.bin`` files; returns their paths. Offline, the ``OSError`` says
     where to put the archive."""

@@ -50,7 +50,7 @@ def _header_size(head: bytes, name):
     return np.dtype(_TYPES[head[2]]), shape, header
 
 
-def parse_idx(data: bytes, name="<bytes>") -> np.ndarray:
+def parse_idx(data: bytes, name: str="<bytes>") -> np.ndarray:
     """Decode IDX bytes into a NumPy array (native byte order)."""
     dtype, shape, header = _header_size(bytes(data[:1024]), name)
     expected = math.prod(shape) * dtype.itemsize

@@ -10,6 +10,8 @@ materializes it, in chunks).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .batches import Standardizer
@@ -20,9 +22,9 @@ class PreprocessedImages:
     preprocessor is None), computed on demand: ``images[i:j]``, ``images[index_array]``
     and :meth:`gather` return ``dtype`` arrays of just those rows."""
 
-    def __init__(self, raw, preprocessor=None, dtype=np.float32):
+    def __init__(self, raw, preprocessor=None, dtype=np.float32) -> None:
         self.raw, self.preprocessor, self.dtype = raw, preprocessor, np.dtype(dtype)
-        self._rows = None  # a reused uint8 buffer for gathered rows
+        self._rows: Any = None  # a reused uint8 buffer for gathered rows
 
     @property
     def shape(self) -> tuple:
@@ -32,7 +34,7 @@ class PreprocessedImages:
     def ndim(self) -> int:
         return self.raw.ndim
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.raw)
 
     def _apply(self, rows, out=None):
@@ -75,5 +77,5 @@ class PreprocessedImages:
             self._apply(self.raw[start : start + 8192], out[start : start + 8192])
         return out if dtype is None else out.astype(dtype, copy=False)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"PreprocessedImages({self.raw.shape} {self.raw.dtype} -> {self.dtype}, {self.preprocessor!r})"

@@ -82,7 +82,7 @@ def _gzip_problem(blob, digest):
     return None if sha256(raw) == digest else "checksum mismatch"
 
 
-def download_mnist(data_dir, mirrors=MIRRORS, timeout=30) -> list:
+def download_mnist(data_dir, mirrors=MIRRORS, timeout: int=30) -> list:
     """Download the four MNIST files into ``data_dir`` (skipping valid ones).
 
     Each file is tried on every mirror, verified by SHA-256, and written atomically

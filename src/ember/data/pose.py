@@ -50,13 +50,13 @@ class PoseSet:
     held_out: np.ndarray
     name: str = ""
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.az_values, self.az_index = np.unique(self.azimuth, return_inverse=True)
         self.el_values, self.el_index = np.unique(self.elevation, return_inverse=True)
         self.light_values, self.light_index = np.unique(self.lighting, return_inverse=True)
         self.n_azimuth = len(self.az_values)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.images)
 
     @property
@@ -91,8 +91,8 @@ def fixed_split(n, seed=SPLIT_SEED, fraction=HELD_OUT_FRACTION) -> np.ndarray:
     return mask
 
 
-def render_pose_set(obj="airplane", size=32, azimuths=AZIMUTHS, elevations=ELEVATIONS,
-                    lightings=range(len(LIGHTINGS)), supersample=2) -> PoseSet:  # fmt: skip
+def render_pose_set(obj: str="airplane", size: int=32, azimuths=AZIMUTHS, elevations=ELEVATIONS,
+                    lightings=range(len(LIGHTINGS)), supersample: int=2) -> PoseSet:  # fmt: skip
     """Render the turntable set: every azimuth x elevation x lighting (in that nesting).
 
     ``obj``: a name in :data:`~ember.data.pose_render.OBJECTS` (``"airplane"``,
@@ -200,7 +200,7 @@ def variance_shares(pose_set: PoseSet) -> dict:
     return {"lighting": lighting, "pose": pose, "rest": 1.0 - lighting - pose}
 
 
-def contact_sheet(pose_set: PoseSet, lighting=0, elevation=None, gap=2) -> np.ndarray:
+def contact_sheet(pose_set: PoseSet, lighting: int=0, elevation=None, gap: int=2) -> np.ndarray:
     """A uint8 picture of the set: one column per azimuth; first every elevation under
     lighting rank ``lighting``, then (after a gap) every lighting at elevation rank
     ``elevation`` (default: the middle one). Missing images are left grey."""
@@ -224,7 +224,7 @@ def contact_sheet(pose_set: PoseSet, lighting=0, elevation=None, gap=2) -> np.nd
     return sheet
 
 
-def save_contact_sheet(pose_set: PoseSet, path, scale=1, **kw) -> None:
+def save_contact_sheet(pose_set: PoseSet, path, scale: int=1, **kw) -> None:
     """Write :func:`contact_sheet` as a PNG, each pixel repeated ``scale`` times."""
     sheet = contact_sheet(pose_set, **kw)
     write_png(path, np.repeat(np.repeat(sheet, scale, axis=0), scale, axis=1))

@@ -199,7 +199,7 @@ def _turn(parts, azimuth):
     return turned
 
 
-def render_views(obj, azimuth, elevation, size=32, supersample=2, lightings=LIGHTINGS):
+def render_views(obj, azimuth, elevation, size: int=32, supersample: int=2, lightings=LIGHTINGS):
     """Render one pose under every lighting: float array (n_lightings, size, size) in [0, 1].
 
     ``obj`` is a name in :data:`OBJECTS` or a sequence of :class:`Part`.

@@ -20,12 +20,15 @@ string metadata that :func:`ember.io.save` stores in the model file (``extra=``)
 
 from __future__ import annotations
 
+from typing import Any
+
 import json
 
 import numpy as np
 
 from ..errors import FormatError
 from .batches import Standardizer
+from .._typing import Array
 
 PREFIX = "preprocess/"
 
@@ -41,13 +44,14 @@ class ZCA:
 
     per = "zca"
 
-    def __init__(self, eps=0.1):
+    def __init__(self, eps: float=0.1) -> None:
         if not isinstance(eps, int | float) or not eps >= 0:
             raise ValueError(f"ZCA: eps must be a number >= 0, got {eps!r}")
         self.eps = float(eps)
-        self.mean = self.w = None
+        self.mean: Any = None
+        self.w: Any = None
 
-    def fit(self, x, chunk: int = 8192) -> ZCA:
+    def fit(self, x: Array, chunk: int = 8192) -> ZCA:
         """Mean and whitening matrix W = U diag(1/sqrt(lambda + eps)) U^T of the training
         samples' covariance (accumulated in float64 chunks); returns self."""
         x = np.asarray(x)
@@ -71,7 +75,7 @@ class ZCA:
         self.w = (u * scale) @ u.T
         return self
 
-    def transform(self, x, dtype="float32", chunk: int = 8192) -> np.ndarray:
+    def transform(self, x: Array, dtype: str="float32", chunk: int = 8192) -> np.ndarray:
         """``(x - mean) W`` per sample, in the input's shape, as ``dtype``."""
         if self.w is None:
             raise RuntimeError("ZCA.transform called before fit")
@@ -84,7 +88,7 @@ class ZCA:
             out[start : start + chunk] = (flat[start : start + chunk] - self.mean) @ self.w
         return out.reshape(x.shape)
 
-    def fit_transform(self, x, dtype="float32") -> np.ndarray:
+    def fit_transform(self, x: Array, dtype: str="float32") -> np.ndarray:
         """:meth:`fit` on ``x``, then :meth:`transform` it."""
         return self.fit(x).transform(x, dtype)
 

@@ -66,7 +66,7 @@ def read_svhn_mat(path) -> tuple[np.ndarray, np.ndarray]:
     return images, y % 10
 
 
-def load_svhn(data_dir=None, splits=("train", "test"), download=False) -> dict:
+def load_svhn(data_dir=None, splits=("train", "test"), download: bool=False) -> dict:
     """SVHN splits as ``{split: (images uint8 (N, 3, 32, 32), labels int64 0..9)}``.
 
     Files are looked up in ``data_dir`` (default :func:`~ember.data.download.data_home`
@@ -90,7 +90,7 @@ def load_svhn(data_dir=None, splits=("train", "test"), download=False) -> dict:
     return out
 
 
-def download_svhn(data_dir=None, splits=("train", "test"), mirrors=MIRRORS, timeout=60) -> list:
+def download_svhn(data_dir=None, splits=("train", "test"), mirrors=MIRRORS, timeout: int=60) -> list:
     """Download the SVHN ``.mat`` files of ``splits`` into ``data_dir`` (valid ones are kept),
     verified by MD5 and written atomically; returns their paths. Offline, the ``OSError``
     says where to put the files."""

@@ -29,6 +29,7 @@ The PCA baseline (:func:`pca_fit`) is plain NumPy SVD of the centred fit images.
 from __future__ import annotations
 
 import numpy as np
+from .._typing import Array
 
 METRICS = ("LR", "NP@6", "Raz", "RazRing", "mean_dist")
 
@@ -65,7 +66,7 @@ def lighting_ratio(z, az, el, light) -> float:
     return float(dist[same_pose].mean() / dist[_off_diagonal(len(dist))].mean())
 
 
-def neighbour_precision(z, az, el, n_azimuth, k=6) -> float:
+def neighbour_precision(z, az, el, n_azimuth, k: int=6) -> float:
     """NP@k: mean fraction of each point's k nearest others (ties by index) that are pose
     neighbours."""
     n = len(z)
@@ -111,7 +112,7 @@ def mean_distance(z) -> float:
     return float(dist[_off_diagonal(len(dist))].mean())
 
 
-def manifold_metrics(z, pose_set, k=6) -> dict:
+def manifold_metrics(z, pose_set, k: int=6) -> dict:
     """All the metrics of an embedding ``z`` (N, d) of every image of ``pose_set``
     (a :class:`~ember.data.pose.PoseSet`): S = its held-out images, F = the others."""
     z = np.asarray(z, dtype=np.float64)
@@ -128,7 +129,7 @@ def manifold_metrics(z, pose_set, k=6) -> dict:
     }
 
 
-def pca_fit(x, dim=3):
+def pca_fit(x: Array, dim: int=3):
     """Principal components of the rows of ``x`` (N, D): ``(mean (D,), components (dim, D))``,
     from the SVD of the centred data (components = the top right singular vectors)."""
     x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
@@ -142,12 +143,12 @@ def pca_fit(x, dim=3):
     return mean, components * signs[:, None]
 
 
-def pca_embed(x, mean, components) -> np.ndarray:
+def pca_embed(x: Array, mean, components) -> np.ndarray:
     """Coordinates of the rows of ``x`` on the principal components: (x - mean) C^T."""
     return (np.asarray(x, dtype=np.float64).reshape(len(x), -1) - mean) @ components.T
 
 
-def pca_embedding(pose_set, dim=3) -> np.ndarray:
+def pca_embedding(pose_set, dim: int=3) -> np.ndarray:
     """The PCA baseline: components fitted on the fit images F only, then every image
     projected (pixel units, images scaled to [0, 1])."""
     x = pose_set.images.reshape(len(pose_set), -1) / 255.0

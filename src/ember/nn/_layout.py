@@ -16,11 +16,12 @@ the innermost in memory: C-contiguous NCHW is (0, 1, 2, 3), CHWN is (1, 2, 3, 0)
 """
 
 from __future__ import annotations
+from .._typing import Array
 
 CHWN = (1, 2, 3, 0)
 
 
-def axis_order(array):
+def axis_order(array: Array):
     """The memory order of ``array``'s axes, outermost first (ties keep logical order).
 
     Axes of length 1 have meaningless strides; they are placed where the logical order
@@ -50,7 +51,7 @@ def empty_with_order(xp, shape, order, dtype):
     return base.transpose(_inverse(order))
 
 
-def has_layout(array, shape, order, dtype):
+def has_layout(array: Array, shape, order, dtype):
     """True if ``array`` is exactly what :func:`empty_with_order` would give."""
     if array is None or tuple(array.shape) != tuple(shape) or array.dtype != dtype:
         return False
@@ -74,7 +75,7 @@ def ensure_like(backend, buffer, like, dtype=None):
     return ensure_layout(backend, buffer, like.shape, axis_order(like), dtype)
 
 
-def as_matrix_chwn(array):
+def as_matrix_chwn(array: Array):
     """(C, H*W*N) view of a CHWN-laid-out (N, C, H, W) array, or None if it is not one."""
     n, c, h, w = array.shape
     moved = array.transpose(1, 2, 3, 0)

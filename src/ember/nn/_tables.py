@@ -8,13 +8,14 @@ a gradient (an integer selector, say) gets ``None``.
 from __future__ import annotations
 
 from ..errors import ShapeError, describe, name_of, shape_error
+from .._typing import Array
 
 
 def is_table(value) -> bool:
     return isinstance(value, (list, tuple))
 
 
-def check_table(module, input, n=None, min_n=1, what="arrays"):
+def check_table(module, input: Array, n=None, min_n: int=1, what: str="arrays"):
     """Raise a ShapeError naming ``module`` unless ``input`` is a table of the right length."""
     if n is not None:
         wanted = f"a table (list) of {n} {what}"
@@ -37,13 +38,13 @@ def check_entry(module, index, value):
     return value
 
 
-def check_float_table(module, input, n=None, min_n=1, same_shape=True):
+def check_float_table(module, input: Array, n=None, min_n: int=1, same_shape: bool=True):
     """A table of floating arrays (all of one shape when ``same_shape``)."""
     check_table(module, input, n, min_n)
     return check_float_entries(module, input, 0, same_shape)
 
 
-def check_float_entries(module, entries, offset=0, same_shape=True):
+def check_float_entries(module, entries, offset: int=0, same_shape: bool=True):
     """Entries ``offset, offset + 1, ...`` of a table: floating arrays (of one shape)."""
     for index, value in enumerate(entries):
         check_entry(module, index + offset, value)
@@ -60,7 +61,7 @@ def _prefix(owner):
     return f"{name_of(owner)}: " if owner is not None else ""
 
 
-def sum_into(backend, buffer, parts, owner=None, what="gradients"):
+def sum_into(backend, buffer, parts, owner=None, what: str="gradients"):
     """``sum(parts)`` entry by entry, written into ``buffer`` (reused when it fits).
 
     ``parts`` are arrays or tables of one structure; ``None`` parts (no gradient) are
@@ -115,7 +116,7 @@ def copy_into(backend, buffer, value):
     return sum_into(backend, buffer, [value])
 
 
-def normalize_axis(module, dim, ndim, what="input"):
+def normalize_axis(module, dim, ndim, what: str="input"):
     """``dim`` (may be negative) as an axis of an array with ``ndim`` axes."""
     if not -ndim <= dim < ndim:
         raise ShapeError(f"{name_of(module)}: dim {dim} is out of range for an {what} with {ndim} axes")

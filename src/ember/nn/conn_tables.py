@@ -7,9 +7,12 @@ Available as ``ember.nn.tables.full``, ``one_to_one``, ``random`` and ``lenet5_c
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .init import get_rng
+from numpy.random import Generator
 
 
 def _check(owner, **values):
@@ -32,7 +35,7 @@ def one_to_one(n_feature):
     return np.stack([k, k], axis=1)
 
 
-def random(n_input_plane, n_output_plane, n_to, rng=None):
+def random(n_input_plane, n_output_plane, n_to, rng: Generator | None=None):
     """Each output plane gets ``n_to`` distinct input planes drawn at random.
 
     As in Torch7, inputs are dealt from successive random permutations of the input
@@ -42,7 +45,8 @@ def random(n_input_plane, n_output_plane, n_to, rng=None):
     if n_to > n_input_plane:
         raise ValueError(f"tables.random: n_to ({n_to}) cannot exceed n_input_plane ({n_input_plane})")
     rng = get_rng(rng)
-    rows, deck = [], []
+    rows: list[Any] = []
+    deck: list[Any] = []
     for out in range(n_output_plane):
         if len(deck) < n_to:
             deck = list(rng.permutation(n_input_plane))

@@ -6,6 +6,8 @@ from ..errors import check_same_shape
 from ._layout import ensure_like
 from .init import get_rng
 from .module import Module, saved
+from .._typing import Array
+from numpy.random import Generator
 
 
 def dropout_setup(module, p, v1, rng):
@@ -45,14 +47,17 @@ class Dropout(Module):
     bprop: dE/dx = dE/dy * (the same mask and scale as fprop).
     """
 
+    p: float
+    v1: bool
+
     mask = saved("m (times 1 / (1 - p) in v2) drawn by the last training forward, like the input")
     factor = saved("what the forward multiplied by: the mask, or a scalar in evaluation mode")
 
-    def __init__(self, p=0.5, v1=False, rng=None):
+    def __init__(self, p: float=0.5, v1: bool=False, rng: Generator | None=None) -> None:
         super().__init__()
         dropout_setup(self, p, v1, rng)
 
-    def update_output(self, input):
+    def update_output(self, input: Array):
         # outputs, gradients and the mask keep the input's memory layout (see _layout)
         out = self.output = ensure_like(self.backend, self.output, input)
         if self.train and self.p > 0:
@@ -62,7 +67,7 @@ class Dropout(Module):
         self.backend.xp.multiply(input, self.factor, out=out)
         return out
 
-    def update_grad_input(self, input, grad_output):
+    def update_grad_input(self, input: Array, grad_output: Array):
         check_same_shape(self, "grad_output", grad_output, input)
         gx = self.grad_input = ensure_like(self.backend, self.grad_input, input)
         self.backend.xp.multiply(grad_output, self.factor, out=gx)  # what the forward pass used

@@ -15,6 +15,9 @@ from ..errors import check_same_shape, name_of, shape_error
 from ._tables import check_table, exclusive_runners, is_table, normalize_axis, replicas, sum_into
 from .containers import Container, add_context
 from .module import backprop, saved, scratch
+from typing import Any
+
+from .._typing import Array
 
 
 class _Branches(Container):
@@ -24,6 +27,8 @@ class _Branches(Container):
     outputs are combined (``_combine``), how grad_output is split back
     (``_split_grad``) and how the children's grad_inputs are merged (``_merge``).
     """
+
+    _merge: Any  # (input, grads) -> grad_input, defined by each subclass
 
     replicas = scratch("the modules running a child's second and later uses (declared: "
                        "clear_state and to() drop them)")
@@ -36,10 +41,10 @@ class _Branches(Container):
             self.replicas = {}
         return exclusive_runners(self._children, self.replicas)
 
-    def _routes(self, input):
+    def _routes(self, input: Array):
         raise NotImplementedError
 
-    def update_output(self, input):
+    def update_output(self, input: Array):
         outputs = []
         for index, (child, x) in enumerate(self._routes(input)):
             try:
@@ -50,7 +55,7 @@ class _Branches(Container):
         self.output = self._combine(input, outputs)
         return self.output
 
-    def _backprop(self, input, grad_output, scale, need_input, need_params):
+    def _backprop(self, input: Array, grad_output: Array, scale, need_input, need_params):
         routes = self._routes(input)
         grads = []
         for index, ((child, x), go) in enumerate(zip(routes, self._split_grad(grad_output, routes))):
@@ -63,15 +68,15 @@ class _Branches(Container):
             self.grad_input = self._merge(input, grads)
 
     # table outputs (ConcatTable, ParallelTable, MapTable)
-    def _combine(self, input, outputs):
+    def _combine(self, input: Array, outputs):
         return outputs
 
-    def _split_grad(self, grad_output, routes):
+    def _split_grad(self, grad_output: Array, routes):
         if not is_table(grad_output) or len(grad_output) != len(routes):
             raise shape_error(self, f"grad_output as a table of {len(routes)} entries (one per branch)", grad_output)
         return grad_output
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return self._tree_repr(type(self).__name__, [])
 
 
@@ -84,12 +89,12 @@ class ConcatTable(_Branches):
     The input may itself be a table; the sum is then taken entry by entry.
     """
 
-    def _routes(self, input):
+    def _routes(self, input: Array):
         if not self._children:
             raise shape_error(self, "at least one child module", "an empty container")
         return [(child, input) for child in self._runners(len(self._children))]
 
-    def _merge(self, input, grads):
+    def _merge(self, input: Array, grads):
         self.grad_input = sum_into(self.backend, self.grad_input, grads, self, "the branches' input gradients")
         return self.grad_input
 
@@ -101,11 +106,11 @@ class ParallelTable(_Branches):
     For a siamese pair, make the second child a ``clone("weight", "bias")`` of the first.
     """
 
-    def _routes(self, input):
+    def _routes(self, input: Array):
         check_table(self, input, len(self._children), what="entries (one per child)")
         return list(zip(self._runners(len(input)), input))
 
-    def _merge(self, input, grads):
+    def _merge(self, input: Array, grads):
         return list(grads)
 
 
@@ -118,7 +123,7 @@ class MapTable(ParallelTable):
     bprop: dE/dx_k = dE/dy_k . dF/dx_k;  dE/dW = sum_k dE/dy_k . dF/dW.
     """
 
-    def __init__(self, module=None):
+    def __init__(self, module=None) -> None:
         super().__init__()
         if module is not None:
             self.add(module)
@@ -136,7 +141,7 @@ class MapTable(ParallelTable):
         self.replicas = replicas(self._children[0], existing, max(n, len(existing)))
         return self.replicas[:n]
 
-    def _routes(self, input):
+    def _routes(self, input: Array):
         if not self._children:
             raise shape_error(self, "a module to map (MapTable(module))", "an empty MapTable")
         check_table(self, input, min_n=1, what="entries")
@@ -153,19 +158,19 @@ class Concat(ConcatTable):
 
     sizes = saved("the children's output sizes along dim (how dE/dy is split)")
 
-    def __init__(self, dim, *modules):
+    def __init__(self, dim, *modules) -> None:
         if not isinstance(dim, int) or isinstance(dim, bool):
             raise ValueError(f"Concat: dim must be an int, got {dim!r}")
         self.dim = dim
         super().__init__(*modules)
 
-    def _combine(self, input, outputs):
+    def _combine(self, input: Array, outputs):
         return _join(self, outputs, self.dim, "dim")
 
-    def _split_grad(self, grad_output, routes):
+    def _split_grad(self, grad_output: Array, routes):
         return _split(self, grad_output, self.dim)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return self._tree_repr(f"Concat(dim={self.dim})", [])
 
 
@@ -180,33 +185,33 @@ class Parallel(_Branches):
 
     sizes = saved("the children's output sizes along output_dim (how dE/dy is split)")
 
-    def __init__(self, input_dim, output_dim, *modules):
+    def __init__(self, input_dim, output_dim, *modules) -> None:
         for name, value in (("input_dim", input_dim), ("output_dim", output_dim)):
             if not isinstance(value, int) or isinstance(value, bool):
                 raise ValueError(f"Parallel: {name} must be an int, got {value!r}")
         self.input_dim, self.output_dim = input_dim, output_dim
         super().__init__(*modules)
 
-    def _routes(self, input):
+    def _routes(self, input: Array):
         self._check_float_input(input)
         axis = normalize_axis(self, self.input_dim, input.ndim)
         if input.shape[axis] != len(self._children) or not self._children:
             raise shape_error(self, f"an input with {len(self._children)} slices along axis {axis} (one per child)", input)
         return [(child, input[(slice(None),) * axis + (k,)]) for k, child in enumerate(self._runners(len(self._children)))]
 
-    def _combine(self, input, outputs):
+    def _combine(self, input: Array, outputs):
         return _join(self, outputs, self.output_dim, "output_dim")
 
-    def _split_grad(self, grad_output, routes):
+    def _split_grad(self, grad_output: Array, routes):
         return _split(self, grad_output, self.output_dim)
 
-    def _merge(self, input, grads):
+    def _merge(self, input: Array, grads):
         axis = normalize_axis(self, self.input_dim, input.ndim)
         gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape)
         self.backend.xp.stack(grads, axis=axis, out=gx)
         return gx
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return self._tree_repr(f"Parallel(input_dim={self.input_dim}, output_dim={self.output_dim})", [])
 
 
@@ -229,7 +234,7 @@ def _join(module, outputs, dim, name):
     return out
 
 
-def _split(module, grad_output, dim):
+def _split(module, grad_output: Array, dim):
     """Views of ``grad_output`` matching the children's outputs (see :func:`_join`)."""
     check_same_shape(module, "grad_output", grad_output, module.output)
     axis = normalize_axis(module, dim, grad_output.ndim)

@@ -19,7 +19,7 @@ PyTorch habits either work with PyTorch's meaning or fail with one line naming e
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import ShapeError, describe
 
@@ -28,15 +28,17 @@ class TrainFlag(int):
     """``module.train`` as read: true/false like Torch7's field, and callable like
     PyTorch's ``module.train(mode=True)`` (switches the whole tree, returns the module)."""
 
+    _module: Any
+
     def __new__(cls, value, module):
         flag = super().__new__(cls, bool(value))
         flag._module = module
         return flag
 
-    def __call__(self, mode=True):
+    def __call__(self, mode: bool=True):
         return self._module.training() if mode else self._module.evaluate()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return repr(bool(self))
 
     __str__ = __repr__
@@ -50,7 +52,7 @@ class TrainField:
             return self
         return TrainFlag(module.__dict__.get("_train", True), module)
 
-    def __set__(self, module, value):
+    def __set__(self, module, value) -> None:
         module.__dict__["_train"] = bool(value)
 
 
@@ -76,7 +78,7 @@ def pair_of_lists(parameters):
     return wrapped
 
 
-def _named(module, kind, prefix=""):
+def _named(module, kind, prefix: str=""):
     names = module._param_names if kind == "param" else module._buffer_names
     for name in names:
         value = getattr(module, name, None)
@@ -105,8 +107,13 @@ class TorchHabits:
     """The PyTorch names of :class:`~ember.nn.Module` (see the module docstring)."""
 
     train = TrainField()
+    if TYPE_CHECKING:  # provided by Module, which mixes these names in
+        backend: Any
+        parameters: Any
+        zero_grad_parameters: Any
+        named_arrays: Any
 
-    def __init_subclass__(cls, **kwargs):
+    def __init_subclass__(cls, **kwargs) -> None:
         """Wrap a ``parameters()`` defined by the class (Module's: Torch7's pair) so its two
         lists explain themselves to a PyTorch loop (:class:`ArrayList`)."""
         super().__init_subclass__(**kwargs)
@@ -117,14 +124,14 @@ class TorchHabits:
         """PyTorch's name for :meth:`evaluate` (evaluation mode for the whole tree); returns self."""
         return self.evaluate()
 
-    def zero_grad(self, set_to_none=False):
+    def zero_grad(self, set_to_none: bool=False):
         """PyTorch's name for :meth:`zero_grad_parameters` (gradients are arrays, never None here)."""
         if set_to_none:
             raise ValueError("zero_grad(set_to_none=True): ember's gradients are preallocated arrays (views into the "
                              "flat gradient); use zero_grad() / zero_grad_parameters()")  # fmt: skip
         return self.zero_grad_parameters()
 
-    def named_parameters(self, prefix="", remove_duplicate=True):
+    def named_parameters(self, prefix: str="", remove_duplicate: bool=True):
         """Iterate ``(name, weight array)`` as PyTorch does: names ``"0.weight"``, a shared
         array once (under its first name) unless ``remove_duplicate=False``."""
         seen = set()
@@ -134,7 +141,7 @@ class TorchHabits:
             seen.add(id(value))
             yield name, value
 
-    def named_buffers(self, prefix=""):
+    def named_buffers(self, prefix: str=""):
         """Iterate ``(name, array)`` over the persistent non-trainable arrays (running statistics)."""
         yield from _named(self, "buffer", prefix)
 
@@ -144,7 +151,7 @@ class TorchHabits:
         not copies, as in PyTorch; :func:`ember.interop.to_torch` makes torch tensors."""
         return dict(self.named_arrays())
 
-    def load_state_dict(self, state, strict=True):
+    def load_state_dict(self, state, strict: bool=True):
         """Copy ``state`` (``{name: array or torch tensor}``, keys as :func:`state_dict`)
         into the module's arrays *in place*, so the flat vectors of ``get_parameters()``
         stay attached. ``strict``: missing or unexpected keys are an error (a KeyError

@@ -14,9 +14,10 @@ import math
 import numbers
 
 from ..backend import axpby
+from .._typing import Array, FEval
 
 
-def number(algorithm, config, key, default, low=None, high=None, low_open=False, high_open=False):
+def number(algorithm, config, key, default, low=None, high=None, low_open: bool=False, high_open: bool=False):
     """Read ``config[key]`` (or ``default``), check it is a finite real in range."""
     value = config.get(key, default)
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
@@ -30,7 +31,7 @@ def number(algorithm, config, key, default, low=None, high=None, low_open=False,
     return float(value)
 
 
-def integer(algorithm, config, key, default, low=1):
+def integer(algorithm, config, key, default, low: int=1):
     """Read ``config[key]`` (or ``default``), check it is an integer >= ``low``."""
     value = config.get(key, default)
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
@@ -45,7 +46,7 @@ def hyperparameters(algorithm, config, spec):
     return tuple(number(algorithm, config, key, **bounds) for key, bounds in spec.items())
 
 
-def vector(algorithm, config, key, x):
+def vector(algorithm, config, key, x: Array):
     """Optional per-parameter vector ``config[key]`` with the shape of x."""
     value = config.get(key)
     if value is not None and getattr(value, "shape", None) != x.shape:
@@ -77,7 +78,7 @@ def setup(algorithm, config, state, keys, state_keys=()):
     return config, state
 
 
-def evaluate(algorithm, feval, x):
+def evaluate(algorithm, feval: FEval, x: Array):
     """``fx, g = feval(x)``, checking that g is an array of x's shape. A PyTorch tensor
     returned as the loss or the gradient means the same as a number or an array, so it
     is taken as one (``float(loss)``, the gradient through NumPy)."""
@@ -94,7 +95,7 @@ def evaluate(algorithm, feval, x):
     return fx, g
 
 
-def scratch(state, x, name="_scratch", dtype=None):
+def scratch(state, x: Array, name: str="_scratch", dtype=None):
     """A work array like x (or of ``dtype``) kept in ``state`` under a private name
     (``"_..."``, not part of a checkpoint); allocated on the first call only."""
     if not name.startswith("_"):
@@ -106,7 +107,7 @@ def scratch(state, x, name="_scratch", dtype=None):
     return buf
 
 
-def buffer(state, name, x, fill=0.0):
+def buffer(state, name, x: Array, fill: float=0.0):
     """A persistent state array like x (e.g. a momentum), created filled with ``fill``.
 
     Returns ``(array, created)``; a stored array of another shape or dtype is replaced.
@@ -120,7 +121,7 @@ def buffer(state, name, x, fill=0.0):
     return buf, True
 
 
-def namespace(x):
+def namespace(x: Array):
     """``numpy`` or ``cupy``, whichever ``x`` belongs to."""
     if type(x).__module__.startswith("cupy"):
         import cupy
@@ -131,7 +132,7 @@ def namespace(x):
     return numpy
 
 
-def weight_decay(x, g, wd, tmp):
+def weight_decay(x: Array, g, wd, tmp) -> None:
     """``g += wd * x`` in place (Torch7's L2 term on the flat vector): one BLAS pass, or
     through ``tmp`` without BLAS."""
     if wd != 0:
@@ -143,7 +144,7 @@ def dot(a, b) -> float:
     return float(namespace(a).dot(a, b))
 
 
-def moving_average(avg, value, decay, tmp, square=False):
+def moving_average(avg, value, decay, tmp, square: bool=False) -> None:
     """``avg = decay * avg + (1 - decay) * value`` (``value**2`` if ``square``), in place."""
     xp = namespace(avg)
     avg *= decay
@@ -155,7 +156,7 @@ def moving_average(avg, value, decay, tmp, square=False):
     avg += tmp
 
 
-def step_over_root(x, numerator, second, eps, step, tmp, denom):
+def step_over_root(x: Array, numerator, second, eps, step, tmp, denom) -> None:
     """``x -= step * numerator / (sqrt(second) + eps)``, in place (via tmp and denom)."""
     xp = namespace(x)
     xp.sqrt(second, out=denom)

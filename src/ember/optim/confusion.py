@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from .._typing import Array
 
 
 class ConfusionMatrix:
@@ -23,7 +24,7 @@ class ConfusionMatrix:
       over union) and ``average_union_valid`` its mean (the VOC measure).
     """
 
-    def __init__(self, n_classes, classes=None):
+    def __init__(self, n_classes, classes=None) -> None:
         if isinstance(n_classes, list | tuple):
             classes, n_classes = list(n_classes), len(n_classes)
         if not isinstance(n_classes, int | np.integer) or n_classes < 1:
@@ -44,7 +45,7 @@ class ConfusionMatrix:
         self.total_valid = self.average_valid = self.average_union_valid = 0.0
         return self
 
-    def add(self, prediction, target):
+    def add(self, prediction, target: Array):
         """One sample: ``prediction`` a class index or a vector of scores (argmax);
         ``target`` a class index or a one-hot / score vector (argmax)."""
         pred = self._label(prediction, "prediction")
@@ -96,7 +97,7 @@ class ConfusionMatrix:
                 raise ValueError(f"ConfusionMatrix.batch_add: {what} as a vector must hold class indices")
         return array.astype(np.int64)
 
-    def _check_range(self, labels, what):
+    def _check_range(self, labels: Array, what):
         bad = labels[(labels < 0) | (labels >= self.n_classes)]
         if bad.size:
             raise ValueError(f"ConfusionMatrix: {what} must be class indices in [0, {self.n_classes - 1}], got {int(bad[0])}")
@@ -148,7 +149,7 @@ class ConfusionMatrix:
         return frr, far
 
     # ------------------------------------------------------------------ display
-    def __str__(self):
+    def __str__(self) -> str:
         self.update_valids()
         width = max(8, 1 + len(str(int(self.mat.max(initial=0)))))
         names = self.classes or [str(c) for c in range(self.n_classes)]
@@ -164,10 +165,10 @@ class ConfusionMatrix:
         lines.append(f" + global correct (accuracy): {self.total_valid * 100:.3f}%")
         return "\n".join(lines)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"ConfusionMatrix({self.n_classes}, accuracy={self.accuracy:.4f})"
 
-    def render(self, normalize=True):
+    def render(self, normalize: bool=True):
         """The matrix as an image array (rows targets, columns predictions), each row
         divided by its count when ``normalize`` (Torch7's render shows the same)."""
         mat = self.mat.astype(np.float64)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import csv
 import io
 import math
@@ -20,11 +22,12 @@ class Logger:
     :meth:`set_log_scale`, :meth:`plot` (writes a PNG instead of opening a window).
     """
 
-    def __init__(self, path, names=None, keep_rows=None):
+    def __init__(self, path, names=None, keep_rows=None) -> None:
         self.path = os.fspath(path)
-        self.names = None
+        self.names: Any = None
         self.rows = 0
-        self.styles, self.log_scale = {}, False
+        self.styles: dict[str, Any] = {}
+        self.log_scale = False
         folder = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(folder, exist_ok=True)
         if keep_rows is not None and os.path.exists(self.path):
@@ -46,7 +49,7 @@ class Logger:
         self._write_all([header] + body[:keep_rows])
         self.names, self.rows = header, keep_rows
 
-    def _write_all(self, rows):
+    def _write_all(self, rows) -> None:
         buffer = io.StringIO()
         csv.writer(buffer).writerows(rows)
         from ..io import atomic_write
@@ -84,7 +87,7 @@ class Logger:
         self.rows += 1
         return self
 
-    def _append(self, row):
+    def _append(self, row) -> None:
         buffer = io.StringIO()
         csv.writer(buffer).writerow(row)
         with open(self.path, "a", newline="") as handle:
@@ -97,7 +100,7 @@ class Logger:
         self.styles.update(styles)
         return self
 
-    def set_log_scale(self, value=True):
+    def set_log_scale(self, value: bool=True):
         """Plot the values on a logarithmic axis (Torch7's ``setlogscale``); returns self."""
         self.log_scale = bool(value)
         return self

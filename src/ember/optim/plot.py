@@ -31,7 +31,7 @@ _PANELS = (
 )
 
 
-def plot_csv(csv_path, png_path=None, x="epoch", styles=None, log_scale=False):
+def plot_csv(csv_path, png_path=None, x: str="epoch", styles=None, log_scale: bool=False):
     """Plot every column of the log against ``x``: losses, accuracies and the learning
     rate in separate panels (other numeric columns in a last one). Returns the PNG path."""
     columns = read_csv(csv_path)

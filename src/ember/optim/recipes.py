@@ -24,7 +24,7 @@ MNIST_MLP = {
 }
 
 
-def command(name, epochs=5, recipe=None) -> str:
+def command(name, epochs: int=5, recipe=None) -> str:
     """The ``ember train`` command line equivalent to ``MNIST_MLP[name]``."""
     recipe = MNIST_MLP[name] if recipe is None else recipe
     flags = [f"--optimizer {name}", f"--epochs {epochs}"]

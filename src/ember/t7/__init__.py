@@ -8,7 +8,7 @@ from .mapping import Mapper, UnmappedClassError
 from .reader import LuaFunction, TorchObject, deep_recursion, read_t7, read_t7_bytes
 
 
-def load_t7(path, *, partial=False, ascii=None, long_size=None):
+def load_t7(path, *, partial: bool=False, ascii=None, long_size=None):
     """Load a Torch7 model file as an ember module (float32, NumPy backend).
 
     ``partial=True`` returns the raw object (:class:`TorchObject` tree, dicts, arrays)
@@ -36,7 +36,7 @@ def load_t7(path, *, partial=False, ascii=None, long_size=None):
         raise FormatError(f"{path}: modules nested too deeply to map") from None
 
 
-def to_module(obj, path="model"):
+def to_module(obj, path: str="model"):
     """Map a raw Torch7 object from :func:`read_t7` (e.g. ``read_t7(f)["model"]`` of a
     checkpoint table) to an ember module; ``path`` names it in error messages."""
     with deep_recursion():
@@ -46,7 +46,7 @@ def to_module(obj, path="model"):
 _BUFFERS = ("output", "gradInput", "_input", "_gradOutput")
 
 
-def raw_arrays(obj, prefix="", seen=None) -> dict:
+def raw_arrays(obj, prefix: str="", seen=None) -> dict:
     """``{path: array}`` for every tensor in a raw Torch7 tree (``modules.1.weight``),
     each array once (at its first path), without the forward/backward buffers
     (``output``, ``gradInput``, ``grad*``) that Torch7 saves with modules."""

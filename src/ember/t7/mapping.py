@@ -9,6 +9,8 @@ Tensors that share storage in the file (``clone('weight', 'bias')``) become one 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .. import nn
@@ -20,7 +22,7 @@ class UnmappedClassError(FormatError):
     """A Torch7 class with no ember equivalent, named with its path in the module tree."""
 
 
-def as_list(table, what="table"):
+def as_list(table, what: str="table"):
     """A Lua array table ``{1: a, 2: b, ...}`` as a Python list."""
     if table is None:
         return []
@@ -33,10 +35,11 @@ class Mapper:
     """Build ember modules from a Torch7 object tree, remembering what was built so a
     module (or tensor) that appears twice in the file is one ember module (array)."""
 
-    def __init__(self):
-        self.modules, self.arrays = {}, {}
+    def __init__(self) -> None:
+        self.modules: dict[Any, Any] = {}
+        self.arrays: dict[Any, Any] = {}
 
-    def module(self, obj, path="model"):
+    def module(self, obj, path: str="model"):
         """The ember module for the Torch7 object ``obj`` found at ``path``."""
         if not isinstance(obj, TorchObject):
             raise FormatError(f"{path}: expected a Torch7 module, got {type(obj).__name__}")
@@ -59,7 +62,7 @@ class Mapper:
         """The mapped ``modules`` of a container."""
         return [self.module(m, f"{path}.modules[{i}]") for i, m in enumerate(as_list(obj.get("modules"), "modules"), 1)]
 
-    def array(self, obj, key, shape=None, required=True):
+    def array(self, obj, key, shape=None, required: bool=True):
         """Field ``key`` as a float32 array (reshaped to ``shape``), shared when the file
         shares the tensor or its exact view of a storage."""
         tensor = obj.get(key)
@@ -83,7 +86,7 @@ class Mapper:
             self.arrays[ident] = value
         return self.arrays[ident]
 
-    def set_params(self, module, obj, *names):
+    def set_params(self, module, obj, *names) -> None:
         """Assign Torch7 tensors to same-named ember attributes, checking shapes."""
         for name in names:
             target = getattr(module, name, None)
@@ -116,7 +119,7 @@ def _sizes(value, what):
     return tuple(int(v) for v in np.asarray(value).reshape(-1))
 
 
-def _axis(obj, dim, buffer="output"):
+def _axis(obj, dim, buffer: str="output"):
     """Torch7's 1-based dimension ``dim`` of the arrays a module saw, as an ember axis.
 
     Torch7 counts from the front of whatever it gets, so ``Concat(1)`` on single (C, H, W)

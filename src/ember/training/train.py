@@ -34,6 +34,7 @@ from ..data.named import load_named
 from ..data.npz import read_npz
 from ..data.preprocess import make_preprocessor
 from ..errors import ShapeError
+from .._typing import Array
 
 
 @dataclass
@@ -230,7 +231,7 @@ def on_model_backend(criterion, model):
     return criterion
 
 
-def evaluate(model, criterion, x, y, batch_size: int = 1000) -> tuple[float, float, np.ndarray]:
+def evaluate(model, criterion, x: Array, y, batch_size: int = 1000) -> tuple[float, float, np.ndarray]:
     """``(mean loss, accuracy, predictions)`` of ``model`` in evaluation mode."""
     criterion = on_model_backend(criterion, model)
     was_training = model.train
@@ -252,7 +253,7 @@ def make_feval(model, criterion, inputs, targets, grads, regularize=None):
     """The lecture's closure: loss and flat gradient on the current minibatch buffers.
     ``regularize(x, grads)``, if given, adjusts the gradient (weight decay, clipping)."""
 
-    def feval(x):
+    def feval(x: Array):
         model.zero_grad_parameters()
         output = model.forward(inputs)
         loss = criterion.forward(output, targets)
