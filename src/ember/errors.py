@@ -7,7 +7,12 @@ message names the module (its repr), what was expected and what was received, e.
 """
 
 from __future__ import annotations
-from ._typing import Array
+from ._typing import Array, PathLike
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .nn.module import Module
 
 
 class ShapeError(ValueError):
@@ -22,7 +27,7 @@ class FormatError(ValueError):
     """A model or checkpoint file is truncated, corrupted or not an ember file."""
 
 
-def read_whole_file(path) -> bytes:
+def read_whole_file(path: PathLike) -> bytes:
     """The bytes of the file at ``path``; an unreadable file is a :class:`FormatError`
     naming it (what every reader of small files does first)."""
     try:
@@ -45,34 +50,34 @@ def describe(array: Array) -> str:
     return f"{tuple(shape)} {getattr(array, 'dtype', '')}".rstrip()
 
 
-def name_of(module) -> str:
+def name_of(module: Module) -> str:
     """A one-line name for messages: the repr, or a container's header line
     (``ConcatTable`` rather than its whole multi-line tree)."""
     text = repr(module)
     return text.split("\n", 1)[0].removesuffix(" {") if "\n" in text else text
 
 
-def shape_error(module, expected: str, got) -> ShapeError:
+def shape_error(module: Module, expected: str, got: Any) -> ShapeError:
     """Build the standard message: ``<module>: expected <expected>, got <got>``."""
     if not isinstance(got, str):
         got = describe(got)
     return ShapeError(f"{name_of(module)}: expected {expected}, got {got}")
 
 
-def check_same_shape(module, name: str, array: Array, reference) -> None:
+def check_same_shape(module: Module, name: str, array: Array, reference: Array) -> None:
     """Raise a ShapeError unless ``array.shape == reference.shape``."""
     if getattr(array, "shape", None) != reference.shape:
         raise shape_error(module, f"{name} of shape {tuple(reference.shape)}", array)
 
 
-def check_positive(owner, **values):
+def check_positive(owner: str, **values: Any) -> None:
     """Raise ValueError naming ``owner`` unless every value is a positive int."""
     for name, value in values.items():
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise ValueError(f"{owner}: {name} must be a positive int, got {value!r}")
 
 
-def check_non_negative(owner, **values):
+def check_non_negative(owner: str, **values: Any) -> None:
     """Raise ValueError naming ``owner`` unless every value is an int >= 0."""
     for name, value in values.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:

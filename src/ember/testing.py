@@ -23,6 +23,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from ._typing import Array
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .nn.module import Criterion, Module
+
 DEFAULT_EPS = 1e-6
 
 
@@ -35,12 +40,12 @@ class GradientReport:
     rtol: float = 1e-5
     problems: list = field(default_factory=list)
 
-    def mismatch(self, name, problem) -> None:
+    def mismatch(self, name: str, problem: Any) -> None:
         """Record a gradient whose structure does not mirror the input's."""
         self.errors[name] = (float("inf"), 0.0)
         self.problems.append(problem)
 
-    def add(self, name, analytic, numeric) -> None:
+    def add(self, name: str, analytic: Any, numeric: Any) -> None:
         """Record the largest difference between an analytic and a numeric gradient."""
         analytic = np.asarray(analytic, dtype=np.float64)
         numeric = np.asarray(numeric, dtype=np.float64)
@@ -48,7 +53,7 @@ class GradientReport:
         scale = float(np.max(np.abs(numeric))) if numeric.size else 0.0
         self.errors[name] = (err, scale)
 
-    def failures(self):
+    def failures(self) -> dict[str, Any]:
         """``{name: (max error, scale)}`` of the gradients outside ``atol + rtol * scale``."""
         return {k: v for k, v in self.errors.items() if not v[0] <= self.atol + self.rtol * v[1]}
 
@@ -63,7 +68,7 @@ class GradientReport:
 
 
 # ---------------------------------------------------------------- structures (arrays or tables)
-def float_leaves(value):
+def float_leaves(value: Any) -> list[Any]:
     """The floating-point arrays inside ``value`` (an array or nested list/tuple)."""
     if isinstance(value, (list, tuple)):
         return [leaf for item in value for leaf in float_leaves(item)]
@@ -72,7 +77,7 @@ def float_leaves(value):
     return []
 
 
-def structure_mismatch(value, grad, where: str="input"):
+def structure_mismatch(value: Any, grad: Array, where: str = "input") -> Any:
     """Why ``grad`` does not mirror ``value`` (a table's gradient is a table of the same
     length; a float array's gradient an array of the same shape), or None if it does.
     Non-float entries (integer selectors, labels) may get anything, usually None."""
@@ -95,7 +100,7 @@ def _describe(value):
     return f"of shape {tuple(value.shape)}" if hasattr(value, "shape") else repr(value)
 
 
-def map_structure(fn, value):
+def map_structure(fn: Any, value: Any) -> Any:
     """``fn`` applied to every leaf of a (nested) list/tuple table, structure kept."""
     if isinstance(value, (list, tuple)):
         return type(value)(map_structure(fn, v) for v in value)
@@ -140,7 +145,7 @@ def _setup(module, input: Array, seed, reseed):
     return input, run, _probe(module, np.random.default_rng(seed))
 
 
-def check_gradients(module, input: Array, eps: float = DEFAULT_EPS, seed: int = 0, reseed=None, params: bool = True) -> GradientReport:
+def check_gradients(module: Module, input: Array, eps: float = DEFAULT_EPS, seed: int = 0, reseed: Any = None, params: bool = True) -> GradientReport:
     """Compare bprop (to the input and to every parameter) with finite differences.
 
     ``reseed(module)`` is called before every forward pass, for modules with noise
@@ -195,7 +200,7 @@ def _numeric(loss, array: Array, eps):
     return grad.reshape(array.shape)
 
 
-def check_random_directions(module, input: Array, directions: int=3, eps=DEFAULT_EPS, seed: int=0, reseed=None):
+def check_random_directions(module: Module, input: Array, directions: int = 3, eps: float = DEFAULT_EPS, seed: int = 0, reseed: Any = None) -> Any:
     """Directional-derivative check for large inputs: for random directions d (over the
     input and all parameters at once), compare ``(L(p + h d) - L(p - h d)) / 2h`` with
     ``<dL/dp, d>``. Returns a :class:`GradientReport` with one row per direction."""
@@ -222,7 +227,7 @@ def check_random_directions(module, input: Array, directions: int=3, eps=DEFAULT
 
 
 # ---------------------------------------------------------------- criteria
-def check_criterion(criterion, input: Array, target: Array, eps: float = DEFAULT_EPS) -> GradientReport:
+def check_criterion(criterion: Criterion, input: Array, target: Array, eps: float = DEFAULT_EPS) -> GradientReport:
     """Compare ``criterion.backward`` with finite differences of ``criterion.forward``."""
     _warn_precision(criterion)
     input = _copy(input)
@@ -231,7 +236,7 @@ def check_criterion(criterion, input: Array, target: Array, eps: float = DEFAULT
     return _input_report(input, analytic, lambda: float(criterion.forward(input, target)), eps, lambda i: f"input[{i}]")
 
 
-def assert_gradients(module, input: Array, target=None, **kwargs):
+def assert_gradients(module: Module, input: Array, target: Array | None = None, **kwargs: Any) -> Any:
     """Raise AssertionError with the report unless the gradient check passes.
 
     With ``target`` given, ``module`` is treated as a criterion.

@@ -16,13 +16,15 @@ import numpy as np
 
 from .batches import Standardizer
 
+from .._typing import Array
+
 
 class PreprocessedImages:
     """The float images ``preprocessor.transform(raw)`` (or ``raw`` as ``dtype`` when the
     preprocessor is None), computed on demand: ``images[i:j]``, ``images[index_array]``
     and :meth:`gather` return ``dtype`` arrays of just those rows."""
 
-    def __init__(self, raw, preprocessor=None, dtype=np.float32) -> None:
+    def __init__(self, raw: Any, preprocessor: Any = None, dtype: Any = np.float32) -> None:
         self.raw, self.preprocessor, self.dtype = raw, preprocessor, np.dtype(dtype)
         self._rows: Any = None  # a reused uint8 buffer for gathered rows
 
@@ -51,10 +53,10 @@ class PreprocessedImages:
         out[...] = values
         return out
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: str) -> Any:
         return self._apply(self.raw[key])
 
-    def gather(self, index: np.ndarray, out):
+    def gather(self, index: np.ndarray, out: Array) -> Any:
         """Rows ``index`` into the batch buffer ``out`` (NumPy, or CuPy: copied over once)."""
         if self._rows is None or self._rows.shape[0] < len(index):
             self._rows = np.empty((max(len(index), 1),) + self.raw.shape[1:], dtype=self.raw.dtype)
@@ -67,11 +69,11 @@ class PreprocessedImages:
         out[...] = cupy.asarray(self._apply(rows), dtype=out.dtype)
         return out
 
-    def with_preprocessor(self, preprocessor) -> PreprocessedImages:
+    def with_preprocessor(self, preprocessor: Any) -> PreprocessedImages:
         """The same raw images with another preprocessing (``ember eval`` uses the model's)."""
         return PreprocessedImages(self.raw, preprocessor, self.dtype)
 
-    def __array__(self, dtype=None, copy=None):
+    def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
         out = np.empty(self.raw.shape, dtype=self.dtype)
         for start in range(0, len(self.raw), 8192):
             self._apply(self.raw[start : start + 8192], out[start : start + 8192])

@@ -18,6 +18,9 @@ from ..io import atomic_write
 from .download import download_first
 from .idx import read_bytes, read_idx, sha256
 
+from typing import Any
+from .._typing import PathLike
+
 FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -54,7 +57,7 @@ def _find(data_dir, stem):
     )
 
 
-def load_mnist(data_dir=None, splits=("train", "test")) -> dict:
+def load_mnist(data_dir: PathLike | None = None, splits: tuple[str, ...] = ("train", "test")) -> dict:
     """Load MNIST splits as ``{split: (images uint8 (N,28,28), labels int64 (N,))}``.
 
     Every file is checked against its SHA-256 (of the uncompressed bytes).
@@ -82,7 +85,7 @@ def _gzip_problem(blob, digest):
     return None if sha256(raw) == digest else "checksum mismatch"
 
 
-def download_mnist(data_dir, mirrors=MIRRORS, timeout: int=30) -> list:
+def download_mnist(data_dir: PathLike, mirrors: Any = MIRRORS, timeout: int = 30) -> list:
     """Download the four MNIST files into ``data_dir`` (skipping valid ones).
 
     Each file is tried on every mirror, verified by SHA-256, and written atomically

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from .._typing import RNG
+
 from typing import Any
 
 from .. import nn
 from .spec import ModelSpec
-from numpy.random import Generator
 
 
-def mnist_lstm(n_classes: int=10, rng: Generator | None=None, hidden: int=128, dropout: float=0.0):
+def mnist_lstm(n_classes: int = 10, rng: RNG = None, hidden: int = 128, dropout: float = 0.0) -> Any:
     """Each MNIST image as a sequence of 28 rows of 28 pixels, read by an LSTM.
 
     Input (N, 28, 28) (batch-first: N images, T = 28 rows, F = 28 pixels). The last

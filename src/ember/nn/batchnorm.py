@@ -46,7 +46,7 @@ class BatchNormalization(Module):
     product = scratch("dE/dy * x^")
     step = scratch("dE/dweight or dE/dbias of this call, before it is scaled in")
 
-    def __init__(self, n_output, eps: float=1e-5, momentum: float=0.1, affine: bool=True) -> None:
+    def __init__(self, n_output: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True) -> None:
         super().__init__()
         owner = type(self).__name__
         check_positive(owner, n_output=n_output)
@@ -74,7 +74,7 @@ class BatchNormalization(Module):
     def _stat_shape(self):
         return (1, self.n_output) + (1,) * (self._dims - 2)
 
-    def update_output(self, input: Array):
+    def update_output(self, input: Array) -> Array:
         axes = self._check(input)
         xp = self.backend.xp
         shape = self._stat_shape()
@@ -116,7 +116,7 @@ class BatchNormalization(Module):
             out += self.bias.reshape(shape)
         return out
 
-    def update_grad_input(self, input: Array, grad_output: Array):
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
         axes = self._check(input)
         check_same_shape(self, "grad_output", grad_output, input)
         xp = self.backend.xp
@@ -144,7 +144,7 @@ class BatchNormalization(Module):
         gx *= factor
         return gx
 
-    def acc_grad_parameters(self, input: Array, grad_output: Array, scale: float=1.0) -> None:
+    def acc_grad_parameters(self, input: Array, grad_output: Array, scale: float = 1.0) -> None:
         if not self.affine:
             return
         axes = self._check(input)
@@ -162,7 +162,7 @@ class BatchNormalization(Module):
             step *= scale
         self.grad_bias += step.reshape(-1)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"{self.n_output}, eps={self.eps:g}, momentum={self.momentum:g}" + ("" if self.affine else ", affine=False")
 
 

@@ -22,6 +22,11 @@ from .distance import CosineDistance, PairwiseDistance
 from .module import Criterion, saved, scratch
 from .._typing import Array
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..nn.module import Module
+
 
 def _labels(criterion, target: Array, shape, allowed, meaning):
     """Validate labels (one per pair, values in ``allowed``) as a float array of ``shape``."""
@@ -77,18 +82,18 @@ class HingeEmbeddingCriterion(Criterion):
     this is not the DrLIM loss (see ``ContrastiveCriterion``).
     """
 
-    def __init__(self, margin: float=1.0, size_average: bool=True) -> None:
+    def __init__(self, margin: float = 1.0, size_average: bool = True) -> None:
         super().__init__(size_average)
         self.margin = float(margin)
 
-    def update_output(self, input: Array, target: Array):
+    def update_output(self, input: Array, target: Array) -> Array:
         y = _labels(self, target, input.shape, (1.0, -1.0), "+1 (similar) or -1 (dissimilar)")
         xp = self.backend.xp
         losses = xp.where(y > 0, input, xp.maximum(0, self.margin - input))
         self.output = float(losses.sum()) / (input.size if self.size_average else 1)
         return self.output
 
-    def update_grad_input(self, input: Array, target: Array):
+    def update_grad_input(self, input: Array, target: Array) -> Array:
         y = _labels(self, target, input.shape, (1.0, -1.0), "+1 (similar) or -1 (dissimilar)")
         xp = self.backend.xp
         gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape)
@@ -111,25 +116,25 @@ class L1HingeEmbeddingCriterion(_PairCriterion):
         dE/dx2_n = -dE/dx1_n
     """
 
-    def __init__(self, margin: float=1.0, size_average: bool=True) -> None:
+    def __init__(self, margin: float = 1.0, size_average: bool = True) -> None:
         super().__init__(size_average)
         self.distance = PairwiseDistance(1)
         self.hinge = HingeEmbeddingCriterion(margin, size_average)  # on the N distances
 
     @property
-    def margin(self):
+    def margin(self) -> Any:
         return self.hinge.margin
 
-    def children(self):
+    def children(self) -> list[Module]:
         return [self.distance, self.hinge]
 
-    def update_output(self, input: Array, target: Array):
+    def update_output(self, input: Array, target: Array) -> Array:
         y = self._pair(input, target)
         self.hinge.size_average = self.size_average
         self.output = self.hinge.forward(self.distance.forward(input).reshape(-1), y)
         return self.output
 
-    def update_grad_input(self, input: Array, target: Array):
+    def update_grad_input(self, input: Array, target: Array) -> Array:
         y = self._pair(input, target)
         slope = self.hinge.backward(self.distance.output.reshape(-1), y)  # the forward's distances
         return self._grads_through(self.distance, input, slope)
@@ -148,22 +153,22 @@ class CosineEmbeddingCriterion(_PairCriterion):
         dE/dc_n = -1/N (y = 1), 1/N (y = -1 and c_n > margin), else 0; then through the cosine.
     """
 
-    def __init__(self, margin: float=0.0, size_average: bool=True) -> None:
+    def __init__(self, margin: float = 0.0, size_average: bool = True) -> None:
         super().__init__(size_average)
         self.margin = float(margin)
         self.cosine = CosineDistance()
 
-    def children(self):
+    def children(self) -> list[Module]:
         return [self.cosine]
 
-    def update_output(self, input: Array, target: Array):
+    def update_output(self, input: Array, target: Array) -> Array:
         y = self._pair(input, target)
         xp = self.backend.xp
         c = self.cosine.forward(input).reshape(-1)
         self.output = float(xp.where(y > 0, 1 - c, xp.maximum(0, c - self.margin)).sum()) * self._norm(y.size)
         return self.output
 
-    def update_grad_input(self, input: Array, target: Array):
+    def update_grad_input(self, input: Array, target: Array) -> Array:
         y = self._pair(input, target)
         c = self.cosine.output.reshape(-1)  # the forward's cosines
         slope = self.backend.xp.where(y > 0, -1.0, (c > self.margin).astype(c.dtype)) * self._norm(y.size)
@@ -185,7 +190,7 @@ class MarginRankingCriterion(Criterion):
 
     _input_kind = "any"
 
-    def __init__(self, margin: float=0.0, size_average: bool=True) -> None:
+    def __init__(self, margin: float = 0.0, size_average: bool = True) -> None:
         super().__init__(size_average)
         self.margin = float(margin)
 
@@ -196,13 +201,13 @@ class MarginRankingCriterion(Criterion):
         y = _labels(self, target, x1.shape, (1.0, -1.0), "+1 (x1 ranks higher) or -1 (x2 ranks higher)")
         return x1, x2, y
 
-    def update_output(self, input: Array, target: Array):
+    def update_output(self, input: Array, target: Array) -> Array:
         x1, x2, y = self._prepare(input, target)
         xp = self.backend.xp
         self.output = float(xp.maximum(0, self.margin - y * (x1 - x2)).sum()) / (x1.size if self.size_average else 1)
         return self.output
 
-    def update_grad_input(self, input: Array, target: Array):
+    def update_grad_input(self, input: Array, target: Array) -> Array:
         x1, x2, y = self._prepare(input, target)
         g1, g2 = table_buffers(self.backend, self.grad_input, [x1.shape, x1.shape])
         g1[...] = -y * (self.margin - y * (x1 - x2) > 0)
@@ -242,7 +247,7 @@ class ContrastiveCriterion(_PairCriterion):
     delta = scratch("x1 - x2, one row per pair")
     distance = saved("D = ||x1 - x2|| of each pair in the last call")
 
-    def __init__(self, margin: float=1.0, size_average: bool=True) -> None:
+    def __init__(self, margin: float = 1.0, size_average: bool = True) -> None:
         super().__init__(size_average)
         if not float(margin) > 0:
             raise ValueError(f"ContrastiveCriterion: margin must be > 0, got {margin!r}")
@@ -258,12 +263,12 @@ class ContrastiveCriterion(_PairCriterion):
         self.distance = d
         return y, delta, d, xp.maximum(0, self.margin - d)
 
-    def update_output(self, input: Array, target: Array):
+    def update_output(self, input: Array, target: Array) -> Array:
         y, _, d, hinge = self._terms(input, target)
         self.output = float(((1 - y) * 0.5 * d * d + y * 0.5 * hinge * hinge).sum()) * self._norm(y.size)
         return self.output
 
-    def update_grad_input(self, input: Array, target: Array):
+    def update_grad_input(self, input: Array, target: Array) -> Array:
         y, delta, d, hinge = self._terms(input, target)
         xp = self.backend.xp
         coef = ((1 - y) - y * hinge / xp.where(d > 0, d, 1) * (d > 0)) * self._norm(y.size)

@@ -112,7 +112,7 @@ class ParallelCriterion(_CriterionSum):
     With ``repeat_target=True`` every criterion gets the same target t.
     """
 
-    def __init__(self, repeat_target: bool=False) -> None:
+    def __init__(self, repeat_target: bool = False) -> None:
         super().__init__()
         self.repeat_target = bool(repeat_target)
 
@@ -125,11 +125,11 @@ class ParallelCriterion(_CriterionSum):
             return list(zip(input, target))
         return [(x, target) for x in input]
 
-    def update_grad_input(self, input: Array, target: Array):
+    def update_grad_input(self, input: Array, target: Array) -> Array:
         self.grad_input = self._weighted_grads(input, target)
         return self.grad_input
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return "repeat_target=True" if self.repeat_target else ""
 
 
@@ -144,6 +144,6 @@ class MultiCriterion(_CriterionSum):
             raise shape_error(self, "at least one criterion (add(criterion, weight))", "an empty MultiCriterion")
         return [(input, target)] * len(self.criteria)
 
-    def update_grad_input(self, input: Array, target: Array):
+    def update_grad_input(self, input: Array, target: Array) -> Array:
         self.grad_input = sum_into(self.backend, self.grad_input, self._weighted_grads(input, target), self)
         return self.grad_input

@@ -20,8 +20,7 @@ from ..errors import check_positive, shape_error
 from ._tables import check_float_table, table_buffers
 from .init import uniform
 from .module import Module, scratch
-from .._typing import Array
-from numpy.random import Generator
+from .._typing import Array, RNG
 
 
 class _PairModule(Module):
@@ -64,13 +63,13 @@ class PairwiseDistance(_PairModule):
 
     diff = scratch("d = x1 - x2, one row per pair")
 
-    def __init__(self, p: int=2) -> None:
+    def __init__(self, p: int = 2) -> None:
         super().__init__()
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p < math.inf:
             raise ValueError(f"PairwiseDistance: p must be a finite number > 0, got {p!r}")
         self.p = p
 
-    def update_output(self, input: Array):
+    def update_output(self, input: Array) -> Array:
         x1, x2, shape = self._pair(input)
         xp = self.backend.xp
         d = self.diff = self._fit(self.diff, x1.shape)
@@ -81,7 +80,7 @@ class PairwiseDistance(_PairModule):
             values = (xp.abs(d) ** self.p).sum(axis=1) ** (1.0 / self.p)
         return self._out(shape, values)
 
-    def update_grad_input(self, input: Array, grad_output: Array):
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
         x1, x2, shape = self._pair(input)
         go = self._go(grad_output, shape)
         xp = self.backend.xp
@@ -110,11 +109,11 @@ class DotProduct(_PairModule):
     bprop: dE/dx1_n = dE/dy_n x2_n,  dE/dx2_n = dE/dy_n x1_n.
     """
 
-    def update_output(self, input: Array):
+    def update_output(self, input: Array) -> Array:
         x1, x2, shape = self._pair(input)
         return self._out(shape, self.backend.xp.einsum("ij,ij->i", x1, x2))
 
-    def update_grad_input(self, input: Array, grad_output: Array):
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
         x1, x2, shape = self._pair(input)
         go = self._go(grad_output, shape)
         g1, g2 = self._grads(input)
@@ -139,12 +138,12 @@ class CosineDistance(_PairModule):
         n22 = xp.einsum("ij,ij->i", x2, x2) + self.eps
         return xp.einsum("ij,ij->i", x1, x2), n11, n22
 
-    def update_output(self, input: Array):
+    def update_output(self, input: Array) -> Array:
         x1, x2, shape = self._pair(input)
         dot, n11, n22 = self._parts(x1, x2)
         return self._out(shape, dot / self.backend.xp.sqrt(n11 * n22))
 
-    def update_grad_input(self, input: Array, grad_output: Array):
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
         x1, x2, shape = self._pair(input)
         go = self._go(grad_output, shape)
         xp = self.backend.xp
@@ -172,7 +171,7 @@ class _Prototypes(Module):
 
     _param_names = ("weight",)
 
-    def __init__(self, in_features, out_features, rng: Generator | None=None) -> None:
+    def __init__(self, in_features: int, out_features: int, rng: RNG = None) -> None:
         super().__init__()
         check_positive(type(self).__name__, in_features=in_features, out_features=out_features)
         self.in_features, self.out_features = in_features, out_features
@@ -220,7 +219,7 @@ class SquaredEuclidean(_Prototypes):
         xp.maximum(d2, 0, out=d2)
         return d2
 
-    def update_output(self, input: Array):
+    def update_output(self, input: Array) -> Array:
         x = self._batch(input)
         d2 = self._squared(x)
         out = self.output = self.backend.ensure(self.output, input.shape[:-1] + (self.out_features,))
@@ -234,7 +233,7 @@ class SquaredEuclidean(_Prototypes):
         """r_nj = dE/dy_nj . dy_nj/d(|x_n - w_j|^2) / (1/2), so that dE/dx_n = sum_j r_nj (x_n - w_j)."""
         return 2 * go
 
-    def update_grad_input(self, input: Array, grad_output: Array):
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
         x = self._batch(input)
         r = self._rate(self._go(input, grad_output))
         gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape)
@@ -244,7 +243,7 @@ class SquaredEuclidean(_Prototypes):
         g += x * r.sum(axis=1, keepdims=True)
         return gx
 
-    def acc_grad_parameters(self, input: Array, grad_output: Array, scale: float=1.0) -> None:
+    def acc_grad_parameters(self, input: Array, grad_output: Array, scale: float = 1.0) -> None:
         x = self._batch(input)
         r = self._rate(self._go(input, grad_output))
         step = self.step = self._fit(self.step, self.weight.shape)
@@ -294,7 +293,7 @@ class Cosine(_Prototypes):
         wn = xp.sqrt(xp.einsum("ij,ij->i", self.weight, self.weight))
         return xn, wn
 
-    def update_output(self, input: Array):
+    def update_output(self, input: Array) -> Array:
         x = self._batch(input)
         xn, wn = self._norms(x)
         out = self.output = self.backend.ensure(self.output, input.shape[:-1] + (self.out_features,))
@@ -304,7 +303,7 @@ class Cosine(_Prototypes):
         y /= wn + self.eps
         return out
 
-    def update_grad_input(self, input: Array, grad_output: Array):
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
         xp = self.backend.xp
         x = self._batch(input)
         go = self._go(input, grad_output)
@@ -317,7 +316,7 @@ class Cosine(_Prototypes):
         g -= x * ((go * y).sum(axis=1, keepdims=True) / ((xn + self.eps) * xp.where(xn > 0, xn, 1)))
         return gx
 
-    def acc_grad_parameters(self, input: Array, grad_output: Array, scale: float=1.0) -> None:
+    def acc_grad_parameters(self, input: Array, grad_output: Array, scale: float = 1.0) -> None:
         xp = self.backend.xp
         x = self._batch(input)
         go = self._go(input, grad_output)

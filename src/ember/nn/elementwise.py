@@ -6,14 +6,16 @@ from .activation import Pointwise
 from .module import scratch
 from .._typing import Array
 
+from typing import Any
+
 
 class Square(Pointwise):
     """``y = x^2``.  bprop: dE/dx = 2 x dE/dy."""
 
-    def fprop(self, xp, x: Array, y) -> None:
+    def fprop(self, xp: Any, x: Array, y: Array) -> None:
         xp.multiply(x, x, out=y)
 
-    def bprop(self, xp, x: Array, y, go, gx) -> None:
+    def bprop(self, xp: Any, x: Array, y: Array, go: Array, gx: Array) -> None:
         xp.multiply(x, go, out=gx)
         gx *= 2
 
@@ -24,10 +26,10 @@ class Sqrt(Pointwise):
 
     zero = scratch("where y == 0 (bool)")
 
-    def fprop(self, xp, x: Array, y) -> None:
+    def fprop(self, xp: Any, x: Array, y: Array) -> None:
         xp.sqrt(x, out=y)
 
-    def bprop(self, xp, x: Array, y, go, gx) -> None:
+    def bprop(self, xp: Any, x: Array, y: Array, go: Array, gx: Array) -> None:
         xp.multiply(y, 2, out=gx)
         zero = self.zero = self._fit(self.zero, None, like=y, dtype=bool)
         xp.equal(y, 0, out=zero)
@@ -39,14 +41,14 @@ class Sqrt(Pointwise):
 class Power(Pointwise):
     """``y = x^p``.  bprop: dE/dx = p x^(p-1) dE/dy. Negative x with non-integer p gives NaN."""
 
-    def __init__(self, p) -> None:
+    def __init__(self, p: float) -> None:
         super().__init__()
         self.p = float(p)
 
-    def fprop(self, xp, x: Array, y) -> None:
+    def fprop(self, xp: Any, x: Array, y: Array) -> None:
         xp.power(x, self.p, out=y)
 
-    def bprop(self, xp, x: Array, y, go, gx) -> None:
+    def bprop(self, xp: Any, x: Array, y: Array, go: Array, gx: Array) -> None:
         xp.power(x, self.p - 1, out=gx)
         gx *= self.p
         gx *= go
@@ -58,34 +60,34 @@ class Power(Pointwise):
 class Exp(Pointwise):
     """``y = exp(x)``.  bprop: dE/dx = y dE/dy."""
 
-    def fprop(self, xp, x: Array, y) -> None:
+    def fprop(self, xp: Any, x: Array, y: Array) -> None:
         xp.exp(x, out=y)
 
-    def bprop(self, xp, x: Array, y, go, gx) -> None:
+    def bprop(self, xp: Any, x: Array, y: Array, go: Array, gx: Array) -> None:
         xp.multiply(y, go, out=gx)
 
 
 class Log(Pointwise):
     """``y = log(x)`` for x > 0.  bprop: dE/dx = dE/dy / x."""
 
-    def fprop(self, xp, x: Array, y) -> None:
+    def fprop(self, xp: Any, x: Array, y: Array) -> None:
         xp.log(x, out=y)
 
-    def bprop(self, xp, x: Array, y, go, gx) -> None:
+    def bprop(self, xp: Any, x: Array, y: Array, go: Array, gx: Array) -> None:
         xp.divide(go, x, out=gx)
 
 
 class AddConstant(Pointwise):
     """``y = x + c`` for a fixed scalar c.  bprop: dE/dx = dE/dy."""
 
-    def __init__(self, constant) -> None:
+    def __init__(self, constant: Any) -> None:
         super().__init__()
         self.constant = float(constant)
 
-    def fprop(self, xp, x: Array, y) -> None:
+    def fprop(self, xp: Any, x: Array, y: Array) -> None:
         xp.add(x, self.constant, out=y)
 
-    def bprop(self, xp, x: Array, y, go, gx) -> None:
+    def bprop(self, xp: Any, x: Array, y: Array, go: Array, gx: Array) -> None:
         xp.copyto(gx, go)
 
     def extra_repr(self) -> str:
@@ -95,14 +97,14 @@ class AddConstant(Pointwise):
 class MulConstant(Pointwise):
     """``y = c x`` for a fixed scalar c.  bprop: dE/dx = c dE/dy."""
 
-    def __init__(self, constant) -> None:
+    def __init__(self, constant: Any) -> None:
         super().__init__()
         self.constant = float(constant)
 
-    def fprop(self, xp, x: Array, y) -> None:
+    def fprop(self, xp: Any, x: Array, y: Array) -> None:
         xp.multiply(x, self.constant, out=y)
 
-    def bprop(self, xp, x: Array, y, go, gx) -> None:
+    def bprop(self, xp: Any, x: Array, y: Array, go: Array, gx: Array) -> None:
         xp.multiply(go, self.constant, out=gx)
 
     def extra_repr(self) -> str:

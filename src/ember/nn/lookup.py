@@ -7,8 +7,9 @@ import numpy as np
 from ..errors import ShapeError, check_same_shape, describe
 from .init import get_rng
 from .module import Module, scratch
-from .._typing import Array
-from numpy.random import Generator
+from .._typing import Array, RNG
+
+from typing import Any
 
 
 class LookupTable(Module):
@@ -30,7 +31,7 @@ class LookupTable(Module):
     scaled = scratch("scale * dE/dy rows")
     padding_row = scratch("grad_weight[padding_index], restored after the scatter-add")
 
-    def __init__(self, n_index, n_output, padding_index=None, rng: Generator | None=None) -> None:
+    def __init__(self, n_index: int, n_output: int, padding_index: Any = None, rng: RNG = None) -> None:
         super().__init__()
         for label, value in (("n_index", n_index), ("n_output", n_output)):
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
@@ -55,7 +56,7 @@ class LookupTable(Module):
             if low < 0 or high >= self.n_index:
                 raise ShapeError(f"{self!r}: indices must be in [0, {self.n_index - 1}] (0-based), got {low if low < 0 else high}")
 
-    def update_output(self, input: Array):
+    def update_output(self, input: Array) -> Array:
         self._check(input)
         out = self.output = self.backend.ensure(self.output, input.shape + (self.n_output,))
         xp = self.backend.xp
@@ -65,13 +66,13 @@ class LookupTable(Module):
             xp.take(self.weight, input, axis=0, out=out)
         return out
 
-    def update_grad_input(self, input: Array, grad_output: Array):
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
         check_same_shape(self, "grad_output", grad_output, self.output)
         gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape, dtype=input.dtype)
         gx.fill(0)
         return gx
 
-    def acc_grad_parameters(self, input: Array, grad_output: Array, scale: float=1.0) -> None:
+    def acc_grad_parameters(self, input: Array, grad_output: Array, scale: float = 1.0) -> None:
         xp = self.backend.xp
         rows = grad_output.reshape(-1, self.n_output)
         if scale != 1:

@@ -10,6 +10,8 @@ from ..errors import check_same_shape, shape_error
 from .module import Module, saved
 from .._typing import Array
 
+from typing import Any
+
 
 class _Reduce(Module):
     def __init__(self, dim=-1) -> None:
@@ -36,11 +38,11 @@ class Sum(_Reduce):
     bprop: dE/dx_k = dE/dy (divided by the length when averaging), broadcast along dim.
     """
 
-    def __init__(self, dim=-1, size_average: bool=False) -> None:
+    def __init__(self, dim: int = -1, size_average: bool = False) -> None:
         super().__init__(dim)
         self.size_average = bool(size_average)
 
-    def update_output(self, input: Array):
+    def update_output(self, input: Array) -> Array:
         axis = self._axis(input)
         out = self.output = self.backend.ensure(self.output, self._out_shape(input, axis))
         xp = self.backend.xp
@@ -50,7 +52,7 @@ class Sum(_Reduce):
             xp.sum(input, axis=axis, out=out)
         return out
 
-    def update_grad_input(self, input: Array, grad_output: Array):
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
         axis = self._axis(input)
         check_same_shape(self, "grad_output", grad_output, self.output)
         gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape)
@@ -63,10 +65,10 @@ class Sum(_Reduce):
 class Mean(Sum):
     """``y = (1/K) sum_k x_k`` along ``dim``.  bprop: dE/dx_k = dE/dy / K."""
 
-    def __init__(self, dim=-1) -> None:
+    def __init__(self, dim: int = -1) -> None:
         super().__init__(dim, size_average=True)
 
-    def spec(self):
+    def spec(self) -> dict[str, Any]:
         return {"type": "Mean", "args": {"dim": self.dim}}
 
 
@@ -80,7 +82,7 @@ class Max(_Reduce):
     _pick = "argmax"
     indices = saved("the position of the first maximum along dim (int64)")
 
-    def update_output(self, input: Array):
+    def update_output(self, input: Array) -> Array:
         axis = self._axis(input)
         xp = self.backend.xp
         shape = self._out_shape(input, axis)
@@ -90,7 +92,7 @@ class Max(_Reduce):
         out[...] = xp.take_along_axis(input, xp.expand_dims(index, axis), axis).reshape(shape)
         return out
 
-    def update_grad_input(self, input: Array, grad_output: Array):
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
         axis = self._axis(input)
         check_same_shape(self, "grad_output", grad_output, self.output)
         xp = self.backend.xp

@@ -15,9 +15,13 @@ from ..errors import check_same_shape, name_of, shape_error
 from ._tables import check_table, exclusive_runners, is_table, normalize_axis, replicas, sum_into
 from .containers import Container, add_context
 from .module import backprop, saved, scratch
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._typing import Array
+
+
+if TYPE_CHECKING:
+    from ..nn.module import Module
 
 
 class _Branches(Container):
@@ -123,17 +127,17 @@ class MapTable(ParallelTable):
     bprop: dE/dx_k = dE/dy_k . dF/dx_k;  dE/dW = sum_k dE/dy_k . dF/dW.
     """
 
-    def __init__(self, module=None) -> None:
+    def __init__(self, module: Module | None = None) -> None:
         super().__init__()
         if module is not None:
             self.add(module)
 
-    def add(self, module):
+    def add(self, module: Module) -> Any:
         if self._children:
             raise ValueError(f"{name_of(self)}: a MapTable holds exactly one module")
         return super().add(module)
 
-    def spec(self):
+    def spec(self) -> dict[str, Any]:
         return {"type": "MapTable", "args": {}, "children": [child.spec() for child in self._children]}
 
     def _runners(self, n):
@@ -158,7 +162,7 @@ class Concat(ConcatTable):
 
     sizes = saved("the children's output sizes along dim (how dE/dy is split)")
 
-    def __init__(self, dim, *modules) -> None:
+    def __init__(self, dim: int, *modules: Any) -> None:
         if not isinstance(dim, int) or isinstance(dim, bool):
             raise ValueError(f"Concat: dim must be an int, got {dim!r}")
         self.dim = dim
@@ -185,7 +189,7 @@ class Parallel(_Branches):
 
     sizes = saved("the children's output sizes along output_dim (how dE/dy is split)")
 
-    def __init__(self, input_dim, output_dim, *modules) -> None:
+    def __init__(self, input_dim: Any, output_dim: Any, *modules: Any) -> None:
         for name, value in (("input_dim", input_dim), ("output_dim", output_dim)):
             if not isinstance(value, int) or isinstance(value, bool):
                 raise ValueError(f"Parallel: {name} must be an int, got {value!r}")

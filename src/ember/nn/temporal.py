@@ -12,8 +12,9 @@ from ._im2col import as_strided
 from ._spatial import claim_first_max
 from .init import uniform
 from .module import Module, saved, scratch
-from .._typing import Array
-from numpy.random import Generator
+from .._typing import Array, RNG
+
+from typing import Any
 
 
 class _Temporal(Module):
@@ -67,7 +68,7 @@ class TemporalConvolution(_Temporal):
     dcols = scratch("dE/d(unfolded frames) = dE/dy W, (N, T', kw, F_in)")
     grad_weight_step = scratch("dE/d[W | b] of this call, before it is scaled in")
 
-    def __init__(self, input_frame_size, output_frame_size, kw, dw: int=1, rng: Generator | None=None) -> None:
+    def __init__(self, input_frame_size: int, output_frame_size: int, kw: int, dw: int = 1, rng: RNG = None) -> None:
         super().__init__()
         check_positive("TemporalConvolution", input_frame_size=input_frame_size,
                        output_frame_size=output_frame_size, kw=kw, dw=dw)  # fmt: skip
@@ -78,7 +79,7 @@ class TemporalConvolution(_Temporal):
         self.bias = uniform(rng, (output_frame_size,), bound)
         self.grad_bias = self.bias * 0
 
-    def update_output(self, input: Array):
+    def update_output(self, input: Array) -> Array:
         x3 = self._batch3(input, self.input_frame_size, self.kw)
         n, t, f = x3.shape
         steps = (t - self.kw) // self.dw + 1
@@ -94,7 +95,7 @@ class TemporalConvolution(_Temporal):
         self.output = out if input.ndim == 3 else out[0]
         return self.output
 
-    def update_grad_input(self, input: Array, grad_output: Array):
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
         x3 = self._batch3(input, self.input_frame_size, self.kw)
         g3 = self._check_grad_output(grad_output, input)
         n, t, f = x3.shape
@@ -109,7 +110,7 @@ class TemporalConvolution(_Temporal):
         self.grad_input = gx if input.ndim == 3 else gx[0]
         return self.grad_input
 
-    def acc_grad_parameters(self, input: Array, grad_output: Array, scale: float=1.0):
+    def acc_grad_parameters(self, input: Array, grad_output: Array, scale: float = 1.0) -> None:
         self._batch3(input, self.input_frame_size, self.kw)
         g3 = self._check_grad_output(grad_output, input)
         cols = self.cols
@@ -122,7 +123,7 @@ class TemporalConvolution(_Temporal):
         self.grad_weight += grad[:, :-1]
         self.grad_bias += grad[:, -1]
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"{self.input_frame_size} -> {self.output_frame_size}, {self.kw}" + (f", {self.dw}" if self.dw != 1 else "")
 
 
@@ -138,13 +139,13 @@ class TemporalMaxPooling(_Temporal):
     first = scratch("whether this frame holds the window's first maximum (bool)")
     routed = scratch("dE/dy where this frame holds the first maximum, else 0")
 
-    def __init__(self, kw, dw=None) -> None:
+    def __init__(self, kw: int, dw: int | None = None) -> None:
         super().__init__()
         dw = kw if dw is None else dw
         check_positive("TemporalMaxPooling", kw=kw, dw=dw)
         self.kw, self.dw = kw, dw
 
-    def update_output(self, input: Array):
+    def update_output(self, input: Array) -> Array:
         x3 = self._batch3(input, None, self.kw)
         n, t, f = x3.shape
         steps = (t - self.kw) // self.dw + 1
@@ -157,7 +158,7 @@ class TemporalMaxPooling(_Temporal):
         self.output = out if input.ndim == 3 else out[0]
         return self.output
 
-    def update_grad_input(self, input: Array, grad_output: Array):
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
         x3 = self._batch3(input, None, self.kw)
         g3 = self._check_grad_output(grad_output, input)
         steps = g3.shape[1]

@@ -13,7 +13,7 @@ from .._typing import Array, FEval
 _OPTIONS = {"c1", "c2", "tol_x", "max_iter", "verbose"}
 
 
-def polyinterp(x1, f1, g1, x2, f2, g2, lower=None, upper=None):
+def polyinterp(x1: Array, f1: Any, g1: Any, x2: Array, f2: Any, g2: Any, lower: Any = None, upper: Any = None) -> Any:
     """Minimiser of the cubic through ``(x1, f1)``, ``(x2, f2)`` with slopes g1, g2.
 
     With the cubic ``p(s) = f1 + g1 s + B s^2 + A s^3`` (s = x - x1, h = x2 - x1)::
@@ -55,7 +55,7 @@ def polyinterp(x1, f1, g1, x2, f2, g2, lower=None, upper=None):
     return min(candidates, key=lambda t: p(t - x1))
 
 
-def lswolfe(feval: FEval, x: Array, t, d, f, g, gtd, options=None, scratch=None):
+def lswolfe(feval: FEval, x: Array, t: Any, d: Array, f: Any, g: Array, gtd: Any, options: dict[str, Any] | None = None, scratch: Any = None) -> tuple[Any, Any, Any, Any, Any]:
     """Search along ``d`` from ``x`` for a step t meeting the strong Wolfe conditions::
 
         f(x + t d) <= f + c1 t <g, d>             (sufficient decrease)

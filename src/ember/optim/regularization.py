@@ -10,7 +10,7 @@ through a 0/1 mask over the flat vector (:func:`parameter_mask`).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import math
 
@@ -18,7 +18,11 @@ from ._validate import dot, namespace
 from .._typing import Array
 
 
-def parameter_mask(module, skip_biases: bool=True, dtype=None):
+if TYPE_CHECKING:
+    from ..nn.module import Module
+
+
+def parameter_mask(module: Module, skip_biases: bool = True, dtype: Any = None) -> Any:
     """A 0/1 vector aligned with ``module.get_parameters()``'s flat vector: 0 on 1-D
     parameters (biases) when ``skip_biases``, 1 elsewhere."""
     params, _ = module.parameters()
@@ -42,7 +46,7 @@ class WeightDecay:
     ``apply`` works in place with one scratch vector (allocated once).
     """
 
-    def __init__(self, l2: float=0.0, l1: float=0.0, start_epoch: int=0, mask=None) -> None:
+    def __init__(self, l2: float = 0.0, l1: float = 0.0, start_epoch: int = 0, mask: Array | None = None) -> None:
         for name, value in (("l2", l2), ("l1", l1)):
             if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"WeightDecay: {name} must be a finite number >= 0, got {value!r}")
@@ -51,11 +55,11 @@ class WeightDecay:
         self.l2, self.l1, self.start_epoch, self.mask = float(l2), float(l1), start_epoch, mask
         self._tmp: Any = None
 
-    def active(self, epoch) -> bool:
+    def active(self, epoch: int) -> bool:
         """Whether a penalty applies at ``epoch`` (0-based)."""
         return (self.l2 > 0 or self.l1 > 0) and epoch >= self.start_epoch
 
-    def apply(self, x: Array, g, epoch):
+    def apply(self, x: Array, g: Array, epoch: int) -> Any:
         """``g += d penalty / dx`` when active at ``epoch``; returns g."""
         if not self.active(epoch):
             return g
@@ -78,7 +82,7 @@ class WeightDecay:
             g += tmp
         return g
 
-    def penalty(self, x: Array, epoch=None) -> float:
+    def penalty(self, x: Array, epoch: int | None = None) -> float:
         """``l2/2 |m x|^2 + l1 |m x|_1`` (0 before ``start_epoch`` if epoch is given)."""
         if epoch is not None and not self.active(epoch):
             return 0.0
@@ -99,13 +103,13 @@ class MaxNorm:
     plane); 1-D parameters (biases) are left alone. ``w_i <- w_i * min(1, c / |w_i|)``.
     """
 
-    def __init__(self, module, max_norm) -> None:
+    def __init__(self, module: Module, max_norm: Any) -> None:
         if not isinstance(max_norm, int | float) or not math.isfinite(max_norm) or max_norm <= 0:
             raise ValueError(f"MaxNorm: max_norm must be a positive number, got {max_norm!r}")
         self.module, self.max_norm = module, float(max_norm)
         self._buffers: dict[str, Any] = {}
 
-    def apply(self):
+    def apply(self) -> Any:
         """Rescale in place (after ``get_parameters``, the rows are views into the flat
         vector, so the optimizer sees the change). Returns the largest norm found."""
         largest = 0.0
@@ -135,7 +139,7 @@ class MaxNorm:
         return f"MaxNorm({self.max_norm:g})"
 
 
-def clip_grad_norm(g, max_norm) -> float:
+def clip_grad_norm(g: Array, max_norm: Any) -> float:
     """Scale the gradient vector in place so that ``|g| <= max_norm``; returns |g| before.
 
     ``g <- g * max_norm / |g|`` when ``|g| > max_norm`` (a non-finite norm is returned

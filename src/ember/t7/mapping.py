@@ -9,7 +9,7 @@ Tensors that share storage in the file (``clone('weight', 'bias')``) become one 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -17,12 +17,17 @@ from .. import nn
 from ..errors import FormatError
 from .reader import TorchObject
 
+from .._typing import PathLike
+
+if TYPE_CHECKING:
+    from ..nn.module import Module
+
 
 class UnmappedClassError(FormatError):
     """A Torch7 class with no ember equivalent, named with its path in the module tree."""
 
 
-def as_list(table, what: str="table"):
+def as_list(table: Any, what: str = "table") -> list[Any]:
     """A Lua array table ``{1: a, 2: b, ...}`` as a Python list."""
     if table is None:
         return []
@@ -39,7 +44,7 @@ class Mapper:
         self.modules: dict[Any, Any] = {}
         self.arrays: dict[Any, Any] = {}
 
-    def module(self, obj, path: str="model"):
+    def module(self, obj: Any, path: str = "model") -> Any:
         """The ember module for the Torch7 object ``obj`` found at ``path``."""
         if not isinstance(obj, TorchObject):
             raise FormatError(f"{path}: expected a Torch7 module, got {type(obj).__name__}")
@@ -58,11 +63,11 @@ class Mapper:
         self.modules[id(obj)] = module
         return module
 
-    def children(self, obj, path):
+    def children(self, obj: Any, path: PathLike) -> list[Module]:
         """The mapped ``modules`` of a container."""
         return [self.module(m, f"{path}.modules[{i}]") for i, m in enumerate(as_list(obj.get("modules"), "modules"), 1)]
 
-    def array(self, obj, key, shape=None, required: bool=True):
+    def array(self, obj: Any, key: str, shape: tuple[int, ...] | None = None, required: bool = True) -> Any:
         """Field ``key`` as a float32 array (reshaped to ``shape``), shared when the file
         shares the tensor or its exact view of a storage."""
         tensor = obj.get(key)
@@ -86,7 +91,7 @@ class Mapper:
             self.arrays[ident] = value
         return self.arrays[ident]
 
-    def set_params(self, module, obj, *names) -> None:
+    def set_params(self, module: Module, obj: Any, *names: Any) -> None:
         """Assign Torch7 tensors to same-named ember attributes, checking shapes."""
         for name in names:
             target = getattr(module, name, None)
@@ -139,7 +144,7 @@ def _axis(obj, dim, buffer: str="output"):
 BUILDERS = {}
 
 
-def builds(*names):
+def builds(*names: Any) -> Any:
     """Register a builder for the Torch7 class names (``nn.`` prefix omitted)."""
 
     def register(function):

@@ -37,6 +37,8 @@ import numpy as np
 
 from ..errors import FormatError, read_whole_file
 
+from .._typing import PathLike
+
 NIL, NUMBER, STRING, TABLE, TORCH, BOOLEAN, FUNCTION, LEGACY_RECUR_FUNCTION, RECUR_FUNCTION = range(9)
 MAX_DEPTH = 1000
 MAX_DIMS = 64
@@ -58,18 +60,18 @@ class TorchObject:
     and ``fields``: the object's table (a dict) as written by Torch7.
     """
 
-    def __init__(self, class_name, version) -> None:
+    def __init__(self, class_name: str, version: int) -> None:
         self.class_name, self.version = class_name, version
         self.fields: dict[Any, Any] = {}
 
-    def get(self, key, default=None):
+    def get(self, key: str, default: Any = None) -> Any:
         """The field ``key`` (``default`` when absent)."""
         return self.fields.get(key, default) if isinstance(self.fields, dict) else default
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: str) -> Any:
         return self.fields[key]
 
-    def __contains__(self, key) -> bool:
+    def __contains__(self, key: str) -> bool:
         return isinstance(self.fields, dict) and key in self.fields
 
     def __repr__(self) -> str:
@@ -79,7 +81,7 @@ class TorchObject:
 class LuaFunction:
     """A Lua function found in the file: its bytecode and upvalues, kept but never run."""
 
-    def __init__(self, bytecode: bytes, upvalues) -> None:
+    def __init__(self, bytecode: bytes, upvalues: Any) -> None:
         self.bytecode, self.upvalues = bytecode, upvalues
 
     def __repr__(self) -> str:
@@ -89,13 +91,13 @@ class LuaFunction:
 class TableKey:
     """A table key that Python cannot hash (a table or tensor used as a key), by identity."""
 
-    def __init__(self, value) -> None:
+    def __init__(self, value: Any) -> None:
         self.value = value
 
-    def __hash__(self):
+    def __hash__(self) -> Any:
         return id(self.value)
 
-    def __eq__(self, other):
+    def __eq__(self, other: Any) -> Any:
         return isinstance(other, TableKey) and other.value is self.value
 
     def __repr__(self) -> str:
@@ -211,7 +213,7 @@ class Reader:
         self.depth, self.max_depth = 0, max_depth
         self.expanded = 0
 
-    def read(self):
+    def read(self) -> Any:
         """The next object of the file."""
         self.depth += 1
         if self.depth > self.max_depth:
@@ -338,7 +340,7 @@ def _text(data) -> str:
     return bytes(data).decode("utf-8", errors="surrogateescape")
 
 
-def read_t7_bytes(raw: bytes, *, ascii=None, long_size=None, name: str="<bytes>"):
+def read_t7_bytes(raw: bytes, *, ascii: Any = None, long_size: int | None = None, name: str = "<bytes>") -> Any:
     """Decode ``raw`` (a whole ``torch.save`` file). ``ascii``: None detects the format;
     ``long_size`` 8 or 4 (None: try 8, then 4, as files from Windows use 4-byte longs)."""
     for magic, what in _OTHER_FORMATS:
@@ -372,11 +374,11 @@ class deep_recursion:
         self.old = sys.getrecursionlimit()
         sys.setrecursionlimit(max(self.old, 8 * MAX_DEPTH + 1000))
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: Any) -> None:
         sys.setrecursionlimit(self.old)
 
 
-def read_t7(path, *, ascii=None, long_size=None):
+def read_t7(path: PathLike, *, ascii: Any = None, long_size: int | None = None) -> Any:
     """Read a Torch7 ``.t7`` file into Python values: numbers, strings, booleans, dicts
     (Lua tables), NumPy arrays (tensors and storages, CUDA ones as host arrays),
     :class:`TorchObject` and :class:`LuaFunction`. Raises :class:`FormatError`."""

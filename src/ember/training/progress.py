@@ -23,7 +23,7 @@ def _clock(seconds) -> str:
 class Progress:
     """``Progress(total, desc)``; call ``update(n, loss=...)`` per batch, then ``close()``."""
 
-    def __init__(self, total, desc: str="", stream=None, unit: str="samples", plain_every: float=10.0, enabled: bool=True) -> None:
+    def __init__(self, total: Any, desc: str = "", stream: Any = None, unit: str = "samples", plain_every: float = 10.0, enabled: bool = True) -> None:
         self.total, self.desc, self.unit = int(total), desc, unit
         self.stream = stream if stream is not None else sys.stdout
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
@@ -34,7 +34,7 @@ class Progress:
         self.postfix: dict[str, Any] = {}
         self._tqdm = _tqdm_bar(self) if enabled and self.tty else None
 
-    def update(self, n: int = 1, **postfix) -> None:
+    def update(self, n: int = 1, **postfix: Any) -> None:
         self.count += n
         self.postfix.update(postfix)
         if self._tqdm is not None:
@@ -51,7 +51,7 @@ class Progress:
         elif not self.tty and now - self.last_draw >= self.plain_every:
             self._draw(now, end="\n")
 
-    def line(self, now=None):
+    def line(self, now: Any = None) -> Any:
         now = now or time.perf_counter()
         elapsed = max(now - self.start, 1e-9)
         rate = self.count / elapsed

@@ -36,6 +36,11 @@ from ..data.preprocess import make_preprocessor
 from ..errors import ShapeError
 from .._typing import Array
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..nn.module import Criterion
+
 
 @dataclass
 class Dataset:
@@ -57,7 +62,7 @@ class Dataset:
     layout: str | None = None
 
     @property
-    def standardizer(self):
+    def standardizer(self) -> Any:
         return self.preprocessor
 
 
@@ -72,7 +77,7 @@ def _models_that_fit(sample: tuple) -> str:
     return f" (models that take {'x'.join(map(str, sample))} samples: --model {', --model '.join(fits)})"
 
 
-def make_dataset(name: str, x_train, y_train, x_test, y_test, input_shape: tuple, valid: float = 0,
+def make_dataset(name: str, x_train: Any, y_train: Any, x_test: Any, y_test: Any, input_shape: tuple, valid: float = 0,
                  preprocess: str = "global", seed: int = 0, layout: str | None = None) -> Dataset:
     """Check the arrays (:func:`ember.data.checks.check_dataset`: numeric images, one
     whole-number label in 0 .. K-1 per image, 1-based labels refused with a message),
@@ -183,7 +188,7 @@ class TrainOptions:
     progress: bool = True
     metadata: dict = field(default_factory=dict)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -200,7 +205,7 @@ class TrainOptions:
             raise ValueError(f"max_steps must be a positive int, got {self.max_steps!r}")
 
     @property
-    def lr_key(self):
+    def lr_key(self) -> Any:
         return _LR_KEY.get(self.optimizer, "learning_rate")
 
     def optimizer_config(self) -> dict:
@@ -223,7 +228,7 @@ class TrainOptions:
         return config
 
 
-def on_model_backend(criterion, model):
+def on_model_backend(criterion: Criterion, model: Any) -> Any:
     """``criterion``, moved to ``model``'s backend where they differ (a float64 or GPU
     model with a criterion made with the default backend)."""
     if criterion.backend != model.backend:
@@ -231,7 +236,7 @@ def on_model_backend(criterion, model):
     return criterion
 
 
-def evaluate(model, criterion, x: Array, y, batch_size: int = 1000) -> tuple[float, float, np.ndarray]:
+def evaluate(model: Any, criterion: Criterion, x: Array, y: Array, batch_size: int = 1000) -> tuple[float, float, np.ndarray]:
     """``(mean loss, accuracy, predictions)`` of ``model`` in evaluation mode."""
     criterion = on_model_backend(criterion, model)
     was_training = model.train
@@ -249,7 +254,7 @@ def evaluate(model, criterion, x: Array, y, batch_size: int = 1000) -> tuple[flo
     return total_loss / max(len(y), 1), float((predictions == y).mean()), predictions
 
 
-def make_feval(model, criterion, inputs, targets, grads, regularize=None):
+def make_feval(model: Any, criterion: Criterion, inputs: Any, targets: Any, grads: Array, regularize: Any = None) -> Any:
     """The lecture's closure: loss and flat gradient on the current minibatch buffers.
     ``regularize(x, grads)``, if given, adjusts the gradient (weight decay, clipping)."""
 
