@@ -7,12 +7,10 @@ message names the module (its repr), what was expected and what was received, e.
 """
 
 from __future__ import annotations
+
+from typing import Any
+
 from ._typing import Array, PathLike
-
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .nn.module import Module
 
 
 class ShapeError(ValueError):
@@ -50,21 +48,21 @@ def describe(array: Array) -> str:
     return f"{tuple(shape)} {getattr(array, 'dtype', '')}".rstrip()
 
 
-def name_of(module: Module) -> str:
+def name_of(module: Any) -> str:
     """A one-line name for messages: the repr, or a container's header line
     (``ConcatTable`` rather than its whole multi-line tree)."""
     text = repr(module)
     return text.split("\n", 1)[0].removesuffix(" {") if "\n" in text else text
 
 
-def shape_error(module: Module, expected: str, got: Any) -> ShapeError:
+def shape_error(module: Any, expected: str, got: Any) -> ShapeError:
     """Build the standard message: ``<module>: expected <expected>, got <got>``."""
     if not isinstance(got, str):
         got = describe(got)
     return ShapeError(f"{name_of(module)}: expected {expected}, got {got}")
 
 
-def check_same_shape(module: Module, name: str, array: Array, reference: Array) -> None:
+def check_same_shape(module: Any, name: str, array: Array, reference: Array) -> None:
     """Raise a ShapeError unless ``array.shape == reference.shape``."""
     if getattr(array, "shape", None) != reference.shape:
         raise shape_error(module, f"{name} of shape {tuple(reference.shape)}", array)
