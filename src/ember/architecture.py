@@ -234,7 +234,8 @@ def _parameters(cls) -> dict:
         return {}
 
 
-def build(spec: dict, source: Any = None, budget: Any = None, criterion: Criterion | None = None, classes: tuple[Any, ...] = ()) -> Any:
+def build(spec: dict, source: Any = None, budget: Any = None, criterion: Criterion | None = None,
+          classes: tuple[Any, ...] = ()) -> Any:
     """Rebuild a module tree from its description (no code is executed).
 
     ``source`` names the file in messages; ``budget`` bounds the elements a module owning

@@ -145,7 +145,8 @@ def _setup(module, input: Array, seed, reseed):
     return input, run, _probe(module, np.random.default_rng(seed))
 
 
-def check_gradients(module: Module, input: Array, eps: float = DEFAULT_EPS, seed: int = 0, reseed: Any = None, params: bool = True) -> GradientReport:
+def check_gradients(module: Module, input: Array, eps: float = DEFAULT_EPS, seed: int = 0, reseed: Any = None,
+                    params: bool = True) -> GradientReport:
     """Compare bprop (to the input and to every parameter) with finite differences.
 
     ``reseed(module)`` is called before every forward pass, for modules with noise
@@ -200,7 +201,8 @@ def _numeric(loss, array: Array, eps):
     return grad.reshape(array.shape)
 
 
-def check_random_directions(module: Module, input: Array, directions: int = 3, eps: float = DEFAULT_EPS, seed: int = 0, reseed: Any = None) -> Any:
+def check_random_directions(module: Module, input: Array, directions: int = 3, eps: float = DEFAULT_EPS, seed: int = 0,
+                            reseed: Any = None) -> Any:
     """Directional-derivative check for large inputs: for random directions d (over the
     input and all parameters at once), compare ``(L(p + h d) - L(p - h d)) / 2h`` with
     ``<dL/dp, d>``. Returns a :class:`GradientReport` with one row per direction."""

@@ -38,7 +38,8 @@ def write_png(path: PathLike, pixels: Any) -> None:
                         _chunk(b"IEND", b"")])  # fmt: skip
 
 
-def filter_grid(weight: Array, path: str | None = None, scale: int = 8, pad: int = 1, columns: int | None = None) -> Any:
+def filter_grid(weight: Array, path: str | None = None, scale: int = 8, pad: int = 1,
+                columns: int | None = None) -> Any:
     """Draw filters as a grid of tiles and (optionally) save it as a PNG.
 
     ``weight``: (n_filters, n_planes, kh, kw) as in ``SpatialConvolution.weight`` (or

@@ -60,7 +60,8 @@ def _folder(data_dir):
     return nested if os.path.isdir(nested) else data_dir
 
 
-def load_cifar10(data_dir: PathLike | None = None, splits: tuple[str, ...] = ("train", "test"), download: bool = False) -> dict:
+def load_cifar10(data_dir: PathLike | None = None, splits: tuple[str, ...] = ("train", "test"),
+                 download: bool = False) -> dict:
     """CIFAR-10 as ``{split: (images uint8 (N, 3, 32, 32), labels int64 0..9)}``.
 
     The ``.bin`` files are looked up in ``data_dir/cifar-10-batches-bin/`` or ``data_dir``

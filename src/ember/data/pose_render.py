@@ -202,7 +202,8 @@ def _turn(parts, azimuth):
     return turned
 
 
-def render_views(obj: Any, azimuth: Any, elevation: Any, size: int = 32, supersample: int = 2, lightings: Any = LIGHTINGS) -> Array:
+def render_views(obj: Any, azimuth: Any, elevation: Any, size: int = 32, supersample: int = 2,
+                 lightings: Any = LIGHTINGS) -> Array:
     """Render one pose under every lighting: float array (n_lightings, size, size) in [0, 1].
 
     ``obj`` is a name in :data:`OBJECTS` or a sequence of :class:`Part`.

@@ -69,7 +69,8 @@ def read_svhn_mat(path: PathLike) -> tuple[np.ndarray, np.ndarray]:
     return images, y % 10
 
 
-def load_svhn(data_dir: PathLike | None = None, splits: tuple[str, ...] = ("train", "test"), download: bool = False) -> dict:
+def load_svhn(data_dir: PathLike | None = None, splits: tuple[str, ...] = ("train", "test"),
+              download: bool = False) -> dict:
     """SVHN splits as ``{split: (images uint8 (N, 3, 32, 32), labels int64 0..9)}``.
 
     Files are looked up in ``data_dir`` (default :func:`~ember.data.download.data_home`
@@ -93,7 +94,8 @@ def load_svhn(data_dir: PathLike | None = None, splits: tuple[str, ...] = ("trai
     return out
 
 
-def download_svhn(data_dir: PathLike | None = None, splits: tuple[str, ...] = ("train", "test"), mirrors: Any = MIRRORS, timeout: int = 60) -> list:
+def download_svhn(data_dir: PathLike | None = None, splits: tuple[str, ...] = ("train", "test"), mirrors: Any = MIRRORS,
+                  timeout: int = 60) -> list:
     """Download the SVHN ``.mat`` files of ``splits`` into ``data_dir`` (valid ones are kept),
     verified by MD5 and written atomically; returns their paths. Offline, the ``OSError``
     says where to put the files."""

@@ -44,7 +44,8 @@ def check_entry(module: Module, index: Array, value: Any) -> Any:
     return value
 
 
-def check_float_table(module: Module, input: Array, n: int | None = None, min_n: int = 1, same_shape: bool = True) -> Any:
+def check_float_table(module: Module, input: Array, n: int | None = None, min_n: int = 1,
+                      same_shape: bool = True) -> Any:
     """A table of floating arrays (all of one shape when ``same_shape``)."""
     check_table(module, input, n, min_n)
     return check_float_entries(module, input, 0, same_shape)

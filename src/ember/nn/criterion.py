@@ -334,7 +334,8 @@ class MultiMarginCriterion(_ClassWeights, Criterion):
     active term h_i = margin - x_t + x_i > 0, and dE/dx_t = -(sum of those).
     """
 
-    def __init__(self, p: int = 1, weights: Array | None = None, margin: float = 1.0, size_average: bool = True) -> None:
+    def __init__(self, p: int = 1, weights: Array | None = None, margin: float = 1.0,
+                 size_average: bool = True) -> None:
         super().__init__(size_average)
         if p not in (1, 2):
             raise ValueError(f"MultiMarginCriterion: p must be 1 or 2, got {p}")

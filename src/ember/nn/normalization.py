@@ -221,7 +221,8 @@ class SpatialDivisiveNormalization(_LocalNormalization):
     denominator = scratch("2 s coef C (1 where s = 0)")
     grad_sigma = scratch("M^T(dE/dv), (N, H, W)")
 
-    def __init__(self, n_input_plane: int = 1, kernel: Any = None, threshold: float = 1e-4, thresval: Any = None, mean_floor: bool = False) -> None:
+    def __init__(self, n_input_plane: int = 1, kernel: Any = None, threshold: float = 1e-4, thresval: Any = None,
+                 mean_floor: bool = False) -> None:
         super().__init__()
         self._init_kernel(n_input_plane, kernel)
         self.threshold = float(threshold)
@@ -318,7 +319,8 @@ class SpatialContrastiveNormalization(_LocalNormalization):
     the per-image floor of Jarrett et al. (2009) instead of Torch7's fixed threshold alone.
     """
 
-    def __init__(self, n_input_plane: int = 1, kernel: Any = None, threshold: float = 1e-4, thresval: Any = None, mean_floor: bool = False) -> None:
+    def __init__(self, n_input_plane: int = 1, kernel: Any = None, threshold: float = 1e-4, thresval: Any = None,
+                 mean_floor: bool = False) -> None:
         super().__init__()
         self._init_kernel(n_input_plane, kernel)
         self.subtractive = SpatialSubtractiveNormalization(n_input_plane, kernel)

@@ -22,7 +22,8 @@ class SpatialZeroPadding(SpatialModule):
     The output keeps the input's memory layout.
     """
 
-    def __init__(self, pad_l: int, pad_r: int | None = None, pad_t: int | None = None, pad_b: int | None = None) -> None:
+    def __init__(self, pad_l: int, pad_r: int | None = None, pad_t: int | None = None,
+                 pad_b: int | None = None) -> None:
         super().__init__()
         pads = [pad_l, pad_l if pad_r is None else pad_r, pad_l if pad_t is None else pad_t,
                 pad_l if pad_b is None else pad_b]  # fmt: skip

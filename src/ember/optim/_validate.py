@@ -19,7 +19,8 @@ from .._typing import Array, FEval
 from typing import Any
 
 
-def number(algorithm: str, config: dict[str, Any], key: str, default: Any, low: Any = None, high: Any = None, low_open: bool = False, high_open: bool = False) -> float:
+def number(algorithm: str, config: dict[str, Any], key: str, default: Any, low: Any = None, high: Any = None,
+           low_open: bool = False, high_open: bool = False) -> float:
     """Read ``config[key]`` (or ``default``), check it is a finite real in range."""
     value = config.get(key, default)
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
@@ -65,7 +66,8 @@ def known_keys(algorithm: str, config: dict[str, Any], allowed: Any) -> None:
         raise ValueError(f"optim.{algorithm}: unknown hyperparameter(s) {unknown}; known: {sorted(allowed)}")
 
 
-def setup(algorithm: str, config: dict[str, Any] | None, state: dict[str, Any] | None, keys: Any, state_keys: tuple[Any, ...] = ()) -> tuple[Any, Any]:
+def setup(algorithm: str, config: dict[str, Any] | None, state: dict[str, Any] | None, keys: Any,
+          state_keys: tuple[Any, ...] = ()) -> tuple[Any, Any]:
     """``(config, state)`` with Torch7's ``state = state or config``; unknown keys raise.
 
     When ``state`` is ``config`` (no separate state given), the state's own keys

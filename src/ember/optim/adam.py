@@ -44,7 +44,8 @@ def adam(feval: FEval, x: Array, config: dict | None = None, state: dict | None 
     return adam_step("adam", feval, x, config, state, decoupled=False)
 
 
-def adam_step(algorithm: str, feval: FEval, x: Array, config: dict[str, Any] | None, state: dict[str, Any] | None, decoupled: bool) -> tuple[Any, list[Any]]:
+def adam_step(algorithm: str, feval: FEval, x: Array, config: dict[str, Any] | None, state: dict[str, Any] | None,
+              decoupled: bool) -> tuple[Any, list[Any]]:
     """The Adam step shared by :func:`adam` and :func:`~ember.optim.adamw`."""
     config, state = setup(algorithm, config, state, _KEYS, _STATE)
     lr = number(algorithm, config, "learning_rate", 1e-3, low=0)

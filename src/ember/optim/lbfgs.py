@@ -15,7 +15,8 @@ _STATE = (
 )  # fmt: skip
 
 
-def lbfgs(feval: FEval, x: Array, config: dict | None = None, state: dict | None = None) -> tuple[Array, list[float], int]:
+def lbfgs(feval: FEval, x: Array, config: dict | None = None,
+          state: dict | None = None) -> tuple[Array, list[float], int]:
     """Up to ``max_iter`` L-BFGS iterations from ``x`` (updated in place).
 
     The direction is ``d = -H g`` where H, the inverse-Hessian estimate, is never

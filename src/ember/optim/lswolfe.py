@@ -55,7 +55,8 @@ def polyinterp(x1: Array, f1: Any, g1: Any, x2: Array, f2: Any, g2: Any, lower: 
     return min(candidates, key=lambda t: p(t - x1))
 
 
-def lswolfe(feval: FEval, x: Array, t: Any, d: Array, f: Any, g: Array, gtd: Any, options: dict[str, Any] | None = None, scratch: Any = None) -> tuple[Any, Any, Any, Any, Any]:
+def lswolfe(feval: FEval, x: Array, t: Any, d: Array, f: Any, g: Array, gtd: Any, options: dict[str, Any] | None = None,
+            scratch: Any = None) -> tuple[Any, Any, Any, Any, Any]:
     """Search along ``d`` from ``x`` for a step t meeting the strong Wolfe conditions::
 
         f(x + t d) <= f + c1 t <g, d>             (sufficient decrease)

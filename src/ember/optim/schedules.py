@@ -129,7 +129,8 @@ class ReduceOnPlateau(Schedule):
     State (checkpointed): the current rate, ``best``, ``bad_epochs``, ``cooldown_left``.
     """
 
-    def __init__(self, lr: float, factor: float = 0.1, patience: int = 10, threshold: float = 1e-4, mode: str = "min", cooldown: int = 0, min_lr: float = 0.0) -> None:
+    def __init__(self, lr: float, factor: float = 0.1, patience: int = 10, threshold: float = 1e-4, mode: str = "min",
+                 cooldown: int = 0, min_lr: float = 0.0) -> None:
         super().__init__(lr)
         self.factor = float(_positive("ReduceOnPlateau", "factor", factor, high=1))
         if not isinstance(patience, int) or patience < 0 or not isinstance(cooldown, int) or cooldown < 0:

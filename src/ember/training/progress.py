@@ -23,7 +23,8 @@ def _clock(seconds) -> str:
 class Progress:
     """``Progress(total, desc)``; call ``update(n, loss=...)`` per batch, then ``close()``."""
 
-    def __init__(self, total: Any, desc: str = "", stream: Any = None, unit: str = "samples", plain_every: float = 10.0, enabled: bool = True) -> None:
+    def __init__(self, total: Any, desc: str = "", stream: Any = None, unit: str = "samples", plain_every: float = 10.0,
+                 enabled: bool = True) -> None:
         self.total, self.desc, self.unit = int(total), desc, unit
         self.stream = stream if stream is not None else sys.stdout
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())

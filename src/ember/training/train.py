@@ -236,7 +236,8 @@ def on_model_backend(criterion: Criterion, model: Any) -> Any:
     return criterion
 
 
-def evaluate(model: Any, criterion: Criterion, x: Array, y: Array, batch_size: int = 1000) -> tuple[float, float, np.ndarray]:
+def evaluate(model: Any, criterion: Criterion, x: Array, y: Array,
+             batch_size: int = 1000) -> tuple[float, float, np.ndarray]:
     """``(mean loss, accuracy, predictions)`` of ``model`` in evaluation mode."""
     criterion = on_model_backend(criterion, model)
     was_training = model.train
@@ -254,7 +255,8 @@ def evaluate(model: Any, criterion: Criterion, x: Array, y: Array, batch_size: i
     return total_loss / max(len(y), 1), float((predictions == y).mean()), predictions
 
 
-def make_feval(model: Any, criterion: Criterion, inputs: Any, targets: Any, grads: Array, regularize: Any = None) -> Any:
+def make_feval(model: Any, criterion: Criterion, inputs: Any, targets: Any, grads: Array,
+               regularize: Any = None) -> Any:
     """The lecture's closure: loss and flat gradient on the current minibatch buffers.
     ``regularize(x, grads)``, if given, adjusts the gradient (weight decay, clipping)."""
 
