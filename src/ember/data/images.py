@@ -53,7 +53,7 @@ class PreprocessedImages:
         out[...] = values
         return out
 
-    def __getitem__(self, key: str) -> Any:
+    def __getitem__(self, key: Any) -> Any:
         return self._apply(self.raw[key])
 
     def gather(self, index: np.ndarray, out: Array) -> Any:

@@ -34,7 +34,7 @@ def check_table(module: Module, input: Array, n: int | None = None, min_n: int =
     return input
 
 
-def check_entry(module: Module, index: Array, value: Any) -> Any:
+def check_entry(module: Module, index: int, value: Any) -> Any:
     """A table entry must be a floating array of the module's backend and dtype."""
     backend = module.backend
     if not isinstance(value, backend.xp.ndarray):
@@ -138,7 +138,7 @@ def _array_attrs(module):
             yield "grad_" + name
 
 
-def sync_replica(prototype: Array, replica: Any) -> bool:
+def sync_replica(prototype: Module, replica: Any) -> bool:
     """Point ``replica`` (a clone of ``prototype``) at the prototype's parameters,
     gradients, buffers and random generator, and copy its train/eval mode. Returns False when the replica
     no longer matches (different backend or structure) and must be rebuilt.
@@ -167,14 +167,14 @@ def sync_replica(prototype: Array, replica: Any) -> bool:
     return True
 
 
-def make_replica(prototype: Array) -> Any:
+def make_replica(prototype: Module) -> Any:
     """A copy of ``prototype`` with fresh buffers that shares all its arrays."""
     replica = prototype.clone()
     sync_replica(prototype, replica)
     return replica
 
 
-def replicas(prototype: Array, existing: Any, n: int) -> Any:
+def replicas(prototype: Module, existing: Any, n: int) -> Any:
     """``n`` modules running ``prototype``'s function: the prototype itself, then
     replicas (reused from ``existing`` while they still match)."""
     out = [prototype]

@@ -120,7 +120,7 @@ class SelectTable(Module):
 
     _input_kind = "any"
 
-    def __init__(self, index: Array) -> None:
+    def __init__(self, index: int) -> None:
         super().__init__()
         _check_int("SelectTable", "index", index)
         self.index = index

@@ -64,14 +64,14 @@ class TorchObject:
         self.class_name, self.version = class_name, version
         self.fields: dict[Any, Any] = {}
 
-    def get(self, key: str, default: Any = None) -> Any:
+    def get(self, key: Any, default: Any = None) -> Any:
         """The field ``key`` (``default`` when absent)."""
         return self.fields.get(key, default) if isinstance(self.fields, dict) else default
 
-    def __getitem__(self, key: str) -> Any:
+    def __getitem__(self, key: Any) -> Any:
         return self.fields[key]
 
-    def __contains__(self, key: str) -> bool:
+    def __contains__(self, key: Any) -> bool:
         return isinstance(self.fields, dict) and key in self.fields
 
     def __repr__(self) -> str:
