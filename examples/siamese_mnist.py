@@ -134,6 +134,7 @@ def main(argv=None):
         except ImportError:
             sys.exit("siamese_mnist.py: error: --png needs matplotlib (pip install matplotlib, or 'ember[plot]'); "
                      "pass --png '' to skip the plot")  # fmt: skip
+    start = time.perf_counter()
     xtr, ytr, xte, yte = load(args.train)
     rng = np.random.default_rng(args.seed)
     branch = embedding_net(rng)

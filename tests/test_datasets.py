@@ -233,3 +233,12 @@ def test_download_mnist_through_a_mirror_checks_the_uncompressed_digest(tmp_path
     shutil.copy(f"{bundled_dir()}/t10k-labels-idx1-ubyte.gz", mirror / "t10k-labels-idx1-ubyte.gz")
     assert len(download_mnist(tmp_path / "data", mirrors=(mirror.as_uri() + "/",))) == 4
     assert load_idx_set(tmp_path / "data")["test"][1].shape == (10000,)
+
+
+def test_samples_that_do_not_fit_the_model_name_the_models_that_take_them():
+    from ember.training.train import make_dataset
+
+    rng = np.random.default_rng(7)
+    x, y = rng.integers(0, 255, size=(20, 3, 32, 32)).astype(np.uint8), np.arange(20) % 10
+    with pytest.raises(ShapeError, match=r"do not fit a model expecting \(784,\) .*--model svhn-mlp"):
+        make_dataset("svhn", x, y, x, y, (784,))

@@ -17,6 +17,8 @@ from ._version import __version__
 from .errors import FormatError, ShapeError, TrainingError
 from .runtime import configure_threads
 
+from typing import Any
+
 # name -> (module, attribute or None for the module itself), imported on first access
 _LAZY = {
     "nn": ("ember.nn", None), "optim": ("ember.optim", None), "data": ("ember.data", None),
@@ -26,7 +28,7 @@ _LAZY = {
 }  # fmt: skip
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     if name not in _LAZY:
         raise AttributeError(f"module 'ember' has no attribute {name!r}")
     module_name, attribute = _LAZY[name]
@@ -36,7 +38,7 @@ def __getattr__(name):
     return value
 
 
-def __dir__():
+def __dir__() -> list[Any]:
     return sorted(set(globals()) | set(_LAZY))
 
 

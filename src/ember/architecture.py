@@ -25,6 +25,11 @@ import numpy as np
 from .backend import to_numpy
 from .errors import FormatError
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .nn.module import Criterion, Module
+
 #: deepest allowed nesting of modules (and of JSON values inside constructor arguments)
 MAX_DEPTH = 64
 #: largest absolute integer accepted as a constructor argument
@@ -45,7 +50,7 @@ def _known_classes(classes=()):
     return {name: cls for name, cls in known.items() if issubclass(cls, nn.Module)}
 
 
-def encode_value(value):
+def encode_value(value: Any) -> Any:
     """Constructor arguments to JSON: arrays become ``{"__ndarray__": [...], "dtype": ...}``."""
     if isinstance(value, (bool, int, float, str)) or value is None:
         return value
@@ -63,7 +68,7 @@ def encode_value(value):
     raise TypeError(f"cannot describe constructor argument of type {type(value).__name__} in a model file")
 
 
-def describe_architecture(module) -> dict:
+def describe_architecture(module: Module) -> dict:
     """The JSON-ready description of ``module``'s tree stored in model files."""
     return encode_value(module.spec())
 
@@ -71,7 +76,7 @@ def describe_architecture(module) -> dict:
 class _Builder:
     """One rebuild: where messages point (``source``), the element budget, the depth."""
 
-    def __init__(self, source, budget, classes=()):
+    def __init__(self, source, budget, classes=()) -> None:
         self.source, self.budget = source, budget
         self.classes = _known_classes(classes)
 
@@ -229,7 +234,8 @@ def _parameters(cls) -> dict:
         return {}
 
 
-def build(spec: dict, source=None, budget=None, criterion=None, classes=()):
+def build(spec: dict, source: Any = None, budget: Any = None, criterion: Criterion | None = None,
+          classes: tuple[Any, ...] = ()) -> Any:
     """Rebuild a module tree from its description (no code is executed).
 
     ``source`` names the file in messages; ``budget`` bounds the elements a module owning
@@ -242,6 +248,6 @@ def build(spec: dict, source=None, budget=None, criterion=None, classes=()):
     return _Builder(source, budget, classes).module(spec, "", 0, criterion)
 
 
-def decode_value(value):
+def decode_value(value: Any) -> Any:
     """Constructor arguments from JSON back to arrays and modules (validated as in :func:`build`)."""
     return _Builder(None, None).value(value, "argument", 0, False)

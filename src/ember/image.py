@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from typing import Any
+
 
 def _check(name, size, sigma):
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size <= 0:
@@ -36,8 +38,8 @@ def gaussian1d(size: int = 3, sigma: float = 0.25, amplitude: float = 1.0, norma
     return g / g.sum() if normalize else g
 
 
-def gaussian(size=3, sigma=0.25, amplitude=1.0, normalize=False, width=None, height=None,
-             sigma_horz=None, sigma_vert=None, mean_horz=0.5, mean_vert=0.5):  # fmt: skip
+def gaussian(size: int = 3, sigma: float = 0.25, amplitude: float = 1.0, normalize: bool = False, width: int | None = None, height: int | None = None,
+             sigma_horz: Any = None, sigma_vert: Any = None, mean_horz: float = 0.5, mean_vert: float = 0.5) -> Any:  # fmt: skip
     """2-D Gaussian kernel (Torch7 ``image.gaussian``), shape (height, width).
 
     g[i, j] = amplitude * exp(-((j - cx) / (sigma_horz width))^2 / 2

@@ -22,6 +22,12 @@ import numpy as np
 
 from .errors import ShapeError
 
+from typing import TYPE_CHECKING, Any
+from ._typing import PathLike
+
+if TYPE_CHECKING:
+    from .nn.module import Module
+
 
 def _torch():
     try:
@@ -31,7 +37,7 @@ def _torch():
     return torch
 
 
-def to_numpy(value) -> np.ndarray:
+def to_numpy(value: Any) -> np.ndarray:
     """A NumPy array of a torch tensor (detached, on the CPU), or of any array-like."""
     if hasattr(value, "detach") and hasattr(value, "cpu"):
         return value.detach().cpu().numpy()
@@ -58,7 +64,7 @@ def _child(module, path):
     return module
 
 
-def to_torch(module) -> dict:
+def to_torch(module: Module) -> dict:
     """The ember module's weights as a PyTorch ``state_dict`` (an ``OrderedDict`` of CPU
     tensors, copies), ready for ``torch_module.load_state_dict``."""
     from collections import OrderedDict
@@ -72,7 +78,7 @@ def to_torch(module) -> dict:
     return state
 
 
-def load_torch(module, state_dict, strict=True):
+def load_torch(module: Module, state_dict: dict[str, Any], strict: bool = True) -> Any:
     """Copy a PyTorch ``state_dict`` (tensors or arrays) into the ember module in place
     (see :meth:`ember.nn.Module.load_state_dict`); ``num_batches_tracked`` keys are
     dropped. Returns the module."""
@@ -84,7 +90,7 @@ def load_torch(module, state_dict, strict=True):
     return module
 
 
-def torch_state_dict_from_file(path) -> dict:
+def torch_state_dict_from_file(path: PathLike) -> dict:
     """The model arrays of an ember model file as a PyTorch ``state_dict`` (without the
     ``extra/`` arrays and with BatchNorm counters), for ``load_state_dict(strict=True)``."""
     from . import io

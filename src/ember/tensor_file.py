@@ -36,6 +36,9 @@ import numpy as np
 
 from .backend import to_numpy
 from .errors import FormatError
+from ._typing import Array, PathLike
+
+from typing import Any
 
 MAX_HEADER = 100 * 1024 * 1024
 #: at most this many dimensions per array (NumPy's own limit is 64)
@@ -48,7 +51,7 @@ _DTYPES = {
 _CODES = {np.dtype(v).str: k for k, v in _DTYPES.items()}
 
 
-def _dtype_code(array) -> str:
+def _dtype_code(array: Array) -> str:
     dtype = np.dtype(array.dtype).newbyteorder("<") if array.dtype.byteorder == ">" else array.dtype
     code = _CODES.get(dtype.str)
     if code is None:
@@ -56,7 +59,7 @@ def _dtype_code(array) -> str:
     return code
 
 
-def header_digest(header: dict, data) -> str:
+def header_digest(header: dict, data: Any) -> str:
     """The SHA-256 stored under :data:`DIGEST_KEY`: canonical header JSON (without the
     digest itself) then the data bytes."""
     meta = dict(header.get("__metadata__") or {})
@@ -77,7 +80,7 @@ def is_verified(metadata: dict) -> bool:
 
 
 # ---------------------------------------------------------------- writing
-def write_tensors(path, tensors: dict, metadata: dict | None = None) -> None:
+def write_tensors(path: PathLike, tensors: dict, metadata: dict | None = None) -> None:
     """Atomically write ``{name: array}`` and string ``metadata`` in the safetensors layout,
     with the digest of header and data."""
     header, chunks, offset = {}, [], 0
@@ -99,7 +102,7 @@ def write_tensors(path, tensors: dict, metadata: dict | None = None) -> None:
     atomic_write(path, [len(blob).to_bytes(8, "little"), blob, *chunks])
 
 
-def atomic_write(path, parts) -> None:
+def atomic_write(path: PathLike, parts: Any) -> None:
     """Write the byte strings ``parts`` to ``path`` via a fsynced temporary file + rename.
 
     The file ends up with the permissions ``open(path, "w")`` would give it: an existing
@@ -135,11 +138,11 @@ def atomic_write(path, parts) -> None:
         pass
 
 
-def remove_leftovers(folder, prefix) -> list:
+def remove_leftovers(folder: PathLike, prefix: str) -> list:
     """Delete ``prefix<pid>-*.part`` files whose writing process no longer exists (a
     writer killed mid-write); a live writer's file is left alone. Returns what was removed."""
     removed = []
-    for leftover in glob.glob(os.path.join(glob.escape(folder), glob.escape(prefix) + "*.part")):
+    for leftover in glob.glob(os.path.join(glob.escape(os.fspath(folder)), glob.escape(prefix) + "*.part")):
         pid_text = os.path.basename(leftover)[len(prefix) :].split("-", 1)[0]
         if pid_text.isdigit() and _alive(int(pid_text)):
             continue
@@ -190,7 +193,7 @@ def _umask() -> int:
 
 
 # ---------------------------------------------------------------- reading
-def parse_json(path, text, what="the header"):
+def parse_json(path: PathLike, text: Any, what: str = "the header") -> Any:
     """``json.loads`` whose every failure (bad UTF-8, syntax, duplicate keys, nesting too
     deep for the parser) is a FormatError naming ``path`` and ``what``."""
     try:
@@ -203,7 +206,7 @@ def parse_json(path, text, what="the header"):
         raise FormatError(f"{path}: {what} is not valid JSON ({exc})") from None
 
 
-def read_tensors(path):
+def read_tensors(path: PathLike) -> tuple[Any, dict[str, Any]]:
     """Read a safetensors-layout file: returns ``(tensors, metadata)``, validating everything.
 
     Raises :class:`FormatError` naming the file for a truncated, corrupted or

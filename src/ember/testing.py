@@ -21,6 +21,12 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+from ._typing import Array
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .nn.module import Criterion, Module
 
 DEFAULT_EPS = 1e-6
 
@@ -34,12 +40,12 @@ class GradientReport:
     rtol: float = 1e-5
     problems: list = field(default_factory=list)
 
-    def mismatch(self, name, problem):
+    def mismatch(self, name: str, problem: Any) -> None:
         """Record a gradient whose structure does not mirror the input's."""
         self.errors[name] = (float("inf"), 0.0)
         self.problems.append(problem)
 
-    def add(self, name, analytic, numeric):
+    def add(self, name: str, analytic: Any, numeric: Any) -> None:
         """Record the largest difference between an analytic and a numeric gradient."""
         analytic = np.asarray(analytic, dtype=np.float64)
         numeric = np.asarray(numeric, dtype=np.float64)
@@ -47,22 +53,22 @@ class GradientReport:
         scale = float(np.max(np.abs(numeric))) if numeric.size else 0.0
         self.errors[name] = (err, scale)
 
-    def failures(self):
+    def failures(self) -> dict[str, Any]:
         """``{name: (max error, scale)}`` of the gradients outside ``atol + rtol * scale``."""
         return {k: v for k, v in self.errors.items() if not v[0] <= self.atol + self.rtol * v[1]}
 
     @property
-    def ok(self):
+    def ok(self) -> bool:
         return not self.failures()
 
-    def __str__(self):
+    def __str__(self) -> str:
         rows = [f"  {k}: max abs error {e:.3g} (gradient scale {s:.3g})" for k, (e, s) in self.errors.items()]
         rows += [f"  structure: {p}" for p in self.problems]
         return "gradient check " + ("passed" if self.ok else "FAILED") + "\n" + "\n".join(rows)
 
 
 # ---------------------------------------------------------------- structures (arrays or tables)
-def float_leaves(value):
+def float_leaves(value: Any) -> list[Any]:
     """The floating-point arrays inside ``value`` (an array or nested list/tuple)."""
     if isinstance(value, (list, tuple)):
         return [leaf for item in value for leaf in float_leaves(item)]
@@ -71,7 +77,7 @@ def float_leaves(value):
     return []
 
 
-def structure_mismatch(value, grad, where="input"):
+def structure_mismatch(value: Any, grad: Array, where: str = "input") -> Any:
     """Why ``grad`` does not mirror ``value`` (a table's gradient is a table of the same
     length; a float array's gradient an array of the same shape), or None if it does.
     Non-float entries (integer selectors, labels) may get anything, usually None."""
@@ -94,7 +100,7 @@ def _describe(value):
     return f"of shape {tuple(value.shape)}" if hasattr(value, "shape") else repr(value)
 
 
-def map_structure(fn, value):
+def map_structure(fn: Any, value: Any) -> Any:
     """``fn`` applied to every leaf of a (nested) list/tuple table, structure kept."""
     if isinstance(value, (list, tuple)):
         return type(value)(map_structure(fn, v) for v in value)
@@ -109,7 +115,7 @@ def _dot(a, b):
     return float(sum(np.vdot(np.asarray(x, np.float64), np.asarray(y, np.float64)) for x, y in zip(float_leaves(a), float_leaves(b))))
 
 
-def _warn_precision(module):
+def _warn_precision(module) -> None:
     if getattr(module, "backend", None) is not None and module.backend.dtype != "float64":
         warnings.warn(
             f"gradient check of {module!r} in {module.backend.dtype}: finite differences need "
@@ -124,7 +130,7 @@ def _probe(module, rng):
     return map_structure(lambda o: rng.standard_normal(o.shape).astype(o.dtype) if hasattr(o, "shape") and o.dtype.kind == "f" else o, output)
 
 
-def _setup(module, input, seed, reseed):
+def _setup(module, input: Array, seed, reseed):
     """A private copy of the input, a forward closure (re-seeding noise first) and a
     fixed random probe R of the output's shape (the scalar checked is <output, R>)."""
     _warn_precision(module)
@@ -139,7 +145,8 @@ def _setup(module, input, seed, reseed):
     return input, run, _probe(module, np.random.default_rng(seed))
 
 
-def check_gradients(module, input, eps: float = DEFAULT_EPS, seed: int = 0, reseed=None, params: bool = True) -> GradientReport:
+def check_gradients(module: Module, input: Array, eps: float = DEFAULT_EPS, seed: int = 0, reseed: Any = None,
+                    params: bool = True) -> GradientReport:
     """Compare bprop (to the input and to every parameter) with finite differences.
 
     ``reseed(module)`` is called before every forward pass, for modules with noise
@@ -164,7 +171,7 @@ def check_gradients(module, input, eps: float = DEFAULT_EPS, seed: int = 0, rese
     return report
 
 
-def _input_report(input, grad_input, loss, eps, label):
+def _input_report(input: Array, grad_input, loss, eps, label):
     """A :class:`GradientReport` comparing each float leaf of ``grad_input`` with central
     differences of ``loss()`` over the matching leaf of ``input`` (row ``label(i)``), after
     flagging a grad_input whose structure does not match the input's."""
@@ -177,7 +184,7 @@ def _input_report(input, grad_input, loss, eps, label):
     return report
 
 
-def _numeric(loss, array, eps):
+def _numeric(loss, array: Array, eps):
     """Central differences of ``loss()`` with respect to each element of ``array`` (in place)."""
     flat = array.reshape(-1)
     if flat.base is None and array.size and not np.shares_memory(flat, array):  # pragma: no cover
@@ -194,7 +201,8 @@ def _numeric(loss, array, eps):
     return grad.reshape(array.shape)
 
 
-def check_random_directions(module, input, directions=3, eps=DEFAULT_EPS, seed=0, reseed=None):
+def check_random_directions(module: Module, input: Array, directions: int = 3, eps: float = DEFAULT_EPS, seed: int = 0,
+                            reseed: Any = None) -> Any:
     """Directional-derivative check for large inputs: for random directions d (over the
     input and all parameters at once), compare ``(L(p + h d) - L(p - h d)) / 2h`` with
     ``<dL/dp, d>``. Returns a :class:`GradientReport` with one row per direction."""
@@ -221,7 +229,7 @@ def check_random_directions(module, input, directions=3, eps=DEFAULT_EPS, seed=0
 
 
 # ---------------------------------------------------------------- criteria
-def check_criterion(criterion, input, target, eps: float = DEFAULT_EPS) -> GradientReport:
+def check_criterion(criterion: Criterion, input: Array, target: Array, eps: float = DEFAULT_EPS) -> GradientReport:
     """Compare ``criterion.backward`` with finite differences of ``criterion.forward``."""
     _warn_precision(criterion)
     input = _copy(input)
@@ -230,7 +238,7 @@ def check_criterion(criterion, input, target, eps: float = DEFAULT_EPS) -> Gradi
     return _input_report(input, analytic, lambda: float(criterion.forward(input, target)), eps, lambda i: f"input[{i}]")
 
 
-def assert_gradients(module, input, target=None, **kwargs):
+def assert_gradients(module: Module, input: Array, target: Array | None = None, **kwargs: Any) -> Any:
     """Raise AssertionError with the report unless the gradient check passes.
 
     With ``target`` given, ``module`` is treated as a criterion.

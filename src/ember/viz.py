@@ -12,12 +12,15 @@ import zlib
 
 import numpy as np
 
+from typing import Any
+from ._typing import Array, PathLike
+
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
-def write_png(path, pixels) -> None:
+def write_png(path: PathLike, pixels: Any) -> None:
     """Write a uint8 image (H, W) grayscale or (H, W, 3) RGB as a PNG file (atomically)."""
     from .io import atomic_write
 
@@ -35,7 +38,8 @@ def write_png(path, pixels) -> None:
                         _chunk(b"IEND", b"")])  # fmt: skip
 
 
-def filter_grid(weight, path: str | None = None, scale: int = 8, pad: int = 1, columns: int | None = None):
+def filter_grid(weight: Array, path: str | None = None, scale: int = 8, pad: int = 1,
+                columns: int | None = None) -> Any:
     """Draw filters as a grid of tiles and (optionally) save it as a PNG.
 
     ``weight``: (n_filters, n_planes, kh, kw) as in ``SpatialConvolution.weight`` (or
@@ -72,7 +76,7 @@ def filter_grid(weight, path: str | None = None, scale: int = 8, pad: int = 1, c
     return image
 
 
-def first_layer_weight(model):
+def first_layer_weight(model: Any) -> Any:
     """The weight of the first module that has a 4-D (or 3-D) weight (a filter bank)."""
     for module in model.modules():
         weight = getattr(module, "weight", None)

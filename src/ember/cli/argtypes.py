@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 
+from typing import Any
 
-def _number(kind, low, inclusive=True):
+
+def _number(kind, low, inclusive: bool=True):
     """An argparse ``type`` for numbers >= low (or > low): a bad value is a usage error
     (exit status 2) before anything runs, never a silent default."""
 
@@ -30,7 +32,7 @@ def _number(kind, low, inclusive=True):
 POSITIVE_INT, COUNT, POSITIVE, NON_NEGATIVE = _number(int, 1), _number(int, 0), _number(float, 0, False), _number(float, 0)
 
 
-def probability(text):
+def probability(text: Any) -> Any:
     """An argparse ``type`` for a probability in [0, 1) (dropout)."""
     value = NON_NEGATIVE(text)
     if value >= 1:

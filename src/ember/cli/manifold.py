@@ -19,11 +19,14 @@ import numpy as np
 
 from .argtypes import COUNT, NON_NEGATIVE, POSITIVE, POSITIVE_INT
 
+from typing import Any
+from .._typing import Array, PathLike
+
 #: "Done when" targets of the lecture's result (on the held-out images).
 TARGETS = {"LR": ("<=", 0.30), "NP@6": (">=", 0.75), "RazRing": (">=", 0.90)}
 
 
-def add_manifold_arguments(p):
+def add_manifold_arguments(p: Any) -> Any:
     p.add_argument("--data", help=".npz with images (N,H,W) uint8 and integer azimuth, elevation, lighting "
                                   "(optional boolean held_out); default: ember's rendered set")  # fmt: skip
     p.add_argument("--object", default="airplane", help="object to render when --data is not given (airplane, truck)")
@@ -50,7 +53,7 @@ def add_manifold_arguments(p):
     return p
 
 
-def add_manifold_parser(subparsers):
+def add_manifold_parser(subparsers: Any) -> Any:
     """Register ``ember manifold`` on the ``ember`` command's subparsers."""
     p = subparsers.add_parser("manifold", help="DrLIM: learn the pose manifold of an object (siamese net, contrastive loss)")
     add_manifold_arguments(p)
@@ -72,7 +75,7 @@ def _steps(args, n_fit):
     return 2000 if args.steps is None else args.steps
 
 
-def format_metrics(rows, margin):
+def format_metrics(rows: Any, margin: float) -> Any:
     """The metrics table: ``rows`` = [(name, metrics dict, unit note)]."""
     from ..drlim.manifold import METRICS
 
@@ -84,12 +87,12 @@ def format_metrics(rows, margin):
     return "\n".join(lines)
 
 
-def meets_targets(metrics, margin) -> bool:
+def meets_targets(metrics: Any, margin: float) -> bool:
     ok = all(metrics[k] <= v if op == "<=" else metrics[k] >= v for k, (op, v) in TARGETS.items())
     return ok and metrics["mean_dist"] >= 0.3 * margin
 
 
-def run_manifold(args):
+def run_manifold(args: Any) -> int:
     from ..data.pose import save_contact_sheet, variance_shares
     from ..drlim import embed, train_drlim
     from ..drlim.manifold import METRICS, manifold_metrics, pca_embedding
@@ -150,7 +153,7 @@ def run_manifold(args):
     return 0
 
 
-def save_embedding(path, data, z, z_pca, drlim_metrics, pca_metrics):
+def save_embedding(path: PathLike, data: Any, z: Array, z_pca: Any, drlim_metrics: Any, pca_metrics: Any) -> None:
     """Write ``embedding`` (N, d) (DrLIM), ``pca`` (N, d), the pose arrays, ``held_out``
     and the metrics (``metric_names``, ``drlim_metrics``, ``pca_metrics``) as an .npz."""
     import io as _io
@@ -165,7 +168,7 @@ def save_embedding(path, data, z, z_pca, drlim_metrics, pca_metrics):
     atomic_write(path, [buffer.getvalue()])
 
 
-def main(argv=None):
+def main(argv: Any = None) -> Any:
     parser = add_manifold_arguments(argparse.ArgumentParser(prog="ember manifold", description=__doc__.split("\n")[0]))
     args = parser.parse_args(argv)
     from ..errors import FormatError, ShapeError, TrainingError

@@ -7,9 +7,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from collections.abc import Iterator
 
 import numpy as np
+from .._typing import Array
 
 
 def minibatches(n: int, batch_size: int, rng: np.random.Generator | None = None, shuffle: bool = True,
@@ -33,13 +36,14 @@ class Standardizer:
     the mean std) so constant features stay finite on new data.
     """
 
-    def __init__(self, per="global", eps=1e-8):
+    def __init__(self, per: str = "global", eps: float = 1e-8) -> None:
         if per not in ("global", "feature", "channel"):
             raise ValueError(f"Standardizer: per must be 'global', 'feature' or 'channel', got {per!r}")
         self.per, self.eps = per, float(eps)
-        self.mean = self.std = None
+        self.mean: Any = None
+        self.std: Any = None
 
-    def fit(self, x, chunk: int = 1024) -> Standardizer:
+    def fit(self, x: Array, chunk: int = 1024) -> Standardizer:
         """Measure the mean and standard deviation of the training samples ``x``; returns self.
 
         Two passes over ``chunk`` samples at a time with float64 accumulators (the mean,
@@ -70,7 +74,7 @@ class Standardizer:
             self.mean, self.std = self.mean[0], self.std[0]
         return self
 
-    def transform(self, x, dtype="float32", out: np.ndarray | None = None) -> np.ndarray:
+    def transform(self, x: Array, dtype: str = "float32", out: np.ndarray | None = None) -> np.ndarray:
         """``(x - mean) / std`` with the fitted statistics, computed in ``dtype`` (no float64
         copy for float32 output), into ``out`` if given."""
         if self.mean is None:
@@ -82,7 +86,7 @@ class Standardizer:
         out /= np.asarray(self.std, dtype=out.dtype)
         return out
 
-    def fit_transform(self, x, dtype="float32") -> np.ndarray:
+    def fit_transform(self, x: Array, dtype: str = "float32") -> np.ndarray:
         """:meth:`fit` on ``x``, then :meth:`transform` it."""
         return self.fit(x).transform(x, dtype)
 
@@ -91,7 +95,7 @@ class Standardizer:
         return {"mean": np.asarray(self.mean, dtype=np.float64), "std": np.asarray(self.std, dtype=np.float64)}
 
     @classmethod
-    def from_state(cls, per, state):
+    def from_state(cls, per: Any, state: dict[str, Any]) -> Any:
         """The fitted Standardizer that :meth:`state` described."""
         s = cls(per)
         s.mean, s.std = state["mean"], state["std"]

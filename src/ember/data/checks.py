@@ -14,12 +14,15 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import FormatError
+from .._typing import Array
+
+from typing import Any
 
 #: most classes a dataset may have (a larger label is a corrupted file, not a class)
 MAX_CLASSES = 1 << 20
 
 
-def check_images(name, key, images) -> None:
+def check_images(name: str, key: str, images: Array) -> None:
     """``images`` is a numeric, finite array of at least one dimension."""
     if not isinstance(images, np.ndarray) or images.ndim < 1:
         raise FormatError(f"{name}: {key} must be an array of samples, got {type(images).__name__}")
@@ -29,7 +32,7 @@ def check_images(name, key, images) -> None:
         raise FormatError(f"{name}: {key} holds NaN or infinite values")
 
 
-def check_labels(name, key, labels, n_images) -> np.ndarray:
+def check_labels(name: str, key: str, labels: Array, n_images: int) -> np.ndarray:
     """``labels`` as int64, after checking shape, count, dtype, integrality and sign."""
     if not isinstance(labels, np.ndarray) or labels.ndim != 1:
         shape = getattr(labels, "shape", type(labels).__name__)
@@ -48,7 +51,7 @@ def check_labels(name, key, labels, n_images) -> np.ndarray:
     return labels.astype(np.int64)
 
 
-def class_count(name, *label_sets) -> int:
+def class_count(name: str, *label_sets: Any) -> int:
     """``max label + 1`` over the given label arrays, refusing 1-based labels."""
     present = [y for y in label_sets if y is not None and len(y)]
     if not present:
@@ -64,7 +67,7 @@ def class_count(name, *label_sets) -> int:
     return high + 1
 
 
-def check_dataset(name, x_train, y_train, x_test, y_test):
+def check_dataset(name: str, x_train: Any, y_train: Any, x_test: Any, y_test: Any) -> tuple[Any, Any, Any]:
     """``(y_train, y_test, n_classes)`` after checking all four arrays."""
     check_images(name, "x_train", x_train)
     check_images(name, "x_test", x_test)

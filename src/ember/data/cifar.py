@@ -18,6 +18,9 @@ from ..errors import FormatError
 from ..io import atomic_write
 from .download import data_home, fetch
 
+from typing import Any
+from .._typing import PathLike
+
 MIRRORS = ("https://www.cs.toronto.edu/~kriz/",)
 ARCHIVE = "cifar-10-binary.tar.gz"
 #: MD5 of the archive as listed on the CIFAR page (only an MD5 is published)
@@ -28,7 +31,7 @@ CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "hors
 RECORD = 1 + 3 * 32 * 32
 
 
-def read_cifar_bin(paths) -> tuple[np.ndarray, np.ndarray]:
+def read_cifar_bin(paths: Any) -> tuple[np.ndarray, np.ndarray]:
     """Records of the binary CIFAR-10 files ``paths``, concatenated, as
     ``(images uint8 (N, 3, 32, 32), labels int64)``; each file's size must be a whole
     number of 3073-byte records and every label 0..9, else :class:`FormatError`."""
@@ -57,7 +60,8 @@ def _folder(data_dir):
     return nested if os.path.isdir(nested) else data_dir
 
 
-def load_cifar10(data_dir=None, splits=("train", "test"), download=False) -> dict:
+def load_cifar10(data_dir: PathLike | None = None, splits: tuple[str, ...] = ("train", "test"),
+                 download: bool = False) -> dict:
     """CIFAR-10 as ``{split: (images uint8 (N, 3, 32, 32), labels int64 0..9)}``.
 
     The ``.bin`` files are looked up in ``data_dir/cifar-10-batches-bin/`` or ``data_dir``
@@ -86,7 +90,7 @@ def load_cifar10(data_dir=None, splits=("train", "test"), download=False) -> dic
     return out
 
 
-def extract_cifar10(archive, data_dir) -> list:
+def extract_cifar10(archive: Any, data_dir: PathLike) -> list:
     """Unpack the ``.bin`` files of the binary archive into ``data_dir/cifar-10-batches-bin``
     (only those regular files, by their base name: nothing outside the folder is written)."""
     wanted = {name for names in FILES.values() for name in names}
@@ -109,7 +113,7 @@ def extract_cifar10(archive, data_dir) -> list:
     return written
 
 
-def download_cifar10(data_dir=None, mirrors=MIRRORS, timeout=120) -> list:
+def download_cifar10(data_dir: PathLike | None = None, mirrors: Any = MIRRORS, timeout: int = 120) -> list:
     """Fetch :data:`ARCHIVE` into ``data_dir`` (kept if already valid), check its MD5,
     and unpack its ``.bin`` files; returns their paths. Offline, the ``OSError`` says
     where to put the archive."""

@@ -16,6 +16,9 @@ import urllib.request
 
 from ..io import atomic_write
 
+from typing import Any
+from .._typing import PathLike
+
 #: where named datasets live unless ``data_dir`` is given: $EMBER_DATA, else ~/.cache/ember
 DATA_HOME_ENV = "EMBER_DATA"
 
@@ -33,7 +36,7 @@ def _split_digest(digest: str) -> tuple[str, str]:
     return algorithm, value.lower()
 
 
-def file_digest(path, algorithm: str = "sha256", block: int = 1 << 20) -> str:
+def file_digest(path: PathLike, algorithm: str = "sha256", block: int = 1 << 20) -> str:
     """The hex digest of the file at ``path`` (read in 1 MiB blocks, never whole)."""
     h = hashlib.new(algorithm)
     with open(path, "rb") as handle:
@@ -42,13 +45,13 @@ def file_digest(path, algorithm: str = "sha256", block: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def matches(path, digest: str) -> bool:
+def matches(path: PathLike, digest: str) -> bool:
     """Whether the file at ``path`` exists and has the digest ``"algorithm:hex"``."""
     algorithm, value = _split_digest(digest)
     return os.path.isfile(path) and file_digest(path, algorithm) == value
 
 
-def fetch(filename: str, mirrors, digest: str, data_dir, timeout: float = 60) -> str:
+def fetch(filename: str, mirrors: Any, digest: str, data_dir: PathLike, timeout: float = 60) -> str:
     """Make sure ``data_dir/filename`` holds the file with ``digest``; return its path.
 
     A valid existing file is kept. Otherwise each ``mirror + filename`` is downloaded
@@ -69,7 +72,7 @@ def fetch(filename: str, mirrors, digest: str, data_dir, timeout: float = 60) ->
     return target
 
 
-def download_first(filename: str, mirrors, check, target: str, expected: str, timeout: float = 60) -> bytes:
+def download_first(filename: str, mirrors: Any, check: Any, target: str, expected: str, timeout: float = 60) -> bytes:
     """The bytes of ``mirror + filename`` from the first mirror that answers and whose
     bytes pass ``check(blob)`` (None when good, else the reason). When none does, an
     ``OSError`` names every URL tried with its error and the ``target`` path where a copy

@@ -24,6 +24,9 @@ import numpy as np
 
 from ..errors import FormatError, read_whole_file
 
+from typing import Any
+from .._typing import PathLike
+
 _TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 #: largest decompressed IDX file ember reads (bytes)
 MAX_BYTES = 4 << 30
@@ -50,7 +53,7 @@ def _header_size(head: bytes, name):
     return np.dtype(_TYPES[head[2]]), shape, header
 
 
-def parse_idx(data: bytes, name="<bytes>") -> np.ndarray:
+def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
     """Decode IDX bytes into a NumPy array (native byte order)."""
     dtype, shape, header = _header_size(bytes(data[:1024]), name)
     expected = math.prod(shape) * dtype.itemsize
@@ -59,7 +62,7 @@ def parse_idx(data: bytes, name="<bytes>") -> np.ndarray:
     return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
-def read_bytes(path, size=None, digests=()) -> bytes:
+def read_bytes(path: PathLike, size: int | None = None, digests: tuple[Any, ...] = ()) -> bytes:
     """The file's content, decompressed when it is gzip (detected by its magic bytes),
     read within the bounds above; with ``digests`` its SHA-256 must be one of them."""
     path = os.fspath(path)
@@ -115,7 +118,7 @@ def _inflate(path, raw, size):
     return out
 
 
-def read_idx(path, digests=(), size=None) -> np.ndarray:
+def read_idx(path: PathLike, digests: tuple[Any, ...] = (), size: int | None = None) -> np.ndarray:
     """Read an IDX file (raw or .gz). If ``digests`` is given, the SHA-256 of the
     decompressed bytes must be one of them, and with ``size`` the decompressed length
     must be exactly that; else :class:`FormatError`."""

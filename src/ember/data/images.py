@@ -10,9 +10,13 @@ materializes it, in chunks).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .batches import Standardizer
+
+from .._typing import Array
 
 
 class PreprocessedImages:
@@ -20,9 +24,9 @@ class PreprocessedImages:
     preprocessor is None), computed on demand: ``images[i:j]``, ``images[index_array]``
     and :meth:`gather` return ``dtype`` arrays of just those rows."""
 
-    def __init__(self, raw, preprocessor=None, dtype=np.float32):
+    def __init__(self, raw: Any, preprocessor: Any = None, dtype: Any = np.float32) -> None:
         self.raw, self.preprocessor, self.dtype = raw, preprocessor, np.dtype(dtype)
-        self._rows = None  # a reused uint8 buffer for gathered rows
+        self._rows: Any = None  # a reused uint8 buffer for gathered rows
 
     @property
     def shape(self) -> tuple:
@@ -32,7 +36,7 @@ class PreprocessedImages:
     def ndim(self) -> int:
         return self.raw.ndim
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.raw)
 
     def _apply(self, rows, out=None):
@@ -49,10 +53,10 @@ class PreprocessedImages:
         out[...] = values
         return out
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: Any) -> Any:
         return self._apply(self.raw[key])
 
-    def gather(self, index: np.ndarray, out):
+    def gather(self, index: np.ndarray, out: Array) -> Any:
         """Rows ``index`` into the batch buffer ``out`` (NumPy, or CuPy: copied over once)."""
         if self._rows is None or self._rows.shape[0] < len(index):
             self._rows = np.empty((max(len(index), 1),) + self.raw.shape[1:], dtype=self.raw.dtype)
@@ -65,15 +69,15 @@ class PreprocessedImages:
         out[...] = cupy.asarray(self._apply(rows), dtype=out.dtype)
         return out
 
-    def with_preprocessor(self, preprocessor) -> PreprocessedImages:
+    def with_preprocessor(self, preprocessor: Any) -> PreprocessedImages:
         """The same raw images with another preprocessing (``ember eval`` uses the model's)."""
         return PreprocessedImages(self.raw, preprocessor, self.dtype)
 
-    def __array__(self, dtype=None, copy=None):
+    def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
         out = np.empty(self.raw.shape, dtype=self.dtype)
         for start in range(0, len(self.raw), 8192):
             self._apply(self.raw[start : start + 8192], out[start : start + 8192])
         return out if dtype is None else out.astype(dtype, copy=False)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"PreprocessedImages({self.raw.shape} {self.raw.dtype} -> {self.dtype}, {self.preprocessor!r})"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError
+from .._typing import Array
 
 LAYOUTS = ("nchw", "nhwc")
 
@@ -36,7 +37,8 @@ def _readings(sample, chw):
     return found
 
 
-def to_model_layout(images, input_shape: tuple, layout: str | None = None, what: str = "data") -> tuple[np.ndarray, str]:
+def to_model_layout(images: Array, input_shape: tuple, layout: str | None = None,
+                    what: str = "data") -> tuple[np.ndarray, str]:
     """``images`` (N, ...) reshaped or transposed to ``(N, *input_shape)``; returns
     ``(images, layout_used)``.
 

@@ -19,6 +19,9 @@ from ..io import atomic_write
 from .download import download_first
 from .idx import read_bytes, read_idx, sha256
 
+from typing import Any
+from .._typing import PathLike
+
 FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),

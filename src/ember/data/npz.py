@@ -22,6 +22,9 @@ import numpy as np
 
 from ..errors import FormatError
 
+from typing import Any
+from .._typing import PathLike
+
 #: largest array ember reads from an archive (bytes)
 MAX_BYTES = 4 << 30
 _CHUNK = 1 << 20
@@ -30,7 +33,7 @@ _KINDS = "biuf"  # bool, integers, floats
 _MAGIC = b"\x93NUMPY"
 
 
-def read_npz(path, names=None) -> dict:
+def read_npz(path: PathLike, names: Any = None) -> dict:
     """``{name: array}`` for the members of an ``.npz`` archive (only ``names`` if given,
     in any case every one of them must be there)."""
     path = os.fspath(path)

@@ -28,6 +28,9 @@ from .npz import read_npz
 from ..viz import write_png
 from .pose_render import AZIMUTHS, ELEVATIONS, LIGHTINGS, OBJECTS, render_views
 
+from typing import Any
+from .._typing import PathLike
+
 #: The fixed train / held-out split: this seed and fraction, whatever the training seed.
 SPLIT_SEED = 2006
 HELD_OUT_FRACTION = 1 / 3
@@ -50,13 +53,13 @@ class PoseSet:
     held_out: np.ndarray
     name: str = ""
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.az_values, self.az_index = np.unique(self.azimuth, return_inverse=True)
         self.el_values, self.el_index = np.unique(self.elevation, return_inverse=True)
         self.light_values, self.light_index = np.unique(self.lighting, return_inverse=True)
         self.n_azimuth = len(self.az_values)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.images)
 
     @property
@@ -77,22 +80,22 @@ class PoseSet:
         return {"images": self.images, "azimuth": self.azimuth, "elevation": self.elevation,
                 "lighting": self.lighting, "held_out": self.held_out}  # fmt: skip
 
-    def save(self, path) -> None:
+    def save(self, path: PathLike) -> None:
         """Write the set as an ``.npz`` (no pickled objects), atomically."""
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **self.arrays())
         atomic_write(path, [buffer.getvalue()])
 
 
-def fixed_split(n, seed=SPLIT_SEED, fraction=HELD_OUT_FRACTION) -> np.ndarray:
+def fixed_split(n: int, seed: int = SPLIT_SEED, fraction: Any = HELD_OUT_FRACTION) -> np.ndarray:
     """Boolean held-out mask: a seeded random ``fraction`` of the n images."""
     mask = np.zeros(n, dtype=bool)
     mask[np.random.default_rng(seed).permutation(n)[: int(round(n * fraction))]] = True
     return mask
 
 
-def render_pose_set(obj="airplane", size=32, azimuths=AZIMUTHS, elevations=ELEVATIONS,
-                    lightings=range(len(LIGHTINGS)), supersample=2) -> PoseSet:  # fmt: skip
+def render_pose_set(obj: str = "airplane", size: int = 32, azimuths: Any = AZIMUTHS, elevations: Any = ELEVATIONS,
+                    lightings: Any = range(len(LIGHTINGS)), supersample: int = 2) -> PoseSet:  # fmt: skip
     """Render the turntable set: every azimuth x elevation x lighting (in that nesting).
 
     ``obj``: a name in :data:`~ember.data.pose_render.OBJECTS` (``"airplane"``,
@@ -131,7 +134,7 @@ def _label(path, arrays, key, n):
     return value.astype(np.int64)
 
 
-def load_pose_set(path) -> PoseSet:
+def load_pose_set(path: PathLike) -> PoseSet:
     """Read a pose set from an ``.npz`` file, checking its form (see the module docs).
 
     Raises FileNotFoundError for a missing file and :class:`~ember.errors.FormatError`
@@ -200,7 +203,7 @@ def variance_shares(pose_set: PoseSet) -> dict:
     return {"lighting": lighting, "pose": pose, "rest": 1.0 - lighting - pose}
 
 
-def contact_sheet(pose_set: PoseSet, lighting=0, elevation=None, gap=2) -> np.ndarray:
+def contact_sheet(pose_set: PoseSet, lighting: int = 0, elevation: Any = None, gap: int = 2) -> np.ndarray:
     """A uint8 picture of the set: one column per azimuth; first every elevation under
     lighting rank ``lighting``, then (after a gap) every lighting at elevation rank
     ``elevation`` (default: the middle one). Missing images are left grey."""
@@ -224,7 +227,7 @@ def contact_sheet(pose_set: PoseSet, lighting=0, elevation=None, gap=2) -> np.nd
     return sheet
 
 
-def save_contact_sheet(pose_set: PoseSet, path, scale=1, **kw) -> None:
+def save_contact_sheet(pose_set: PoseSet, path: PathLike, scale: int = 1, **kw: int) -> None:
     """Write :func:`contact_sheet` as a PNG, each pixel repeated ``scale`` times."""
     sheet = contact_sheet(pose_set, **kw)
     write_png(path, np.repeat(np.repeat(sheet, scale, axis=0), scale, axis=1))

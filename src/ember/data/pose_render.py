@@ -21,6 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from typing import Any
+from .._typing import Array
+
 #: 18 turntable azimuths (degrees): 0, 20, ..., 340 -- the circle wraps around.
 AZIMUTHS = tuple(range(0, 360, 20))
 #: 9 camera elevations (degrees), NORB's 30..70 in 5-degree steps.
@@ -39,7 +42,7 @@ class Part:
     yaw: float = 0.0
     pitch: float = 0.0
 
-    def rotation(self):
+    def rotation(self) -> Any:
         cy, sy = math.cos(math.radians(self.yaw)), math.sin(math.radians(self.yaw))
         cp, sp = math.cos(math.radians(self.pitch)), math.sin(math.radians(self.pitch))
         rz = np.array([[cy, -sy, 0], [sy, cy, 0], [0, 0, 1]])
@@ -93,7 +96,7 @@ class Light:
     elevation: float
     intensity: float
 
-    def direction(self):
+    def direction(self) -> Array:
         a, e = math.radians(self.azimuth), math.radians(self.elevation)
         return np.array([math.cos(e) * math.cos(a), math.cos(e) * math.sin(a), math.sin(e)])
 
@@ -199,7 +202,8 @@ def _turn(parts, azimuth):
     return turned
 
 
-def render_views(obj, azimuth, elevation, size=32, supersample=2, lightings=LIGHTINGS):
+def render_views(obj: Any, azimuth: Any, elevation: Any, size: int = 32, supersample: int = 2,
+                 lightings: Any = LIGHTINGS) -> Array:
     """Render one pose under every lighting: float array (n_lightings, size, size) in [0, 1].
 
     ``obj`` is a name in :data:`OBJECTS` or a sequence of :class:`Part`.

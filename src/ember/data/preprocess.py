@@ -20,12 +20,15 @@ string metadata that :func:`ember.io.save` stores in the model file (``extra=``)
 
 from __future__ import annotations
 
+from typing import Any
+
 import json
 
 import numpy as np
 
 from ..errors import FormatError
 from .batches import Standardizer
+from .._typing import Array
 
 PREFIX = "preprocess/"
 
@@ -41,13 +44,14 @@ class ZCA:
 
     per = "zca"
 
-    def __init__(self, eps=0.1):
+    def __init__(self, eps: float = 0.1) -> None:
         if not isinstance(eps, int | float) or not eps >= 0:
             raise ValueError(f"ZCA: eps must be a number >= 0, got {eps!r}")
         self.eps = float(eps)
-        self.mean = self.w = None
+        self.mean: Any = None
+        self.w: Any = None
 
-    def fit(self, x, chunk: int = 8192) -> ZCA:
+    def fit(self, x: Array, chunk: int = 8192) -> ZCA:
         """Mean and whitening matrix W = U diag(1/sqrt(lambda + eps)) U^T of the training
         samples' covariance (accumulated in float64 chunks); returns self."""
         x = np.asarray(x)
@@ -71,7 +75,7 @@ class ZCA:
         self.w = (u * scale) @ u.T
         return self
 
-    def transform(self, x, dtype="float32", chunk: int = 8192) -> np.ndarray:
+    def transform(self, x: Array, dtype: str = "float32", chunk: int = 8192) -> np.ndarray:
         """``(x - mean) W`` per sample, in the input's shape, as ``dtype``."""
         if self.w is None:
             raise RuntimeError("ZCA.transform called before fit")
@@ -84,7 +88,7 @@ class ZCA:
             out[start : start + chunk] = (flat[start : start + chunk] - self.mean) @ self.w
         return out.reshape(x.shape)
 
-    def fit_transform(self, x, dtype="float32") -> np.ndarray:
+    def fit_transform(self, x: Array, dtype: str = "float32") -> np.ndarray:
         """:meth:`fit` on ``x``, then :meth:`transform` it."""
         return self.fit(x).transform(x, dtype)
 
@@ -93,7 +97,7 @@ class ZCA:
         return {"mean": self.mean, "w": self.w}
 
     @classmethod
-    def from_state(cls, eps, state):
+    def from_state(cls, eps: float, state: dict[str, Any]) -> Any:
         """The fitted ZCA that :meth:`state` described."""
         z = cls(eps)
         z.mean, z.w = np.asarray(state["mean"], dtype=np.float64), np.asarray(state["w"], dtype=np.float64)
@@ -103,7 +107,7 @@ class ZCA:
 KINDS = ("none", "global", "feature", "channel", "zca")
 
 
-def make_preprocessor(kind: str = "global", eps: float | None = None):
+def make_preprocessor(kind: str = "global", eps: float | None = None) -> Any:
     """A new unfitted preprocessor: one of :data:`KINDS` (``"none"`` gives None)."""
     if kind == "none":
         return None
@@ -114,7 +118,7 @@ def make_preprocessor(kind: str = "global", eps: float | None = None):
     raise ValueError(f"unknown preprocessing {kind!r}; one of {', '.join(KINDS)}")
 
 
-def to_file(preprocessor):
+def to_file(preprocessor: Any) -> Any:
     """``(arrays, metadata)`` describing a fitted preprocessor, for a model file."""
     if preprocessor is None:
         return {}, {"preprocess": json.dumps({"kind": "none"})}
@@ -125,7 +129,7 @@ def to_file(preprocessor):
     return arrays, {"preprocess": json.dumps(config)}
 
 
-def from_file(arrays, metadata):
+def from_file(arrays: Any, metadata: Any) -> Any:
     """Rebuild what :func:`to_file` described (None when the file has no preprocessing)."""
     if "preprocess" not in metadata:
         return None

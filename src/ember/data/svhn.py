@@ -20,6 +20,9 @@ import numpy as np
 from ..errors import FormatError
 from .download import data_home, fetch
 
+from typing import Any
+from .._typing import PathLike
+
 MIRRORS = ("http://ufldl.stanford.edu/housenumbers/",)
 FILES = {"train": "train_32x32.mat", "test": "test_32x32.mat", "extra": "extra_32x32.mat"}
 DIGESTS = {
@@ -37,7 +40,7 @@ def _loadmat():
     return loadmat
 
 
-def read_svhn_mat(path) -> tuple[np.ndarray, np.ndarray]:
+def read_svhn_mat(path: PathLike) -> tuple[np.ndarray, np.ndarray]:
     """One SVHN ``.mat`` file as ``(images uint8 (N, 3, 32, 32), labels int64 0..9)``."""
     path = os.fspath(path)
     loadmat = _loadmat()
@@ -66,7 +69,8 @@ def read_svhn_mat(path) -> tuple[np.ndarray, np.ndarray]:
     return images, y % 10
 
 
-def load_svhn(data_dir=None, splits=("train", "test"), download=False) -> dict:
+def load_svhn(data_dir: PathLike | None = None, splits: tuple[str, ...] = ("train", "test"),
+              download: bool = False) -> dict:
     """SVHN splits as ``{split: (images uint8 (N, 3, 32, 32), labels int64 0..9)}``.
 
     Files are looked up in ``data_dir`` (default :func:`~ember.data.download.data_home`
@@ -90,7 +94,8 @@ def load_svhn(data_dir=None, splits=("train", "test"), download=False) -> dict:
     return out
 
 
-def download_svhn(data_dir=None, splits=("train", "test"), mirrors=MIRRORS, timeout=60) -> list:
+def download_svhn(data_dir: PathLike | None = None, splits: tuple[str, ...] = ("train", "test"), mirrors: Any = MIRRORS,
+                  timeout: int = 60) -> list:
     """Download the SVHN ``.mat`` files of ``splits`` into ``data_dir`` (valid ones are kept),
     verified by MD5 and written atomically; returns their paths. Offline, the ``OSError``
     says where to put the files."""

@@ -29,11 +29,14 @@ The PCA baseline (:func:`pca_fit`) is plain NumPy SVD of the centred fit images.
 from __future__ import annotations
 
 import numpy as np
+from .._typing import Array
+
+from typing import Any
 
 METRICS = ("LR", "NP@6", "Raz", "RazRing", "mean_dist")
 
 
-def pose_neighbours(az_a, el_a, n_azimuth, az_b=None, el_b=None) -> np.ndarray:
+def pose_neighbours(az_a: Any, el_a: Any, n_azimuth: int, az_b: Any = None, el_b: Any = None) -> np.ndarray:
     """Boolean matrix ``[i, j]``: are image i (of set a) and image j (of set b) pose
     neighbours? Azimuth indices wrap around ``n_azimuth``; the diagonal of a set with
     itself is True (an image is its own neighbour; callers exclude it where needed)."""
@@ -45,7 +48,7 @@ def pose_neighbours(az_a, el_a, n_azimuth, az_b=None, el_b=None) -> np.ndarray:
     return (d_az <= 1) & (d_el <= 1)
 
 
-def pairwise_distances(z) -> np.ndarray:
+def pairwise_distances(z: Array) -> np.ndarray:
     """Euclidean distance matrix of the rows of z (float64, exact differences)."""
     z = np.asarray(z, dtype=np.float64)
     return np.sqrt(np.sum((z[:, None, :] - z[None, :, :]) ** 2, axis=-1))
@@ -55,7 +58,7 @@ def _off_diagonal(n):
     return ~np.eye(n, dtype=bool)
 
 
-def lighting_ratio(z, az, el, light) -> float:
+def lighting_ratio(z: Array, az: Any, el: Any, light: Any) -> float:
     """LR: mean distance of same-pose, different-lighting pairs / mean distance of all pairs."""
     dist = pairwise_distances(z)
     az, el, light = map(np.asarray, (az, el, light))
@@ -65,7 +68,7 @@ def lighting_ratio(z, az, el, light) -> float:
     return float(dist[same_pose].mean() / dist[_off_diagonal(len(dist))].mean())
 
 
-def neighbour_precision(z, az, el, n_azimuth, k=6) -> float:
+def neighbour_precision(z: Array, az: Any, el: Any, n_azimuth: int, k: int = 6) -> float:
     """NP@k: mean fraction of each point's k nearest others (ties by index) that are pose
     neighbours."""
     n = len(z)
@@ -87,14 +90,14 @@ def _affine_probe(z_fit, angle_fit, z_eval):
     return np.arctan2(pred[:, 1], pred[:, 0])
 
 
-def azimuth_circularity(z_fit, angle_fit, z_eval, angle_eval) -> float:
+def azimuth_circularity(z_fit: Any, angle_fit: Any, z_eval: Any, angle_eval: Any) -> float:
     """Raz = |mean exp(i (psi - az))| over S, psi from the affine probe fitted on F.
     Angles in radians."""
     psi = _affine_probe(z_fit, angle_fit, z_eval)
     return float(np.abs(np.mean(np.exp(1j * (psi - np.asarray(angle_eval))))))
 
 
-def ring_circularity(z_fit, angle_fit, el_fit, z_eval, angle_eval, el_eval) -> float:
+def ring_circularity(z_fit: Any, angle_fit: Any, el_fit: Any, z_eval: Any, angle_eval: Any, el_eval: Any) -> float:
     """RazRing: :func:`azimuth_circularity` per elevation ring (fitted and scored on that
     ring only), averaged over the rings present in both sets."""
     scores = []
@@ -105,13 +108,13 @@ def ring_circularity(z_fit, angle_fit, el_fit, z_eval, angle_eval, el_eval) -> f
     return float(np.mean(scores)) if scores else float("nan")
 
 
-def mean_distance(z) -> float:
+def mean_distance(z: Array) -> float:
     """Mean Euclidean distance over the pairs i != j."""
     dist = pairwise_distances(z)
     return float(dist[_off_diagonal(len(dist))].mean())
 
 
-def manifold_metrics(z, pose_set, k=6) -> dict:
+def manifold_metrics(z: Array, pose_set: Any, k: int = 6) -> dict:
     """All the metrics of an embedding ``z`` (N, d) of every image of ``pose_set``
     (a :class:`~ember.data.pose.PoseSet`): S = its held-out images, F = the others."""
     z = np.asarray(z, dtype=np.float64)
@@ -128,7 +131,7 @@ def manifold_metrics(z, pose_set, k=6) -> dict:
     }
 
 
-def pca_fit(x, dim=3):
+def pca_fit(x: Array, dim: int = 3) -> tuple[Any, Any]:
     """Principal components of the rows of ``x`` (N, D): ``(mean (D,), components (dim, D))``,
     from the SVD of the centred data (components = the top right singular vectors)."""
     x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
@@ -142,12 +145,12 @@ def pca_fit(x, dim=3):
     return mean, components * signs[:, None]
 
 
-def pca_embed(x, mean, components) -> np.ndarray:
+def pca_embed(x: Array, mean: Any, components: Any) -> np.ndarray:
     """Coordinates of the rows of ``x`` on the principal components: (x - mean) C^T."""
     return (np.asarray(x, dtype=np.float64).reshape(len(x), -1) - mean) @ components.T
 
 
-def pca_embedding(pose_set, dim=3) -> np.ndarray:
+def pca_embedding(pose_set: Any, dim: int = 3) -> np.ndarray:
     """The PCA baseline: components fitted on the fit images F only, then every image
     projected (pixel units, images scaled to [0, 1])."""
     x = pose_set.images.reshape(len(pose_set), -1) / 255.0

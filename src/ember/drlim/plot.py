@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from typing import Any
+from .._typing import Array, PathLike
+
 
 def _matplotlib():
     try:
@@ -16,7 +19,7 @@ def _matplotlib():
     return plt
 
 
-def display_axes(z, angle, elevation) -> np.ndarray:
+def display_axes(z: Array, angle: Any, elevation: Any) -> np.ndarray:
     """The picture's coordinates (N, 3): z centred and turned rigidly (distances kept for
     a 3-D z) so that the first two axes span the plane in which an affine least-squares
     probe reads the azimuth ``angle`` (radians) -- a cylinder is then seen down its axis
@@ -35,7 +38,7 @@ def display_axes(z, angle, elevation) -> np.ndarray:
     return np.column_stack([centred @ plane, centred @ up])
 
 
-def plot_embeddings(path, pose_set, z, z_pca, title="", dpi=90) -> None:
+def plot_embeddings(path: PathLike, pose_set: Any, z: Array, z_pca: Any, title: str = "", dpi: int = 90) -> None:
     """Write a PNG: one row per embedding (DrLIM ``z``, then ``z_pca``); three 3-D views
     coloured by azimuth (a cyclic map), elevation and lighting, then a view down the
     vertical axis coloured by azimuth (a closed loop for a cylinder). Held-out images are
@@ -78,7 +81,7 @@ def plot_embeddings(path, pose_set, z, z_pca, title="", dpi=90) -> None:
     plt.close(fig)
 
 
-def _colourbar(fig, ax, points, ticks):
+def _colourbar(fig, ax, points, ticks) -> None:
     bar = fig.colorbar(points, ax=ax, shrink=0.55, pad=0.02)
     shown = np.unique(np.linspace(0, len(ticks) - 1, min(len(ticks), 6)).round().astype(int))
     bar.set_ticks(shown)

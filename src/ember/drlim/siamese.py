@@ -20,6 +20,8 @@ the loss is ``nn.ContrastiveCriterion(m)`` on the table [G(x1), G(x2)].
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import time
 
 import numpy as np
@@ -27,6 +29,12 @@ import numpy as np
 from .. import nn, optim
 from ..errors import TrainingError
 from .manifold import pose_neighbours
+from .._typing import Array, RNG
+from numpy.random import Generator
+
+
+if TYPE_CHECKING:
+    from ..nn.module import Criterion, Module
 
 ARCHS = ("conv", "mlp")
 
@@ -41,7 +49,7 @@ class PairSampler:
     about 5% similar pairs, too few to close the azimuth loop.
     """
 
-    def __init__(self, az, el, n_azimuth, rng):
+    def __init__(self, az: Any, el: Any, n_azimuth: int, rng: np.random.Generator) -> None:
         similar = pose_neighbours(az, el, n_azimuth)
         np.fill_diagonal(similar, False)
         dissimilar = ~pose_neighbours(az, el, n_azimuth)
@@ -62,7 +70,7 @@ class PairSampler:
         pick = (self.rng.random(len(anchors)) * counts[anchors]).astype(np.int64)
         return columns[start[anchors] + pick]
 
-    def sample(self, n_similar, n_dissimilar):
+    def sample(self, n_similar: int, n_dissimilar: int) -> tuple[Any, Any, Any]:
         """Index pairs ``(i, j)`` and labels ``y`` (0 similar, 1 dissimilar): ``n_similar`` then ``n_dissimilar``."""
         a_sim = self.rng.integers(0, self.n, n_similar)
         a_dis = self.rng.integers(0, self.n, n_dissimilar)
@@ -72,7 +80,7 @@ class PairSampler:
         return i, j, y
 
 
-def embedding_net(image_shape, out_dim=3, arch="conv", rng=None):
+def embedding_net(image_shape: Any, out_dim: int = 3, arch: str = "conv", rng: RNG = None) -> Any:
     """The map G: images (N, 1, H, W) -> (N, out_dim).
 
     ``conv``: conv 5x5 1->8, ReLU, max 2x2, conv 5x5 8->16, ReLU, max 2x2, Linear -> out_dim
@@ -95,14 +103,14 @@ def embedding_net(image_shape, out_dim=3, arch="conv", rng=None):
     )  # fmt: skip
 
 
-def siamese_net(net):
+def siamese_net(net: Module) -> Any:
     """``ParallelTable(net, twin)``: [x1, x2] -> [G(x1), G(x2)], where the twin is
     ``net.clone("weight", "bias")`` -- one set of weights and one set of gradient arrays
     (call ``get_parameters`` on the result, not on ``net``)."""
     return nn.ParallelTable(net, net.clone("weight", "bias"))
 
 
-def siamese_feval(siamese, criterion, grads, x1, x2, y):
+def siamese_feval(siamese: Module, criterion: Criterion, grads: Array, x1: Array, x2: Array, y: Array) -> Any:
     """The lecture's closure ``feval(x) -> (loss, dloss/dx)`` for one batch of pairs.
 
     fprop [x1, x2] through both branches, the criterion on [G(x1), G(x2)] and y, then
@@ -119,14 +127,14 @@ def siamese_feval(siamese, criterion, grads, x1, x2, y):
     return feval
 
 
-def standardize(images, fit_index):
+def standardize(images: Array, fit_index: Any) -> Any:
     """Images as float32 (N, 1, H, W), scaled by the mean and std of the fit images."""
     x = images.astype(np.float32) / 255.0
     mean, std = x[fit_index].mean(), x[fit_index].std() + 1e-8
     return ((x - mean) / std)[:, None, :, :].astype(np.float32)
 
 
-def embed(net, x, batch_size: int = 256) -> np.ndarray:
+def embed(net: Module, x: Array, batch_size: int = 256) -> np.ndarray:
     """G(x) for all rows of x, in evaluation mode, as a new float64 array."""
     net.evaluate()
     out = [np.array(net.forward(x[s : s + batch_size]), dtype=np.float64) for s in range(0, len(x), batch_size)]
@@ -134,8 +142,8 @@ def embed(net, x, batch_size: int = 256) -> np.ndarray:
     return np.concatenate(out)
 
 
-def train_drlim(pose_set, steps=2000, pairs=64, margin=1.0, arch="conv", out_dim=3, optimizer="adam",
-                learning_rate=None, momentum=0.9, seed=0, log=None, log_every=200):  # fmt: skip
+def train_drlim(pose_set: Any, steps: int = 2000, pairs: int = 64, margin: float = 1.0, arch: str = "conv", out_dim: int = 3, optimizer: str = "adam",
+                learning_rate: float | None = None, momentum: float = 0.9, seed: int = 0, log: Any = None, log_every: int = 200) -> tuple[Any, Any, Any]:  # fmt: skip
     """Train G on the fit images of ``pose_set``; returns ``(net, x, history)``.
 
     Each step draws ``pairs`` similar and ``pairs`` dissimilar pairs of fit images, runs
@@ -154,7 +162,8 @@ def train_drlim(pose_set, steps=2000, pairs=64, margin=1.0, arch="conv", out_dim
     criterion = nn.ContrastiveCriterion(margin)
     sampler = PairSampler(pose_set.az_index[fit], pose_set.el_index[fit], pose_set.n_azimuth, rng)
     step_fn, config = _optimizer(optimizer, learning_rate, momentum)
-    state, history, running, t0 = {}, [], [], time.perf_counter()
+    state: dict[str, Any] = {}
+    history, running, t0 = [], [], time.perf_counter()
 
     for step in range(1, steps + 1):
         i, j, y = sampler.sample(pairs, pairs)

@@ -14,6 +14,8 @@ import numpy as np
 from . import convnets, mlp, recurrent
 from .spec import ModelSpec
 
+from typing import Any
+
 #: name -> ModelSpec: the names ``ember train --model`` accepts
 MODELS: dict = {spec.name: spec for spec in (*mlp.SPECS, *convnets.SPECS, *recurrent.SPECS)}
 
@@ -26,7 +28,7 @@ def get_model(name: str) -> ModelSpec:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}") from None
 
 
-def build_model(name: str, n_classes: int = 10, rng: np.random.Generator | None = None, **options):
+def build_model(name: str, n_classes: int = 10, rng: np.random.Generator | None = None, **options: Any) -> Any:
     """Build the network ``name`` (see :data:`MODELS`)."""
     return get_model(name).build(n_classes=n_classes, rng=rng, **options)
 

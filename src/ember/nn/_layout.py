@@ -16,11 +16,17 @@ the innermost in memory: C-contiguous NCHW is (0, 1, 2, 3), CHWN is (1, 2, 3, 0)
 """
 
 from __future__ import annotations
+from .._typing import Array
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..backend import Backend
 
 CHWN = (1, 2, 3, 0)
 
 
-def axis_order(array):
+def axis_order(array: Array) -> tuple[Any, ...]:
     """The memory order of ``array``'s axes, outermost first (ties keep logical order).
 
     Axes of length 1 have meaningless strides; they are placed where the logical order
@@ -44,13 +50,13 @@ def _inverse(order):
     return tuple(inverse)
 
 
-def empty_with_order(xp, shape, order, dtype):
+def empty_with_order(xp: Any, shape: tuple[int, ...], order: Any, dtype: Any) -> Any:
     """An uninitialised array of logical ``shape`` laid out in memory by ``order``."""
     base = xp.empty(tuple(shape[a] for a in order), dtype=dtype)
     return base.transpose(_inverse(order))
 
 
-def has_layout(array, shape, order, dtype):
+def has_layout(array: Array, shape: tuple[int, ...], order: Any, dtype: Any) -> Any:
     """True if ``array`` is exactly what :func:`empty_with_order` would give."""
     if array is None or tuple(array.shape) != tuple(shape) or array.dtype != dtype:
         return False
@@ -61,7 +67,7 @@ def has_layout(array, shape, order, dtype):
     return all(shape[a] == 1 or array.strides[a] == expected[a] for a in range(len(shape)))
 
 
-def ensure_layout(backend, buffer, shape, order, dtype=None):
+def ensure_layout(backend: Backend, buffer: Array, shape: tuple[int, ...], order: Any, dtype: Any = None) -> Any:
     """``buffer`` if it already has ``shape``, ``order`` and dtype, else a new one."""
     dtype = backend.xp.dtype(backend.dtype if dtype is None else dtype)
     if has_layout(buffer, shape, order, dtype) and isinstance(buffer, backend.xp.ndarray):
@@ -69,12 +75,12 @@ def ensure_layout(backend, buffer, shape, order, dtype=None):
     return empty_with_order(backend.xp, shape, order, dtype)
 
 
-def ensure_like(backend, buffer, like, dtype=None):
+def ensure_like(backend: Backend, buffer: Array, like: Any, dtype: Any = None) -> Any:
     """A buffer of ``like``'s shape and memory layout (reusing ``buffer`` when it fits)."""
     return ensure_layout(backend, buffer, like.shape, axis_order(like), dtype)
 
 
-def as_matrix_chwn(array):
+def as_matrix_chwn(array: Array) -> Any:
     """(C, H*W*N) view of a CHWN-laid-out (N, C, H, W) array, or None if it is not one."""
     n, c, h, w = array.shape
     moved = array.transpose(1, 2, 3, 0)

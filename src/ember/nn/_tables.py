@@ -8,13 +8,20 @@ a gradient (an integer selector, say) gets ``None``.
 from __future__ import annotations
 
 from ..errors import ShapeError, describe, name_of, shape_error
+from .._typing import Array
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..backend import Backend
+    from ..nn.module import Module
 
 
-def is_table(value) -> bool:
+def is_table(value: Any) -> bool:
     return isinstance(value, (list, tuple))
 
 
-def check_table(module, input, n=None, min_n=1, what="arrays"):
+def check_table(module: Module, input: Array, n: int | None = None, min_n: int = 1, what: str = "arrays") -> Any:
     """Raise a ShapeError naming ``module`` unless ``input`` is a table of the right length."""
     if n is not None:
         wanted = f"a table (list) of {n} {what}"
@@ -27,7 +34,7 @@ def check_table(module, input, n=None, min_n=1, what="arrays"):
     return input
 
 
-def check_entry(module, index, value):
+def check_entry(module: Module, index: int, value: Any) -> Any:
     """A table entry must be a floating array of the module's backend and dtype."""
     backend = module.backend
     if not isinstance(value, backend.xp.ndarray):
@@ -37,13 +44,14 @@ def check_entry(module, index, value):
     return value
 
 
-def check_float_table(module, input, n=None, min_n=1, same_shape=True):
+def check_float_table(module: Module, input: Array, n: int | None = None, min_n: int = 1,
+                      same_shape: bool = True) -> Any:
     """A table of floating arrays (all of one shape when ``same_shape``)."""
     check_table(module, input, n, min_n)
     return check_float_entries(module, input, 0, same_shape)
 
 
-def check_float_entries(module, entries, offset=0, same_shape=True):
+def check_float_entries(module: Module, entries: Any, offset: int = 0, same_shape: bool = True) -> Any:
     """Entries ``offset, offset + 1, ...`` of a table: floating arrays (of one shape)."""
     for index, value in enumerate(entries):
         check_entry(module, index + offset, value)
@@ -60,7 +68,7 @@ def _prefix(owner):
     return f"{name_of(owner)}: " if owner is not None else ""
 
 
-def sum_into(backend, buffer, parts, owner=None, what="gradients"):
+def sum_into(backend: Backend, buffer: Array, parts: Any, owner: Any = None, what: str = "gradients") -> Any:
     """``sum(parts)`` entry by entry, written into ``buffer`` (reused when it fits).
 
     ``parts`` are arrays or tables of one structure; ``None`` parts (no gradient) are
@@ -87,18 +95,18 @@ def sum_into(backend, buffer, parts, owner=None, what="gradients"):
     return out
 
 
-def reused(old, n):
+def reused(old: Any, n: int) -> Any:
     """``old`` when it is a table of ``n`` entries (a module's buffers from its last
     call), else ``n`` Nones: the entries to hand to ``backend.ensure``."""
     return old if is_table(old) and len(old) == n else [None] * n
 
 
-def table_buffers(backend, old, shapes):
+def table_buffers(backend: Backend, old: Any, shapes: Any) -> list[Any]:
     """Arrays of ``shapes``, reusing the entries of the table ``old`` that fit."""
     return [backend.ensure(o, shape) for o, shape in zip(reused(old, len(shapes)), shapes)]
 
 
-def zeros_like(backend, buffer, reference):
+def zeros_like(backend: Backend, buffer: Array, reference: Array) -> Any:
     """Zeros with the structure of ``reference`` (``None`` for non-float entries)."""
     if is_table(reference):
         old = reused(buffer, len(reference))
@@ -110,12 +118,12 @@ def zeros_like(backend, buffer, reference):
     return out
 
 
-def copy_into(backend, buffer, value):
+def copy_into(backend: Backend, buffer: Array, value: Any) -> Any:
     """A copy of ``value`` (array or table) in ``buffer`` (reused when it fits)."""
     return sum_into(backend, buffer, [value])
 
 
-def normalize_axis(module, dim, ndim, what="input"):
+def normalize_axis(module: Module, dim: int, ndim: Any, what: str = "input") -> Any:
     """``dim`` (may be negative) as an axis of an array with ``ndim`` axes."""
     if not -ndim <= dim < ndim:
         raise ShapeError(f"{name_of(module)}: dim {dim} is out of range for an {what} with {ndim} axes")
@@ -130,7 +138,7 @@ def _array_attrs(module):
             yield "grad_" + name
 
 
-def sync_replica(prototype, replica) -> bool:
+def sync_replica(prototype: Module, replica: Any) -> bool:
     """Point ``replica`` (a clone of ``prototype``) at the prototype's parameters,
     gradients, buffers and random generator, and copy its train/eval mode. Returns False when the replica
     no longer matches (different backend or structure) and must be rebuilt.
@@ -159,14 +167,14 @@ def sync_replica(prototype, replica) -> bool:
     return True
 
 
-def make_replica(prototype):
+def make_replica(prototype: Module) -> Any:
     """A copy of ``prototype`` with fresh buffers that shares all its arrays."""
     replica = prototype.clone()
     sync_replica(prototype, replica)
     return replica
 
 
-def replicas(prototype, existing, n):
+def replicas(prototype: Module, existing: Any, n: int) -> Any:
     """``n`` modules running ``prototype``'s function: the prototype itself, then
     replicas (reused from ``existing`` while they still match)."""
     out = [prototype]
@@ -178,14 +186,15 @@ def replicas(prototype, existing, n):
     return out
 
 
-def exclusive_runners(modules, cache):
+def exclusive_runners(modules: Any, cache: Any) -> Any:
     """The modules that run ``modules`` (each once per pass, in order) without two
     uses sharing buffers: the module itself the first time it (or any module inside
     it) runs, a replica (sharing every array) the next times.
 
     ``cache`` is a dict owned by the caller, keeping replicas between passes.
     """
-    claimed, runners = set(), []
+    claimed: set[int] = set()
+    runners: list[Any] = []
     for index, module in enumerate(modules):
         inside = {id(m) for m in module.modules()}
         if not inside & claimed:

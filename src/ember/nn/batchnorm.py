@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..backend import axpby
 from ..errors import check_positive, check_same_shape, shape_error
 from ._layout import ensure_like
 from .module import Module, saved, scratch
+from .._typing import Array
 
 
 class BatchNormalization(Module):
@@ -43,21 +46,26 @@ class BatchNormalization(Module):
     product = scratch("dE/dy * x^")
     step = scratch("dE/dweight or dE/dbias of this call, before it is scaled in")
 
-    def __init__(self, n_output, eps=1e-5, momentum=0.1, affine=True):
+    def __init__(self, n_output: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True) -> None:
         super().__init__()
         owner = type(self).__name__
         check_positive(owner, n_output=n_output)
         if not eps > 0 or not 0 <= momentum <= 1:
             raise ValueError(f"{owner}: need eps > 0 and 0 <= momentum <= 1, got eps={eps}, momentum={momentum}")
         self.n_output, self.eps, self.momentum, self.affine = n_output, float(eps), float(momentum), bool(affine)
-        self.weight = np.ones(n_output, dtype="float32") if affine else None
-        self.grad_weight = self.weight * 0 if affine else None
-        self.bias = np.zeros(n_output, dtype="float32") if affine else None
-        self.grad_bias = self.bias * 0 if affine else None
+        self.weight: Any = None
+        self.grad_weight: Any = None
+        self.bias: Any = None
+        self.grad_bias: Any = None
+        if affine:
+            self.weight = np.ones(n_output, dtype="float32")
+            self.grad_weight = self.weight * 0
+            self.bias = np.zeros(n_output, dtype="float32")
+            self.grad_bias = self.bias * 0
         self.running_mean = np.zeros(n_output, dtype="float32")
         self.running_var = np.ones(n_output, dtype="float32")
 
-    def _check(self, input):
+    def _check(self, input: Array):
         if input.ndim != self._dims or input.shape[1] != self.n_output:
             expected = "(N, {0})" if self._dims == 2 else "(N, {0}, H, W)"
             raise shape_error(self, "input " + expected.format(self.n_output), input)
@@ -66,7 +74,7 @@ class BatchNormalization(Module):
     def _stat_shape(self):
         return (1, self.n_output) + (1,) * (self._dims - 2)
 
-    def update_output(self, input):
+    def update_output(self, input: Array) -> Array:
         axes = self._check(input)
         xp = self.backend.xp
         shape = self._stat_shape()
@@ -108,7 +116,7 @@ class BatchNormalization(Module):
             out += self.bias.reshape(shape)
         return out
 
-    def update_grad_input(self, input, grad_output):
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
         axes = self._check(input)
         check_same_shape(self, "grad_output", grad_output, input)
         xp = self.backend.xp
@@ -136,7 +144,7 @@ class BatchNormalization(Module):
         gx *= factor
         return gx
 
-    def acc_grad_parameters(self, input, grad_output, scale=1.0):
+    def acc_grad_parameters(self, input: Array, grad_output: Array, scale: float = 1.0) -> None:
         if not self.affine:
             return
         axes = self._check(input)
@@ -154,7 +162,7 @@ class BatchNormalization(Module):
             step *= scale
         self.grad_bias += step.reshape(-1)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"{self.n_output}, eps={self.eps:g}, momentum={self.momentum:g}" + ("" if self.affine else ", affine=False")
 
 

@@ -11,9 +11,15 @@ import numpy as np
 from ..errors import ShapeError, describe, shape_error
 from .activation import LogSoftMax
 from .module import Criterion, scratch
+from .._typing import Array
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..nn.module import Module
 
 
-def _class_batch(criterion, input):
+def _class_batch(criterion, input: Array):
     """(batch input (N, C), single) for a (C,) sample or an (N, C) batch."""
     if input.ndim == 1:
         return input.reshape(1, -1), True
@@ -22,16 +28,26 @@ def _class_batch(criterion, input):
     raise shape_error(criterion, "input (N, C) or (C,) of class scores", input)
 
 
-def _class_targets(criterion, target, n, n_classes, single, ignore_index=None):
+def from_torch(target: Array) -> Any:
+    """A PyTorch tensor of labels as a NumPy array (detached, on the CPU); anything else as
+    it is. PyTorch's class labels mean what ember's do (0-based int64 indices, as
+    ``nn.NLLLoss`` takes them), so a criterion takes them as they are."""
+    if type(target).__module__.startswith("torch") and hasattr(target, "detach"):
+        return target.detach().cpu().numpy()
+    return target
+
+
+def _class_targets(criterion, target: Array, n, n_classes, single, ignore_index=None):
     """Validate class labels; returns ``(labels, in_range)``: an int64 array (N,) on the
     backend, and whether every label is a class in [0, C) (none is ``ignore_index``).
 
     NumPy labels are checked before they move to a GPU backend, so a training step on
     the GPU does not wait for the device to read the smallest and largest label."""
     xp = criterion.backend.xp
+    target = from_torch(target)
     if single and isinstance(target, (int, np.integer)) and not isinstance(target, bool):
         target = np.asarray([int(target)])
-    if not hasattr(target, "dtype"):
+    if not hasattr(target, "dtype") or not hasattr(target.dtype, "kind"):
         raise ShapeError(f"{criterion!r}: expected integer class labels, got {describe(target)}")
     if target.dtype.kind not in "iu":
         raise ShapeError(
@@ -60,7 +76,7 @@ class _ClassWeights:
 
     _constant_names = ("weights",)
 
-    def _set_weights(self, weights):
+    def _set_weights(self, weights) -> None:
         self.weights = None if weights is None else np.asarray(weights, dtype=np.float64)
 
 
@@ -78,14 +94,14 @@ class ClassNLLCriterion(_ClassWeights, Criterion):
     ramp = scratch("0, 1, ..., N-1 (int64)")
     picked = scratch("x[n, t_n]")
 
-    def __init__(self, weights=None, size_average=True, ignore_index=-100):
+    def __init__(self, weights: Array | None = None, size_average: bool = True, ignore_index: int = -100) -> None:
         super().__init__(size_average)
         self._set_weights(weights)
         if self.weights is not None and self.weights.ndim != 1:
             raise ValueError(f"ClassNLLCriterion: weights must be 1-D (one per class), got {self.weights.shape}")
         self.ignore_index = int(ignore_index)
 
-    def _prepare(self, input, target):
+    def _prepare(self, input: Array, target: Array):
         batch, single = _class_batch(self, input)
         n, c = batch.shape
         if self.weights is not None and self.weights.shape[0] != c:
@@ -117,7 +133,7 @@ class ClassNLLCriterion(_ClassWeights, Criterion):
             self.ramp = self.backend.xp.arange(n, dtype="int64")
         return self.ramp
 
-    def update_output(self, input, target):
+    def update_output(self, input: Array, target: Array) -> Array:
         batch, flat, w, norm = self._prepare(input, target)
         xp = self.backend.xp
         picked = self.picked = self._fit(self.picked, flat.shape)
@@ -126,7 +142,7 @@ class ClassNLLCriterion(_ClassWeights, Criterion):
         self.output = -total / norm
         return self.output
 
-    def update_grad_input(self, input, target):
+    def update_grad_input(self, input: Array, target: Array) -> Array:
         batch, flat, w, norm = self._prepare(input, target)
         xp = self.backend.xp
         gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape)
@@ -134,7 +150,7 @@ class ClassNLLCriterion(_ClassWeights, Criterion):
         xp.put(gx.reshape(-1), flat, -1.0 / norm if w is None else -w / norm)
         return gx
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return "" if self.size_average else "size_average=False"
 
 
@@ -145,15 +161,15 @@ class CrossEntropyCriterion(Criterion):
     dE/dx_n = (softmax(x_n) - onehot(t_n)) * w[t_n] / norm.
     """
 
-    def __init__(self, weights=None, size_average=True, ignore_index=-100):
+    def __init__(self, weights: Array | None = None, size_average: bool = True, ignore_index: int = -100) -> None:
         super().__init__(size_average)
         self.log_softmax = LogSoftMax()
         self.nll = ClassNLLCriterion(weights, size_average, ignore_index)
 
-    def children(self):
+    def children(self) -> list[Module]:
         return [self.log_softmax, self.nll]
 
-    def update_output(self, input, target):
+    def update_output(self, input: Array, target: Array) -> Array:
         _class_batch(self, input)
         try:
             self.output = self.nll.forward(self.log_softmax.forward(input), target)
@@ -161,7 +177,9 @@ class CrossEntropyCriterion(Criterion):
             raise type(error)(f"{self!r}: {error}") from error
         return self.output
 
-    def update_grad_input(self, input, target):
+    def update_grad_input(self, input: Array, target: Array) -> Array:
+        if getattr(self.log_softmax.output, "shape", None) != getattr(input, "shape", None):
+            self.update_output(input, target)  # backward without a forward of this input (Torch7 allows it)
         grad = self.nll.backward(self.log_softmax.output, target)
         self.grad_input = self.log_softmax.backward(input, grad)
         return self.grad_input
@@ -175,10 +193,10 @@ class _Pairwise(Criterion):
     def _finish(self, total, count):
         return float(total) / (count if self.size_average else 1)
 
-    def _scale(self, input):
+    def _scale(self, input: Array):
         return 1.0 / input.size if self.size_average else 1.0
 
-    def _difference(self, input, target):
+    def _difference(self, input: Array, target: Array):
         """Check the target, then ``grad_input = x - y`` (reused buffer), returned for the
         caller to finish in place."""
         self._check_float_target(input, target)
@@ -191,7 +209,7 @@ class MSECriterion(_Pairwise):
     """Mean squared error (no 1/2): ``loss = sum_i (x_i - y_i)^2 / n`` (n = all elements;
     a sum when ``size_average=False``).  dE/dx = 2 (x - y) / n."""
 
-    def update_output(self, input, target):
+    def update_output(self, input: Array, target: Array) -> Array:
         self._check_float_target(input, target)
         diff = self.diff = self._fit(self.diff, input.shape)
         xp = self.backend.xp
@@ -199,7 +217,7 @@ class MSECriterion(_Pairwise):
         self.output = self._finish(xp.vdot(diff.reshape(-1), diff.reshape(-1)), input.size)
         return self.output
 
-    def update_grad_input(self, input, target):
+    def update_grad_input(self, input: Array, target: Array) -> Array:
         gx = self._difference(input, target)
         gx *= 2 * self._scale(input)
         return gx
@@ -208,7 +226,7 @@ class MSECriterion(_Pairwise):
 class AbsCriterion(_Pairwise):
     """Mean absolute error: ``loss = sum_i |x_i - y_i| / n``.  dE/dx = sign(x - y) / n."""
 
-    def update_output(self, input, target):
+    def update_output(self, input: Array, target: Array) -> Array:
         self._check_float_target(input, target)
         xp = self.backend.xp
         diff = self.diff = self._fit(self.diff, input.shape)
@@ -217,7 +235,7 @@ class AbsCriterion(_Pairwise):
         self.output = self._finish(diff.sum(), input.size)
         return self.output
 
-    def update_grad_input(self, input, target):
+    def update_grad_input(self, input: Array, target: Array) -> Array:
         gx = self._difference(input, target)
         self.backend.xp.sign(gx, out=gx)
         gx *= self._scale(input)
@@ -229,14 +247,14 @@ class SmoothL1Criterion(_Pairwise):
     ``l = 0.5 d^2 if |d| < 1 else |d| - 0.5``; averaged over n elements.
     dE/dx = clip(d, -1, 1) / n."""
 
-    def update_output(self, input, target):
+    def update_output(self, input: Array, target: Array) -> Array:
         self._check_float_target(input, target)
         xp = self.backend.xp
         d = xp.abs(input - target)
         self.output = self._finish(xp.where(d < 1, 0.5 * d * d, d - 0.5).sum(), input.size)
         return self.output
 
-    def update_grad_input(self, input, target):
+    def update_grad_input(self, input: Array, target: Array) -> Array:
         gx = self._difference(input, target)
         self.backend.xp.clip(gx, -1, 1, out=gx)
         gx *= self._scale(input)
@@ -254,14 +272,14 @@ class BCECriterion(_ClassWeights, _Pairwise):
 
     eps = 1e-12
 
-    def __init__(self, weights=None, size_average=True):
+    def __init__(self, weights: Array | None = None, size_average: bool = True) -> None:
         super().__init__(size_average)
         self._set_weights(weights)
 
-    def _w(self, input):
+    def _w(self, input: Array):
         return 1.0 if self.weights is None else self.backend.xp.asarray(self.weights, dtype=input.dtype)
 
-    def update_output(self, input, target):
+    def update_output(self, input: Array, target: Array) -> Array:
         self._check_float_target(input, target)
         low, high = (float(target.min()), float(target.max())) if target.size else (0.0, 0.0)
         if not (low >= 0 and high <= 1):
@@ -271,7 +289,7 @@ class BCECriterion(_ClassWeights, _Pairwise):
         self.output = self._finish(-(terms * self._w(input)).sum(), input.size)
         return self.output
 
-    def update_grad_input(self, input, target):
+    def update_grad_input(self, input: Array, target: Array) -> Array:
         self._check_float_target(input, target)
         eps = self.eps
         gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape)
@@ -280,7 +298,7 @@ class BCECriterion(_ClassWeights, _Pairwise):
         return gx
 
 
-def _sign_targets(criterion, input, target):
+def _sign_targets(criterion, input: Array, target: Array):
     if not hasattr(target, "shape") or target.shape != input.shape:
         raise ShapeError(f"{criterion!r}: expected targets of shape {tuple(input.shape)} (values +1/-1), got {describe(target)}")
     return target.astype(input.dtype, copy=False)
@@ -290,17 +308,17 @@ class MarginCriterion(_Pairwise):
     """Two-class hinge loss with labels y in {+1, -1}:
     ``loss = sum_i max(0, margin - y_i x_i) / n``;  dE/dx_i = -y_i / n where the hinge is active."""
 
-    def __init__(self, margin=1.0, size_average=True):
+    def __init__(self, margin: float = 1.0, size_average: bool = True) -> None:
         super().__init__(size_average)
         self.margin = float(margin)
 
-    def update_output(self, input, target):
+    def update_output(self, input: Array, target: Array) -> Array:
         y = _sign_targets(self, input, target)
         xp = self.backend.xp
         self.output = self._finish(xp.maximum(0, self.margin - y * input).sum(), input.size)
         return self.output
 
-    def update_grad_input(self, input, target):
+    def update_grad_input(self, input: Array, target: Array) -> Array:
         y = _sign_targets(self, input, target)
         gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape)
         gx[...] = -y * (self.margin - y * input > 0) * self._scale(input)
@@ -316,14 +334,15 @@ class MultiMarginCriterion(_ClassWeights, Criterion):
     active term h_i = margin - x_t + x_i > 0, and dE/dx_t = -(sum of those).
     """
 
-    def __init__(self, p=1, weights=None, margin=1.0, size_average=True):
+    def __init__(self, p: int = 1, weights: Array | None = None, margin: float = 1.0,
+                 size_average: bool = True) -> None:
         super().__init__(size_average)
         if p not in (1, 2):
             raise ValueError(f"MultiMarginCriterion: p must be 1 or 2, got {p}")
         self.p, self.margin = int(p), float(margin)
         self._set_weights(weights)
 
-    def _hinge(self, input, target):
+    def _hinge(self, input: Array, target: Array):
         batch, single = _class_batch(self, input)
         n, c = batch.shape
         t, _ = _class_targets(self, target, n, c, single)
@@ -335,13 +354,13 @@ class MultiMarginCriterion(_ClassWeights, Criterion):
         w = 1.0 if self.weights is None else xp.asarray(self.weights, dtype=input.dtype)[t].reshape(-1, 1)
         return batch, t, h, w, n, c
 
-    def update_output(self, input, target):
+    def update_output(self, input: Array, target: Array) -> Array:
         batch, t, h, w, n, c = self._hinge(input, target)
         total = float(((h**self.p) * w).sum()) / c
         self.output = total / n if self.size_average else total
         return self.output
 
-    def update_grad_input(self, input, target):
+    def update_grad_input(self, input: Array, target: Array) -> Array:
         batch, t, h, w, n, c = self._hinge(input, target)
         xp = self.backend.xp
         g = (h > 0) * (1.0 if self.p == 1 else 2 * h) * w / c
@@ -360,14 +379,14 @@ class DistKLDivCriterion(_Pairwise):
         dE/dx = -y / n
     """
 
-    def update_output(self, input, target):
+    def update_output(self, input: Array, target: Array) -> Array:
         self._check_float_target(input, target)
         xp = self.backend.xp
         logy = xp.log(xp.where(target > 0, target, 1))
         self.output = self._finish((target * (logy - input)).sum(), input.size)
         return self.output
 
-    def update_grad_input(self, input, target):
+    def update_grad_input(self, input: Array, target: Array) -> Array:
         self._check_float_target(input, target)
         gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape)
         self.backend.xp.multiply(target, -self._scale(input), out=gx)

@@ -17,16 +17,25 @@ import numpy as np
 
 from ..errors import ShapeError, describe, name_of, shape_error
 from ._tables import check_float_table, table_buffers
+from .criterion import from_torch
 from .distance import CosineDistance, PairwiseDistance
 from .module import Criterion, saved, scratch
+from .._typing import Array
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..nn.module import Module
 
 
-def _labels(criterion, target, shape, allowed, meaning):
+def _labels(criterion, target: Array, shape, allowed, meaning):
     """Validate labels (one per pair, values in ``allowed``) as a float array of ``shape``."""
     xp = criterion.backend.xp
+    target = from_torch(target)
     if isinstance(target, (int, float, np.integer, np.floating)) and not isinstance(target, bool) and shape in ((), (1,)):
         target = xp.asarray([target]).reshape(shape)
-    if not hasattr(target, "shape") or tuple(target.shape) != tuple(shape) or target.dtype.kind not in "iufb":
+    if (not hasattr(target, "shape") or tuple(target.shape) != tuple(shape)
+            or getattr(target.dtype, "kind", None) not in tuple("iufb")):
         raise ShapeError(f"{name_of(criterion)}: expected targets of shape {tuple(shape)} ({meaning}), got {describe(target)}")
     values = target.astype(criterion.backend.dtype)
     ok = xp.zeros(values.shape, dtype=bool)
@@ -45,7 +54,7 @@ class _PairCriterion(Criterion):
     _allowed = (1.0, -1.0)
     _meaning = "+1 (similar) or -1 (dissimilar)"
 
-    def _pair(self, input, target):
+    def _pair(self, input: Array, target: Array):
         x1, _ = check_float_table(self, input, 2)
         if x1.ndim not in (1, 2):
             raise shape_error(self, "entries of shape (N, D) or (D,)", x1)
@@ -55,7 +64,7 @@ class _PairCriterion(Criterion):
     def _norm(self, n):
         return 1.0 / n if self.size_average else 1.0
 
-    def _grads_through(self, module, input, dloss):
+    def _grads_through(self, module, input: Array, dloss):
         """dE/d(input) of a loss whose derivative w.r.t. ``module``'s output is ``dloss``."""
         self.grad_input = module.backward(input, dloss.reshape(module.output.shape).astype(self.backend.dtype))
         return self.grad_input
@@ -73,18 +82,18 @@ class HingeEmbeddingCriterion(Criterion):
     this is not the DrLIM loss (see ``ContrastiveCriterion``).
     """
 
-    def __init__(self, margin=1.0, size_average=True):
+    def __init__(self, margin: float = 1.0, size_average: bool = True) -> None:
         super().__init__(size_average)
         self.margin = float(margin)
 
-    def update_output(self, input, target):
+    def update_output(self, input: Array, target: Array) -> Array:
         y = _labels(self, target, input.shape, (1.0, -1.0), "+1 (similar) or -1 (dissimilar)")
         xp = self.backend.xp
         losses = xp.where(y > 0, input, xp.maximum(0, self.margin - input))
         self.output = float(losses.sum()) / (input.size if self.size_average else 1)
         return self.output
 
-    def update_grad_input(self, input, target):
+    def update_grad_input(self, input: Array, target: Array) -> Array:
         y = _labels(self, target, input.shape, (1.0, -1.0), "+1 (similar) or -1 (dissimilar)")
         xp = self.backend.xp
         gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape)
@@ -92,7 +101,7 @@ class HingeEmbeddingCriterion(Criterion):
         gx *= 1.0 / input.size if self.size_average else 1.0
         return gx
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"margin={self.margin:g}"
 
 
@@ -107,30 +116,30 @@ class L1HingeEmbeddingCriterion(_PairCriterion):
         dE/dx2_n = -dE/dx1_n
     """
 
-    def __init__(self, margin=1.0, size_average=True):
+    def __init__(self, margin: float = 1.0, size_average: bool = True) -> None:
         super().__init__(size_average)
         self.distance = PairwiseDistance(1)
         self.hinge = HingeEmbeddingCriterion(margin, size_average)  # on the N distances
 
     @property
-    def margin(self):
+    def margin(self) -> Any:
         return self.hinge.margin
 
-    def children(self):
+    def children(self) -> list[Module]:
         return [self.distance, self.hinge]
 
-    def update_output(self, input, target):
+    def update_output(self, input: Array, target: Array) -> Array:
         y = self._pair(input, target)
         self.hinge.size_average = self.size_average
         self.output = self.hinge.forward(self.distance.forward(input).reshape(-1), y)
         return self.output
 
-    def update_grad_input(self, input, target):
+    def update_grad_input(self, input: Array, target: Array) -> Array:
         y = self._pair(input, target)
         slope = self.hinge.backward(self.distance.output.reshape(-1), y)  # the forward's distances
         return self._grads_through(self.distance, input, slope)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"margin={self.margin:g}"
 
 
@@ -144,28 +153,28 @@ class CosineEmbeddingCriterion(_PairCriterion):
         dE/dc_n = -1/N (y = 1), 1/N (y = -1 and c_n > margin), else 0; then through the cosine.
     """
 
-    def __init__(self, margin=0.0, size_average=True):
+    def __init__(self, margin: float = 0.0, size_average: bool = True) -> None:
         super().__init__(size_average)
         self.margin = float(margin)
         self.cosine = CosineDistance()
 
-    def children(self):
+    def children(self) -> list[Module]:
         return [self.cosine]
 
-    def update_output(self, input, target):
+    def update_output(self, input: Array, target: Array) -> Array:
         y = self._pair(input, target)
         xp = self.backend.xp
         c = self.cosine.forward(input).reshape(-1)
         self.output = float(xp.where(y > 0, 1 - c, xp.maximum(0, c - self.margin)).sum()) * self._norm(y.size)
         return self.output
 
-    def update_grad_input(self, input, target):
+    def update_grad_input(self, input: Array, target: Array) -> Array:
         y = self._pair(input, target)
         c = self.cosine.output.reshape(-1)  # the forward's cosines
         slope = self.backend.xp.where(y > 0, -1.0, (c > self.margin).astype(c.dtype)) * self._norm(y.size)
         return self._grads_through(self.cosine, input, slope)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"margin={self.margin:g}"
 
 
@@ -181,24 +190,24 @@ class MarginRankingCriterion(Criterion):
 
     _input_kind = "any"
 
-    def __init__(self, margin=0.0, size_average=True):
+    def __init__(self, margin: float = 0.0, size_average: bool = True) -> None:
         super().__init__(size_average)
         self.margin = float(margin)
 
-    def _prepare(self, input, target):
+    def _prepare(self, input: Array, target: Array):
         x1, x2 = check_float_table(self, input, 2)
         if hasattr(target, "shape") and target.shape != x1.shape and target.size == x1.size:
             target = target.reshape(x1.shape)
         y = _labels(self, target, x1.shape, (1.0, -1.0), "+1 (x1 ranks higher) or -1 (x2 ranks higher)")
         return x1, x2, y
 
-    def update_output(self, input, target):
+    def update_output(self, input: Array, target: Array) -> Array:
         x1, x2, y = self._prepare(input, target)
         xp = self.backend.xp
         self.output = float(xp.maximum(0, self.margin - y * (x1 - x2)).sum()) / (x1.size if self.size_average else 1)
         return self.output
 
-    def update_grad_input(self, input, target):
+    def update_grad_input(self, input: Array, target: Array) -> Array:
         x1, x2, y = self._prepare(input, target)
         g1, g2 = table_buffers(self.backend, self.grad_input, [x1.shape, x1.shape])
         g1[...] = -y * (self.margin - y * (x1 - x2) > 0)
@@ -208,7 +217,7 @@ class MarginRankingCriterion(Criterion):
         self.grad_input = [g1, g2]
         return self.grad_input
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"margin={self.margin:g}"
 
 
@@ -238,13 +247,13 @@ class ContrastiveCriterion(_PairCriterion):
     delta = scratch("x1 - x2, one row per pair")
     distance = saved("D = ||x1 - x2|| of each pair in the last call")
 
-    def __init__(self, margin=1.0, size_average=True):
+    def __init__(self, margin: float = 1.0, size_average: bool = True) -> None:
         super().__init__(size_average)
         if not float(margin) > 0:
             raise ValueError(f"ContrastiveCriterion: margin must be > 0, got {margin!r}")
         self.margin = float(margin)
 
-    def _terms(self, input, target):
+    def _terms(self, input: Array, target: Array):
         y = self._pair(input, target)
         xp = self.backend.xp
         x1, x2 = (x.reshape(y.size, -1) for x in input)
@@ -254,12 +263,12 @@ class ContrastiveCriterion(_PairCriterion):
         self.distance = d
         return y, delta, d, xp.maximum(0, self.margin - d)
 
-    def update_output(self, input, target):
+    def update_output(self, input: Array, target: Array) -> Array:
         y, _, d, hinge = self._terms(input, target)
         self.output = float(((1 - y) * 0.5 * d * d + y * 0.5 * hinge * hinge).sum()) * self._norm(y.size)
         return self.output
 
-    def update_grad_input(self, input, target):
+    def update_grad_input(self, input: Array, target: Array) -> Array:
         y, delta, d, hinge = self._terms(input, target)
         xp = self.backend.xp
         coef = ((1 - y) - y * hinge / xp.where(d > 0, d, 1) * (d > 0)) * self._norm(y.size)
@@ -269,5 +278,5 @@ class ContrastiveCriterion(_PairCriterion):
         self.grad_input = [g1, g2]
         return self.grad_input
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"margin={self.margin:g}"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..errors import FormatError, name_of, shape_error
 from ._tables import check_table, copy_into, is_table, sum_into
 from .module import Criterion, scratch
+from .._typing import Array
 
 
 def _scaled(backend, buffer, value, weight):
@@ -15,7 +18,7 @@ def _scaled(backend, buffer, value, weight):
     return out
 
 
-def _scale_in_place(value, weight):
+def _scale_in_place(value, weight) -> None:
     if is_table(value):
         for item in value:
             _scale_in_place(item, weight)
@@ -29,11 +32,12 @@ class _CriterionSum(Criterion):
     _input_kind = "any"
     parts = scratch("{k: w_k dC_k/dx_k}, each in a buffer reused across calls")
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
-        self.criteria, self.weights = [], []
+        self.criteria: list[Any] = []
+        self.weights: list[float] = []
 
-    def add(self, criterion, weight=1.0):
+    def add(self, criterion, weight: float=1.0):
         """Append a criterion with its weight; returns self."""
         if not isinstance(criterion, Criterion):
             raise TypeError(f"{type(self).__name__}.add: expected a Criterion, got {type(criterion).__name__}")
@@ -69,23 +73,23 @@ class _CriterionSum(Criterion):
             made.add(build(child), weight)
         return made
 
-    def _routes(self, input, target):
+    def _routes(self, input: Array, target: Array):
         """``[(x_k, t_k)]``: what each criterion gets."""
         raise NotImplementedError
 
-    def _call(self, k, method, x, t):
+    def _call(self, k, method, x: Array, t):
         try:
             return getattr(self.criteria[k], method)(x, t)
         except Exception as error:
             error.add_note(f"  in criterion {k} ({name_of(self.criteria[k])}) of {type(self).__name__}")
             raise
 
-    def update_output(self, input, target):
+    def update_output(self, input: Array, target: Array):
         routes = self._routes(input, target)
         self.output = sum(w * float(self._call(k, "forward", x, t)) for k, ((x, t), w) in enumerate(zip(routes, self.weights)))
         return self.output
 
-    def _weighted_grads(self, input, target):
+    def _weighted_grads(self, input: Array, target: Array):
         """``[w_k dC_k/dx_k]``, each in a buffer of this criterion."""
         if self.parts is None:
             self.parts = {}
@@ -94,7 +98,7 @@ class _CriterionSum(Criterion):
             store[k] = _scaled(self.backend, store.get(k), self._call(k, "backward", x, t), w)
         return [store[k] for k in range(len(self.criteria))]
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         rows = [f"  ({i}): {w:g} * {c!r}" for i, (c, w) in enumerate(zip(self.criteria, self.weights))]
         extra = self.extra_repr()
         return f"{type(self).__name__}{f'({extra})' if extra else ''} {{\n" + "\n".join(rows) + "\n}"
@@ -108,11 +112,11 @@ class ParallelCriterion(_CriterionSum):
     With ``repeat_target=True`` every criterion gets the same target t.
     """
 
-    def __init__(self, repeat_target=False):
+    def __init__(self, repeat_target: bool = False) -> None:
         super().__init__()
         self.repeat_target = bool(repeat_target)
 
-    def _routes(self, input, target):
+    def _routes(self, input: Array, target: Array):
         n = len(self.criteria)
         check_table(self, input, n, what="entries (one per criterion)")
         if not self.repeat_target:
@@ -121,11 +125,11 @@ class ParallelCriterion(_CriterionSum):
             return list(zip(input, target))
         return [(x, target) for x in input]
 
-    def update_grad_input(self, input, target):
+    def update_grad_input(self, input: Array, target: Array) -> Array:
         self.grad_input = self._weighted_grads(input, target)
         return self.grad_input
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return "repeat_target=True" if self.repeat_target else ""
 
 
@@ -135,11 +139,11 @@ class MultiCriterion(_CriterionSum):
         loss = sum_k w_k C_k(x, t)            dE/dx = sum_k w_k dC_k/dx
     """
 
-    def _routes(self, input, target):
+    def _routes(self, input: Array, target: Array):
         if not self.criteria:
             raise shape_error(self, "at least one criterion (add(criterion, weight))", "an empty MultiCriterion")
         return [(input, target)] * len(self.criteria)
 
-    def update_grad_input(self, input, target):
+    def update_grad_input(self, input: Array, target: Array) -> Array:
         self.grad_input = sum_into(self.backend, self.grad_input, self._weighted_grads(input, target), self)
         return self.grad_input

@@ -20,6 +20,7 @@ from ..errors import check_positive, shape_error
 from ._tables import check_float_table, table_buffers
 from .init import uniform
 from .module import Module, scratch
+from .._typing import Array, RNG
 
 
 class _PairModule(Module):
@@ -27,7 +28,7 @@ class _PairModule(Module):
 
     _input_kind = "any"
 
-    def _pair(self, input):
+    def _pair(self, input: Array):
         """(x1, x2) as (N, D) views, and the output shape ((N,) or ())."""
         x1, x2 = check_float_table(self, input, 2)
         if x1.ndim not in (1, 2):
@@ -42,12 +43,12 @@ class _PairModule(Module):
         out.reshape(-1)[...] = values
         return out
 
-    def _go(self, grad_output, shape):
+    def _go(self, grad_output: Array, shape):
         if getattr(grad_output, "shape", None) != shape:
             raise shape_error(self, f"grad_output of shape {shape}", grad_output)
         return grad_output.reshape(-1, 1)
 
-    def _grads(self, input):
+    def _grads(self, input: Array):
         self.grad_input = table_buffers(self.backend, self.grad_input, [x.shape for x in input])
         return [g.reshape(-1, g.shape[-1]) for g in self.grad_input]
 
@@ -62,13 +63,13 @@ class PairwiseDistance(_PairModule):
 
     diff = scratch("d = x1 - x2, one row per pair")
 
-    def __init__(self, p=2):
+    def __init__(self, p: int = 2) -> None:
         super().__init__()
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p < math.inf:
             raise ValueError(f"PairwiseDistance: p must be a finite number > 0, got {p!r}")
         self.p = p
 
-    def update_output(self, input):
+    def update_output(self, input: Array) -> Array:
         x1, x2, shape = self._pair(input)
         xp = self.backend.xp
         d = self.diff = self._fit(self.diff, x1.shape)
@@ -79,7 +80,7 @@ class PairwiseDistance(_PairModule):
             values = (xp.abs(d) ** self.p).sum(axis=1) ** (1.0 / self.p)
         return self._out(shape, values)
 
-    def update_grad_input(self, input, grad_output):
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
         x1, x2, shape = self._pair(input)
         go = self._go(grad_output, shape)
         xp = self.backend.xp
@@ -98,7 +99,7 @@ class PairwiseDistance(_PairModule):
         xp.negative(g1, out=g2)
         return self.grad_input
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"p={self.p:g}"
 
 
@@ -108,11 +109,11 @@ class DotProduct(_PairModule):
     bprop: dE/dx1_n = dE/dy_n x2_n,  dE/dx2_n = dE/dy_n x1_n.
     """
 
-    def update_output(self, input):
+    def update_output(self, input: Array) -> Array:
         x1, x2, shape = self._pair(input)
         return self._out(shape, self.backend.xp.einsum("ij,ij->i", x1, x2))
 
-    def update_grad_input(self, input, grad_output):
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
         x1, x2, shape = self._pair(input)
         go = self._go(grad_output, shape)
         g1, g2 = self._grads(input)
@@ -137,12 +138,12 @@ class CosineDistance(_PairModule):
         n22 = xp.einsum("ij,ij->i", x2, x2) + self.eps
         return xp.einsum("ij,ij->i", x1, x2), n11, n22
 
-    def update_output(self, input):
+    def update_output(self, input: Array) -> Array:
         x1, x2, shape = self._pair(input)
         dot, n11, n22 = self._parts(x1, x2)
         return self._out(shape, dot / self.backend.xp.sqrt(n11 * n22))
 
-    def update_grad_input(self, input, grad_output):
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
         x1, x2, shape = self._pair(input)
         go = self._go(grad_output, shape)
         xp = self.backend.xp
@@ -170,7 +171,7 @@ class _Prototypes(Module):
 
     _param_names = ("weight",)
 
-    def __init__(self, in_features, out_features, rng=None):
+    def __init__(self, in_features: int, out_features: int, rng: RNG = None) -> None:
         super().__init__()
         check_positive(type(self).__name__, in_features=in_features, out_features=out_features)
         self.in_features, self.out_features = in_features, out_features
@@ -180,18 +181,18 @@ class _Prototypes(Module):
     def _weight_shape(self):
         return (self.in_features, self.out_features)
 
-    def _batch(self, input):
+    def _batch(self, input: Array):
         if input.ndim not in (1, 2) or input.shape[-1] != self.in_features:
             raise shape_error(self, f"input (N, {self.in_features}) or ({self.in_features},)", input)
         return input.reshape(-1, self.in_features)
 
-    def _go(self, input, grad_output):
+    def _go(self, input: Array, grad_output: Array):
         expected = input.shape[:-1] + (self.out_features,)
         if getattr(grad_output, "shape", None) != expected:
             raise shape_error(self, f"grad_output of shape {expected}", grad_output)
         return grad_output.reshape(-1, self.out_features)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"{self.in_features} -> {self.out_features}"
 
 
@@ -208,7 +209,7 @@ class SquaredEuclidean(_Prototypes):
 
     squared = scratch("||x_n - w_j||^2, (N, out)")
 
-    def _squared(self, x):
+    def _squared(self, x: Array):
         xp = self.backend.xp
         d2 = self.squared = self._fit(self.squared, (x.shape[0], self.out_features))
         self.backend.gemm(x, self.weight, d2)
@@ -218,21 +219,21 @@ class SquaredEuclidean(_Prototypes):
         xp.maximum(d2, 0, out=d2)
         return d2
 
-    def update_output(self, input):
+    def update_output(self, input: Array) -> Array:
         x = self._batch(input)
         d2 = self._squared(x)
         out = self.output = self.backend.ensure(self.output, input.shape[:-1] + (self.out_features,))
         self._finish(d2, out.reshape(d2.shape))
         return out
 
-    def _finish(self, d2, out):
+    def _finish(self, d2, out) -> None:
         out[...] = d2
 
     def _rate(self, go):
         """r_nj = dE/dy_nj . dy_nj/d(|x_n - w_j|^2) / (1/2), so that dE/dx_n = sum_j r_nj (x_n - w_j)."""
         return 2 * go
 
-    def update_grad_input(self, input, grad_output):
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
         x = self._batch(input)
         r = self._rate(self._go(input, grad_output))
         gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape)
@@ -242,7 +243,7 @@ class SquaredEuclidean(_Prototypes):
         g += x * r.sum(axis=1, keepdims=True)
         return gx
 
-    def acc_grad_parameters(self, input, grad_output, scale=1.0):
+    def acc_grad_parameters(self, input: Array, grad_output: Array, scale: float = 1.0) -> None:
         x = self._batch(input)
         r = self._rate(self._go(input, grad_output))
         step = self.step = self._fit(self.step, self.weight.shape)
@@ -264,7 +265,7 @@ class Euclidean(SquaredEuclidean):
     For the lecture's squared version see ``SquaredEuclidean``.
     """
 
-    def _finish(self, d2, out):
+    def _finish(self, d2, out) -> None:
         self.backend.xp.sqrt(d2, out=out)
 
     def _rate(self, go):
@@ -286,13 +287,13 @@ class Cosine(_Prototypes):
     def _weight_shape(self):
         return (self.out_features, self.in_features)
 
-    def _norms(self, x):
+    def _norms(self, x: Array):
         xp = self.backend.xp
         xn = xp.sqrt(xp.einsum("ij,ij->i", x, x)).reshape(-1, 1)
         wn = xp.sqrt(xp.einsum("ij,ij->i", self.weight, self.weight))
         return xn, wn
 
-    def update_output(self, input):
+    def update_output(self, input: Array) -> Array:
         x = self._batch(input)
         xn, wn = self._norms(x)
         out = self.output = self.backend.ensure(self.output, input.shape[:-1] + (self.out_features,))
@@ -302,7 +303,7 @@ class Cosine(_Prototypes):
         y /= wn + self.eps
         return out
 
-    def update_grad_input(self, input, grad_output):
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
         xp = self.backend.xp
         x = self._batch(input)
         go = self._go(input, grad_output)
@@ -315,7 +316,7 @@ class Cosine(_Prototypes):
         g -= x * ((go * y).sum(axis=1, keepdims=True) / ((xn + self.eps) * xp.where(xn > 0, xn, 1)))
         return gx
 
-    def acc_grad_parameters(self, input, grad_output, scale=1.0):
+    def acc_grad_parameters(self, input: Array, grad_output: Array, scale: float = 1.0) -> None:
         xp = self.backend.xp
         x = self._batch(input)
         go = self._go(input, grad_output)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
+
+from .._typing import RNG, Array
 from ..errors import check_same_shape
 from ._layout import ensure_like
 from .init import get_rng
 from .module import Module, saved
 
 
-def dropout_setup(module, p, v1, rng):
+def dropout_setup(module: Any, p: float, v1: bool, rng: RNG) -> None:
     """Check and store the drop probability ``p``, the ``v1`` flag and the generator
     (shared by Dropout and SpatialDropout)."""
     if not 0 <= p < 1:
@@ -17,7 +22,7 @@ def dropout_setup(module, p, v1, rng):
     module.rng = get_rng(rng)
 
 
-def fill_keep_mask(module, mask):
+def fill_keep_mask(module: Any, mask: Array) -> Array:
     """Draw ``mask`` in place: 1 with probability 1 - p, else 0, scaled by 1 / (1 - p)
     unless ``module.v1`` (the training-mode multiplier of Dropout and SpatialDropout).
     On the CPU the noise comes from the module's seeded generator, with no temporary."""
@@ -45,14 +50,17 @@ class Dropout(Module):
     bprop: dE/dx = dE/dy * (the same mask and scale as fprop).
     """
 
+    p: float
+    v1: bool
+
     mask = saved("m (times 1 / (1 - p) in v2) drawn by the last training forward, like the input")
     factor = saved("what the forward multiplied by: the mask, or a scalar in evaluation mode")
 
-    def __init__(self, p=0.5, v1=False, rng=None):
+    def __init__(self, p: float = 0.5, v1: bool = False, rng: RNG = None) -> None:
         super().__init__()
         dropout_setup(self, p, v1, rng)
 
-    def update_output(self, input):
+    def update_output(self, input: Array) -> Array:
         # outputs, gradients and the mask keep the input's memory layout (see _layout)
         out = self.output = ensure_like(self.backend, self.output, input)
         if self.train and self.p > 0:
@@ -62,11 +70,11 @@ class Dropout(Module):
         self.backend.xp.multiply(input, self.factor, out=out)
         return out
 
-    def update_grad_input(self, input, grad_output):
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
         check_same_shape(self, "grad_output", grad_output, input)
         gx = self.grad_input = ensure_like(self.backend, self.grad_input, input)
         self.backend.xp.multiply(grad_output, self.factor, out=gx)  # what the forward pass used
         return gx
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"p={self.p:g}" + (", v1" if self.v1 else "")

@@ -15,7 +15,12 @@ weights and the same dropout masks. It seeds nothing else: not NumPy's global
 
 from __future__ import annotations
 
+from .._typing import RNG
+
 import numpy as np
+from numpy.random import Generator
+
+from typing import Any
 
 # ember's one piece of process-wide random state: the sequence whose children seed modules built without rng.
 _DEFAULT = {"seeds": np.random.SeedSequence()}
@@ -28,7 +33,7 @@ def manual_seed(seed: int) -> None:
     _DEFAULT["seeds"] = np.random.SeedSequence(int(seed))
 
 
-def get_rng(rng=None) -> np.random.Generator:
+def get_rng(rng: RNG = None) -> np.random.Generator:
     """``rng`` itself, a generator seeded with ``rng`` if it is an int, else a new generator
     seeded from the next child of ember's default seed sequence (see :func:`manual_seed`)."""
     if rng is None:
@@ -40,6 +45,6 @@ def get_rng(rng=None) -> np.random.Generator:
     raise ValueError(f"rng must be None, an int seed or a numpy Generator, got {type(rng).__name__}")
 
 
-def uniform(rng, shape, bound, dtype="float32") -> np.ndarray:
+def uniform(rng: RNG, shape: tuple[int, ...], bound: Any, dtype: str = "float32") -> np.ndarray:
     """Samples of U(-bound, bound) as a NumPy array of ``dtype``."""
     return get_rng(rng).uniform(-bound, bound, size=shape).astype(dtype)

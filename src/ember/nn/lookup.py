@@ -7,6 +7,9 @@ import numpy as np
 from ..errors import ShapeError, check_same_shape, describe
 from .init import get_rng
 from .module import Module, scratch
+from .._typing import Array, RNG
+
+from typing import Any
 
 
 class LookupTable(Module):
@@ -28,7 +31,7 @@ class LookupTable(Module):
     scaled = scratch("scale * dE/dy rows")
     padding_row = scratch("grad_weight[padding_index], restored after the scatter-add")
 
-    def __init__(self, n_index, n_output, padding_index=None, rng=None):
+    def __init__(self, n_index: int, n_output: int, padding_index: Any = None, rng: RNG = None) -> None:
         super().__init__()
         for label, value in (("n_index", n_index), ("n_output", n_output)):
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
@@ -42,7 +45,7 @@ class LookupTable(Module):
             self.weight[self.padding_index] = 0
         self.grad_weight = self.weight * 0
 
-    def _check(self, input):
+    def _check(self, input: Array):
         xp = self.backend.xp
         if not isinstance(input, xp.ndarray):
             raise ShapeError(f"{self!r}: expected an integer index array, got {describe(input)}")
@@ -53,7 +56,7 @@ class LookupTable(Module):
             if low < 0 or high >= self.n_index:
                 raise ShapeError(f"{self!r}: indices must be in [0, {self.n_index - 1}] (0-based), got {low if low < 0 else high}")
 
-    def update_output(self, input):
+    def update_output(self, input: Array) -> Array:
         self._check(input)
         out = self.output = self.backend.ensure(self.output, input.shape + (self.n_output,))
         xp = self.backend.xp
@@ -63,13 +66,13 @@ class LookupTable(Module):
             xp.take(self.weight, input, axis=0, out=out)
         return out
 
-    def update_grad_input(self, input, grad_output):
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
         check_same_shape(self, "grad_output", grad_output, self.output)
         gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape, dtype=input.dtype)
         gx.fill(0)
         return gx
 
-    def acc_grad_parameters(self, input, grad_output, scale=1.0):
+    def acc_grad_parameters(self, input: Array, grad_output: Array, scale: float = 1.0) -> None:
         xp = self.backend.xp
         rows = grad_output.reshape(-1, self.n_output)
         if scale != 1:
@@ -84,7 +87,7 @@ class LookupTable(Module):
         if keep is not None:
             self.grad_weight[self.padding_index] = keep
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         pad = f", padding_index={self.padding_index}" if self.padding_index is not None else ""
         return f"{self.n_index} -> {self.n_output}{pad}"
 

@@ -29,6 +29,12 @@ from ._layout import axis_order
 from ..backend import unbuffered
 from ._spatial import SpatialModule
 from .module import saved, scratch
+from .._typing import Array
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..nn.module import Module
 
 
 class _LocalNormalization(SpatialModule):
@@ -80,7 +86,7 @@ class _LocalNormalization(SpatialModule):
         }
         return self.operators
 
-    def _correlate(self, maps, out, flipped=False):
+    def _correlate(self, maps, out, flipped: bool=False):
         """out (N,H,W) = sum_{p,q} w[p,q] maps[:, y + p - rh, x + q - rw] (zero padded);
         with ``flipped`` the adjoint (the flipped kernel)."""
         xp = self.backend.xp
@@ -117,10 +123,10 @@ class _LocalNormalization(SpatialModule):
         self.backend.xp.copyto(m4[:, 0], maps)
         return m4
 
-    def _check_planes(self, input):
+    def _check_planes(self, input: Array):
         return self._batch(input)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"{self.n_input_plane}, kernel {'x'.join(map(str, self.kernel.shape))}"
 
 
@@ -151,11 +157,11 @@ class SpatialSubtractiveNormalization(_LocalNormalization):
     local_mean = scratch("m = M(x) / coef, (N, H, W)")
     grad_mean = scratch("M^T((sum_c dE/dy_c) / coef), (N, H, W)")
 
-    def __init__(self, n_input_plane=1, kernel=None):
+    def __init__(self, n_input_plane: int = 1, kernel: Any = None) -> None:
         super().__init__()
         self._init_kernel(n_input_plane, kernel)
 
-    def update_output(self, input):
+    def update_output(self, input: Array) -> Array:
         x4 = self._check_planes(input)
         n, c, h, w = x4.shape
         ops = self._operators(h, w)
@@ -169,7 +175,7 @@ class SpatialSubtractiveNormalization(_LocalNormalization):
         self.output = self._unbatch(out4, input)
         return self.output
 
-    def update_grad_input(self, input, grad_output):
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
         x4 = self._check_planes(input)
         g4 = self._check_grad_output(grad_output, input)
         ops = self._operators(*x4.shape[2:])
@@ -215,7 +221,8 @@ class SpatialDivisiveNormalization(_LocalNormalization):
     denominator = scratch("2 s coef C (1 where s = 0)")
     grad_sigma = scratch("M^T(dE/dv), (N, H, W)")
 
-    def __init__(self, n_input_plane=1, kernel=None, threshold=1e-4, thresval=None, mean_floor=False):
+    def __init__(self, n_input_plane: int = 1, kernel: Any = None, threshold: float = 1e-4, thresval: Any = None,
+                 mean_floor: bool = False) -> None:
         super().__init__()
         self._init_kernel(n_input_plane, kernel)
         self.threshold = float(threshold)
@@ -224,7 +231,7 @@ class SpatialDivisiveNormalization(_LocalNormalization):
             raise ValueError(f"SpatialDivisiveNormalization: thresval must be > 0 (it divides), got {self.thresval}")
         self.mean_floor = bool(mean_floor)
 
-    def update_output(self, input):
+    def update_output(self, input: Array) -> Array:
         x4 = self._check_planes(input)
         n, c, h, w = x4.shape
         xp = self.backend.xp
@@ -256,7 +263,7 @@ class SpatialDivisiveNormalization(_LocalNormalization):
         self.output = self._unbatch(out4, input)
         return self.output
 
-    def update_grad_input(self, input, grad_output):
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
         x4 = self._check_planes(input)
         g4 = self._check_grad_output(grad_output, input)
         n, c, h, w = x4.shape
@@ -296,7 +303,7 @@ class SpatialDivisiveNormalization(_LocalNormalization):
         self.grad_input = self._unbatch(gx4, input)
         return self.grad_input
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         text = super().extra_repr() + f", threshold={self.threshold:g}"
         if self.thresval != self.threshold:
             text += f", thresval={self.thresval:g}"
@@ -312,25 +319,26 @@ class SpatialContrastiveNormalization(_LocalNormalization):
     the per-image floor of Jarrett et al. (2009) instead of Torch7's fixed threshold alone.
     """
 
-    def __init__(self, n_input_plane=1, kernel=None, threshold=1e-4, thresval=None, mean_floor=False):
+    def __init__(self, n_input_plane: int = 1, kernel: Any = None, threshold: float = 1e-4, thresval: Any = None,
+                 mean_floor: bool = False) -> None:
         super().__init__()
         self._init_kernel(n_input_plane, kernel)
         self.subtractive = SpatialSubtractiveNormalization(n_input_plane, kernel)
         self.divisive = SpatialDivisiveNormalization(n_input_plane, kernel, threshold, thresval, mean_floor)
 
-    def children(self):
+    def children(self) -> list[Module]:
         return [self.subtractive, self.divisive]
 
-    def update_output(self, input):
+    def update_output(self, input: Array) -> Array:
         self._check_planes(input)
         self.output = self.divisive.update_output(self.subtractive.update_output(input))
         return self.output
 
-    def update_grad_input(self, input, grad_output):
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
         self._check_planes(input)
         middle = self.divisive.update_grad_input(self.subtractive.output, grad_output)
         self.grad_input = self.subtractive.update_grad_input(input, middle)
         return self.grad_input
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return self.divisive.extra_repr()

@@ -6,6 +6,9 @@ from ..errors import shape_error
 from ._layout import axis_order
 from ._spatial import SpatialModule
 from .module import scratch
+from .._typing import Array
+
+from typing import Any
 
 
 class SpatialZeroPadding(SpatialModule):
@@ -19,7 +22,8 @@ class SpatialZeroPadding(SpatialModule):
     The output keeps the input's memory layout.
     """
 
-    def __init__(self, pad_l, pad_r=None, pad_t=None, pad_b=None):
+    def __init__(self, pad_l: int, pad_r: int | None = None, pad_t: int | None = None,
+                 pad_b: int | None = None) -> None:
         super().__init__()
         pads = [pad_l, pad_l if pad_r is None else pad_r, pad_l if pad_t is None else pad_t,
                 pad_l if pad_b is None else pad_b]  # fmt: skip
@@ -37,7 +41,7 @@ class SpatialZeroPadding(SpatialModule):
         cols_in = slice(max(-self.pad_l, 0), w - max(-self.pad_r, 0))
         return (rows_out, cols_out), (rows_in, cols_in)
 
-    def update_output(self, input):
+    def update_output(self, input: Array) -> Array:
         x4 = self._batch(input)
         n, c, h, w = x4.shape
         oh, ow = h + self.pad_t + self.pad_b, w + self.pad_l + self.pad_r
@@ -51,7 +55,7 @@ class SpatialZeroPadding(SpatialModule):
         self.output = self._unbatch(out4, input)
         return self.output
 
-    def update_grad_input(self, input, grad_output):
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
         x4, g4 = self._batch_pair(input, grad_output)
         gx4 = self.grad_input4 = self._fit(self.grad_input4, None, like=x4)
         (ro, co), (ri, ci) = self._regions(*x4.shape[2:])
@@ -61,5 +65,5 @@ class SpatialZeroPadding(SpatialModule):
         self.grad_input = self._unbatch(gx4, input)
         return self.grad_input
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"l={self.pad_l}, r={self.pad_r}, t={self.pad_t}, b={self.pad_b}"

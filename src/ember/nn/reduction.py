@@ -8,24 +8,27 @@ from __future__ import annotations
 
 from ..errors import check_same_shape, shape_error
 from .module import Module, saved
+from .._typing import Array
+
+from typing import Any
 
 
 class _Reduce(Module):
-    def __init__(self, dim=-1):
+    def __init__(self, dim=-1) -> None:
         super().__init__()
         if not isinstance(dim, int):
             raise ValueError(f"{type(self).__name__}: dim must be an int, got {dim!r}")
         self.dim = dim
 
-    def _axis(self, input):
+    def _axis(self, input: Array):
         if not -input.ndim <= self.dim < input.ndim:
             raise shape_error(self, f"input with an axis {self.dim}", input)
         return self.dim % input.ndim
 
-    def _out_shape(self, input, axis):
+    def _out_shape(self, input: Array, axis):
         return input.shape[:axis] + input.shape[axis + 1 :]
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"dim={self.dim}"
 
 
@@ -35,11 +38,11 @@ class Sum(_Reduce):
     bprop: dE/dx_k = dE/dy (divided by the length when averaging), broadcast along dim.
     """
 
-    def __init__(self, dim=-1, size_average=False):
+    def __init__(self, dim: int = -1, size_average: bool = False) -> None:
         super().__init__(dim)
         self.size_average = bool(size_average)
 
-    def update_output(self, input):
+    def update_output(self, input: Array) -> Array:
         axis = self._axis(input)
         out = self.output = self.backend.ensure(self.output, self._out_shape(input, axis))
         xp = self.backend.xp
@@ -49,7 +52,7 @@ class Sum(_Reduce):
             xp.sum(input, axis=axis, out=out)
         return out
 
-    def update_grad_input(self, input, grad_output):
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
         axis = self._axis(input)
         check_same_shape(self, "grad_output", grad_output, self.output)
         gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape)
@@ -62,10 +65,10 @@ class Sum(_Reduce):
 class Mean(Sum):
     """``y = (1/K) sum_k x_k`` along ``dim``.  bprop: dE/dx_k = dE/dy / K."""
 
-    def __init__(self, dim=-1):
+    def __init__(self, dim: int = -1) -> None:
         super().__init__(dim, size_average=True)
 
-    def spec(self):
+    def spec(self) -> dict[str, Any]:
         return {"type": "Mean", "args": {"dim": self.dim}}
 
 
@@ -79,7 +82,7 @@ class Max(_Reduce):
     _pick = "argmax"
     indices = saved("the position of the first maximum along dim (int64)")
 
-    def update_output(self, input):
+    def update_output(self, input: Array) -> Array:
         axis = self._axis(input)
         xp = self.backend.xp
         shape = self._out_shape(input, axis)
@@ -89,7 +92,7 @@ class Max(_Reduce):
         out[...] = xp.take_along_axis(input, xp.expand_dims(index, axis), axis).reshape(shape)
         return out
 
-    def update_grad_input(self, input, grad_output):
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
         axis = self._axis(input)
         check_same_shape(self, "grad_output", grad_output, self.output)
         xp = self.backend.xp

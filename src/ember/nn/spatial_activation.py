@@ -9,6 +9,9 @@ from ._spatial import SpatialModule, claim_first_max
 from .activation import LogSoftMax, SoftMax
 from .dropout import dropout_setup, fill_keep_mask
 from .module import saved, scratch
+from .._typing import Array, RNG
+
+from typing import Any
 
 
 class SpatialSoftMax(SoftMax):
@@ -18,7 +21,7 @@ class SpatialSoftMax(SoftMax):
     (PyTorch ``Softmax2d`` / ``softmax(x, dim=1)``.)
     """
 
-    def _axis(self, input):
+    def _axis(self, input: Array):
         if input.ndim not in (3, 4):
             raise shape_error(self, "input (N, C, H, W) or (C, H, W)", input)
         return input.ndim - 3
@@ -38,7 +41,7 @@ class _Groups(SpatialModule):
     taken = scratch("(N, G, H, W) bool: whether an earlier plane of the group held the max")
     grad_input4 = scratch("dE/dx, 4-D, in the input's layout")
 
-    def _init_groups(self, group_size):
+    def _init_groups(self, group_size) -> None:
         if group_size is not None:
             check_positive(type(self).__name__, group_size=group_size)
         self.group_size = group_size
@@ -77,11 +80,11 @@ class SpatialWTA(_Groups):
 
     top = scratch("the max of each group, (N, G, H, W)")
 
-    def __init__(self, group_size=None):
+    def __init__(self, group_size: int | None = None) -> None:
         super().__init__()
         self._init_groups(group_size)
 
-    def update_output(self, input):
+    def update_output(self, input: Array) -> Array:
         x4 = self._batch(input)
         grouped, _ = self._grouped(x4)
         xp = self.backend.xp
@@ -93,7 +96,7 @@ class SpatialWTA(_Groups):
         self.output = self._unbatch(out4, input)
         return self.output
 
-    def update_grad_input(self, input, grad_output):
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
         x4, g4 = self._batch_pair(input, grad_output)
         gx4 = self.grad_input4 = self._fit(self.grad_input4, None, like=x4)
         self.backend.xp.multiply(g4, self.winner.reshape(x4.shape), out=gx4)
@@ -108,12 +111,12 @@ class SpatialMaxout(_Groups):
     output (N, C / S, H, W). bprop: the gradient goes to the first maximal plane.
     """
 
-    def __init__(self, group_size):
+    def __init__(self, group_size: int) -> None:
         super().__init__()
         check_positive("SpatialMaxout", group_size=group_size)
         self._init_groups(group_size)
 
-    def update_output(self, input):
+    def update_output(self, input: Array) -> Array:
         x4 = self._batch(input)
         grouped, _ = self._grouped(x4)
         out = self.out4 = self._fit(self.out4, None, like=grouped[:, :, 0])
@@ -121,7 +124,7 @@ class SpatialMaxout(_Groups):
         self.output = self._unbatch(out, input)
         return self.output
 
-    def update_grad_input(self, input, grad_output):
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
         x4, g4 = self._batch_pair(input, grad_output)
         grouped, size = self._grouped(x4)
         mask = self._first_winner(grouped, self.out4)
@@ -141,10 +144,13 @@ class SpatialDropout(SpatialModule):
     m[n, c] ~ Bernoulli(1 - p), drawn at every training forward. bprop: the same mask/scale.
     """
 
+    p: float
+    v1: bool
+
     mask = saved("the (N, C, 1, 1) plane mask (times 1 / (1 - p) in v2) of the last training forward")
     factor = saved("what the forward multiplied by: the mask, or a scalar in evaluation mode")
 
-    def __init__(self, p=0.5, v1=False, rng=None):
+    def __init__(self, p: float = 0.5, v1: bool = False, rng: RNG = None) -> None:
         super().__init__()
         dropout_setup(self, p, v1, rng)
 
@@ -156,7 +162,7 @@ class SpatialDropout(SpatialModule):
             return fill_keep_mask(self, self.mask)
         return 1.0 - self.p if self.v1 else 1.0
 
-    def update_output(self, input):
+    def update_output(self, input: Array) -> Array:
         factor = self._factor(self._batch(input))
         # (C, 1, 1) for a single image; a scalar in evaluation mode
         self.factor = factor if input.ndim == 4 or not hasattr(factor, "shape") else factor[0]
@@ -164,11 +170,11 @@ class SpatialDropout(SpatialModule):
         self.backend.xp.multiply(input, self.factor, out=out)
         return out
 
-    def update_grad_input(self, input, grad_output):
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
         check_same_shape(self, "grad_output", grad_output, input)
         gx = self.grad_input = ensure_like(self.backend, self.grad_input, input)
         self.backend.xp.multiply(grad_output, self.factor, out=gx)
         return gx
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"p={self.p:g}" + (", v1" if self.v1 else "")

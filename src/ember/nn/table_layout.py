@@ -14,6 +14,9 @@ from __future__ import annotations
 from ..errors import check_same_shape, shape_error
 from ._tables import check_entry, check_table, copy_into, is_table, normalize_axis, reused, zeros_like
 from .module import Module
+from .._typing import Array
+
+from typing import Any
 
 
 def _check_int(cls, name, value, low=None):
@@ -31,12 +34,12 @@ class JoinTable(Module):
 
     _input_kind = "any"
 
-    def __init__(self, dim=-1):
+    def __init__(self, dim: int = -1) -> None:
         super().__init__()
         _check_int("JoinTable", "dim", dim)
         self.dim = dim
 
-    def _check(self, input):
+    def _check(self, input: Array):
         check_table(self, input)
         first = check_entry(self, 0, input[0])
         axis = normalize_axis(self, self.dim, first.ndim, "entry")
@@ -50,7 +53,7 @@ class JoinTable(Module):
                 )
         return axis
 
-    def update_output(self, input):
+    def update_output(self, input: Array) -> Array:
         axis = self._check(input)
         shape = list(input[0].shape)
         shape[axis] = sum(x.shape[axis] for x in input)
@@ -58,7 +61,7 @@ class JoinTable(Module):
         self.backend.xp.concatenate(input, axis=axis, out=out)
         return out
 
-    def update_grad_input(self, input, grad_output):
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
         axis = self._check(input)
         check_same_shape(self, "grad_output", grad_output, self.output)
         old = reused(self.grad_input, len(input))
@@ -72,7 +75,7 @@ class JoinTable(Module):
         self.grad_input = grads
         return grads
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"dim={self.dim}"
 
 
@@ -83,17 +86,17 @@ class SplitTable(Module):
     bprop: dE/dx = stack_k(dE/dy_k) along dim.
     """
 
-    def __init__(self, dim=0):
+    def __init__(self, dim: int = 0) -> None:
         super().__init__()
         _check_int("SplitTable", "dim", dim)
         self.dim = dim
 
-    def update_output(self, input):
+    def update_output(self, input: Array) -> Array:
         axis = normalize_axis(self, self.dim, input.ndim)
         self.output = [input[(slice(None),) * axis + (k,)] for k in range(input.shape[axis])]
         return self.output
 
-    def update_grad_input(self, input, grad_output):
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
         axis = normalize_axis(self, self.dim, input.ndim)
         n = input.shape[axis]
         part = input.shape[:axis] + input.shape[axis + 1 :]
@@ -103,7 +106,7 @@ class SplitTable(Module):
         self.backend.xp.stack(grad_output, axis=axis, out=gx)
         return gx
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"dim={self.dim}"
 
 
@@ -117,22 +120,22 @@ class SelectTable(Module):
 
     _input_kind = "any"
 
-    def __init__(self, index):
+    def __init__(self, index: int) -> None:
         super().__init__()
         _check_int("SelectTable", "index", index)
         self.index = index
 
-    def _position(self, input):
+    def _position(self, input: Array):
         check_table(self, input, min_n=1, what="entries")
         if not -len(input) <= self.index < len(input):
             raise shape_error(self, f"a table with an entry {self.index} (0-based)", f"a table of {len(input)} entries")
         return self.index % len(input)
 
-    def update_output(self, input):
+    def update_output(self, input: Array) -> Array:
         self.output = input[self._position(input)]
         return self.output
 
-    def update_grad_input(self, input, grad_output):
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
         k = self._position(input)
         old = reused(self.grad_input, len(input))
         grads = [zeros_like(self.backend, old[i], x) if i != k else None for i, x in enumerate(input)]
@@ -140,7 +143,7 @@ class SelectTable(Module):
         self.grad_input = grads
         return grads
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return str(self.index)
 
 
@@ -152,21 +155,21 @@ class NarrowTable(Module):
 
     _input_kind = "any"
 
-    def __init__(self, offset, length=1):
+    def __init__(self, offset: Any, length: int = 1) -> None:
         super().__init__()
         _check_int("NarrowTable", "offset", offset, 0)
         _check_int("NarrowTable", "length", length, 1)
         self.offset, self.length = offset, length
 
-    def _check(self, input):
+    def _check(self, input: Array) -> None:
         check_table(self, input, min_n=self.offset + self.length, what="entries")
 
-    def update_output(self, input):
+    def update_output(self, input: Array) -> Array:
         self._check(input)
         self.output = list(input[self.offset : self.offset + self.length])
         return self.output
 
-    def update_grad_input(self, input, grad_output):
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
         self._check(input)
         if not is_table(grad_output) or len(grad_output) != self.length:
             raise shape_error(self, f"grad_output as a table of {self.length} entries", grad_output)
@@ -180,7 +183,7 @@ class NarrowTable(Module):
         self.grad_input = grads
         return grads
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"offset={self.offset}, length={self.length}"
 
 
@@ -202,12 +205,12 @@ class FlattenTable(Module):
 
     _input_kind = "any"
 
-    def update_output(self, input):
+    def update_output(self, input: Array) -> Array:
         check_table(self, input, min_n=0, what="entries")
         self.output = _flatten(input, [])
         return self.output
 
-    def update_grad_input(self, input, grad_output):
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
         n = len(_flatten(input, []))
         if not is_table(grad_output) or len(grad_output) != n:
             raise shape_error(self, f"grad_output as a flat table of {n} entries", grad_output)
@@ -229,28 +232,28 @@ class Replicate(Module):
     bprop: dE/dx = sum of dE/dy over the new axis.
     """
 
-    def __init__(self, n_features, dim=0):
+    def __init__(self, n_features: int, dim: int = 0) -> None:
         super().__init__()
         _check_int("Replicate", "n_features", n_features, 1)
         _check_int("Replicate", "dim", dim)
         self.n_features, self.dim = n_features, dim
 
-    def _axis(self, input):
+    def _axis(self, input: Array):
         return normalize_axis(self, self.dim, input.ndim + 1, "output")
 
-    def update_output(self, input):
+    def update_output(self, input: Array) -> Array:
         axis = self._axis(input)
         xp = self.backend.xp
         shape = input.shape[:axis] + (self.n_features,) + input.shape[axis:]
         self.output = xp.broadcast_to(xp.expand_dims(input, axis), shape)
         return self.output
 
-    def update_grad_input(self, input, grad_output):
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
         axis = self._axis(input)
         check_same_shape(self, "grad_output", grad_output, self.output)
         gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape)
         self.backend.xp.sum(grad_output, axis=axis, out=gx)
         return gx
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"{self.n_features}, dim={self.dim}"

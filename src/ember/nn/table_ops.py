@@ -13,6 +13,9 @@ import numpy as np
 from ..errors import ShapeError, check_same_shape, describe, name_of, shape_error
 from ._tables import check_entry, check_float_entries, check_float_table, check_table, is_table, reused, table_buffers
 from .module import Module, saved, scratch
+from .._typing import Array
+
+from typing import Any
 
 
 class _TableOp(Module):
@@ -23,14 +26,14 @@ class _TableOp(Module):
     _n_entries = None
     _min_entries = 1
 
-    def _check(self, input):
+    def _check(self, input: Array):
         return check_float_table(self, input, self._n_entries, self._min_entries)
 
-    def _grad_buffers(self, input):
+    def _grad_buffers(self, input: Array):
         self.grad_input = table_buffers(self.backend, self.grad_input, [x.shape for x in input])
         return self.grad_input
 
-    def _check_grad(self, input, grad_output):
+    def _check_grad(self, input: Array, grad_output: Array):
         self._check(input)
         check_same_shape(self, "grad_output", grad_output, input[0])
         return self._grad_buffers(input)
@@ -43,7 +46,7 @@ class CAddTable(_TableOp):
     bprop to input: dE/dx_k = dE/dy for every k   (each a copy)
     """
 
-    def update_output(self, input):
+    def update_output(self, input: Array) -> Array:
         self._check(input)
         out = self.output = self.backend.ensure(self.output, input[0].shape)
         out[...] = input[0]
@@ -51,7 +54,7 @@ class CAddTable(_TableOp):
             out += x
         return out
 
-    def update_grad_input(self, input, grad_output):
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
         for g in self._check_grad(input, grad_output):
             g[...] = grad_output
         return self.grad_input
@@ -65,13 +68,13 @@ class CSubTable(_TableOp):
 
     _n_entries = 2
 
-    def update_output(self, input):
+    def update_output(self, input: Array) -> Array:
         self._check(input)
         out = self.output = self.backend.ensure(self.output, input[0].shape)
         self.backend.xp.subtract(input[0], input[1], out=out)
         return out
 
-    def update_grad_input(self, input, grad_output):
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
         g1, g2 = self._check_grad(input, grad_output)
         g1[...] = grad_output
         self.backend.xp.negative(grad_output, out=g2)
@@ -85,7 +88,7 @@ class CMulTable(_TableOp):
     input are handled exactly; no division).
     """
 
-    def update_output(self, input):
+    def update_output(self, input: Array) -> Array:
         self._check(input)
         out = self.output = self.backend.ensure(self.output, input[0].shape)
         out[...] = input[0]
@@ -93,7 +96,7 @@ class CMulTable(_TableOp):
             out *= x
         return out
 
-    def update_grad_input(self, input, grad_output):
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
         for k, g in enumerate(self._check_grad(input, grad_output)):
             g[...] = grad_output
             for j, x in enumerate(input):
@@ -110,13 +113,13 @@ class CDivTable(_TableOp):
 
     _n_entries = 2
 
-    def update_output(self, input):
+    def update_output(self, input: Array) -> Array:
         self._check(input)
         out = self.output = self.backend.ensure(self.output, input[0].shape)
         self.backend.xp.divide(input[0], input[1], out=out)
         return out
 
-    def update_grad_input(self, input, grad_output):
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
         xp = self.backend.xp
         g1, g2 = self._check_grad(input, grad_output)
         xp.divide(grad_output, input[1], out=g1)
@@ -138,7 +141,7 @@ class CMaxTable(_TableOp):
     better = scratch("where entry k beats the best so far (bool)")
     picked = scratch("where entry k is the winner (bool)")
 
-    def update_output(self, input):
+    def update_output(self, input: Array) -> Array:
         self._check(input)
         xp = self.backend.xp
         out = self.output = self.backend.ensure(self.output, input[0].shape)
@@ -152,7 +155,7 @@ class CMaxTable(_TableOp):
             xp.copyto(out, x, where=better)
         return out
 
-    def update_grad_input(self, input, grad_output):
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
         xp = self.backend.xp
         picked = self.picked = self._fit(self.picked, input[0].shape, dtype="bool")
         for k, g in enumerate(self._check_grad(input, grad_output)):
@@ -191,13 +194,13 @@ class Switch(Module):
 
     _input_kind = "any"
 
-    def __init__(self, n_inputs=None):
+    def __init__(self, n_inputs: int = None) -> None:
         super().__init__()
         if n_inputs is not None and (not isinstance(n_inputs, int) or n_inputs < 1):
             raise ValueError(f"Switch: n_inputs must be a positive int or None, got {n_inputs!r}")
         self.n_inputs = n_inputs
 
-    def _parse(self, input):
+    def _parse(self, input: Array):
         """(selector, inputs, per_sample) after checking everything."""
         k = self.n_inputs
         check_table(self, input, None if k is None else k + 1, 2, "entries: [selector, x_0, ..., x_{K-1}]")
@@ -238,7 +241,7 @@ class Switch(Module):
         self.backend.xp.equal(selector, k, out=mask)
         return mask.reshape(selector.shape + (1,) * (ndim - 1))
 
-    def update_output(self, input):
+    def update_output(self, input: Array) -> Array:
         selector, inputs, per_sample = self._parse(input)
         xp = self.backend.xp
         out = self.output = self.backend.ensure(self.output, inputs[0].shape)
@@ -249,7 +252,7 @@ class Switch(Module):
             xp.copyto(out, x, where=self._mask(selector, k, x.ndim))
         return out
 
-    def update_grad_input(self, input, grad_output):
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
         selector, inputs, per_sample = self._parse(input)
         check_same_shape(self, "grad_output", grad_output, inputs[0])
         xp = self.backend.xp
@@ -265,7 +268,7 @@ class Switch(Module):
         self.grad_input = grads
         return grads
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return "" if self.n_inputs is None else f"{self.n_inputs} inputs"
 
 
@@ -288,7 +291,7 @@ class MixtureTable(Module):
 
     _input_kind = "any"
 
-    def _parse(self, input):
+    def _parse(self, input: Array):
         check_table(self, input, 2, what="entries: [gates, experts]")
         gater, experts = input
         check_entry(self, 0, gater)
@@ -315,7 +318,7 @@ class MixtureTable(Module):
             tail = experts.shape[len(lead) :]
         return gater.reshape(n, k), experts, batch, stacked, n, k, tail
 
-    def update_output(self, input):
+    def update_output(self, input: Array) -> Array:
         gates, experts, batch, stacked, n, k, tail = self._parse(input)
         if stacked and not batch:
             experts = experts.reshape((1, k) + tail)
@@ -331,7 +334,7 @@ class MixtureTable(Module):
         self.output = out if batch else out.reshape(tail)
         return self.output
 
-    def update_grad_input(self, input, grad_output):
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
         gates, experts, batch, stacked, n, k, tail = self._parse(input)
         expected = (n,) + tail if batch else tail
         if getattr(grad_output, "shape", None) != expected:

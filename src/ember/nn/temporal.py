@@ -12,13 +12,16 @@ from ._im2col import as_strided
 from ._spatial import claim_first_max
 from .init import uniform
 from .module import Module, saved, scratch
+from .._typing import Array, RNG
+
+from typing import Any
 
 
 class _Temporal(Module):
     out3 = saved("the 3-D output (N, T', F_out)")
     grad_input3 = scratch("dE/dx, 3-D")
 
-    def _batch3(self, input, frame_size, window):
+    def _batch3(self, input: Array, frame_size, window):
         if input.ndim not in (2, 3) or (frame_size is not None and input.shape[-1] != frame_size) or input.shape[-2] < window:
             f = "F" if frame_size is None else frame_size
             raise shape_error(self, f"input (N, T, {f}) or (T, {f}) with T >= {window} frames", input)
@@ -26,7 +29,7 @@ class _Temporal(Module):
             raise shape_error(self, "a batch of at least one sequence (N >= 1)", input)
         return input if input.ndim == 3 else input[None]
 
-    def _check_grad_output(self, grad_output, input):
+    def _check_grad_output(self, grad_output: Array, input: Array):
         check_same_shape(self, "grad_output", grad_output, self.output)
         return grad_output if input.ndim == 3 else grad_output[None]
 
@@ -65,7 +68,7 @@ class TemporalConvolution(_Temporal):
     dcols = scratch("dE/d(unfolded frames) = dE/dy W, (N, T', kw, F_in)")
     grad_weight_step = scratch("dE/d[W | b] of this call, before it is scaled in")
 
-    def __init__(self, input_frame_size, output_frame_size, kw, dw=1, rng=None):
+    def __init__(self, input_frame_size: int, output_frame_size: int, kw: int, dw: int = 1, rng: RNG = None) -> None:
         super().__init__()
         check_positive("TemporalConvolution", input_frame_size=input_frame_size,
                        output_frame_size=output_frame_size, kw=kw, dw=dw)  # fmt: skip
@@ -76,7 +79,7 @@ class TemporalConvolution(_Temporal):
         self.bias = uniform(rng, (output_frame_size,), bound)
         self.grad_bias = self.bias * 0
 
-    def update_output(self, input):
+    def update_output(self, input: Array) -> Array:
         x3 = self._batch3(input, self.input_frame_size, self.kw)
         n, t, f = x3.shape
         steps = (t - self.kw) // self.dw + 1
@@ -92,7 +95,7 @@ class TemporalConvolution(_Temporal):
         self.output = out if input.ndim == 3 else out[0]
         return self.output
 
-    def update_grad_input(self, input, grad_output):
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
         x3 = self._batch3(input, self.input_frame_size, self.kw)
         g3 = self._check_grad_output(grad_output, input)
         n, t, f = x3.shape
@@ -107,7 +110,7 @@ class TemporalConvolution(_Temporal):
         self.grad_input = gx if input.ndim == 3 else gx[0]
         return self.grad_input
 
-    def acc_grad_parameters(self, input, grad_output, scale=1.0):
+    def acc_grad_parameters(self, input: Array, grad_output: Array, scale: float = 1.0) -> None:
         self._batch3(input, self.input_frame_size, self.kw)
         g3 = self._check_grad_output(grad_output, input)
         cols = self.cols
@@ -120,7 +123,7 @@ class TemporalConvolution(_Temporal):
         self.grad_weight += grad[:, :-1]
         self.grad_bias += grad[:, -1]
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"{self.input_frame_size} -> {self.output_frame_size}, {self.kw}" + (f", {self.dw}" if self.dw != 1 else "")
 
 
@@ -136,13 +139,13 @@ class TemporalMaxPooling(_Temporal):
     first = scratch("whether this frame holds the window's first maximum (bool)")
     routed = scratch("dE/dy where this frame holds the first maximum, else 0")
 
-    def __init__(self, kw, dw=None):
+    def __init__(self, kw: int, dw: int | None = None) -> None:
         super().__init__()
         dw = kw if dw is None else dw
         check_positive("TemporalMaxPooling", kw=kw, dw=dw)
         self.kw, self.dw = kw, dw
 
-    def update_output(self, input):
+    def update_output(self, input: Array) -> Array:
         x3 = self._batch3(input, None, self.kw)
         n, t, f = x3.shape
         steps = (t - self.kw) // self.dw + 1
@@ -155,7 +158,7 @@ class TemporalMaxPooling(_Temporal):
         self.output = out if input.ndim == 3 else out[0]
         return self.output
 
-    def update_grad_input(self, input, grad_output):
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
         x3 = self._batch3(input, None, self.kw)
         g3 = self._check_grad_output(grad_output, input)
         steps = g3.shape[1]
@@ -173,5 +176,5 @@ class TemporalMaxPooling(_Temporal):
         self.grad_input = gx if input.ndim == 3 else gx[0]
         return self.grad_input
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"{self.kw}, {self.dw}"

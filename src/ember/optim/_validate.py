@@ -14,9 +14,13 @@ import math
 import numbers
 
 from ..backend import axpby
+from .._typing import Array, FEval
+
+from typing import Any
 
 
-def number(algorithm, config, key, default, low=None, high=None, low_open=False, high_open=False):
+def number(algorithm: str, config: dict[str, Any], key: str, default: Any, low: Any = None, high: Any = None,
+           low_open: bool = False, high_open: bool = False) -> float:
     """Read ``config[key]`` (or ``default``), check it is a finite real in range."""
     value = config.get(key, default)
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
@@ -30,7 +34,7 @@ def number(algorithm, config, key, default, low=None, high=None, low_open=False,
     return float(value)
 
 
-def integer(algorithm, config, key, default, low=1):
+def integer(algorithm: str, config: dict[str, Any], key: str, default: Any, low: int = 1) -> int:
     """Read ``config[key]`` (or ``default``), check it is an integer >= ``low``."""
     value = config.get(key, default)
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
@@ -38,14 +42,14 @@ def integer(algorithm, config, key, default, low=1):
     return int(value)
 
 
-def hyperparameters(algorithm, config, spec):
+def hyperparameters(algorithm: str, config: dict[str, Any], spec: Any) -> tuple[Any, ...]:
     """Read several hyperparameters at once: ``spec`` maps each key to the keyword
     arguments of :func:`number` (``default`` and the bounds); returns their values as a
     tuple, in ``spec``'s order. ``spec``'s keys double as the known keys for :func:`setup`."""
     return tuple(number(algorithm, config, key, **bounds) for key, bounds in spec.items())
 
 
-def vector(algorithm, config, key, x):
+def vector(algorithm: str, config: dict[str, Any], key: str, x: Array) -> Any:
     """Optional per-parameter vector ``config[key]`` with the shape of x."""
     value = config.get(key)
     if value is not None and getattr(value, "shape", None) != x.shape:
@@ -56,13 +60,14 @@ def vector(algorithm, config, key, x):
     return value
 
 
-def known_keys(algorithm, config, allowed):
+def known_keys(algorithm: str, config: dict[str, Any], allowed: Any) -> None:
     unknown = sorted(set(config) - set(allowed))
     if unknown:
         raise ValueError(f"optim.{algorithm}: unknown hyperparameter(s) {unknown}; known: {sorted(allowed)}")
 
 
-def setup(algorithm, config, state, keys, state_keys=()):
+def setup(algorithm: str, config: dict[str, Any] | None, state: dict[str, Any] | None, keys: Any,
+          state_keys: tuple[Any, ...] = ()) -> tuple[Any, Any]:
     """``(config, state)`` with Torch7's ``state = state or config``; unknown keys raise.
 
     When ``state`` is ``config`` (no separate state given), the state's own keys
@@ -77,18 +82,24 @@ def setup(algorithm, config, state, keys, state_keys=()):
     return config, state
 
 
-def evaluate(algorithm, feval, x):
-    """``fx, g = feval(x)``, checking that g is an array of x's shape."""
+def evaluate(algorithm: str, feval: FEval, x: Array) -> tuple[Any, Any]:
+    """``fx, g = feval(x)``, checking that g is an array of x's shape. A PyTorch tensor
+    returned as the loss or the gradient means the same as a number or an array, so it
+    is taken as one (``float(loss)``, the gradient through NumPy)."""
     result = feval(x)
     if not isinstance(result, tuple) or len(result) != 2:
         raise ValueError(f"optim.{algorithm}: feval(x) must return (loss, gradient), got {type(result).__name__}")
     fx, g = result
+    if type(g).__module__.startswith("torch") and hasattr(g, "detach"):  # a PyTorch habit, same meaning
+        g = namespace(x).asarray(g.detach().cpu().numpy())
+    if type(fx).__module__.startswith("torch") and hasattr(fx, "item"):
+        fx = float(fx.item())
     if g is None or getattr(g, "shape", None) != x.shape:
         raise ValueError(f"optim.{algorithm}: feval must return (loss, gradient of shape {x.shape}), got {getattr(g, 'shape', g)!r}")
     return fx, g
 
 
-def scratch(state, x, name="_scratch", dtype=None):
+def scratch(state: dict[str, Any], x: Array, name: str = "_scratch", dtype: Any = None) -> Any:
     """A work array like x (or of ``dtype``) kept in ``state`` under a private name
     (``"_..."``, not part of a checkpoint); allocated on the first call only."""
     if not name.startswith("_"):
@@ -100,7 +111,7 @@ def scratch(state, x, name="_scratch", dtype=None):
     return buf
 
 
-def buffer(state, name, x, fill=0.0):
+def buffer(state: dict[str, Any], name: str, x: Array, fill: float = 0.0) -> tuple[Any, bool]:
     """A persistent state array like x (e.g. a momentum), created filled with ``fill``.
 
     Returns ``(array, created)``; a stored array of another shape or dtype is replaced.
@@ -114,7 +125,7 @@ def buffer(state, name, x, fill=0.0):
     return buf, True
 
 
-def namespace(x):
+def namespace(x: Array) -> Any:
     """``numpy`` or ``cupy``, whichever ``x`` belongs to."""
     if type(x).__module__.startswith("cupy"):
         import cupy
@@ -125,19 +136,19 @@ def namespace(x):
     return numpy
 
 
-def weight_decay(x, g, wd, tmp):
+def weight_decay(x: Array, g: Array, wd: Any, tmp: Array) -> None:
     """``g += wd * x`` in place (Torch7's L2 term on the flat vector): one BLAS pass, or
     through ``tmp`` without BLAS."""
     if wd != 0:
         axpby(wd, x, 1.0, g, tmp)
 
 
-def dot(a, b) -> float:
+def dot(a: Any, b: Any) -> float:
     """``<a, b>`` as a Python float (no temporary array)."""
     return float(namespace(a).dot(a, b))
 
 
-def moving_average(avg, value, decay, tmp, square=False):
+def moving_average(avg: Any, value: Any, decay: Any, tmp: Array, square: bool = False) -> None:
     """``avg = decay * avg + (1 - decay) * value`` (``value**2`` if ``square``), in place."""
     xp = namespace(avg)
     avg *= decay
@@ -149,7 +160,7 @@ def moving_average(avg, value, decay, tmp, square=False):
     avg += tmp
 
 
-def step_over_root(x, numerator, second, eps, step, tmp, denom):
+def step_over_root(x: Array, numerator: Any, second: Any, eps: float, step: float, tmp: Array, denom: Any) -> None:
     """``x -= step * numerator / (sqrt(second) + eps)``, in place (via tmp and denom)."""
     xp = namespace(x)
     xp.sqrt(second, out=denom)

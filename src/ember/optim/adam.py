@@ -6,6 +6,9 @@ import math
 
 from ._validate import buffer, evaluate, moving_average, number, scratch, setup, step_over_root, weight_decay
 from .._typing import Array, FEval, OptimResult
+from .._typing import Array, FEval
+
+from typing import Any
 
 _KEYS = {"learning_rate", "learning_rate_decay", "beta1", "beta2", "epsilon", "weight_decay"}
 _STATE = ("t", "m", "v")
@@ -41,7 +44,8 @@ def adam(feval: FEval, x: Array, config: dict | None = None, state: dict | None 
     return adam_step("adam", feval, x, config, state, decoupled=False)
 
 
-def adam_step(algorithm, feval, x, config, state, decoupled):
+def adam_step(algorithm: str, feval: FEval, x: Array, config: dict[str, Any] | None, state: dict[str, Any] | None,
+              decoupled: bool) -> tuple[Any, list[Any]]:
     """The Adam step shared by :func:`adam` and :func:`~ember.optim.adamw`."""
     config, state = setup(algorithm, config, state, _KEYS, _STATE)
     lr = number(algorithm, config, "learning_rate", 1e-3, low=0)

@@ -45,7 +45,7 @@ def cg(feval: FEval, x: Array, config: dict | None = None, state: dict | None = 
     df0, df1, df2 = (scratch(state, x, name) for name in ("_df0", "_df1", "_df2"))
     s, x0, tmp = (scratch(state, x, name) for name in ("_s", "_x0", "_scratch"))
 
-    def move(step):  # x += step * s
+    def move(step) -> None:  # x += step * s
         xp.multiply(s, step, out=tmp)
         xp.add(x, tmp, out=x)
 

@@ -9,9 +9,12 @@ import numpy as np
 
 from ..backend import to_numpy
 from ._validate import evaluate, namespace
+from .._typing import Array, FEval
+
+from typing import Any
 
 
-def checkgrad(feval, x, eps=1e-7):
+def checkgrad(feval: FEval, x: Array, eps: float = 1e-7) -> tuple[Any, Any, Any]:
     """Compare ``feval``'s gradient with central differences, coordinate by coordinate.
 
     ``dC_est[i] = (f(x + eps e_i) - f(x - eps e_i)) / (2 eps)``; the returned error is
@@ -46,7 +49,7 @@ def checkgrad(feval, x, eps=1e-7):
     return diff, analytic, numeric
 
 
-def rosenbrock(x):
+def rosenbrock(x: Array) -> tuple[Any, Any]:
     """The Rosenbrock function and its gradient, a ``feval`` for tests and examples::
 
         f(x) = sum_i 100 (x[i+1] - x[i]^2)^2 + (1 - x[i])^2

@@ -5,6 +5,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from .._typing import Array, PathLike
+
+from typing import Any, Self
 
 
 class ConfusionMatrix:
@@ -23,7 +26,7 @@ class ConfusionMatrix:
       over union) and ``average_union_valid`` its mean (the VOC measure).
     """
 
-    def __init__(self, n_classes, classes=None):
+    def __init__(self, n_classes: int, classes: Any = None) -> None:
         if isinstance(n_classes, list | tuple):
             classes, n_classes = list(n_classes), len(n_classes)
         if not isinstance(n_classes, int | np.integer) or n_classes < 1:
@@ -36,7 +39,7 @@ class ConfusionMatrix:
         self.zero()
 
     # ------------------------------------------------------------------ counting
-    def zero(self):
+    def zero(self) -> Self:
         """Forget every count (Torch7's ``confusion:zero()``)."""
         self.mat[...] = 0
         self.valids = np.zeros(self.n_classes)
@@ -44,7 +47,7 @@ class ConfusionMatrix:
         self.total_valid = self.average_valid = self.average_union_valid = 0.0
         return self
 
-    def add(self, prediction, target):
+    def add(self, prediction: Any, target: Array) -> Self:
         """One sample: ``prediction`` a class index or a vector of scores (argmax);
         ``target`` a class index or a one-hot / score vector (argmax)."""
         pred = self._label(prediction, "prediction")
@@ -55,7 +58,7 @@ class ConfusionMatrix:
             self.mat[targ, pred] += 1
         return self
 
-    def batch_add(self, predictions, targets):
+    def batch_add(self, predictions: Array, targets: Any) -> Self:
         """Many samples: predictions (N,) class indices or (N, C) scores; targets (N,)
         indices or (N, C) one-hot rows. Rows with a negative target are skipped."""
         preds = self._labels(predictions, "predictions")
@@ -96,13 +99,13 @@ class ConfusionMatrix:
                 raise ValueError(f"ConfusionMatrix.batch_add: {what} as a vector must hold class indices")
         return array.astype(np.int64)
 
-    def _check_range(self, labels, what):
+    def _check_range(self, labels: Array, what):
         bad = labels[(labels < 0) | (labels >= self.n_classes)]
         if bad.size:
             raise ValueError(f"ConfusionMatrix: {what} must be class indices in [0, {self.n_classes - 1}], got {int(bad[0])}")
 
     # ------------------------------------------------------------------ measures
-    def update_valids(self):
+    def update_valids(self) -> Self:
         """Recompute ``valids``, ``unionvalids``, ``total_valid``, ``average_valid``,
         ``average_union_valid`` from ``mat``."""
         mat = self.mat.astype(np.float64)
@@ -130,7 +133,7 @@ class ConfusionMatrix:
         """Recall of each class (``valids``; NaN for a class with no sample)."""
         return self.update_valids().valids
 
-    def far_frr(self):
+    def far_frr(self) -> tuple[Any, Any]:
         """Per-class false rejection rates (1 - recall) and false acceptance rates (mean
         over the other classes of the fraction of their samples predicted as this one).
         Returns ``(frr, far)``; NaN for classes with no sample."""
@@ -148,7 +151,7 @@ class ConfusionMatrix:
         return frr, far
 
     # ------------------------------------------------------------------ display
-    def __str__(self):
+    def __str__(self) -> str:
         self.update_valids()
         width = max(8, 1 + len(str(int(self.mat.max(initial=0)))))
         names = self.classes or [str(c) for c in range(self.n_classes)]
@@ -164,10 +167,10 @@ class ConfusionMatrix:
         lines.append(f" + global correct (accuracy): {self.total_valid * 100:.3f}%")
         return "\n".join(lines)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"ConfusionMatrix({self.n_classes}, accuracy={self.accuracy:.4f})"
 
-    def render(self, normalize=True):
+    def render(self, normalize: bool = True) -> Any:
         """The matrix as an image array (rows targets, columns predictions), each row
         divided by its count when ``normalize`` (Torch7's render shows the same)."""
         mat = self.mat.astype(np.float64)
@@ -175,7 +178,7 @@ class ConfusionMatrix:
             mat = mat / np.maximum(mat.sum(axis=1, keepdims=True), 1)
         return mat
 
-    def save_png(self, path, title=None):
+    def save_png(self, path: PathLike, title: str | None = None) -> Any:
         """Write the row-normalized matrix as a PNG heat map with the counts printed
         (needs matplotlib: ``pip install matplotlib``)."""
         from .plot import pyplot

@@ -15,7 +15,8 @@ _STATE = (
 )  # fmt: skip
 
 
-def lbfgs(feval: FEval, x: Array, config: dict | None = None, state: dict | None = None) -> tuple[Array, list[float], int]:
+def lbfgs(feval: FEval, x: Array, config: dict | None = None,
+          state: dict | None = None) -> tuple[Array, list[float], int]:
     """Up to ``max_iter`` L-BFGS iterations from ``x`` (updated in place).
 
     The direction is ``d = -H g`` where H, the inverse-Hessian estimate, is never
@@ -140,7 +141,7 @@ def _abs_sum(v, tmp):
     return float(tmp.sum())
 
 
-def _remember(state, g, g_old, d, t, n_correction, y, s):
+def _remember(state, g, g_old, d, t, n_correction, y, s) -> None:
     """Append the pair (s = t d, y = g - g_old) to the history ring when <y, s> > 1e-10."""
     xp = namespace(g)
     xp.subtract(g, g_old, out=y)
@@ -166,7 +167,7 @@ def _remember(state, g, g_old, d, t, n_correction, y, s):
     state["h_diag"] = ys / dot(y, y)
 
 
-def _two_loop(state, g, d, q, tmp, xp):
+def _two_loop(state, g, d, q, tmp, xp) -> None:
     """d = -H g by the two-loop recursion over the stored pairs (oldest first)."""
     size, start = state.get("history_size", 0), state.get("history_start", 0)
     s_hist, y_hist = state.get("s_history"), state.get("y_history")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any, Self
+
 import csv
 import io
 import math
 import os
+
+from .._typing import Array, PathLike
 
 
 class Logger:
@@ -20,11 +24,12 @@ class Logger:
     :meth:`set_log_scale`, :meth:`plot` (writes a PNG instead of opening a window).
     """
 
-    def __init__(self, path, names=None, keep_rows=None):
+    def __init__(self, path: PathLike, names: Any = None, keep_rows: Any = None) -> None:
         self.path = os.fspath(path)
-        self.names = None
+        self.names: Any = None
         self.rows = 0
-        self.styles, self.log_scale = {}, False
+        self.styles: dict[str, Any] = {}
+        self.log_scale = False
         folder = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(folder, exist_ok=True)
         if keep_rows is not None and os.path.exists(self.path):
@@ -46,14 +51,14 @@ class Logger:
         self._write_all([header] + body[:keep_rows])
         self.names, self.rows = header, keep_rows
 
-    def _write_all(self, rows):
+    def _write_all(self, rows) -> None:
         buffer = io.StringIO()
         csv.writer(buffer).writerows(rows)
         from ..io import atomic_write
 
         atomic_write(self.path, [buffer.getvalue().encode()])
 
-    def set_names(self, names):
+    def set_names(self, names: Any) -> Self:
         """The column names (written as the header unless the file already has them)."""
         names = [str(n) for n in names]
         if self.names is not None:
@@ -66,7 +71,7 @@ class Logger:
 
     setNames = set_names  # noqa: N815 - Torch7's name
 
-    def add(self, values):
+    def add(self, values: Array) -> Self:
         """Append one row: a dict keyed by the column names (missing -> empty) or a
         list in column order. With no names set, a dict's keys become the columns."""
         if isinstance(values, dict):
@@ -84,7 +89,7 @@ class Logger:
         self.rows += 1
         return self
 
-    def _append(self, row):
+    def _append(self, row) -> None:
         buffer = io.StringIO()
         csv.writer(buffer).writerow(row)
         with open(self.path, "a", newline="") as handle:
@@ -92,19 +97,19 @@ class Logger:
             handle.flush()
             os.fsync(handle.fileno())
 
-    def style(self, styles):
+    def style(self, styles: Any) -> Self:
         """Matplotlib line styles per column, e.g. ``{"train_loss": "-", "test_loss": "--"}``."""
         self.styles.update(styles)
         return self
 
-    def set_log_scale(self, value=True):
+    def set_log_scale(self, value: bool = True) -> Self:
         """Plot the values on a logarithmic axis (Torch7's ``setlogscale``); returns self."""
         self.log_scale = bool(value)
         return self
 
     setlogscale = set_log_scale
 
-    def plot(self, png_path=None):
+    def plot(self, png_path: Any = None) -> Any:
         """Write the curves to ``png_path`` (default: the log's path with .png)."""
         from .plot import plot_csv
 
@@ -117,14 +122,14 @@ def _format(value):
     return value
 
 
-def read_csv(path):
+def read_csv(path: PathLike) -> Any:
     """``{column: [values]}`` from a log (numbers as floats, empty cells as NaN)."""
     with open(path, newline="") as handle:
         rows = list(csv.reader(handle))
     if not rows:
         raise ValueError(f"{path}: empty log (no header)")
     header, body = rows[0], [r for r in rows[1:] if r]
-    columns = {name: [] for name in header}
+    columns: dict[str, list[Any]] = {name: [] for name in header}
     for line, row in enumerate(body, start=2):
         if len(row) != len(header):
             raise ValueError(f"{path}: line {line} has {len(row)} values for {len(header)} columns")

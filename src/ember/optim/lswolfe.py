@@ -3,14 +3,17 @@ cubic interpolation it uses (``optim.polyinterp``)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import math
 
 from ._validate import dot, integer, known_keys, namespace, number
+from .._typing import Array, FEval
 
 _OPTIONS = {"c1", "c2", "tol_x", "max_iter", "verbose"}
 
 
-def polyinterp(x1, f1, g1, x2, f2, g2, lower=None, upper=None):
+def polyinterp(x1: Array, f1: Any, g1: Any, x2: Array, f2: Any, g2: Any, lower: Any = None, upper: Any = None) -> Any:
     """Minimiser of the cubic through ``(x1, f1)``, ``(x2, f2)`` with slopes g1, g2.
 
     With the cubic ``p(s) = f1 + g1 s + B s^2 + A s^3`` (s = x - x1, h = x2 - x1)::
@@ -52,7 +55,8 @@ def polyinterp(x1, f1, g1, x2, f2, g2, lower=None, upper=None):
     return min(candidates, key=lambda t: p(t - x1))
 
 
-def lswolfe(feval, x, t, d, f, g, gtd, options=None, scratch=None):
+def lswolfe(feval: FEval, x: Array, t: Any, d: Array, f: Any, g: Array, gtd: Any, options: dict[str, Any] | None = None,
+            scratch: Any = None) -> tuple[Any, Any, Any, Any, Any]:
     """Search along ``d`` from ``x`` for a step t meeting the strong Wolfe conditions::
 
         f(x + t d) <= f + c1 t <g, d>             (sufficient decrease)
@@ -89,7 +93,7 @@ def lswolfe(feval, x, t, d, f, g, gtd, options=None, scratch=None):
     x_init[...] = x
     g0[...] = g
 
-    def move(t):  # x = x_init + t d
+    def move(t) -> None:  # x = x_init + t d
         xp.multiply(d, t, out=step)
         xp.add(x_init, step, out=x)
 
@@ -101,7 +105,8 @@ def lswolfe(feval, x, t, d, f, g, gtd, options=None, scratch=None):
     # 2. bracketing: find an interval containing a point meeting the Wolfe conditions
     it, t_prev, f_prev, gtd_prev, done = 0, 0.0, f, gtd, False
     g_prev[...] = g0
-    bracket = bracket_f = None
+    bracket: Any = None
+    bracket_f: Any = None
     while it < max_iter:
         if f_new > f + c1 * t * gtd or (it > 1 and f_new >= f_prev):
             bracket, bracket_f = [t_prev, t], [f_prev, f_new]
@@ -167,7 +172,7 @@ def lswolfe(feval, x, t, d, f, g, gtd, options=None, scratch=None):
     return bracket_f[best], bracket_g[best], x, t, n_evals
 
 
-def _work(store, name, x, xp, rows=None):
+def _work(store, name, x: Array, xp, rows=None):
     shape = x.shape if rows is None else (rows,) + x.shape
     buf = store.get(name)
     if buf is None or buf.shape != shape or buf.dtype != x.dtype:

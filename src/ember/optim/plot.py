@@ -8,8 +8,10 @@ import os
 
 from .logger import read_csv
 
+from typing import Any
 
-def pyplot():
+
+def pyplot() -> Any:
     """matplotlib.pyplot on the non-interactive Agg backend, or a clear ImportError."""
     try:
         import matplotlib
@@ -31,7 +33,7 @@ _PANELS = (
 )
 
 
-def plot_csv(csv_path, png_path=None, x="epoch", styles=None, log_scale=False):
+def plot_csv(csv_path: Any, png_path: Any = None, x: str = "epoch", styles: Any = None, log_scale: bool = False) -> Any:
     """Plot every column of the log against ``x``: losses, accuracies and the learning
     rate in separate panels (other numeric columns in a last one). Returns the PNG path."""
     columns = read_csv(csv_path)

@@ -8,6 +8,8 @@ are in docs/training.md; tests/test_training_quality.py runs every entry on a su
 
 from __future__ import annotations
 
+from typing import Any
+
 MNIST_MLP = {
     "sgd": {"lr": 0.05, "momentum": 0.9, "lr_decay": 2e-4},
     "nag": {"lr": 0.05, "momentum": 0.9, "lr_decay": 2e-4},
@@ -24,7 +26,7 @@ MNIST_MLP = {
 }
 
 
-def command(name, epochs=5, recipe=None) -> str:
+def command(name: str, epochs: int = 5, recipe: Any = None) -> str:
     """The ``ember train`` command line equivalent to ``MNIST_MLP[name]``."""
     recipe = MNIST_MLP[name] if recipe is None else recipe
     flags = [f"--optimizer {name}", f"--epochs {epochs}"]

@@ -10,12 +10,19 @@ through a 0/1 mask over the flat vector (:func:`parameter_mask`).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import math
 
 from ._validate import dot, namespace
+from .._typing import Array
 
 
-def parameter_mask(module, skip_biases=True, dtype=None):
+if TYPE_CHECKING:
+    from ..nn.module import Module
+
+
+def parameter_mask(module: Module, skip_biases: bool = True, dtype: Any = None) -> Any:
     """A 0/1 vector aligned with ``module.get_parameters()``'s flat vector: 0 on 1-D
     parameters (biases) when ``skip_biases``, 1 elsewhere."""
     params, _ = module.parameters()
@@ -39,20 +46,20 @@ class WeightDecay:
     ``apply`` works in place with one scratch vector (allocated once).
     """
 
-    def __init__(self, l2=0.0, l1=0.0, start_epoch=0, mask=None):
+    def __init__(self, l2: float = 0.0, l1: float = 0.0, start_epoch: int = 0, mask: Array | None = None) -> None:
         for name, value in (("l2", l2), ("l1", l1)):
             if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"WeightDecay: {name} must be a finite number >= 0, got {value!r}")
         if not isinstance(start_epoch, int) or start_epoch < 0:
             raise ValueError(f"WeightDecay: start_epoch must be an int >= 0, got {start_epoch!r}")
         self.l2, self.l1, self.start_epoch, self.mask = float(l2), float(l1), start_epoch, mask
-        self._tmp = None
+        self._tmp: Any = None
 
-    def active(self, epoch) -> bool:
+    def active(self, epoch: int) -> bool:
         """Whether a penalty applies at ``epoch`` (0-based)."""
         return (self.l2 > 0 or self.l1 > 0) and epoch >= self.start_epoch
 
-    def apply(self, x, g, epoch):
+    def apply(self, x: Array, g: Array, epoch: int) -> Any:
         """``g += d penalty / dx`` when active at ``epoch``; returns g."""
         if not self.active(epoch):
             return g
@@ -75,14 +82,14 @@ class WeightDecay:
             g += tmp
         return g
 
-    def penalty(self, x, epoch=None) -> float:
+    def penalty(self, x: Array, epoch: int | None = None) -> float:
         """``l2/2 |m x|^2 + l1 |m x|_1`` (0 before ``start_epoch`` if epoch is given)."""
         if epoch is not None and not self.active(epoch):
             return 0.0
         xm = x if self.mask is None else x * self.mask
         return 0.5 * self.l2 * dot(xm, xm) + self.l1 * float(namespace(x).abs(xm).sum())
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         masked = ", skip_biases" if self.mask is not None else ""
         return f"WeightDecay(l2={self.l2:g}, l1={self.l1:g}, start_epoch={self.start_epoch}{masked})"
 
@@ -96,13 +103,13 @@ class MaxNorm:
     plane); 1-D parameters (biases) are left alone. ``w_i <- w_i * min(1, c / |w_i|)``.
     """
 
-    def __init__(self, module, max_norm):
+    def __init__(self, module: Module, max_norm: Any) -> None:
         if not isinstance(max_norm, int | float) or not math.isfinite(max_norm) or max_norm <= 0:
             raise ValueError(f"MaxNorm: max_norm must be a positive number, got {max_norm!r}")
         self.module, self.max_norm = module, float(max_norm)
-        self._buffers = {}
+        self._buffers: dict[str, Any] = {}
 
-    def apply(self):
+    def apply(self) -> Any:
         """Rescale in place (after ``get_parameters``, the rows are views into the flat
         vector, so the optimizer sees the change). Returns the largest norm found."""
         largest = 0.0
@@ -128,11 +135,11 @@ class MaxNorm:
             work = self._buffers[key] = (xp.empty_like(rows), xp.empty(rows.shape[0], dtype=rows.dtype))
         return work
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"MaxNorm({self.max_norm:g})"
 
 
-def clip_grad_norm(g, max_norm) -> float:
+def clip_grad_norm(g: Array, max_norm: Any) -> float:
     """Scale the gradient vector in place so that ``|g| <= max_norm``; returns |g| before.
 
     ``g <- g * max_norm / |g|`` when ``|g| > max_norm`` (a non-finite norm is returned

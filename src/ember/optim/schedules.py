@@ -15,19 +15,21 @@ from __future__ import annotations
 
 import math
 
+from typing import Any
+
 
 class Schedule:
     """Base class: a constant learning rate ``lr``."""
 
-    def __init__(self, lr):
+    def __init__(self, lr: float) -> None:
         if not (isinstance(lr, int | float) and math.isfinite(lr) and lr >= 0):
             raise ValueError(f"{type(self).__name__}: lr must be a finite number >= 0, got {lr!r}")
         self.lr = float(lr)
 
-    def __call__(self, epoch, step=0) -> float:
+    def __call__(self, epoch: int, step: int = 0) -> float:
         return self.lr
 
-    def observe(self, metric) -> None:
+    def observe(self, metric: Any) -> None:
         """Told the epoch's validation metric (only :class:`ReduceOnPlateau` uses it)."""
 
     def state_dict(self) -> dict:
@@ -37,7 +39,7 @@ class Schedule:
     def load_state_dict(self, state: dict) -> None:
         """Restore what :meth:`state_dict` gave."""
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.__dict__.items() if not k.startswith("_"))
         return f"{type(self).__name__}({args})"
 
@@ -45,7 +47,7 @@ class Schedule:
 Constant = Schedule
 
 
-def _positive(owner, name, value, low=0.0, low_open=True, high=None):
+def _positive(owner, name, value, low: float=0.0, low_open: bool=True, high=None):
     if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
         raise ValueError(f"{owner}: {name} must be a finite number, got {value!r}")
     if value < low or (low_open and value == low) or (high is not None and value > high):
@@ -59,14 +61,14 @@ class InverseTime(Schedule):
     as ``learning_rate_decay`` in optim.sgd) or completed epochs (``per="epoch"``, as
     ``nn.StochasticGradient``)."""
 
-    def __init__(self, lr, decay, per="step"):
+    def __init__(self, lr: float, decay: Any, per: str = "step") -> None:
         super().__init__(lr)
         self.decay = float(_positive("InverseTime", "decay", decay, low_open=False))
         if per not in ("step", "epoch"):
             raise ValueError(f"InverseTime: per must be 'step' or 'epoch', got {per!r}")
         self.per = per
 
-    def __call__(self, epoch, step=0):
+    def __call__(self, epoch: int, step: int = 0) -> Any:
         t = step if self.per == "step" else epoch
         return self.lr / (1 + t * self.decay)
 
@@ -74,24 +76,24 @@ class InverseTime(Schedule):
 class StepDecay(Schedule):
     """``lr * gamma ** floor(epoch / every)``: divide the rate every ``every`` epochs."""
 
-    def __init__(self, lr, every, gamma=0.1):
+    def __init__(self, lr: float, every: Any, gamma: float = 0.1) -> None:
         super().__init__(lr)
         if not isinstance(every, int) or every < 1:
             raise ValueError(f"StepDecay: every must be a positive int (epochs), got {every!r}")
         self.every, self.gamma = every, float(_positive("StepDecay", "gamma", gamma, high=1))
 
-    def __call__(self, epoch, step=0):
+    def __call__(self, epoch: int, step: int = 0) -> Any:
         return self.lr * self.gamma ** (int(epoch) // self.every)
 
 
 class Exponential(Schedule):
     """``lr * gamma ** epoch``."""
 
-    def __init__(self, lr, gamma):
+    def __init__(self, lr: float, gamma: Any) -> None:
         super().__init__(lr)
         self.gamma = float(_positive("Exponential", "gamma", gamma, high=1))
 
-    def __call__(self, epoch, step=0):
+    def __call__(self, epoch: int, step: int = 0) -> Any:
         return self.lr * self.gamma**epoch
 
 
@@ -101,7 +103,7 @@ class Cosine(Schedule):
     fractional epoch ``e = epoch + (step - epoch start) / steps_per_epoch`` when
     ``steps_per_epoch`` is given (smooth within an epoch), else per epoch."""
 
-    def __init__(self, lr, epochs, lr_min=0.0, steps_per_epoch=None):
+    def __init__(self, lr: float, epochs: int, lr_min: float = 0.0, steps_per_epoch: Any = None) -> None:
         super().__init__(lr)
         if not isinstance(epochs, int) or epochs < 1:
             raise ValueError(f"Cosine: epochs must be a positive int, got {epochs!r}")
@@ -110,8 +112,8 @@ class Cosine(Schedule):
             raise ValueError(f"Cosine: steps_per_epoch must be a positive int, got {steps_per_epoch!r}")
         self.steps_per_epoch = steps_per_epoch
 
-    def __call__(self, epoch, step=0):
-        e = epoch
+    def __call__(self, epoch: int, step: int = 0) -> Any:
+        e: float = epoch
         if self.steps_per_epoch:
             e = step / self.steps_per_epoch
         e = min(e, self.epochs)
@@ -127,7 +129,8 @@ class ReduceOnPlateau(Schedule):
     State (checkpointed): the current rate, ``best``, ``bad_epochs``, ``cooldown_left``.
     """
 
-    def __init__(self, lr, factor=0.1, patience=10, threshold=1e-4, mode="min", cooldown=0, min_lr=0.0):
+    def __init__(self, lr: float, factor: float = 0.1, patience: int = 10, threshold: float = 1e-4, mode: str = "min",
+                 cooldown: int = 0, min_lr: float = 0.0) -> None:
         super().__init__(lr)
         self.factor = float(_positive("ReduceOnPlateau", "factor", factor, high=1))
         if not isinstance(patience, int) or patience < 0 or not isinstance(cooldown, int) or cooldown < 0:
@@ -139,10 +142,10 @@ class ReduceOnPlateau(Schedule):
         self.min_lr = float(_positive("ReduceOnPlateau", "min_lr", min_lr, low_open=False))
         self._current, self._best, self._bad, self._cooldown = self.lr, None, 0, 0
 
-    def __call__(self, epoch, step=0):
+    def __call__(self, epoch: int, step: int = 0) -> Any:
         return self._current
 
-    def observe(self, metric):
+    def observe(self, metric: Any) -> None:
         """Count an epoch without improvement of ``metric``; cut the rate after ``patience`` of them."""
         metric = float(metric)
         if not math.isfinite(metric):
@@ -163,10 +166,10 @@ class ReduceOnPlateau(Schedule):
             return metric < self._best * (1 - self.threshold)
         return metric > self._best * (1 + self.threshold)
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         return {"lr": self._current, "best": self._best, "bad_epochs": self._bad, "cooldown_left": self._cooldown}
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         self._current, self._best = float(state["lr"]), state["best"]
         self._bad, self._cooldown = int(state["bad_epochs"]), int(state["cooldown_left"])
 
@@ -181,7 +184,7 @@ SCHEDULES = {
 }
 
 
-def parse_schedule(spec, lr, epochs=None, steps_per_epoch=None) -> Schedule:
+def parse_schedule(spec: Any, lr: float, epochs: int | None = None, steps_per_epoch: Any = None) -> Schedule:
     """Build a schedule from ``"NAME[:ARG...]"`` (see :data:`SCHEDULES`)."""
     name, *args = str(spec).split(":")
     try:

@@ -7,8 +7,11 @@ from ..errors import FormatError
 from .mapping import Mapper, UnmappedClassError
 from .reader import LuaFunction, TorchObject, deep_recursion, read_t7, read_t7_bytes
 
+from typing import Any
+from .._typing import PathLike
 
-def load_t7(path, *, partial=False, ascii=None, long_size=None):
+
+def load_t7(path: PathLike, *, partial: bool = False, ascii: Any = None, long_size: int | None = None) -> Any:
     """Load a Torch7 model file as an ember module (float32, NumPy backend).
 
     ``partial=True`` returns the raw object (:class:`TorchObject` tree, dicts, arrays)
@@ -36,7 +39,7 @@ def load_t7(path, *, partial=False, ascii=None, long_size=None):
         raise FormatError(f"{path}: modules nested too deeply to map") from None
 
 
-def to_module(obj, path="model"):
+def to_module(obj: Any, path: str = "model") -> Any:
     """Map a raw Torch7 object from :func:`read_t7` (e.g. ``read_t7(f)["model"]`` of a
     checkpoint table) to an ember module; ``path`` names it in error messages."""
     with deep_recursion():
@@ -46,7 +49,7 @@ def to_module(obj, path="model"):
 _BUFFERS = ("output", "gradInput", "_input", "_gradOutput")
 
 
-def raw_arrays(obj, prefix="", seen=None) -> dict:
+def raw_arrays(obj: Any, prefix: str = "", seen: Any = None) -> dict:
     """``{path: array}`` for every tensor in a raw Torch7 tree (``modules.1.weight``),
     each array once (at its first path), without the forward/backward buffers
     (``output``, ``gradInput``, ``grad*``) that Torch7 saves with modules."""

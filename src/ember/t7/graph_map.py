@@ -15,6 +15,7 @@ from .. import nn
 from ..errors import FormatError
 from .mapping import as_list, builds
 from .reader import TorchObject
+from .._typing import Array
 
 
 def _parents(data, nodes_by_data, path):
@@ -92,7 +93,7 @@ def _fast_lstm(mapper, obj, path):
     if w_ih.shape[0] != 4 * hidden or w_hh.shape[0] != 4 * hidden:
         raise FormatError(f"i2g {w_ih.shape} / o2g {w_hh.shape} are not LSTM gate blocks of size {hidden}")
 
-    def reorder(array):
+    def reorder(array: Array):
         blocks = array.reshape(4, hidden, *array.shape[1:])
         return np.ascontiguousarray(blocks[_FAST_LSTM_TO_EMBER].reshape(array.shape))
 

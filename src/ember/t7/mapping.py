@@ -9,18 +9,25 @@ Tensors that share storage in the file (``clone('weight', 'bias')``) become one 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from .. import nn
 from ..errors import FormatError
 from .reader import TorchObject
 
+from .._typing import PathLike
+
+if TYPE_CHECKING:
+    from ..nn.module import Module
+
 
 class UnmappedClassError(FormatError):
     """A Torch7 class with no ember equivalent, named with its path in the module tree."""
 
 
-def as_list(table, what="table"):
+def as_list(table: Any, what: str = "table") -> list[Any]:
     """A Lua array table ``{1: a, 2: b, ...}`` as a Python list."""
     if table is None:
         return []
@@ -33,10 +40,11 @@ class Mapper:
     """Build ember modules from a Torch7 object tree, remembering what was built so a
     module (or tensor) that appears twice in the file is one ember module (array)."""
 
-    def __init__(self):
-        self.modules, self.arrays = {}, {}
+    def __init__(self) -> None:
+        self.modules: dict[Any, Any] = {}
+        self.arrays: dict[Any, Any] = {}
 
-    def module(self, obj, path="model"):
+    def module(self, obj: Any, path: str = "model") -> Any:
         """The ember module for the Torch7 object ``obj`` found at ``path``."""
         if not isinstance(obj, TorchObject):
             raise FormatError(f"{path}: expected a Torch7 module, got {type(obj).__name__}")
@@ -55,11 +63,11 @@ class Mapper:
         self.modules[id(obj)] = module
         return module
 
-    def children(self, obj, path):
+    def children(self, obj: Any, path: PathLike) -> list[Module]:
         """The mapped ``modules`` of a container."""
         return [self.module(m, f"{path}.modules[{i}]") for i, m in enumerate(as_list(obj.get("modules"), "modules"), 1)]
 
-    def array(self, obj, key, shape=None, required=True):
+    def array(self, obj: Any, key: str, shape: tuple[int, ...] | None = None, required: bool = True) -> Any:
         """Field ``key`` as a float32 array (reshaped to ``shape``), shared when the file
         shares the tensor or its exact view of a storage."""
         tensor = obj.get(key)
@@ -83,7 +91,7 @@ class Mapper:
             self.arrays[ident] = value
         return self.arrays[ident]
 
-    def set_params(self, module, obj, *names):
+    def set_params(self, module: Module, obj: Any, *names: Any) -> None:
         """Assign Torch7 tensors to same-named ember attributes, checking shapes."""
         for name in names:
             target = getattr(module, name, None)
@@ -116,7 +124,7 @@ def _sizes(value, what):
     return tuple(int(v) for v in np.asarray(value).reshape(-1))
 
 
-def _axis(obj, dim, buffer="output"):
+def _axis(obj, dim, buffer: str="output"):
     """Torch7's 1-based dimension ``dim`` of the arrays a module saw, as an ember axis.
 
     Torch7 counts from the front of whatever it gets, so ``Concat(1)`` on single (C, H, W)
@@ -136,7 +144,7 @@ def _axis(obj, dim, buffer="output"):
 BUILDERS = {}
 
 
-def builds(*names):
+def builds(*names: Any) -> Any:
     """Register a builder for the Torch7 class names (``nn.`` prefix omitted)."""
 
     def register(function):

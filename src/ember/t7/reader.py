@@ -25,6 +25,8 @@ allocated, nesting is limited, and any inconsistency raises :class:`FormatError`
 
 from __future__ import annotations
 
+from typing import Any
+
 import math
 import os
 import re
@@ -34,6 +36,8 @@ import sys
 import numpy as np
 
 from ..errors import FormatError, read_whole_file
+
+from .._typing import PathLike
 
 NIL, NUMBER, STRING, TABLE, TORCH, BOOLEAN, FUNCTION, LEGACY_RECUR_FUNCTION, RECUR_FUNCTION = range(9)
 MAX_DEPTH = 1000
@@ -56,53 +60,54 @@ class TorchObject:
     and ``fields``: the object's table (a dict) as written by Torch7.
     """
 
-    def __init__(self, class_name, version):
-        self.class_name, self.version, self.fields = class_name, version, {}
+    def __init__(self, class_name: str, version: int) -> None:
+        self.class_name, self.version = class_name, version
+        self.fields: dict[Any, Any] = {}
 
-    def get(self, key, default=None):
+    def get(self, key: Any, default: Any = None) -> Any:
         """The field ``key`` (``default`` when absent)."""
         return self.fields.get(key, default) if isinstance(self.fields, dict) else default
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: Any) -> Any:
         return self.fields[key]
 
-    def __contains__(self, key):
+    def __contains__(self, key: Any) -> bool:
         return isinstance(self.fields, dict) and key in self.fields
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"TorchObject({self.class_name!r}, version {self.version}, {len(self.fields)} fields)"
 
 
 class LuaFunction:
     """A Lua function found in the file: its bytecode and upvalues, kept but never run."""
 
-    def __init__(self, bytecode: bytes, upvalues):
+    def __init__(self, bytecode: bytes, upvalues: Any) -> None:
         self.bytecode, self.upvalues = bytecode, upvalues
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"LuaFunction({len(self.bytecode)} bytes of bytecode)"
 
 
 class TableKey:
     """A table key that Python cannot hash (a table or tensor used as a key), by identity."""
 
-    def __init__(self, value):
+    def __init__(self, value: Any) -> None:
         self.value = value
 
-    def __hash__(self):
+    def __hash__(self) -> Any:
         return id(self.value)
 
-    def __eq__(self, other):
+    def __eq__(self, other: Any) -> Any:
         return isinstance(other, TableKey) and other.value is self.value
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"TableKey({type(self.value).__name__})"
 
 
 class _Binary:
     """Values from a binary file, with a cursor; every read checks the bytes left."""
 
-    def __init__(self, raw: bytes, long_size: int):
+    def __init__(self, raw: bytes, long_size: int) -> None:
         self.raw, self.pos, self.long = raw, 0, "<i4" if long_size == 4 else "<i8"
 
     def left(self):
@@ -114,11 +119,11 @@ class _Binary:
         self.pos += n
         return self.pos - n
 
-    def ints(self, n, what="int"):
+    def ints(self, n, what: str="int"):
         start = self._take(4 * n, what)
         return struct.unpack_from(f"<{n}i", self.raw, start)
 
-    def longs(self, n, what="long"):
+    def longs(self, n, what: str="long"):
         size = np.dtype(self.long).itemsize
         start = self._take(size * n, what)
         return tuple(int(v) for v in np.frombuffer(self.raw, self.long, n, start))
@@ -126,7 +131,7 @@ class _Binary:
     def double(self):
         return struct.unpack_from("<d", self.raw, self._take(8, "number"))[0]
 
-    def chars(self, n, what="string"):
+    def chars(self, n, what: str="string"):
         start = self._take(n, what)
         return self.raw[start : start + n]
 
@@ -143,7 +148,7 @@ _TOKEN = re.compile(rb"[ \t\r\n\f\v]*([^ \t\r\n\f\v]+)")
 class _Ascii(_Binary):
     """The same values from an ascii file (``torch.save(f, x, 'ascii')``)."""
 
-    def __init__(self, raw: bytes):
+    def __init__(self, raw: bytes) -> None:
         self.raw, self.pos = raw, 0
 
     def _numbers(self, n, convert, what):
@@ -163,11 +168,11 @@ class _Ascii(_Binary):
             self._newline()
         return values
 
-    def _newline(self):
+    def _newline(self) -> None:
         if self.raw[self.pos : self.pos + 1] == b"\n":
             self.pos += 1
 
-    def ints(self, n, what="int"):
+    def ints(self, n, what: str="int"):
         return tuple(self._numbers(n, int, what))
 
     longs = ints
@@ -175,7 +180,7 @@ class _Ascii(_Binary):
     def double(self):
         return self._numbers(1, float, "number")[0]
 
-    def chars(self, n, what="string"):
+    def chars(self, n, what: str="string"):
         data = _Binary.chars(self, n, what)
         self._newline()
         return data
@@ -202,13 +207,13 @@ def _detect_ascii(raw: bytes) -> bool:
 class Reader:
     """Decode one serialized object; see the module docstring for the format."""
 
-    def __init__(self, raw: bytes, ascii: bool, long_size: int = 8, max_depth: int = MAX_DEPTH):
+    def __init__(self, raw: bytes, ascii: bool, long_size: int = 8, max_depth: int = MAX_DEPTH) -> None:
         self.source = _Ascii(raw) if ascii else _Binary(raw, long_size)
         self.memo: dict = {}
         self.depth, self.max_depth = 0, max_depth
         self.expanded = 0
 
-    def read(self):
+    def read(self) -> Any:
         """The next object of the file."""
         self.depth += 1
         if self.depth > self.max_depth:
@@ -335,7 +340,7 @@ def _text(data) -> str:
     return bytes(data).decode("utf-8", errors="surrogateescape")
 
 
-def read_t7_bytes(raw: bytes, *, ascii=None, long_size=None, name="<bytes>"):
+def read_t7_bytes(raw: bytes, *, ascii: Any = None, long_size: int | None = None, name: str = "<bytes>") -> Any:
     """Decode ``raw`` (a whole ``torch.save`` file). ``ascii``: None detects the format;
     ``long_size`` 8 or 4 (None: try 8, then 4, as files from Windows use 4-byte longs)."""
     for magic, what in _OTHER_FORMATS:
@@ -365,15 +370,15 @@ class deep_recursion:
     """Allow the recursion that ``MAX_DEPTH`` nested objects need (and no more), then
     restore the interpreter's limit."""
 
-    def __enter__(self):
+    def __enter__(self) -> None:
         self.old = sys.getrecursionlimit()
         sys.setrecursionlimit(max(self.old, 8 * MAX_DEPTH + 1000))
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: Any) -> None:
         sys.setrecursionlimit(self.old)
 
 
-def read_t7(path, *, ascii=None, long_size=None):
+def read_t7(path: PathLike, *, ascii: Any = None, long_size: int | None = None) -> Any:
     """Read a Torch7 ``.t7`` file into Python values: numbers, strings, booleans, dicts
     (Lua tables), NumPy arrays (tensors and storages, CUDA ones as host arrays),
     :class:`TorchObject` and :class:`LuaFunction`. Raises :class:`FormatError`."""

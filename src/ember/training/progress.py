@@ -9,11 +9,13 @@ with or without tqdm, so logs stay readable.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sys
 import time
 
 
-def _clock(seconds):
+def _clock(seconds) -> str:
     seconds = max(0, int(seconds))
     return f"{seconds // 60:d}:{seconds % 60:02d}"
 
@@ -21,7 +23,8 @@ def _clock(seconds):
 class Progress:
     """``Progress(total, desc)``; call ``update(n, loss=...)`` per batch, then ``close()``."""
 
-    def __init__(self, total, desc="", stream=None, unit="samples", plain_every=10.0, enabled=True):
+    def __init__(self, total: Any, desc: str = "", stream: Any = None, unit: str = "samples", plain_every: float = 10.0,
+                 enabled: bool = True) -> None:
         self.total, self.desc, self.unit = int(total), desc, unit
         self.stream = stream if stream is not None else sys.stdout
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
@@ -29,10 +32,10 @@ class Progress:
         self.plain_every = plain_every
         self.count = 0
         self.start = self.last_draw = time.perf_counter()
-        self.postfix = {}
+        self.postfix: dict[str, Any] = {}
         self._tqdm = _tqdm_bar(self) if enabled and self.tty else None
 
-    def update(self, n: int = 1, **postfix) -> None:
+    def update(self, n: int = 1, **postfix: Any) -> None:
         self.count += n
         self.postfix.update(postfix)
         if self._tqdm is not None:
@@ -49,7 +52,7 @@ class Progress:
         elif not self.tty and now - self.last_draw >= self.plain_every:
             self._draw(now, end="\n")
 
-    def line(self, now=None):
+    def line(self, now: Any = None) -> Any:
         now = now or time.perf_counter()
         elapsed = max(now - self.start, 1e-9)
         rate = self.count / elapsed
@@ -60,7 +63,7 @@ class Progress:
         return (f"{self.desc} [{bar}] {frac * 100:3.0f}% {self.count}/{self.total} "
                 f"{rate:,.0f} {self.unit}/s ETA {_clock(eta)} {extra}").rstrip()  # fmt: skip
 
-    def _draw(self, now, end):
+    def _draw(self, now, end) -> None:
         self.last_draw = now
         self.stream.write(self.line(now) + (" " * 4 if end == "\r" else "") + end)
         self.stream.flush()

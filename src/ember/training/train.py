@@ -34,6 +34,12 @@ from ..data.named import load_named
 from ..data.npz import read_npz
 from ..data.preprocess import make_preprocessor
 from ..errors import ShapeError
+from .._typing import Array
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..nn.module import Criterion
 
 
 @dataclass
@@ -56,11 +62,22 @@ class Dataset:
     layout: str | None = None
 
     @property
-    def standardizer(self):
+    def standardizer(self) -> Any:
         return self.preprocessor
 
 
-def make_dataset(name: str, x_train, y_train, x_test, y_test, input_shape: tuple, valid: float = 0,
+def _models_that_fit(sample: tuple) -> str:
+    """A hint naming the built-in models whose input has as many values as ``sample``."""
+    from ..models import MODELS
+
+    size = int(np.prod(sample))
+    fits = sorted(name for name, spec in MODELS.items() if int(np.prod(spec.input_shape)) == size)
+    if not fits or int(np.prod(sample)) == 0:
+        return ""
+    return f" (models that take {'x'.join(map(str, sample))} samples: --model {', --model '.join(fits)})"
+
+
+def make_dataset(name: str, x_train: Any, y_train: Any, x_test: Any, y_test: Any, input_shape: tuple, valid: float = 0,
                  preprocess: str = "global", seed: int = 0, layout: str | None = None) -> Dataset:
     """Check the arrays (:func:`ember.data.checks.check_dataset`: numeric images, one
     whole-number label in 0 .. K-1 per image, 1-based labels refused with a message),
@@ -70,7 +87,10 @@ def make_dataset(name: str, x_train, y_train, x_test, y_test, input_shape: tuple
     if < 1) at random (seeded), and fit the preprocessing (see :mod:`ember.data.preprocess`)
     on the rest; images stay in their dtype and each batch is preprocessed when gathered."""
     y_train, y_test, n_classes = check_dataset(name, x_train, y_train, x_test, y_test)
-    x_train, layout = to_model_layout(x_train, input_shape, layout, name)
+    try:
+        x_train, layout = to_model_layout(x_train, input_shape, layout, name)
+    except ShapeError as error:
+        raise ShapeError(f"{error}{_models_that_fit(np.shape(x_train)[1:])}") from None
     x_test, _ = to_model_layout(x_test, input_shape, layout, name)
     n = len(y_train)
     n_valid = int(round(valid * n)) if 0 < valid < 1 else int(valid)
@@ -168,7 +188,7 @@ class TrainOptions:
     progress: bool = True
     metadata: dict = field(default_factory=dict)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -185,7 +205,7 @@ class TrainOptions:
             raise ValueError(f"max_steps must be a positive int, got {self.max_steps!r}")
 
     @property
-    def lr_key(self):
+    def lr_key(self) -> Any:
         return _LR_KEY.get(self.optimizer, "learning_rate")
 
     def optimizer_config(self) -> dict:
@@ -208,7 +228,7 @@ class TrainOptions:
         return config
 
 
-def on_model_backend(criterion, model):
+def on_model_backend(criterion: Criterion, model: Any) -> Any:
     """``criterion``, moved to ``model``'s backend where they differ (a float64 or GPU
     model with a criterion made with the default backend)."""
     if criterion.backend != model.backend:
@@ -216,7 +236,8 @@ def on_model_backend(criterion, model):
     return criterion
 
 
-def evaluate(model, criterion, x, y, batch_size: int = 1000) -> tuple[float, float, np.ndarray]:
+def evaluate(model: Any, criterion: Criterion, x: Array, y: Array,
+             batch_size: int = 1000) -> tuple[float, float, np.ndarray]:
     """``(mean loss, accuracy, predictions)`` of ``model`` in evaluation mode."""
     criterion = on_model_backend(criterion, model)
     was_training = model.train
@@ -234,11 +255,12 @@ def evaluate(model, criterion, x, y, batch_size: int = 1000) -> tuple[float, flo
     return total_loss / max(len(y), 1), float((predictions == y).mean()), predictions
 
 
-def make_feval(model, criterion, inputs, targets, grads, regularize=None):
+def make_feval(model: Any, criterion: Criterion, inputs: Any, targets: Any, grads: Array,
+               regularize: Any = None) -> Any:
     """The lecture's closure: loss and flat gradient on the current minibatch buffers.
     ``regularize(x, grads)``, if given, adjusts the gradient (weight decay, clipping)."""
 
-    def feval(x):
+    def feval(x: Array):
         model.zero_grad_parameters()
         output = model.forward(inputs)
         loss = criterion.forward(output, targets)
