@@ -52,14 +52,14 @@ class SpatialMaxPooling(WindowPooling):
     def update_output(self, input):
         x4, (oh, ow) = self._sized_batch(input)
         out4 = self._output4(x4, oh, ow)
-        self.argmax = None
-        if not (_fast.use(_conv_fast.max_pool_forward) and self._compiled_forward(x4, oh, ow, out4)):
+        kept, self.argmax = self.argmax, None  # set again only by a compiled forward
+        if not (_fast.use(_conv_fast.max_pool_forward) and self._compiled_forward(x4, oh, ow, out4, kept)):
             taps = self._gather(x4, oh, ow)
             self._reduce_taps(self.backend.xp.maximum, taps, out4)
         self.output = self._unbatch(out4, input)
         return self.output
 
-    def _compiled_forward(self, x4, oh, ow, out4):
+    def _compiled_forward(self, x4, oh, ow, out4, kept):
         """The max and the index of the first maximum in one compiled pass; False (nothing
         done) when the arrays have no (A, H, W, B) view."""
         src = self._source(x4, oh, ow)
@@ -68,7 +68,7 @@ class SpatialMaxPooling(WindowPooling):
         s, o = _conv_fast.as_ahwb(src), _conv_fast.as_ahwb(out4)
         if s is None or o is None:
             return False
-        index = self._fit(self.argmax, o.shape, dtype=np.int32)
+        index = self._fit(kept, o.shape, dtype=np.int32)  # the last call's buffer when it fits
         kernel = _conv_fast.max_pool_forward
         geometry = (self.kh, self.kw, self.dh, self.dw)
         split(lambda a, b: kernel(s[a:b], o[a:b], index[a:b], *geometry), o.shape[0], s.size, self.backend.xp)
