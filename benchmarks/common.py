@@ -26,6 +26,8 @@ def benchmark_args(doc, batches, windows, seconds, add=None):
     parser.add_argument("--windows", type=int, default=windows)
     parser.add_argument("--seconds", type=float, default=seconds)
     parser.add_argument("--profile", action="store_true", help="also print ember's time per module")
+    parser.add_argument("--numpy-too", action="store_true",
+                        help="also time ember with its compiled kernels (ember[fast]) switched off")
     parser.add_argument("--max-foreign", type=float, default=0.1,
                         help="drop windows in which other processes used more than this share of the CPUs "
                              "(the host is shared; 1 keeps every window)")  # fmt: skip
@@ -38,6 +40,21 @@ def benchmark_args(doc, batches, windows, seconds, add=None):
 
     configure_threads()
     return args
+
+
+def numpy_path(step):
+    """``step`` run with ember's compiled kernels switched off (the NumPy reference path),
+    for same-run comparisons of ``ember[fast]`` against plain NumPy (``--numpy-too``)."""
+    from ember import _fast
+
+    def run():
+        previous = _fast.set_enabled(False)
+        try:
+            return step()
+        finally:
+            _fast.set_enabled(previous)
+
+    return run
 
 
 def set_threads(n):

@@ -207,3 +207,24 @@ def test_fused_sgd_update_runs_when_it_should():
     assert not _fast_update.momentum_step(x[::2], g[::2], v[::2], 0.0, 0.9, 0.0, False, 0.1)  # strided
     _fast.set_enabled(False)
     assert not _fast_update.momentum_step(x, g, v, 0.0, 0.9, 0.0, False, 0.1)
+
+
+# ------------------------------------------------------------------ ReLU's input gradient
+@pytest.mark.parametrize("order", [NCHW, CHWN], ids=["NCHW", "CHWN"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_relu_backward_compiled_matches_numpy(order, dtype):
+    from ember.nn import _pointwise_fast
+
+    rng = np.random.default_rng(7)
+    x = _laid_out(rng.standard_normal((3, 4, 5, 6)).astype(dtype), order)
+    x[0, 0, 0, :3] = 0  # the kink: no gradient at 0, on both paths
+    g = _laid_out(rng.standard_normal(x.shape).astype(dtype), order)
+    g[0, 0, 0, 3] = np.inf
+    module = nn.ReLU().to("numpy:" + dtype)
+    module.forward(x)
+    assert _pointwise_fast.flat_views(module.output, g, module.output) is not None  # the compiled path runs
+    fast, reference = _both(lambda: module.update_grad_input(x, g).copy())
+    np.testing.assert_array_equal(fast, reference)
+    mixed = np.ascontiguousarray(g) if order == CHWN else _laid_out(g, CHWN)  # another layout: NumPy code
+    fast, reference = _both(lambda: module.update_grad_input(x, mixed).copy())
+    np.testing.assert_array_equal(fast, reference)
