@@ -43,7 +43,8 @@ def momentum_step(x, g, v, wd: float, mom: float, damp: float, nesterov: bool, c
     """Steps 2, 3 and 5 of Torch7's sgd for momentum ``mom`` > 0 and an existing momentum
     buffer ``v``, in one compiled pass; False (nothing done) when the compiled path is off
     or the arrays do not qualify (the caller then runs its NumPy code)."""
-    if not _fast.use(_momentum_kernel):
+    kernel = _momentum_kernel
+    if kernel is None or not _fast.use(kernel):
         return False
     if not all(isinstance(a, np.ndarray) and a.ndim == 1 and a.flags.c_contiguous for a in (x, g, v)):
         return False
@@ -55,5 +56,5 @@ def momentum_step(x, g, v, wd: float, mom: float, damp: float, nesterov: bool, c
     from ..nn._parallel import split  # halves on ember's helper thread when configured (the kernel drops the GIL)
 
     args = (real(wd), real(mom), real(1 - damp), bool(nesterov), real(-clr))
-    split(lambda a, b: _momentum_kernel(x[a:b], g[a:b], v[a:b], *args), x.shape[0], x.shape[0] * 5, np)
+    split(lambda a, b: kernel(x[a:b], g[a:b], v[a:b], *args), x.shape[0], x.shape[0] * 5, np)
     return True
