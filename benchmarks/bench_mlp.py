@@ -39,7 +39,8 @@ ARGS = benchmark_args(__doc__, batches=[1, 32, 128, 512], windows=15, seconds=0.
 import ember  # noqa: E402, I001
 
 import numpy as np  # noqa: E402
-from common import compare, ember_sgd_step, machine_line, numpy_path, print_ratios, profile, set_threads, torch_sgd_step  # noqa: E402
+from common import compare, ember_sgd_step, machine_line, numpy_path, print_ratios, profile  # noqa: E402
+from common import set_threads, torch_sgd_step  # noqa: E402
 
 
 def data(batch, seed=0):

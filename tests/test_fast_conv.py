@@ -112,8 +112,8 @@ def test_max_pooling_noncontiguous_input_falls_back_to_numpy():
     base = rng.standard_normal((2, 3, 10, 12)).astype(np.float32)
     x = base[:, :, :, ::2]  # no (A, H, W, B) view
     module = nn.SpatialMaxPooling(2, 2)
-    (y_fast, gx_fast), (y_ref, gx_ref) = _both(lambda: (module.forward(x).copy(),
-                                                        module.backward(x, np.ones((2, 3, 5, 3), np.float32)).copy()))  # fmt: skip
+    g = np.ones((2, 3, 5, 3), np.float32)
+    (y_fast, gx_fast), (y_ref, gx_ref) = _both(lambda: (module.forward(x).copy(), module.backward(x, g).copy()))
     np.testing.assert_array_equal(y_fast, y_ref)
     np.testing.assert_array_equal(gx_fast, gx_ref)
 
@@ -134,9 +134,10 @@ def test_convnet_forward_and_gradients_agree(dtype, batch):
     """Convolutions (odd sizes, stride, padding) and max pooling in a net: output, input
     gradient and every parameter gradient agree between the two paths."""
     rng = np.random.default_rng(5)
-    net = nn.Sequential(nn.SpatialConvolution(3, 4, 3, 5, 2, 1, 1, 2, rng=rng), nn.ReLU(), nn.SpatialMaxPooling(3, 3, 2, 2, 1, 1),
-                        nn.SpatialConvolution(4, 6, 2, 2, rng=rng), nn.Tanh(), nn.SpatialMaxPooling(2, 2).ceil(),
-                        nn.Reshape(6 * 3 * 1), nn.Linear(18, 3, rng=rng)).to("numpy:" + dtype)  # fmt: skip
+    net = nn.Sequential(nn.SpatialConvolution(3, 4, 3, 5, 2, 1, 1, 2, rng=rng), nn.ReLU(),
+                        nn.SpatialMaxPooling(3, 3, 2, 2, 1, 1), nn.SpatialConvolution(4, 6, 2, 2, rng=rng), nn.Tanh(),
+                        nn.SpatialMaxPooling(2, 2).ceil(), nn.Reshape(6 * 3 * 1), nn.Linear(18, 3, rng=rng))
+    net = net.to("numpy:" + dtype)
     x = rng.standard_normal((batch, 3, 13, 9)).astype(dtype)
     g = rng.standard_normal((batch, 3)).astype(dtype)
     _, grads = net.get_parameters()

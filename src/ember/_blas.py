@@ -85,10 +85,10 @@ def describe() -> str:
 
     try:
         with open("/proc/self/maps") as maps:
-            paths = sorted({line.split()[-1] for line in maps if ".so" in line
-                            and ("blas" in os.path.basename(line.split()[-1]).lower() or "mkl_rt" in line)})  # fmt: skip
+            mapped = {line.split()[-1] for line in maps if ".so" in line}
     except OSError:  # not Linux
         return "unknown"
+    paths = sorted(p for p in mapped if "blas" in os.path.basename(p).lower() or "mkl_rt" in p)
     found = []
     for path in paths:
         try:

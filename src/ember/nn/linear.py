@@ -83,7 +83,7 @@ class Linear(Module):
     def _backward(self, input, grad_output, scale):
         """Both halves after one check of the shapes (the public halves check each)."""
         cls = type(self)
-        if cls.update_grad_input is not Linear.update_grad_input or cls.acc_grad_parameters is not Linear.acc_grad_parameters:
+        if (cls.update_grad_input, cls.acc_grad_parameters) != (Linear.update_grad_input, Linear.acc_grad_parameters):
             return super()._backward(input, grad_output, scale)  # a subclass changed a half: call it
         self._check_backward(input, grad_output)
         self.grad_input = self._grad_input(input, grad_output) if self.compute_grad_input else None

@@ -133,7 +133,8 @@ class TrainingRun:
                     feval = self.fevals[len(local)] = make_feval(self.model, self.criterion, xb, yb, self.grads,
                                                                  self._regularize)  # fmt: skip
             else:  # sum over the ranks, then regularize the global gradient
-                feval = self.dist.wrap_feval(make_feval(self.model, self.criterion, xb, yb, self.grads), self._regularize, yb)
+                feval = make_feval(self.model, self.criterion, xb, yb, self.grads)
+                feval = self.dist.wrap_feval(feval, self._regularize, yb)
             loss = float(self.step_fn(feval, self.params, self.config, self.state)[1][0])
             if not math.isfinite(loss):
                 bar.close()
