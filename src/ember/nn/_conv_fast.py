@@ -26,7 +26,7 @@ from .. import _fast
 from ._layout import axis_order
 
 
-def as_ahwb(array4):
+def as_ahwb(array4: np.ndarray) -> np.ndarray | None:
     """The (A, H, W, B) C-contiguous view of an (N, C, H, W) array (see the module
     docstring), or None when its memory layout has no such view (H, W not adjacent, or
     not contiguous): the caller then runs its NumPy code."""

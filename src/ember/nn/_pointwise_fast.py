@@ -8,11 +8,13 @@ pass over memory. The NumPy code in ``activation.py`` is the reference
 
 from __future__ import annotations
 
+import numpy as np
+
 from .. import _fast
 from ._layout import axis_order
 
 
-def flat_views(*arrays):
+def flat_views(*arrays: np.ndarray) -> list[np.ndarray] | None:
     """1-D views of arrays that have one shape and one dense memory layout (any axis
     order: CHWN images too), listing elements in memory order; None otherwise."""
     first = arrays[0]
