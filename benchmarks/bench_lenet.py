@@ -10,7 +10,9 @@ framework runs both orders, so every pairing can be compared.
     python benchmarks/bench_lenet.py [--threads 2] [--batches 64 128] [--windows 9] [--seconds 1]
 
 Prints samples/s (median over windows) and ratios ember / PyTorch (median of the
-per-window ratios). ``--profile`` adds ember's time per module.
+per-window ratios). ``--profile`` adds ember's time per module. ``--numpy-too`` also
+times the pool-relu order with ember's compiled kernels off ("numpy": against PyTorch;
+"fast/numpy": ember with them / without them, same run).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from ember import nn, optim  # noqa: E402, I001
 from ember.training import make_feval  # noqa: E402
 
 import numpy as np  # noqa: E402
-from common import compare, ember_sgd_step, machine_line, print_ratios, profile, set_threads, torch_sgd_step  # noqa: E402
+from common import compare, ember_sgd_step, machine_line, numpy_path, print_ratios, profile  # noqa: E402
+from common import set_threads, torch_sgd_step  # noqa: E402
 
 ORDERS = ("spec", "pool-relu")
 
@@ -78,10 +81,16 @@ def main():
         for order in ORDERS:
             steps["ember " + order], nets[order] = ember_step(batch, order)
             steps["torch " + order] = torch_step(batch, order)
+        if ARGS.numpy_too:
+            steps["ember numpy"] = numpy_path(ember_step(batch, "pool-relu")[0])
         rates = compare(steps, ARGS.windows, ARGS.seconds, raw=True, max_foreign=ARGS.max_foreign)
         for mine, theirs in [("spec", "spec"), ("pool-relu", "pool-relu"), ("pool-relu", "spec")]:
             label = mine if mine == theirs else f"{mine}/{theirs}"
             print_ratios(f"{batch:5d} {label:>10}", batch, rates["ember " + mine], rates["torch " + theirs], ARGS.windows)
+        if ARGS.numpy_too:
+            fast, plain, theirs = rates["ember pool-relu"], rates["ember numpy"], rates["torch pool-relu"]
+            print_ratios(f"{batch:5d} {'numpy':>10}", batch, plain, theirs, ARGS.windows)
+            print_ratios(f"{batch:5d} {'fast/numpy':>10}", batch, fast, plain, ARGS.windows)
         if ARGS.profile:
             profile(nets["pool-relu"], steps["ember pool-relu"])
     del torch

@@ -10,7 +10,9 @@ per-window ratios, each window pair timed back to back). Windows during which ot
 processes used the CPUs are dropped (``--max-foreign``). ``--profile`` adds ember's time
 per module. ``--floor`` also times the same step written by hand as a few NumPy and BLAS
 calls on preallocated arrays, with no module system at all: a lower bound on the time of
-any NumPy library on this machine, to read the ratios against.
+any NumPy library on this machine, to read the ratios against ("e/fl": ember / floor).
+``--numpy-too`` also times ember with its compiled kernels off ("numpy" row; "f/np": ember
+with them / without them, same run).
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ ARGS = benchmark_args(__doc__, batches=[1, 32, 128, 512], windows=15, seconds=0.
 import ember  # noqa: E402, I001
 
 import numpy as np  # noqa: E402
-from common import compare, ember_sgd_step, machine_line, print_ratios, profile, set_threads, torch_sgd_step  # noqa: E402
+from common import compare, ember_sgd_step, machine_line, numpy_path, print_ratios, profile  # noqa: E402
+from common import set_threads, torch_sgd_step  # noqa: E402
 
 
 def data(batch, seed=0):
@@ -130,10 +133,16 @@ def main():
         steps = {"ember": mine, "torch": torch_step(batch, ARGS.device)}
         if ARGS.floor and ARGS.device == "cpu":
             steps["floor"] = floor_step(batch)
+        if ARGS.numpy_too and ARGS.device == "cpu":
+            steps["numpy"] = numpy_path(ember_step(batch)[0])
         rates = compare(steps, ARGS.windows, ARGS.seconds, raw=True, max_foreign=ARGS.max_foreign)
         print_ratios(f"{batch:5d}", batch, rates["ember"], rates["torch"], ARGS.windows)
         if "floor" in steps:
             print_ratios(f"{'floor':>5}", batch, rates["floor"], rates["torch"], ARGS.windows)
+            print_ratios(f"{'e/fl':>5}", batch, rates["ember"], rates["floor"], ARGS.windows)
+        if "numpy" in steps:
+            print_ratios(f"{'numpy':>5}", batch, rates["numpy"], rates["torch"], ARGS.windows)
+            print_ratios(f"{'f/np':>5}", batch, rates["ember"], rates["numpy"], ARGS.windows)
         if ARGS.profile:
             profile(net, mine)
 

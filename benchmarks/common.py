@@ -26,6 +26,8 @@ def benchmark_args(doc, batches, windows, seconds, add=None):
     parser.add_argument("--windows", type=int, default=windows)
     parser.add_argument("--seconds", type=float, default=seconds)
     parser.add_argument("--profile", action="store_true", help="also print ember's time per module")
+    parser.add_argument("--numpy-too", action="store_true",
+                        help="also time ember with its compiled kernels (ember[fast]) switched off")
     parser.add_argument("--max-foreign", type=float, default=0.1,
                         help="drop windows in which other processes used more than this share of the CPUs "
                              "(the host is shared; 1 keeps every window)")  # fmt: skip
@@ -38,6 +40,21 @@ def benchmark_args(doc, batches, windows, seconds, add=None):
 
     configure_threads()
     return args
+
+
+def numpy_path(step):
+    """``step`` run with ember's compiled kernels switched off (the NumPy reference path),
+    for same-run comparisons of ``ember[fast]`` against plain NumPy (``--numpy-too``)."""
+    from ember import _fast
+
+    def run():
+        previous = _fast.set_enabled(False)
+        try:
+            return step()
+        finally:
+            _fast.set_enabled(previous)
+
+    return run
 
 
 def set_threads(n):
@@ -187,8 +204,32 @@ def print_ratios(label, batch, ember_rates, torch_rates, windows):
           + " ".join(f"{r:.2f}" for r in ratios) + f"   ({len(pairs)}/{windows} window pairs kept)", flush=True)
 
 
+def cpu_model():
+    """The CPU's model name (/proc/cpuinfo, else platform.processor()) and its widest SIMD."""
+    import platform
+
+    name, flags = platform.processor() or "unknown CPU", set()
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and name in ("unknown CPU", platform.processor()):
+                    name = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+                    break
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    simd = [f for f in ("avx512f", "amx_tile") if f in flags] or [f for f in ("avx2",) if f in flags]
+    return name + (f" ({', '.join(simd)})" if simd else "")
+
+
 def machine_line():
+    """numpy/torch versions, CPU count; then, on a second line, the CPU model and the BLAS
+    library with the kernel it picked (figures from different CPUs are not comparable)."""
     import numpy
+
+    from ember import _blas
 
     try:
         import torch
@@ -196,4 +237,12 @@ def machine_line():
         tv = torch.__version__
     except ImportError:  # pragma: no cover
         tv = "absent"
-    return f"numpy {numpy.__version__}, torch {tv}, {os.cpu_count()} cpus"
+    fast = "ember[fast] on" if _fast_enabled() else "ember[fast] off"
+    return (f"numpy {numpy.__version__}, torch {tv}, {os.cpu_count()} cpus, {fast}\n"
+            f"  CPU: {cpu_model()}\n  BLAS: {_blas.describe()}")
+
+
+def _fast_enabled():
+    from ember import _fast
+
+    return _fast.enabled()

@@ -73,6 +73,39 @@ def _load():
 
 
 AVAILABLE = _load()
+
+
+def describe() -> str:
+    """One line naming the BLAS library NumPy loaded, its version/build and the CPU kernel
+    it picked (OpenBLAS ``openblas_get_config`` / ``openblas_get_corename``), e.g.
+    ``libscipy_openblas64_-32a4b2a6.so: OpenBLAS 0.3.31.188.0 ... Haswell MAX_THREADS=64;
+    core Haswell``. Speed figures mean little without it: the same machine type has run
+    different CPUs, on which OpenBLAS picks different kernels. "unknown" when none is found."""
+    import numpy  # noqa: F401  (NumPy loads its BLAS)
+
+    try:
+        with open("/proc/self/maps") as maps:
+            mapped = {line.split()[-1] for line in maps if ".so" in line}
+    except OSError:  # not Linux
+        return "unknown"
+    paths = sorted(p for p in mapped if "blas" in os.path.basename(p).lower() or "mkl_rt" in p)
+    found = []
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        text = os.path.basename(path)
+        for what, names in (("", ("scipy_openblas_get_config64_", "scipy_openblas_get_config", "openblas_get_config64_",
+                                  "openblas_get_config")),
+                            ("core ", ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename",
+                                       "openblas_get_corename64_", "openblas_get_corename"))):  # fmt: skip
+            fn = next((getattr(lib, name) for name in names if hasattr(lib, name)), None)
+            if fn is not None:
+                fn.argtypes, fn.restype = [], ctypes.c_char_p
+                text += ("; " if what else ": ") + what + (fn() or b"?").decode(errors="replace").strip()
+        found.append(text)
+    return " | ".join(found) or "unknown"
 _KIND = {np.dtype("float32"): "s", np.dtype("float64"): "d"}
 
 

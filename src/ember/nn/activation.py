@@ -6,7 +6,9 @@ with ``out=`` arguments; the base class handles buffers and shape checks.
 
 from __future__ import annotations
 
+from .. import _fast
 from ..errors import check_same_shape, shape_error
+from . import _pointwise_fast
 from ._layout import ensure_like
 from .module import Module, scratch
 
@@ -79,6 +81,11 @@ class ReLU(Pointwise):
         xp.maximum(x, 0, out=y)
 
     def bprop(self, xp, x, y, go, gx):
+        if _fast.use(_pointwise_fast.relu_backward) and xp.__name__ == "numpy":
+            flat = _pointwise_fast.flat_views(y, go, gx)
+            if flat is not None:  # compiled (ember[fast]): one pass
+                _pointwise_fast.relu_backward(*flat)
+                return
         xp.greater(y, 0, out=gx)  # the 0/1 mask, written straight as floats
         gx *= go
 

@@ -74,11 +74,27 @@ class Linear(Module):
 
     def update_grad_input(self, input, grad_output):
         self._check_backward(input, grad_output)
-        self.grad_input = self.backend.ensure(self.grad_input, input.shape)
-        return self.backend.gemm(grad_output, self.weight, self.grad_input)  # dE/dx = dE/dy W
+        return self._grad_input(input, grad_output)
 
     def acc_grad_parameters(self, input, grad_output, scale=1.0):
         self._check_backward(input, grad_output)  # also when update_grad_input was skipped
+        self._accumulate_grads(input, grad_output, scale)
+
+    def _backward(self, input, grad_output, scale):
+        """Both halves after one check of the shapes (the public halves check each)."""
+        cls = type(self)
+        if (cls.update_grad_input, cls.acc_grad_parameters) != (Linear.update_grad_input, Linear.acc_grad_parameters):
+            return super()._backward(input, grad_output, scale)  # a subclass changed a half: call it
+        self._check_backward(input, grad_output)
+        self.grad_input = self._grad_input(input, grad_output) if self.compute_grad_input else None
+        self._accumulate_grads(input, grad_output, scale)
+        return self.grad_input
+
+    def _grad_input(self, input, grad_output):
+        self.grad_input = self.backend.ensure(self.grad_input, input.shape)
+        return self.backend.gemm(grad_output, self.weight, self.grad_input)  # dE/dx = dE/dy W
+
+    def _accumulate_grads(self, input, grad_output, scale):
         go, x = grad_output.reshape(-1, self.out_features), input.reshape(-1, self.in_features)
         self.backend.gemm(go, x, self.grad_weight, trans_a=True, alpha=scale, beta=1.0)  # dW += scale dy^T x
         if self.bias is not None:

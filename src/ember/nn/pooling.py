@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _fast
+from . import _conv_fast
+from ._layout import axis_order
+from ._parallel import split
 from ._pooling_base import WindowPooling
 from ._spatial import claim_first_max
 from .module import saved, scratch
@@ -27,7 +31,10 @@ class SpatialMaxPooling(WindowPooling):
     the gradient to every tied position would be wrong. Overlapping windows add up.
 
     The backward pass finds the first maximum of each window by comparing the window's
-    values (kept from the forward pass) with the output, in scan order.
+    values (kept from the forward pass) with the output, in scan order. With
+    ``ember[fast]`` (Numba) the forward pass records the index of each window's first
+    maximum instead, in the same pass as the max, and the backward pass routes the
+    gradient through it (``_conv_fast``; same results).
     """
 
     _pad_fill = float("-inf")
@@ -35,6 +42,8 @@ class SpatialMaxPooling(WindowPooling):
     taken = scratch("whether an earlier tap of the window held its maximum (bool, like the output)")
     first = scratch("whether this tap holds the window's first maximum (bool, like the output)")
     routed = scratch("dE/dy where this tap holds the first maximum, else 0")
+    argmax = saved("compiled path: tap index i*kw + j of each window's first maximum, (A, OH, OW, B) "
+                   "(see _conv_fast.as_ahwb); None after a NumPy forward")
 
     def __init__(self, kw, kh, dw=None, dh=None, pad_w=0, pad_h=0, ceil_mode=False):
         super().__init__()
@@ -42,14 +51,52 @@ class SpatialMaxPooling(WindowPooling):
 
     def update_output(self, input):
         x4, (oh, ow) = self._sized_batch(input)
-        taps = self._gather(x4, oh, ow)
-        out4 = self._reduce_taps(self.backend.xp.maximum, taps, self._output4(x4, oh, ow))
+        out4 = self._output4(x4, oh, ow)
+        kept, self.argmax = self.argmax, None  # set again only by a compiled forward
+        if not (_fast.use(_conv_fast.max_pool_forward) and self._compiled_forward(x4, oh, ow, out4, kept)):
+            taps = self._gather(x4, oh, ow)
+            self._reduce_taps(self.backend.xp.maximum, taps, out4)
         self.output = self._unbatch(out4, input)
         return self.output
+
+    def _compiled_forward(self, x4, oh, ow, out4, kept):
+        """The max and the index of the first maximum in one compiled pass; False (nothing
+        done) when the arrays have no (A, H, W, B) view."""
+        src = self._source(x4, oh, ow)
+        if axis_order(src) != axis_order(out4):
+            return False
+        s, o = _conv_fast.as_ahwb(src), _conv_fast.as_ahwb(out4)
+        if s is None or o is None:
+            return False
+        index = self._fit(kept, o.shape, dtype=np.int32)  # the last call's buffer when it fits
+        kernel = _conv_fast.max_pool_forward
+        geometry = (self.kh, self.kw, self.dh, self.dw)
+        split(lambda a, b: kernel(s[a:b], o[a:b], index[a:b], *geometry), o.shape[0], s.size, self.backend.xp)
+        self.argmax = index
+        return True
+
+    def _compiled_backward(self, x4, g4, oh, ow):
+        """The gradient routed through :attr:`argmax`; None when the arrays have no
+        (A, H, W, B) view (the caller then gathers the windows again)."""
+        tiles = self._tiles(x4, oh, ow)
+        gsrc, finish = self._grad_target(x4, oh, ow, zero=not tiles)
+        gs, go, index = _conv_fast.as_ahwb(gsrc), _conv_fast.as_ahwb(g4), self.argmax
+        if gs is None or go is None or go.shape != index.shape or axis_order(gsrc) != axis_order(g4):
+            return None
+        kernel = _conv_fast.max_pool_backward
+        geometry = (self.kh, self.kw, self.dh, self.dw, tiles)
+        split(lambda a, b: kernel(go[a:b], index[a:b], gs[a:b], *geometry), go.shape[0], gs.size, self.backend.xp)
+        return finish()
 
     def update_grad_input(self, input, grad_output):
         x4, g4, out4, (oh, ow) = self._grad_setup(input, grad_output)
         xp = self.backend.xp
+        if self.argmax is not None and _conv_fast.max_pool_backward is not None:
+            gx4 = self._compiled_backward(x4, g4, oh, ow)
+            if gx4 is not None:
+                self.grad_input = self._unbatch(gx4, input)
+                return self.grad_input
+            self._gather(x4, oh, ow)  # the NumPy code below reads the windows' values
         taps4 = self.taps  # gathered by the forward pass
         taken4 = self.taken = self._fit(self.taken, None, like=out4, dtype=bool)
         mask4 = self.first = self._fit(self.first, None, like=out4, dtype=bool)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..backend import axpby
+from ._fast_update import momentum_step
 from ._validate import evaluate, namespace, number, scratch, setup, vector, weight_decay
 from .._typing import Array, FEval, OptimResult
 
@@ -38,6 +39,9 @@ def sgd(feval: FEval, x: Array, config: dict | None = None, state: dict | None =
       5. x -= clr * g (or clr * lrs * g)
       6. n += 1
     Returns ``(x, [fx])`` with fx the loss before the update.
+
+    With ``ember[fast]`` (Numba), steps 2-5 of a momentum step with scalar settings run
+    as one compiled pass over the vectors (``optim/_fast_update.py``); same results.
     """
     config, state = setup("sgd", config, state, _KEYS, ("eval_counter", "dfdx"))
     lr = number("sgd", config, "learning_rate", 1e-3, low=0)
@@ -55,6 +59,12 @@ def sgd(feval: FEval, x: Array, config: dict | None = None, state: dict | None =
 
     # 1. loss and gradient at x
     fx, g = evaluate("sgd", feval, x)
+    v = state.get("dfdx")
+    if (mom != 0 and wds is None and lrs is None and l1 == 0 and v is not None and v.shape == x.shape
+            and momentum_step(x, g, v, wd, mom, damp, nesterov, lr / (1 + n * lrd))):  # fmt: skip
+        # steps 2-5 in one compiled pass (ember[fast]; the NumPy code below is the reference)
+        state["eval_counter"] = n + 1
+        return x, [fx]
     tmp = scratch(state, x)
     xp = namespace(x)
 

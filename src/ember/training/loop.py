@@ -60,6 +60,8 @@ class TrainingRun:
         backend = model.backend
         self.batch_x = backend.empty((bs,) + data.x_train.shape[1:])
         self.batch_y = np.empty(bs, dtype=np.int64)
+        self.fevals = {}  # batch length -> the closure over the batch buffers (built once per length)
+        self.predicted, self.hits = np.empty(bs, dtype=np.int64), np.empty(bs, dtype=bool)
         self.run = RunState()
         self.epoch = 0
         self.dist = join_run(self)  # None on one rank; else the MPI side (ember.distributed)
@@ -125,8 +127,13 @@ class TrainingRun:
             np.take(data.y_train, local, out=yb)
             if self.schedule is not None:
                 self.config[o.lr_key] = self.schedule(self.epoch, run.step)
-            feval = make_feval(self.model, self.criterion, xb, yb, self.grads, None if self.dist else self._regularize)
-            if self.dist is not None:  # sum over the ranks, then regularize the global gradient
+            if self.dist is None:  # the closure reads the batch buffers, refilled in place each step
+                feval = self.fevals.get(len(local))
+                if feval is None:
+                    feval = self.fevals[len(local)] = make_feval(self.model, self.criterion, xb, yb, self.grads,
+                                                                 self._regularize)  # fmt: skip
+            else:  # sum over the ranks, then regularize the global gradient
+                feval = make_feval(self.model, self.criterion, xb, yb, self.grads)
                 feval = self.dist.wrap_feval(feval, self._regularize, yb)
             loss = float(self.step_fn(feval, self.params, self.config, self.state)[1][0])
             if not math.isfinite(loss):
@@ -140,7 +147,7 @@ class TrainingRun:
             run.loss_sum += loss * len(index)
             run.seen += len(index)
             if self.dist is None:
-                run.correct += int((backend.to_numpy(self.model.output.argmax(axis=1)) == yb).sum())
+                run.correct += self._count_correct(yb)
             else:
                 run.correct += self.dist.correct  # summed over the ranks
             bar.update(len(index), loss=run.loss_sum / run.seen)
@@ -148,6 +155,17 @@ class TrainingRun:
                 self._checkpoint()
         bar.close()
         return True
+
+    def _count_correct(self, yb) -> int:
+        """How many rows of the model's output have their maximum at the label ``yb``
+        (into preallocated arrays on the CPU; through a NumPy copy of the argmax on a GPU)."""
+        output = self.model.output
+        if isinstance(output, np.ndarray) and output.ndim == 2 and output.shape[0] == len(yb):
+            predicted, hits = self.predicted[: len(yb)], self.hits[: len(yb)]
+            np.argmax(output, axis=1, out=predicted)
+            np.equal(predicted, yb, out=hits)
+            return int(np.count_nonzero(hits))
+        return int((self.model.backend.to_numpy(output.argmax(axis=1)) == yb).sum())
 
     def _regularize(self, x, g):
         self.decay.apply(x, g, self.epoch)
