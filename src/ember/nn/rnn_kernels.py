@@ -22,6 +22,9 @@ States are kept in ``S`` (T+1, H, N) indexed by time: the forward direction read
 
 from __future__ import annotations
 
+import numpy as np
+
+from . import _rnn_fast
 from .module import saved, scratch
 from .cells import (
     blocks,
@@ -49,7 +52,9 @@ class Kernel:
     x = saved("the layer's input, feature-major (F, T, N) (the module's buffer)")
     g = saved("gate activations of every step (T, G*H, N)")
     states = saved("[h (, c)]: the states of every step, each (T+1, H, N)")
-    proj = scratch("input projection of all steps W_ih X + b, (G*H, T, N)")
+    proj = scratch("input projection of all steps W_ih X + b, (G*H, T, N); on the compiled path it "
+                   "becomes the gate activations (then g is a (T, G*H, N) view of it)")
+    compiled = saved("True when the last forward ran the compiled loop (:mod:`ember.nn._rnn_fast`)")
     bias = scratch("b_ih + b_hh (G*H,)")
     tmp = scratch("elementwise scratch (H, N)")
     dy = scratch("dE/d(outputs) of this direction, time-major (T, H, N)")
@@ -101,13 +106,21 @@ class Kernel:
             proj[...] = bias.reshape(gh, 1, 1)  # then accumulate the product onto it in one pass
         self.gemm(p["weight_ih"], x.reshape(f, t_len * n), proj.reshape(gh, t_len * n), beta=0.0 if bias is None else 1.0,
                   name="proj")
-        self.g = self.fit(self.g, (t_len, gh, n))
-        self.tmp = self.fit(self.tmp, (hs, n))
         states = self.states = self.fits(self.states, [(t_len + 1, hs, n)] * self.parts)
-        self.prepare(t_len, n)
         start = t_len if self.reverse else 0
         for s, s0 in zip(states, state0):
             s[start] = s0
+        self.x = x
+        end = 0 if self.reverse else t_len
+        out = states[0][:-1] if self.reverse else states[0][1:]
+        was_compiled, self.compiled = self.compiled, self.compiled_ok(p, proj)
+        if self.compiled:
+            self.g = proj.transpose(1, 0, 2)
+            self.forward_compiled(p, keep)
+            return out, [s[end] for s in states]
+        self.g = self.fit(None if was_compiled else self.g, (t_len, gh, n))
+        self.tmp = self.fit(self.tmp, (hs, n))
+        self.prepare(t_len, n)
         xp = self.backend.xp
         for t in self.order(t_len):
             prev, new = self.slots(t)
@@ -117,10 +130,26 @@ class Kernel:
             if keep is not None:
                 for s in states:
                     xp.copyto(s[new], s[prev], where=keep[t])
-        self.x = x
-        end = 0 if self.reverse else t_len
-        out = states[0][:-1] if self.reverse else states[0][1:]
         return out, [s[end] for s in states]
+
+    def compiled_ok(self, p, proj):
+        """Whether the compiled loop can run these arrays (subclasses that have one say so)."""
+        return False
+
+    def forward_compiled(self, p, keep):
+        """The time loop of :meth:`forward`, compiled (:mod:`ember.nn._rnn_fast`)."""
+        raise NotImplementedError
+
+    def backward_compiled(self, p, keep):
+        """The reverse loop of :meth:`backward`, compiled; fills dg_f (and the GRU's dhg_f)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def keep_bytes(keep, t_len, n):
+        """(``keep`` as a (T, N) uint8 view, whether there is one) for a compiled loop."""
+        if keep is None:
+            return np.zeros((1, 1), np.uint8), False
+        return keep.reshape(t_len, n).view(np.uint8), True
 
     def prepare(self, t_len, n):
         """Fit the subclass's own forward buffers."""
@@ -146,8 +175,14 @@ class Kernel:
         xp = self.backend.xp
         t_len, n = self.x.shape[1:]
         hs, dy_tm = self.hs, self.dy
-        self.dg = self.fit(self.dg, (t_len, self.gates * hs, n))
         dstate = self.dstate = self.fits(self.dstate, [(hs, n)] * self.parts)
+        if self.compiled:  # the forward ran compiled: the gates are feature-major, so is dg
+            self.dg_f = self.fit(self.dg_f, (self.gates * hs, t_len, n))
+            self.dg = self.dg_f.transpose(1, 0, 2)
+            self.backward_compiled(p, keep)
+            return dstate
+        self.dg = self.fit(self.dg if self.dg is not None and self.dg.flags.c_contiguous else None,
+                           (t_len, self.gates * hs, n))
         if keep is not None:
             self.held = self.fits(self.held, [(hs, n)] * self.parts)
         self.prepare_back(t_len, n)
@@ -235,6 +270,24 @@ class LSTMKernel(Kernel):
     def prepare(self, t_len, n):
         self.tanh_c = self.fit(self.tanh_c, (t_len, self.hs, n))
 
+    def compiled_ok(self, p, proj):
+        return _rnn_fast.usable(proj, p["weight_hh"]) and p["weight_hh"].flags.c_contiguous
+
+    def forward_compiled(self, p, keep):
+        t_len, n = self.x.shape[1:]
+        self.tanh_c = self.fit(self.tanh_c, (t_len, self.hs, n))
+        h, c = self.states
+        keep_u8, masked = self.keep_bytes(keep, t_len, n)
+        _rnn_fast.run(_rnn_fast.kernel("lstm_forward"), (self.proj, p["weight_hh"], h, c, self.tanh_c, keep_u8, masked,
+                                               self.reverse), n)  # fmt: skip
+
+    def backward_compiled(self, p, keep):
+        t_len, n = self.x.shape[1:]
+        keep_u8, masked = self.keep_bytes(keep, t_len, n)
+        dh, dc = self.dstate
+        _rnn_fast.run(_rnn_fast.kernel("lstm_backward"), (self.proj, p["weight_hh"], self.states[1], self.tanh_c, self.dy,
+                                                self.dg_f, dh, dc, keep_u8, masked, self.reverse), n)  # fmt: skip
+
     def step(self, t, prev, new, p, g_t):
         hs = self.hs
         h, c = self.states
@@ -261,11 +314,39 @@ class GRUKernel(Kernel):
     dhg_f = scratch("the same, feature-major (3H, T, N)")
     direct = scratch("the part of dE/dh_{t-1} that skips the products, z * dE/dh_t (H, N)")
 
+    hg_f = scratch("the compiled path's W_hh h_{t-1} + b_hh of every step, feature-major (3H, T, N); hg is a view")
+    zero_bias = scratch("zeros (3H,): b_hh of the compiled loop for a layer without bias")
+
     def input_bias(self, p):
         return p["bias_ih"]
 
     def prepare(self, t_len, n):
-        self.hg = self.fit(self.hg, (t_len, 3 * self.hs, n))
+        self.hg = self.fit(self.hg if self.hg is not None and self.hg.flags.c_contiguous else None,
+                           (t_len, 3 * self.hs, n))
+
+    def compiled_ok(self, p, proj):
+        return _rnn_fast.usable(proj, p["weight_hh"]) and p["weight_hh"].flags.c_contiguous
+
+    def forward_compiled(self, p, keep):
+        t_len, n = self.x.shape[1:]
+        hg_f = self.hg_f = self.fit(self.hg_f, (3 * self.hs, t_len, n))
+        self.hg = hg_f.transpose(1, 0, 2)
+        b_hh = p["bias_hh"]
+        if b_hh is None:
+            b_hh = self.zero_bias = self.fit(self.zero_bias, (3 * self.hs,))
+            b_hh.fill(0)
+        keep_u8, masked = self.keep_bytes(keep, t_len, n)
+        _rnn_fast.run(_rnn_fast.kernel("gru_forward"), (self.proj, hg_f, p["weight_hh"], b_hh, self.states[0], keep_u8, masked,
+                                              self.reverse), n)  # fmt: skip
+
+    def backward_compiled(self, p, keep):
+        t_len, n = self.x.shape[1:]
+        self.dhg_f = self.fit(self.dhg_f, self.dg_f.shape)
+        self.dhg = self.dhg_f.transpose(1, 0, 2)
+        keep_u8, masked = self.keep_bytes(keep, t_len, n)
+        _rnn_fast.run(_rnn_fast.kernel("gru_backward"), (self.proj, self.hg_f, p["weight_hh"], self.states[0], self.dy,
+                                               self.dg_f, self.dhg_f, self.dstate[0], keep_u8, masked,
+                                               self.reverse), n)  # fmt: skip
 
     def step(self, t, prev, new, p, g_t):
         hs = self.hs
@@ -279,7 +360,8 @@ class GRUKernel(Kernel):
         gru_forward(self.backend.xp, r, z, n, hg[2 * hs :], s[prev], s[new])
 
     def prepare_back(self, t_len, n):
-        self.dhg = self.fit(self.dhg, (t_len, 3 * self.hs, n))
+        self.dhg = self.fit(self.dhg if self.dhg is not None and self.dhg.flags.c_contiguous else None,
+                            (t_len, 3 * self.hs, n))
         self.direct = self.fit(self.direct, (self.hs, n))
 
     def finish_back(self):
