@@ -77,6 +77,12 @@ def _sigmoid_impl(x):
 
     return sig
 
+# The elementwise work of a step runs as several short passes over one row of N columns
+# (in L1), each writing one array and reading at most three others: LLVM vectorises a
+# loop only when its runtime alias checks stay few (the rows are views Numba cannot prove
+# distinct); one fused loop over nine arrays ran scalar, 20x slower.
+
+
 @_fast.kernel()
 def lstm_forward(gates, w_hh, h, c, tanh_c, keep, use_keep, reverse, n0, n1):  # pragma: no cover - compiled
     """Columns n0:n1 of one LSTM layer's forward (see the module doc). gates (4H, T, N):
@@ -91,25 +97,31 @@ def lstm_forward(gates, w_hh, h, c, tanh_c, keep, use_keep, reverse, n0, n1):  #
         new = t if reverse else t + 1
         _gemm(_NO_TRANS, gh, n1 - n0, hs, w_hh, 0, hs, h, prev * hs * n + n0, n, gates, t * n + n0, t_len * n)
         for j in range(hs):
-            gi, gf, gg, go = gates[j, t], gates[hs + j, t], gates[2 * hs + j, t], gates[3 * hs + j, t]
-            cp, cn, hn, tc = c[prev, j], c[new, j], h[new, j], tanh_c[t, j]
-            for k in range(n0, n1):
-                i = _sigmoid(gi[k])
-                f = _sigmoid(gf[k])
-                g = _tanh(gg[k])
-                o = _sigmoid(go[k])
-                gi[k], gf[k], gg[k], go[k] = i, f, g, o
-                cv = f * cp[k] + i * g
-                tcv = _tanh(cv)
-                cn[k] = cv
-                tc[k] = tcv
-                hn[k] = o * tcv
+            gi, gf = gates[j, t, n0:n1], gates[hs + j, t, n0:n1]
+            gg, go = gates[2 * hs + j, t, n0:n1], gates[3 * hs + j, t, n0:n1]
+            cp, cn, hn, tc = c[prev, j, n0:n1], c[new, j, n0:n1], h[new, j, n0:n1], tanh_c[t, j, n0:n1]
+            m = n1 - n0
+            for k in range(m):
+                gi[k] = _sigmoid(gi[k])
+            for k in range(m):
+                gf[k] = _sigmoid(gf[k])
+            for k in range(m):
+                gg[k] = _tanh(gg[k])
+            for k in range(m):
+                go[k] = _sigmoid(go[k])
+            for k in range(m):
+                cn[k] = gf[k] * cp[k] + gi[k] * gg[k]
+            for k in range(m):
+                tc[k] = _tanh(cn[k])
+            for k in range(m):
+                hn[k] = go[k] * tc[k]
             if use_keep:
-                hp = h[prev, j]
-                for k in range(n0, n1):
-                    if keep[t, k]:
+                hp = h[prev, j, n0:n1]
+                for k in range(m):
+                    if keep[t, n0 + k]:
                         cn[k] = cp[k]
                         hn[k] = hp[k]
+
 
 @_fast.kernel()
 def lstm_backward(gates, w_hh, c, tanh_c, dy, dg, dh, dc, keep, use_keep, reverse, n0, n1):  # pragma: no cover
@@ -118,43 +130,51 @@ def lstm_backward(gates, w_hh, c, tanh_c, dy, dg, dh, dc, keep, use_keep, revers
     pre-activations) (zero at padded steps); dh, dc (H, N) out: dE/d(initial state)."""
     gh, t_len, n = gates.shape
     hs = dh.shape[0]
+    m = n1 - n0
     dh[:, n0:n1] = 0
     dc[:, n0:n1] = 0
     for step in range(t_len):
         t = step if reverse else t_len - 1 - step
         prev = t + 1 if reverse else t
         for j in range(hs):
-            gi, gf, gg, go = gates[j, t], gates[hs + j, t], gates[2 * hs + j, t], gates[3 * hs + j, t]
-            di, df, dgg, do = dg[j, t], dg[hs + j, t], dg[2 * hs + j, t], dg[3 * hs + j, t]
-            cp, tc, dyt, dhj, dcj = c[prev, j], tanh_c[t, j], dy[t, j], dh[j], dc[j]
+            gi, gf = gates[j, t, n0:n1], gates[hs + j, t, n0:n1]
+            gg, go = gates[2 * hs + j, t, n0:n1], gates[3 * hs + j, t, n0:n1]
+            di, df = dg[j, t, n0:n1], dg[hs + j, t, n0:n1]
+            dgg, do = dg[2 * hs + j, t, n0:n1], dg[3 * hs + j, t, n0:n1]
+            cp, tc, dyt = c[prev, j, n0:n1], tanh_c[t, j, n0:n1], dy[t, j, n0:n1]
+            dhj, dcj = dh[j, n0:n1], dc[j, n0:n1]
+            for k in range(m):
+                dhj[k] += dyt[k]
+            for k in range(m):  # do = dh tanh(c) o (1 - o)
+                do[k] = dhj[k] * tc[k] * (go[k] * (1 - go[k]))
+            if use_keep:  # padded columns keep dh (restored below) and dc: stash dh in do
+                for k in range(m):
+                    if keep[t, n0 + k]:
+                        do[k] = dhj[k]
+                        dhj[k] = 0
+            for k in range(m):  # dc_total = dc + dh o (1 - tanh(c)^2)
+                dcj[k] += dhj[k] * go[k] * (1 - tc[k] * tc[k])
+            for k in range(m):
+                di[k] = dcj[k] * gg[k] * (gi[k] * (1 - gi[k]))
+            for k in range(m):
+                df[k] = dcj[k] * cp[k] * (gf[k] * (1 - gf[k]))
+            for k in range(m):
+                dgg[k] = dcj[k] * gi[k] * (1 - gg[k] * gg[k])
             if use_keep:
-                for k in range(n0, n1):
-                    dhv = dhj[k] + dyt[k]
-                    if keep[t, k]:  # padded step: no gate gradient, the state's gradient passes
+                for k in range(m):
+                    if keep[t, n0 + k]:
+                        dhj[k] = do[k]
                         di[k] = df[k] = dgg[k] = do[k] = 0
-                        dhj[k] = dhv
-                        continue
-                    i, f, g, o, tcv = gi[k], gf[k], gg[k], go[k], tc[k]
-                    dct = dcj[k] + dhv * o * (1 - tcv * tcv)
-                    do[k] = dhv * tcv * o * (1 - o)
-                    di[k] = dct * g * i * (1 - i)
-                    df[k] = dct * cp[k] * f * (1 - f)
-                    dgg[k] = dct * i * (1 - g * g)
-                    dcj[k] = dct * f
-                    dhj[k] = 0
+                    else:
+                        dcj[k] *= gf[k]
+                        dhj[k] = 0
             else:
-                for k in range(n0, n1):
-                    i, f, g, o, tcv = gi[k], gf[k], gg[k], go[k], tc[k]
-                    dhv = dhj[k] + dyt[k]
-                    dct = dcj[k] + dhv * o * (1 - tcv * tcv)
-                    do[k] = dhv * tcv * o * (1 - o)
-                    di[k] = dct * g * i * (1 - i)
-                    df[k] = dct * cp[k] * f * (1 - f)
-                    dgg[k] = dct * i * (1 - g * g)
-                    dcj[k] = dct * f
-                    dhj[k] = 0
+                for k in range(m):
+                    dcj[k] *= gf[k]
+                dhj[:] = 0
         # dh_{t-1} (+)= W_hh^T dgates (zero, or held at padded columns, before the product)
-        _gemm(_TRANS, hs, n1 - n0, gh, w_hh, 0, hs, dg, t * n + n0, t_len * n, dh, n0, n)
+        _gemm(_TRANS, hs, m, gh, w_hh, 0, hs, dg, t * n + n0, t_len * n, dh, n0, n)
+
 
 @_fast.kernel()
 def gru_forward(gates, hg, w_hh, b_hh, h, keep, use_keep, reverse, n0, n1):  # pragma: no cover - compiled
@@ -163,29 +183,31 @@ def gru_forward(gates, hg, w_hh, b_hh, h, keep, use_keep, reverse, n0, n1):  # p
     block feeds the backward); b_hh (3H,) (zeros without bias); h (T+1, H, N)."""
     gh, t_len, n = gates.shape
     hs = h.shape[1]
+    m = n1 - n0
     for step in range(t_len):
         t = t_len - 1 - step if reverse else step
         prev = t + 1 if reverse else t
         new = t if reverse else t + 1
-        hg[:, t, n0:n1] = 0
-        _gemm(_NO_TRANS, gh, n1 - n0, hs, w_hh, 0, hs, h, prev * hs * n + n0, n, hg, t * n + n0, t_len * n)
+        for row in range(gh):  # hg = b_hh, then += W_hh h
+            hg[row, t, n0:n1] = b_hh[row]
+        _gemm(_NO_TRANS, gh, m, hs, w_hh, 0, hs, h, prev * hs * n + n0, n, hg, t * n + n0, t_len * n)
         for j in range(hs):
-            gr, gz, gn = gates[j, t], gates[hs + j, t], gates[2 * hs + j, t]
-            hr, hz, hn_ = hg[j, t], hg[hs + j, t], hg[2 * hs + j, t]
-            br, bz, bn = b_hh[j], b_hh[hs + j], b_hh[2 * hs + j]
-            hp, hn = h[prev, j], h[new, j]
-            for k in range(n0, n1):
-                a_r, a_z, a_n = hr[k] + br, hz[k] + bz, hn_[k] + bn
-                hr[k], hz[k], hn_[k] = a_r, a_z, a_n
-                r = _sigmoid(gr[k] + a_r)
-                z = _sigmoid(gz[k] + a_z)
-                nv = _tanh(gn[k] + r * a_n)
-                gr[k], gz[k], gn[k] = r, z, nv
-                hn[k] = nv + z * (hp[k] - nv)
+            gr, gz, gn = gates[j, t, n0:n1], gates[hs + j, t, n0:n1], gates[2 * hs + j, t, n0:n1]
+            hr, hz, hgn = hg[j, t, n0:n1], hg[hs + j, t, n0:n1], hg[2 * hs + j, t, n0:n1]
+            hp, hn = h[prev, j, n0:n1], h[new, j, n0:n1]
+            for k in range(m):
+                gr[k] = _sigmoid(gr[k] + hr[k])
+            for k in range(m):
+                gz[k] = _sigmoid(gz[k] + hz[k])
+            for k in range(m):
+                gn[k] = _tanh(gn[k] + gr[k] * hgn[k])
+            for k in range(m):
+                hn[k] = gn[k] + gz[k] * (hp[k] - gn[k])
             if use_keep:
-                for k in range(n0, n1):
-                    if keep[t, k]:
+                for k in range(m):
+                    if keep[t, n0 + k]:
                         hn[k] = hp[k]
+
 
 @_fast.kernel()
 def gru_backward(gates, hg, w_hh, h, dy, dg, dhg, dh, keep, use_keep, reverse, n0, n1):  # pragma: no cover
@@ -194,37 +216,36 @@ def gru_backward(gates, hg, w_hh, h, dy, dg, dhg, dh, keep, use_keep, reverse, n
     dE/d(W_ih x + b_ih), dhg (3H, T, N) dE/d(W_hh h + b_hh), dh (H, N) dE/dh_0."""
     gh, t_len, n = gates.shape
     hs = dh.shape[0]
+    m = n1 - n0
     dh[:, n0:n1] = 0
     for step in range(t_len):
         t = step if reverse else t_len - 1 - step
         prev = t + 1 if reverse else t
         for j in range(hs):
-            gr, gz, gn, hgn = gates[j, t], gates[hs + j, t], gates[2 * hs + j, t], hg[2 * hs + j, t]
-            dr, dz, dn = dg[j, t], dg[hs + j, t], dg[2 * hs + j, t]
-            hr, hz, hn = dhg[j, t], dhg[hs + j, t], dhg[2 * hs + j, t]
-            hp, dyt, dhj = h[prev, j], dy[t, j], dh[j]
+            gr, gz, gn, hgn = gates[j, t, n0:n1], gates[hs + j, t, n0:n1], gates[2 * hs + j, t, n0:n1], hg[2 * hs + j, t, n0:n1]
+            dr, dz, dn = dg[j, t, n0:n1], dg[hs + j, t, n0:n1], dg[2 * hs + j, t, n0:n1]
+            hr, hz, hn = dhg[j, t, n0:n1], dhg[hs + j, t, n0:n1], dhg[2 * hs + j, t, n0:n1]
+            hp, dyt, dhj = h[prev, j, n0:n1], dy[t, j, n0:n1], dh[j, n0:n1]
+            for k in range(m):
+                dhj[k] += dyt[k]
+            for k in range(m):  # dn_pre = dh (1 - z) (1 - n^2)
+                dn[k] = dhj[k] * (1 - gz[k]) * (1 - gn[k] * gn[k])
+            for k in range(m):  # dz_pre = dh (h - n) z (1 - z)
+                dz[k] = dhj[k] * (hp[k] - gn[k]) * (gz[k] * (1 - gz[k]))
+            for k in range(m):  # dr_pre = dn_pre hg_n r (1 - r)
+                dr[k] = dn[k] * hgn[k] * (gr[k] * (1 - gr[k]))
+            for k in range(m):
+                hn[k] = dn[k] * gr[k]
             if use_keep:
-                for k in range(n0, n1):
-                    dhv = dhj[k] + dyt[k]
-                    if keep[t, k]:
-                        dr[k] = dz[k] = dn[k] = hr[k] = hz[k] = hn[k] = 0
-                        dhj[k] = dhv
-                        continue
-                    r, z, nv = gr[k], gz[k], gn[k]
-                    dnv = dhv * (1 - z) * (1 - nv * nv)
-                    dzv = dhv * (hp[k] - nv) * z * (1 - z)
-                    drv = dnv * hgn[k] * r * (1 - r)
-                    dr[k], dz[k], dn[k] = drv, dzv, dnv
-                    hr[k], hz[k], hn[k] = drv, dzv, dnv * r
-                    dhj[k] = dhv * z
+                for k in range(m):
+                    if keep[t, n0 + k]:  # padded: no gate gradient, dh passes unchanged
+                        dr[k] = dz[k] = dn[k] = hn[k] = 0
+                    else:
+                        dhj[k] *= gz[k]
             else:
-                for k in range(n0, n1):
-                    dhv = dhj[k] + dyt[k]
-                    r, z, nv = gr[k], gz[k], gn[k]
-                    dnv = dhv * (1 - z) * (1 - nv * nv)
-                    dzv = dhv * (hp[k] - nv) * z * (1 - z)
-                    drv = dnv * hgn[k] * r * (1 - r)
-                    dr[k], dz[k], dn[k] = drv, dzv, dnv
-                    hr[k], hz[k], hn[k] = drv, dzv, dnv * r
-                    dhj[k] = dhv * z
-        _gemm(_TRANS, hs, n1 - n0, gh, w_hh, 0, hs, dhg, t * n + n0, t_len * n, dh, n0, n)
+                for k in range(m):
+                    dhj[k] *= gz[k]  # the part of dh_{t-1} that skips the product
+            hr[:] = dr
+            hz[:] = dz
+        # dh_{t-1} += W_hh^T dE/d(W_hh h + b_hh)
+        _gemm(_TRANS, hs, m, gh, w_hh, 0, hs, dhg, t * n + n0, t_len * n, dh, n0, n)

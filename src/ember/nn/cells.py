@@ -179,7 +179,6 @@ class _Cell(Composite):
     hidden_part = scratch("h W_hh^T + b_hh before it is added to the input part")
     grad_x = scratch("dE/dx (N, in)")
     grad_h = scratch("dE/dh (N, H)")
-    grad_scratch = scratch("product and sum scratch of the accumulated parameter gradients, by name")
 
     def __init__(self, input_size, hidden_size, bias=True, rng=None):
         super().__init__()
@@ -269,15 +268,11 @@ class _Cell(Composite):
 
     def _acc(self, x, h, dpre_x, dpre_h, scale):
         backend, xp = self.backend, self.backend.xp
-        sums = self.grad_scratch
-        if sums is None:
-            sums = self.grad_scratch = {}
-        for grad, dpre, inp, name in ((self.grad_weight_ih, dpre_x, x, "w_ih"), (self.grad_weight_hh, dpre_h, h, "w_hh")):
-            sums[name] = self._fit(sums.get(name), grad.shape)
-            backend.gemm(dpre, inp, grad, trans_a=True, alpha=scale, beta=1.0, scratch=sums[name])
+        for grad, dpre, inp in ((self.grad_weight_ih, dpre_x, x), (self.grad_weight_hh, dpre_h, h)):
+            backend.gemm(dpre, inp, grad, trans_a=True, alpha=scale, beta=1.0)
         if self.bias:
-            for grad, dpre, name in ((self.grad_bias_ih, dpre_x, "b_ih"), (self.grad_bias_hh, dpre_h, "b_hh")):
-                step = sums[name] = self._fit(sums.get(name), grad.shape)
+            for grad, dpre in ((self.grad_bias_ih, dpre_x), (self.grad_bias_hh, dpre_h)):
+                step = backend.work("cell bias sum", grad.shape)
                 xp.sum(dpre, axis=0, out=step)
                 if scale != 1:
                     step *= scale

@@ -63,7 +63,6 @@ class Kernel:
     dstate = scratch("[dE/dh (, dE/dc)] flowing back through time, each (H, N)")
     held = scratch("dstate of a padded step, passed through unchanged")
     h_prev = scratch("the previous hidden state of every step, feature-major (H, T, N)")
-    acc_scratch = scratch("product scratch for accumulating GEMMs (beta = 1), by target name")
 
     def __init__(self, backend, hidden_size, reverse):
         self.backend, self.hs, self.reverse = backend, hidden_size, reverse
@@ -82,16 +81,10 @@ class Kernel:
         """(index of the previous state, index of the new state) in S for step t."""
         return (t + 1, t) if self.reverse else (t, t + 1)
 
-    def gemm(self, a, b, out, beta=0.0, trans_b=False, alpha=1.0, name="step"):
-        """``out = alpha a op(b) + beta out`` through the backend; accumulation (beta != 0)
-        gets a persistent product scratch (NumPy's matmul cannot accumulate)."""
-        scratch = None
-        if beta:
-            buffers = self.acc_scratch
-            if buffers is None:
-                buffers = self.acc_scratch = {}
-            scratch = buffers[name] = self.fit(buffers.get(name), out.shape)
-        self.backend.gemm(a, b, out, trans_b=trans_b, alpha=alpha, beta=beta, scratch=scratch)
+    def gemm(self, a, b, out, beta=0.0, trans_b=False, alpha=1.0):
+        """``out = alpha a op(b) + beta out`` through the backend (which accumulates in place
+        with BLAS, or through its own work array)."""
+        self.backend.gemm(a, b, out, trans_b=trans_b, alpha=alpha, beta=beta)
 
     # ------------------------------------------------------------------ fprop
     def forward(self, x, p, state0, keep):
@@ -104,8 +97,7 @@ class Kernel:
         bias = self.input_bias(p)
         if bias is not None:
             proj[...] = bias.reshape(gh, 1, 1)  # then accumulate the product onto it in one pass
-        self.gemm(p["weight_ih"], x.reshape(f, t_len * n), proj.reshape(gh, t_len * n), beta=0.0 if bias is None else 1.0,
-                  name="proj")
+        self.gemm(p["weight_ih"], x.reshape(f, t_len * n), proj.reshape(gh, t_len * n), beta=0.0 if bias is None else 1.0)
         states = self.states = self.fits(self.states, [(t_len + 1, hs, n)] * self.parts)
         start = t_len if self.reverse else 0
         for s, s0 in zip(states, state0):
@@ -215,7 +207,7 @@ class Kernel:
         """dx (F, T, N) = (or +=) W_ih^T dE/d(gates) over all steps in one GEMM."""
         f, t_len, n = dx.shape
         self.gemm(p["weight_ih"].T, self.dg_f.reshape(-1, t_len * n), dx.reshape(f, t_len * n),
-                  beta=1.0 if accumulate else 0.0, name="dx")
+                  beta=1.0 if accumulate else 0.0)
 
     def hidden_grads(self):
         """dE/d(W_hh h + b_hh) of all steps, feature-major (the gate gradients, except for the GRU)."""
@@ -230,11 +222,10 @@ class Kernel:
         h_prev[...] = (h[1:] if self.reverse else h[:-1]).transpose(1, 0, 2)
         for key, grads, inputs in (("weight_ih", self.dg_f, self.x), ("weight_hh", self.hidden_grads(), h_prev)):
             self.gemm(grads.reshape(-1, t_len * n), inputs.reshape(-1, t_len * n), g[key], trans_b=True,
-                      alpha=scale, beta=1.0, name=key)
+                      alpha=scale, beta=1.0)
         if g["bias_ih"] is not None:
             for key, grads in (("bias_ih", self.dg_f), ("bias_hh", self.hidden_grads())):
-                buffers = self.acc_scratch
-                step = buffers[key] = self.fit(buffers.get(key), g[key].shape)
+                step = self.backend.work("rnn bias sum", g[key].shape)
                 xp.sum(grads.reshape(-1, t_len * n), axis=1, out=step)
                 if scale != 1:
                     step *= scale
