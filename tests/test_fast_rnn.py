@@ -140,6 +140,20 @@ def test_float32_tanh_is_accurate():
     np.testing.assert_allclose(n, exact, rtol=0, atol=2e-6)
 
 
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+def test_nan_propagates_like_the_numpy_loop(kind):
+    """The float32 tanh clamps its argument with comparisons, so a NaN stays NaN (a
+    diverged run must show, not turn into saturated gates)."""
+    x = np.zeros((2, 3, 2), np.float32)
+    x[0, 1, 0] = np.nan
+    for compiled in (False, True):
+        _fast.set_enabled(compiled)
+        module = getattr(nn, kind)(2, 3, rng=0).to("numpy:float32")
+        out = module.forward(x)
+        assert module.kernels[0].compiled == compiled
+        assert np.isnan(out[0, 1:]).all() and not np.isnan(out[1]).any() and not np.isnan(out[0, 0]).any()
+
+
 def test_a_new_process_loads_the_kernels_from_the_cache(tmp_path):
     """Numba caches the kernels on disk (they bind BLAS by symbol name, which allows it):
     a second process compiles nothing and its first call is quick (time reported, not asserted)."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .. import nn
 from .spec import ModelSpec
 
 
-def mnist_lstm(n_classes=10, rng=None, hidden=128, dropout=0.0):
+def mnist_lstm(n_classes: int = 10, rng: Any = None, hidden: int = 128, dropout: float = 0.0) -> nn.Sequential:
     """Each MNIST image as a sequence of 28 rows of 28 pixels, read by an LSTM.
 
     Input (N, 28, 28) (batch-first: N images, T = 28 rows, F = 28 pixels). The last
@@ -14,7 +16,7 @@ def mnist_lstm(n_classes=10, rng=None, hidden=128, dropout=0.0):
     [Dropout] -> Linear(hidden, n_classes) -> LogSoftMax. The forget-gate bias starts
     at 1 (Jozefowicz et al. 2015), which helps plain SGD carry information across rows.
     """
-    lstm = nn.LSTM(28, hidden, rng=rng)
+    lstm: Any = nn.LSTM(28, hidden, rng=rng)  # its parameters are set by name (bias_ih_l0, ...)
     lstm.bias_ih_l0[hidden : 2 * hidden] = 1.0
     lstm.bias_hh_l0[hidden : 2 * hidden] = 0.0
     net = nn.Sequential(lstm, nn.LastStep())

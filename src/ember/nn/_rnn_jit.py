@@ -49,7 +49,9 @@ def _tanh_impl(x):
 
         def fast(x):
             # Eigen's float tanh: odd rational function on [-7.9053, 7.9053], |rel err| < 4e-7
-            x = min(max(x, np.float32(-7.90531110763549805)), np.float32(7.90531110763549805))
+            bound = np.float32(7.90531110763549805)
+            x = bound if x > bound else x  # comparisons (not min/max): a NaN stays NaN
+            x = -bound if x < -bound else x
             x2 = x * x
             p = x2 * np.float32(-2.76076847742355e-16) + np.float32(2.00018790482477e-13)
             p = x2 * p + np.float32(-8.60467152213735e-11)

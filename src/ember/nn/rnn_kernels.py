@@ -26,7 +26,7 @@ import numpy as np
 
 from . import _rnn_fast
 from .module import saved, scratch
-from .cells import (
+from .cell_steps import (
     blocks,
     gru_backward,
     gru_forward,
