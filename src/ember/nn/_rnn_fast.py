@@ -37,7 +37,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .. import _fast
+from .. import _blas, _fast
 from . import _parallel
 
 _SGEMM, _DGEMM = "scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_"
@@ -111,21 +111,57 @@ def run(kernel: Callable, args: tuple, n: int) -> None:
     ember's array work may use two (:func:`ember.runtime.configure_threads`) and the helper
     thread is free, with OpenBLAS on one thread meanwhile; else one call on this thread."""
     half = (n // 2 + 7) // 8 * 8  # the first half a multiple of 8 columns (whole vectors)
-    threads_get, threads_set = _state["get"], _state["set"]
-    if _parallel.get_num_threads() < 2 or half < MIN_SPLIT or n - half < MIN_SPLIT or threads_set is None:
+    if half < MIN_SPLIT or n - half < MIN_SPLIT or not _split_pair(kernel, args + (0, half), args + (half, n)):
         kernel(*args, 0, n)
-        return
+
+
+def _split_pair(work: Callable, mine: tuple, theirs: tuple) -> bool:
+    """``work(*mine)`` here and ``work(*theirs)`` on the helper thread with OpenBLAS on one
+    thread meanwhile; False (nothing done) when two threads are not allowed or free."""
+    threads_get, threads_set = _state["get"], _state["set"]
+    if _parallel.get_num_threads() < 2 or threads_set is None:
+        return False
     helper = _parallel._helper()
     if not helper.lock.acquire(blocking=False):
-        kernel(*args, 0, n)
-        return
+        return False
     old = threads_get()
     try:
         threads_set(1)
-        helper.run_pair(kernel, args + (0, half), args + (half, n))
+        helper.run_pair(work, mine, theirs)
     finally:
         threads_set(old)
         helper.lock.release()
+    return True
+
+
+def split_gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray, alpha: float = 1.0, beta: float = 0.0) -> bool:
+    """``out = alpha a b + beta out`` (2-D NumPy arrays, any may be a transposed view) as two
+    halves of ``out`` on two threads, one BLAS thread each (like the time loops: no
+    multi-threaded BLAS call that waits for a descheduled thread on a shared host). False
+    when it cannot (the caller then uses the backend's product)."""
+    if not ready() or out.ndim != 2 or a.ndim != 2 or b.ndim != 2:
+        return False
+    rows = out.shape[0] >= out.shape[1]
+    size = out.shape[0] if rows else out.shape[1]
+    half = (size // 2 + 15) // 16 * 16
+    if half < 2 * MIN_SPLIT or size - half < 2 * MIN_SPLIT:
+        return False
+    results = [False, False]
+
+    def work(index, x, y, z):
+        results[index] = _blas.gemm(x, y, z, alpha, beta)
+
+    if rows:
+        parts = (0, a[:half], b, out[:half]), (1, a[half:], b, out[half:])
+    else:
+        parts = (0, a, b[:, :half], out[:, :half]), (1, a, b[:, half:], out[:, half:])
+    if not _split_pair(work, *parts):
+        return False
+    if not all(results):  # a layout BLAS refused (both halves have the same layout): do it all here
+        if results[0] or results[1]:
+            raise RuntimeError("split_gemm: one half of the product ran and the other did not")
+        return False
+    return True
 
 
 def usable(*arrays: np.ndarray) -> bool:
@@ -138,4 +174,4 @@ def usable(*arrays: np.ndarray) -> bool:
     return all(isinstance(a, np.ndarray) and a.dtype == first.dtype for a in arrays)
 
 
-__all__ = ["ready", "kernel", "run", "usable"]
+__all__ = ["ready", "kernel", "run", "split_gemm", "usable"]

@@ -83,7 +83,10 @@ class Kernel:
 
     def gemm(self, a, b, out, beta=0.0, trans_b=False, alpha=1.0):
         """``out = alpha a op(b) + beta out`` through the backend (which accumulates in place
-        with BLAS, or through its own work array)."""
+        with BLAS, or through its own work array). Next to the compiled loops, the product is
+        split over two threads the same way (:func:`ember.nn._rnn_fast.split_gemm`)."""
+        if self.compiled and _rnn_fast.split_gemm(a, b.T if trans_b else b, out, alpha, beta):
+            return
         self.backend.gemm(a, b, out, trans_b=trans_b, alpha=alpha, beta=beta)
 
     # ------------------------------------------------------------------ fprop
@@ -94,6 +97,7 @@ class Kernel:
         f, t_len, n = x.shape
         hs, gh = self.hs, self.gates * self.hs
         proj = self.proj = self.fit(self.proj, (gh, t_len, n))
+        was_compiled, self.compiled = self.compiled, self.compiled_ok(p, proj)
         bias = self.input_bias(p)
         if bias is not None:
             proj[...] = bias.reshape(gh, 1, 1)  # then accumulate the product onto it in one pass
@@ -105,7 +109,6 @@ class Kernel:
         self.x = x
         end = 0 if self.reverse else t_len
         out = states[0][:-1] if self.reverse else states[0][1:]
-        was_compiled, self.compiled = self.compiled, self.compiled_ok(p, proj)
         if self.compiled:
             self.g = proj.transpose(1, 0, 2)
             self.forward_compiled(p, keep)
