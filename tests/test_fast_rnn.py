@@ -18,6 +18,8 @@ from ember.nn import _parallel, _rnn_fast
 from ember.training import make_feval
 
 pytest.importorskip("numba")
+if not _fast.available():  # pragma: no cover
+    pytest.skip("the compiled path is off (EMBER_FAST=0)", allow_module_level=True)
 if not _rnn_fast.ready():  # pragma: no cover - NumPy on another BLAS
     pytest.skip("the compiled loops need NumPy's OpenBLAS", allow_module_level=True)
 

@@ -91,7 +91,7 @@ def loop(request):
     where Numba is installed; it covers LSTM and GRU)."""
     compiled = request.param == "compiled"
     if compiled and not _fast.available():
-        pytest.skip("Numba is not installed")
+        pytest.skip("Numba is not installed, or EMBER_FAST=0")
     before = _fast.set_enabled(compiled)
     yield request.param
     _fast.set_enabled(before)
