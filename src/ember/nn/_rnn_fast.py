@@ -37,7 +37,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .. import _blas, _fast
+from .. import _fast
 from . import _parallel
 
 _SGEMM, _DGEMM = "scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_"
@@ -134,34 +134,28 @@ def _split_pair(work: Callable, mine: tuple, theirs: tuple) -> bool:
     return True
 
 
-def split_gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray, alpha: float = 1.0, beta: float = 0.0) -> bool:
+def split_gemm(backend: Any, a: np.ndarray, b: np.ndarray, out: np.ndarray, alpha: float = 1.0,
+               beta: float = 0.0) -> bool:
     """``out = alpha a b + beta out`` (2-D NumPy arrays, any may be a transposed view) as two
-    halves of ``out`` on two threads, one BLAS thread each (like the time loops: no
-    multi-threaded BLAS call that waits for a descheduled thread on a shared host). False
-    when it cannot (the caller then uses the backend's product)."""
-    if not ready() or out.ndim != 2 or a.ndim != 2 or b.ndim != 2:
+    halves of ``out``, each a ``backend.gemm`` on its own thread with one BLAS thread (like
+    the time loops: no multi-threaded BLAS call that waits for a descheduled thread on a
+    shared host). False when it cannot (the caller then makes the product itself)."""
+    if not ready() or backend.xp is not np or out.ndim != 2 or a.ndim != 2 or b.ndim != 2:
         return False
     rows = out.shape[0] >= out.shape[1]
     size = out.shape[0] if rows else out.shape[1]
     half = (size // 2 + 15) // 16 * 16
     if half < 2 * MIN_SPLIT or size - half < 2 * MIN_SPLIT:
         return False
-    results = [False, False]
 
-    def work(index, x, y, z):
-        results[index] = _blas.gemm(x, y, z, alpha, beta)
+    def work(x, y, z):
+        backend.gemm(x, y, z, alpha=alpha, beta=beta)
 
     if rows:
-        parts = (0, a[:half], b, out[:half]), (1, a[half:], b, out[half:])
+        parts = (a[:half], b, out[:half]), (a[half:], b, out[half:])
     else:
-        parts = (0, a, b[:, :half], out[:, :half]), (1, a, b[:, half:], out[:, half:])
-    if not _split_pair(work, *parts):
-        return False
-    if not all(results):  # a layout BLAS refused (both halves have the same layout): do it all here
-        if results[0] or results[1]:
-            raise RuntimeError("split_gemm: one half of the product ran and the other did not")
-        return False
-    return True
+        parts = (a, b[:, :half], out[:, :half]), (a, b[:, half:], out[:, half:])
+    return _split_pair(work, *parts)
 
 
 def usable(*arrays: np.ndarray) -> bool:

@@ -85,7 +85,7 @@ class Kernel:
         """``out = alpha a op(b) + beta out`` through the backend (which accumulates in place
         with BLAS, or through its own work array). Next to the compiled loops, the product is
         split over two threads the same way (:func:`ember.nn._rnn_fast.split_gemm`)."""
-        if self.compiled and _rnn_fast.split_gemm(a, b.T if trans_b else b, out, alpha, beta):
+        if self.compiled and _rnn_fast.split_gemm(self.backend, a, b.T if trans_b else b, out, alpha, beta):
             return
         self.backend.gemm(a, b, out, trans_b=trans_b, alpha=alpha, beta=beta)
 
