@@ -7,7 +7,7 @@ Float64 throughout; the seeds are fixed, so a failure reproduces."""
 import numpy as np
 import pytest
 
-from ember import nn
+from ember import _fast, nn
 
 torch = pytest.importorskip("torch")
 
@@ -85,9 +85,21 @@ def _check_call(module, layer, rng, n, t, masked, given):
         _close(getattr(module, "grad_" + name), getattr(layer, name).grad.numpy())
 
 
+@pytest.fixture(params=["numpy", "compiled"])
+def loop(request):
+    """Each fused-layer case on both time loops: NumPy, and the compiled one (ember[fast],
+    where Numba is installed; it covers LSTM and GRU)."""
+    compiled = request.param == "compiled"
+    if compiled and not _fast.available():
+        pytest.skip("Numba is not installed, or EMBER_FAST=0")
+    before = _fast.set_enabled(compiled)
+    yield request.param
+    _fast.set_enabled(before)
+
+
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("kind", list(KINDS))
-def test_fused_layers_match_pytorch_on_random_shapes(kind, seed):
+def test_fused_layers_match_pytorch_on_random_shapes(kind, seed, loop):
     rng = np.random.default_rng(1000 * seed + len(kind))
     make, _ = KINDS[kind]
     extra = {"nonlinearity": "relu" if rng.random() < 0.5 else "tanh"} if kind == "RNN" else {}

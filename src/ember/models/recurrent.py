@@ -10,7 +10,7 @@ from .. import nn
 from .spec import ModelSpec
 
 
-def mnist_lstm(n_classes: int = 10, rng: RNG = None, hidden: int = 128, dropout: float = 0.0) -> Any:
+def mnist_lstm(n_classes: int = 10, rng: RNG = None, hidden: int = 128, dropout: float = 0.0) -> nn.Sequential:
     """Each MNIST image as a sequence of 28 rows of 28 pixels, read by an LSTM.
 
     Input (N, 28, 28) (batch-first: N images, T = 28 rows, F = 28 pixels). The last

@@ -2,9 +2,10 @@
 
 A cell is a step module: its input is the table ``[x_t, state_{t-1}]`` and its output is
 ``state_t``; :class:`~ember.nn.Recurrent` unfolds it over a sequence with shared weights.
-The per-step math lives in the ``*_forward`` / ``*_backward`` functions below; the fused
-sequence layers (:mod:`ember.nn.rnn`) run the very same functions inside their time loop,
-so a gradient check of a cell checks the layers' step too.
+The per-step math lives in the ``*_forward`` / ``*_backward`` functions of
+:mod:`ember.nn.cell_steps`; the fused sequence layers (:mod:`ember.nn.rnn`) run the very
+same functions inside their NumPy time loop, so a gradient check of a cell checks the
+layers' step too.
 
 Gate equations (PyTorch's ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU``; sigma = logistic sigmoid)::
 
@@ -25,144 +26,13 @@ product, ``n = tanh(W x + U (r * h))``, with no separate hidden bias.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from ..errors import ShapeError, check_positive, check_same_shape, describe, shape_error
 from .init import uniform
+from .cell_steps import (blocks, gru_backward, gru_forward, lstm_activate, lstm_backward, lstm_forward, rnn_backward,
+                         rnn_forward)
 from .module import Composite, saved, scratch
-
-
-# ---------------------------------------------------------------- step math (shared with rnn.py)
-def sigmoid_via_tanh(xp, block):
-    """In place: ``block = sigma(block) = (1 + tanh(block / 2)) / 2`` (stable for every x)."""
-    block *= 0.5
-    xp.tanh(block, out=block)
-    block += 1
-    block *= 0.5
-
-
-def rnn_forward(xp, pre, h, relu):
-    """``h' = act(pre)`` written into ``h`` (which may be ``pre`` itself)."""
-    if relu:
-        xp.maximum(pre, 0, out=h)
-    else:
-        xp.tanh(pre, out=h)
-
-
-def rnn_backward(xp, h, dh, dpre, relu):
-    """``dpre = dh * act'(pre)``, from the output h' = act(pre)."""
-    if relu:
-        xp.greater(h, 0, out=dpre)
-    else:
-        xp.multiply(h, h, out=dpre)
-        xp.subtract(1, dpre, out=dpre)
-    dpre *= dh
-
-
-def lstm_activate(xp, sigmoid_blocks, g):
-    """In place: sigma on the i, f, o pre-activations (given as blocks) and tanh on g."""
-    for block in sigmoid_blocks:
-        sigmoid_via_tanh(xp, block)
-    xp.tanh(g, out=g)
-
-
-def lstm_forward(xp, i, f, g, o, c_prev, c, tanh_c, h, tmp):
-    """One LSTM step after the products and the activations: c' = f c + i g, h' = o tanh(c').
-
-    The gate blocks i, f, g, o are views of one gate array (columns of (N, 4H) in a cell,
-    contiguous rows of (4H, N) in the fused layers). ``tmp`` is scratch of c's shape.
-    """
-    xp.multiply(f, c_prev, out=c)
-    xp.multiply(i, g, out=tmp)
-    c += tmp
-    xp.tanh(c, out=tanh_c)
-    xp.multiply(o, tanh_c, out=h)
-
-
-def lstm_backward(xp, gates, c_prev, tanh_c, dh, dc, dgates, tmp):
-    """bprop of one LSTM step; ``gates`` = (i, f, g, o) activations, ``dgates`` the four
-    output blocks dE/d(pre-activations) in the same order.
-
-    In: dh = dE/dh' (total), dc = dE/dc' from later steps. Out: dgates, and dc is
-    overwritten with dE/dc_{t-1} = (dc + dh * o * (1 - tanh(c')^2)) * f::
-
-        do = dh * tanh(c') * o (1 - o)
-        dc_total = dc + dh * o * (1 - tanh(c')^2)
-        di = dc_total * g * i (1 - i);  df = dc_total * c * f (1 - f);  dg = dc_total * i * (1 - g^2)
-    """
-    i, f, g, o = gates
-    di, df, dg, do = dgates
-    xp.multiply(dh, o, out=tmp)  # dh * o
-    xp.multiply(dh, tanh_c, out=do)  # dh * tanh(c')
-    xp.subtract(1, o, out=dg)  # (1 - o) as scratch
-    dg *= o
-    do *= dg  # do = dh tanh(c') o (1 - o)
-    xp.multiply(tanh_c, tanh_c, out=dg)
-    xp.subtract(1, dg, out=dg)
-    tmp *= dg
-    dc += tmp  # dc_total
-    xp.subtract(1, i, out=tmp)
-    tmp *= i
-    xp.multiply(dc, g, out=di)
-    di *= tmp  # di = dc g i (1 - i)
-    xp.subtract(1, f, out=tmp)
-    tmp *= f
-    xp.multiply(dc, c_prev, out=df)
-    df *= tmp  # df = dc c f (1 - f)
-    xp.multiply(g, g, out=tmp)
-    xp.subtract(1, tmp, out=tmp)
-    tmp *= i
-    xp.multiply(dc, tmp, out=dg)  # dg = dc i (1 - g^2)
-    dc *= f
-
-
-def gru_forward(xp, r, z, n, hg_n, h_prev, h):
-    """One GRU step after the products: r, z hold sigma's arguments W_i x + b_i + W_h h + b_h
-    and become the gates; n holds W_in x + b_in and becomes n = tanh(n + r * hg_n), with
-    hg_n = W_hn h + b_hn (kept for bprop). Writes h' = n + z (h - n).
-    """
-    sigmoid_via_tanh(xp, r)
-    sigmoid_via_tanh(xp, z)
-    xp.multiply(r, hg_n, out=h)
-    n += h
-    xp.tanh(n, out=n)
-    xp.subtract(h_prev, n, out=h)
-    h *= z
-    h += n
-
-
-def gru_backward(xp, gates, hg_n, h_prev, dh, dxg, dhg_n, dh_direct):
-    """bprop of one GRU step (gates = (r, z, n) activations, hg_n = W_hn h + b_hn)::
-
-        dn_pre = dh (1 - z) (1 - n^2);  dz_pre = dh (h - n) z (1 - z)
-        dr_pre = dn_pre * hg_n * r (1 - r)
-        dxg = (dr_pre, dz_pre, dn_pre);  dE/d(W_h h + b_h) = (dr_pre, dz_pre, dhg_n = dn_pre * r)
-        dh_direct = dh * z       (the part of dE/dh that skips the products)
-    """
-    r, z, n = gates
-    dr, dz, dn = dxg
-    xp.multiply(dh, z, out=dh_direct)
-    xp.subtract(dh, dh_direct, out=dn)  # dh (1 - z)
-    xp.multiply(n, n, out=dr)
-    xp.subtract(1, dr, out=dr)
-    dn *= dr  # dn_pre
-    xp.subtract(h_prev, n, out=dz)
-    dz *= dh
-    xp.subtract(1, z, out=dr)
-    dr *= z
-    dz *= dr  # dz_pre
-    xp.subtract(1, r, out=dr)
-    dr *= r
-    dr *= hg_n
-    dr *= dn  # dr_pre
-    xp.multiply(dn, r, out=dhg_n)
-
-
-def blocks(array, count, axis):
-    """``count`` equal blocks of ``array`` along ``axis`` (views)."""
-    size = array.shape[axis] // count
-    if axis == 0:
-        return [array[k * size : (k + 1) * size] for k in range(count)]
-    return [array[:, k * size : (k + 1) * size] for k in range(count)]
 
 
 # ---------------------------------------------------------------- the cells
@@ -179,9 +49,8 @@ class _Cell(Composite):
     hidden_part = scratch("h W_hh^T + b_hh before it is added to the input part")
     grad_x = scratch("dE/dx (N, in)")
     grad_h = scratch("dE/dh (N, H)")
-    grad_scratch = scratch("product and sum scratch of the accumulated parameter gradients, by name")
 
-    def __init__(self, input_size, hidden_size, bias=True, rng=None):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, rng: Any = None) -> None:
         super().__init__()
         check_positive(type(self).__name__, input_size=input_size, hidden_size=hidden_size)
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bool(bias)
@@ -269,15 +138,11 @@ class _Cell(Composite):
 
     def _acc(self, x, h, dpre_x, dpre_h, scale):
         backend, xp = self.backend, self.backend.xp
-        sums = self.grad_scratch
-        if sums is None:
-            sums = self.grad_scratch = {}
-        for grad, dpre, inp, name in ((self.grad_weight_ih, dpre_x, x, "w_ih"), (self.grad_weight_hh, dpre_h, h, "w_hh")):
-            sums[name] = self._fit(sums.get(name), grad.shape)
-            backend.gemm(dpre, inp, grad, trans_a=True, alpha=scale, beta=1.0, scratch=sums[name])
+        for grad, dpre, inp in ((self.grad_weight_ih, dpre_x, x), (self.grad_weight_hh, dpre_h, h)):
+            backend.gemm(dpre, inp, grad, trans_a=True, alpha=scale, beta=1.0)
         if self.bias:
-            for grad, dpre, name in ((self.grad_bias_ih, dpre_x, "b_ih"), (self.grad_bias_hh, dpre_h, "b_hh")):
-                step = sums[name] = self._fit(sums.get(name), grad.shape)
+            for grad, dpre in ((self.grad_bias_ih, dpre_x), (self.grad_bias_hh, dpre_h)):
+                step = backend.work("cell bias sum", grad.shape)
                 xp.sum(dpre, axis=0, out=step)
                 if scale != 1:
                     step *= scale
@@ -298,7 +163,8 @@ class RNNCell(_Cell):
     dE/dW_ih += d^T x;  dE/dW_hh += d^T h;  dE/db_ih = dE/db_hh += sum_n d.
     """
 
-    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", rng=None):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh",
+                 rng: Any = None) -> None:
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"RNNCell: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         super().__init__(input_size, hidden_size, bias, rng)

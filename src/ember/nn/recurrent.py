@@ -18,6 +18,9 @@ like every other ember array. Sequence modules share the helpers here:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 
 from ..errors import ShapeError, check_same_shape, describe, shape_error
@@ -28,7 +31,7 @@ from .module import Composite, Module, backprop, saved, scratch
 _MODES = ("both", "train", "eval", "neither")
 
 
-def set_mask(module, mask):
+def set_mask(module: Module, mask: Any) -> int:
     """Set the padding mask (N, T) on every sequence module of a network (``None`` clears).
 
     Walks the tree and calls ``set_mask`` on each module that has one (that module then
@@ -41,7 +44,7 @@ def set_mask(module, mask):
     return sum(set_mask(child, mask) for child in module.children())
 
 
-def pad_sequences(sequences, value=0, dtype=None):
+def pad_sequences(sequences: Sequence[Any], value: float = 0, dtype: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """Pad a list of arrays (T_i, ...) to one array (N, max T_i, ...) and its mask (N, T).
 
     Returns ``(padded, mask)``; ``mask[n, t]`` is True where step t of sequence n is real.
@@ -63,7 +66,7 @@ def pad_sequences(sequences, value=0, dtype=None):
     return padded, mask
 
 
-def host_mask(module, mask):
+def host_mask(module: Module, mask: Any) -> np.ndarray | None:
     """A mask as a boolean NumPy array (N, T) (kept on the host, converted per backend), or None."""
     if mask is None:
         return None
@@ -73,7 +76,7 @@ def host_mask(module, mask):
     return host != 0
 
 
-def check_mask(module, n, t):
+def check_mask(module: Any, n: int, t: int) -> None:
     """Raise a ShapeError unless ``module.mask`` (if any) fits an input with (N, T) = (n, t)."""
     if module.mask is not None and module.mask.shape != (n, t):
         raise ShapeError(f"{module!r}: the mask has shape {module.mask.shape} but the input has (N, T) = ({n}, {t})")
@@ -242,7 +245,7 @@ class Recurrent(Composite, SequenceModule):
     clones are kept. The state size comes from ``cell.state_size`` or ``state_size``.
     """
 
-    def __init__(self, cell, rho=None, state_size=None):
+    def __init__(self, cell: Module, rho: int | None = None, state_size: Any = None) -> None:
         super().__init__()
         if not isinstance(cell, Module):
             raise TypeError(f"Recurrent: expected a step Module, got {type(cell).__name__}")

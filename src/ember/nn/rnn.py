@@ -14,6 +14,7 @@ are masked with ``set_mask`` instead of packed sequences (same results).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from ..errors import check_positive, check_same_shape
 from .dropout import Dropout
@@ -218,8 +219,8 @@ class RNN(_Layers):
 
     _kind = "RNN"
 
-    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True, dropout=0.0,
-                 bidirectional=False, rng=None):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
+                 bias: bool = True, dropout: float = 0.0, bidirectional: bool = False, rng: Any = None) -> None:
         super().__init__()
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"RNN: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
@@ -240,7 +241,8 @@ class LSTM(_Layers):
 
     _kind = "LSTM"
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, dropout=0.0, bidirectional=False, rng=None):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True, dropout: float = 0.0,
+                 bidirectional: bool = False, rng: Any = None) -> None:
         super().__init__()
         self._setup(input_size, hidden_size, num_layers, bias, dropout, bidirectional, rng)
 
@@ -257,7 +259,8 @@ class GRU(_Layers):
 
     _kind = "GRU"
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, dropout=0.0, bidirectional=False, rng=None):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True, dropout: float = 0.0,
+                 bidirectional: bool = False, rng: Any = None) -> None:
         super().__init__()
         self._setup(input_size, hidden_size, num_layers, bias, dropout, bidirectional, rng)
 

@@ -22,8 +22,11 @@ States are kept in ``S`` (T+1, H, N) indexed by time: the forward direction read
 
 from __future__ import annotations
 
+import numpy as np
+
+from . import _rnn_fast
 from .module import saved, scratch
-from .cells import (
+from .cell_steps import (
     blocks,
     gru_backward,
     gru_forward,
@@ -49,7 +52,9 @@ class Kernel:
     x = saved("the layer's input, feature-major (F, T, N) (the module's buffer)")
     g = saved("gate activations of every step (T, G*H, N)")
     states = saved("[h (, c)]: the states of every step, each (T+1, H, N)")
-    proj = scratch("input projection of all steps W_ih X + b, (G*H, T, N)")
+    proj = scratch("input projection of all steps W_ih X + b, (G*H, T, N); on the compiled path it "
+                   "becomes the gate activations (then g is a (T, G*H, N) view of it)")
+    compiled = saved("True when the last forward ran the compiled loop (:mod:`ember.nn._rnn_fast`)")
     bias = scratch("b_ih + b_hh (G*H,)")
     tmp = scratch("elementwise scratch (H, N)")
     dy = scratch("dE/d(outputs) of this direction, time-major (T, H, N)")
@@ -58,7 +63,6 @@ class Kernel:
     dstate = scratch("[dE/dh (, dE/dc)] flowing back through time, each (H, N)")
     held = scratch("dstate of a padded step, passed through unchanged")
     h_prev = scratch("the previous hidden state of every step, feature-major (H, T, N)")
-    acc_scratch = scratch("product scratch for accumulating GEMMs (beta = 1), by target name")
 
     def __init__(self, backend, hidden_size, reverse):
         self.backend, self.hs, self.reverse = backend, hidden_size, reverse
@@ -77,16 +81,13 @@ class Kernel:
         """(index of the previous state, index of the new state) in S for step t."""
         return (t + 1, t) if self.reverse else (t, t + 1)
 
-    def gemm(self, a, b, out, beta=0.0, trans_b=False, alpha=1.0, name="step"):
-        """``out = alpha a op(b) + beta out`` through the backend; accumulation (beta != 0)
-        gets a persistent product scratch (NumPy's matmul cannot accumulate)."""
-        scratch = None
-        if beta:
-            buffers = self.acc_scratch
-            if buffers is None:
-                buffers = self.acc_scratch = {}
-            scratch = buffers[name] = self.fit(buffers.get(name), out.shape)
-        self.backend.gemm(a, b, out, trans_b=trans_b, alpha=alpha, beta=beta, scratch=scratch)
+    def gemm(self, a, b, out, beta=0.0, trans_b=False, alpha=1.0):
+        """``out = alpha a op(b) + beta out`` through the backend (which accumulates in place
+        with BLAS, or through its own work array). Next to the compiled loops, the product is
+        split over two threads the same way (:func:`ember.nn._rnn_fast.split_gemm`)."""
+        if self.compiled and _rnn_fast.split_gemm(self.backend, a, b.T if trans_b else b, out, alpha, beta):
+            return
+        self.backend.gemm(a, b, out, trans_b=trans_b, alpha=alpha, beta=beta)
 
     # ------------------------------------------------------------------ fprop
     def forward(self, x, p, state0, keep):
@@ -96,18 +97,25 @@ class Kernel:
         f, t_len, n = x.shape
         hs, gh = self.hs, self.gates * self.hs
         proj = self.proj = self.fit(self.proj, (gh, t_len, n))
+        was_compiled, self.compiled = self.compiled, self.compiled_ok(p, proj)
         bias = self.input_bias(p)
         if bias is not None:
             proj[...] = bias.reshape(gh, 1, 1)  # then accumulate the product onto it in one pass
-        self.gemm(p["weight_ih"], x.reshape(f, t_len * n), proj.reshape(gh, t_len * n), beta=0.0 if bias is None else 1.0,
-                  name="proj")
-        self.g = self.fit(self.g, (t_len, gh, n))
-        self.tmp = self.fit(self.tmp, (hs, n))
+        self.gemm(p["weight_ih"], x.reshape(f, t_len * n), proj.reshape(gh, t_len * n), beta=0.0 if bias is None else 1.0)
         states = self.states = self.fits(self.states, [(t_len + 1, hs, n)] * self.parts)
-        self.prepare(t_len, n)
         start = t_len if self.reverse else 0
         for s, s0 in zip(states, state0):
             s[start] = s0
+        self.x = x
+        end = 0 if self.reverse else t_len
+        out = states[0][:-1] if self.reverse else states[0][1:]
+        if self.compiled:
+            self.g = proj.transpose(1, 0, 2)
+            self.forward_compiled(p, keep)
+            return out, [s[end] for s in states]
+        self.g = self.fit(None if was_compiled else self.g, (t_len, gh, n))
+        self.tmp = self.fit(self.tmp, (hs, n))
+        self.prepare(t_len, n)
         xp = self.backend.xp
         for t in self.order(t_len):
             prev, new = self.slots(t)
@@ -117,10 +125,26 @@ class Kernel:
             if keep is not None:
                 for s in states:
                     xp.copyto(s[new], s[prev], where=keep[t])
-        self.x = x
-        end = 0 if self.reverse else t_len
-        out = states[0][:-1] if self.reverse else states[0][1:]
         return out, [s[end] for s in states]
+
+    def compiled_ok(self, p, proj):
+        """Whether the compiled loop can run these arrays (subclasses that have one say so)."""
+        return False
+
+    def forward_compiled(self, p, keep):
+        """The time loop of :meth:`forward`, compiled (:mod:`ember.nn._rnn_fast`)."""
+        raise NotImplementedError
+
+    def backward_compiled(self, p, keep):
+        """The reverse loop of :meth:`backward`, compiled; fills dg_f (and the GRU's dhg_f)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def keep_bytes(keep, t_len, n):
+        """(``keep`` as a (T, N) uint8 view, whether there is one) for a compiled loop."""
+        if keep is None:
+            return np.zeros((1, 1), np.uint8), False
+        return keep.reshape(t_len, n).view(np.uint8), True
 
     def prepare(self, t_len, n):
         """Fit the subclass's own forward buffers."""
@@ -146,8 +170,14 @@ class Kernel:
         xp = self.backend.xp
         t_len, n = self.x.shape[1:]
         hs, dy_tm = self.hs, self.dy
-        self.dg = self.fit(self.dg, (t_len, self.gates * hs, n))
         dstate = self.dstate = self.fits(self.dstate, [(hs, n)] * self.parts)
+        if self.compiled:  # the forward ran compiled: the gates are feature-major, so is dg
+            self.dg_f = self.fit(self.dg_f, (self.gates * hs, t_len, n))
+            self.dg = self.dg_f.transpose(1, 0, 2)
+            self.backward_compiled(p, keep)
+            return dstate
+        self.dg = self.fit(self.dg if self.dg is not None and self.dg.flags.c_contiguous else None,
+                           (t_len, self.gates * hs, n))
         if keep is not None:
             self.held = self.fits(self.held, [(hs, n)] * self.parts)
         self.prepare_back(t_len, n)
@@ -180,7 +210,7 @@ class Kernel:
         """dx (F, T, N) = (or +=) W_ih^T dE/d(gates) over all steps in one GEMM."""
         f, t_len, n = dx.shape
         self.gemm(p["weight_ih"].T, self.dg_f.reshape(-1, t_len * n), dx.reshape(f, t_len * n),
-                  beta=1.0 if accumulate else 0.0, name="dx")
+                  beta=1.0 if accumulate else 0.0)
 
     def hidden_grads(self):
         """dE/d(W_hh h + b_hh) of all steps, feature-major (the gate gradients, except for the GRU)."""
@@ -195,11 +225,10 @@ class Kernel:
         h_prev[...] = (h[1:] if self.reverse else h[:-1]).transpose(1, 0, 2)
         for key, grads, inputs in (("weight_ih", self.dg_f, self.x), ("weight_hh", self.hidden_grads(), h_prev)):
             self.gemm(grads.reshape(-1, t_len * n), inputs.reshape(-1, t_len * n), g[key], trans_b=True,
-                      alpha=scale, beta=1.0, name=key)
+                      alpha=scale, beta=1.0)
         if g["bias_ih"] is not None:
             for key, grads in (("bias_ih", self.dg_f), ("bias_hh", self.hidden_grads())):
-                buffers = self.acc_scratch
-                step = buffers[key] = self.fit(buffers.get(key), g[key].shape)
+                step = self.backend.work("rnn bias sum", g[key].shape)
                 xp.sum(grads.reshape(-1, t_len * n), axis=1, out=step)
                 if scale != 1:
                     step *= scale
@@ -235,6 +264,24 @@ class LSTMKernel(Kernel):
     def prepare(self, t_len, n):
         self.tanh_c = self.fit(self.tanh_c, (t_len, self.hs, n))
 
+    def compiled_ok(self, p, proj):
+        return _rnn_fast.usable(proj, p["weight_hh"]) and p["weight_hh"].flags.c_contiguous
+
+    def forward_compiled(self, p, keep):
+        t_len, n = self.x.shape[1:]
+        self.tanh_c = self.fit(self.tanh_c, (t_len, self.hs, n))
+        h, c = self.states
+        keep_u8, masked = self.keep_bytes(keep, t_len, n)
+        _rnn_fast.run(_rnn_fast.kernel("lstm_forward"), (self.proj, p["weight_hh"], h, c, self.tanh_c, keep_u8, masked,
+                                               self.reverse), n)  # fmt: skip
+
+    def backward_compiled(self, p, keep):
+        t_len, n = self.x.shape[1:]
+        keep_u8, masked = self.keep_bytes(keep, t_len, n)
+        dh, dc = self.dstate
+        _rnn_fast.run(_rnn_fast.kernel("lstm_backward"), (self.proj, p["weight_hh"], self.states[1], self.tanh_c, self.dy,
+                                                self.dg_f, dh, dc, keep_u8, masked, self.reverse), n)  # fmt: skip
+
     def step(self, t, prev, new, p, g_t):
         hs = self.hs
         h, c = self.states
@@ -261,11 +308,39 @@ class GRUKernel(Kernel):
     dhg_f = scratch("the same, feature-major (3H, T, N)")
     direct = scratch("the part of dE/dh_{t-1} that skips the products, z * dE/dh_t (H, N)")
 
+    hg_f = scratch("the compiled path's W_hh h_{t-1} + b_hh of every step, feature-major (3H, T, N); hg is a view")
+    zero_bias = scratch("zeros (3H,): b_hh of the compiled loop for a layer without bias")
+
     def input_bias(self, p):
         return p["bias_ih"]
 
     def prepare(self, t_len, n):
-        self.hg = self.fit(self.hg, (t_len, 3 * self.hs, n))
+        self.hg = self.fit(self.hg if self.hg is not None and self.hg.flags.c_contiguous else None,
+                           (t_len, 3 * self.hs, n))
+
+    def compiled_ok(self, p, proj):
+        return _rnn_fast.usable(proj, p["weight_hh"]) and p["weight_hh"].flags.c_contiguous
+
+    def forward_compiled(self, p, keep):
+        t_len, n = self.x.shape[1:]
+        hg_f = self.hg_f = self.fit(self.hg_f, (3 * self.hs, t_len, n))
+        self.hg = hg_f.transpose(1, 0, 2)
+        b_hh = p["bias_hh"]
+        if b_hh is None:
+            b_hh = self.zero_bias = self.fit(self.zero_bias, (3 * self.hs,))
+            b_hh.fill(0)
+        keep_u8, masked = self.keep_bytes(keep, t_len, n)
+        _rnn_fast.run(_rnn_fast.kernel("gru_forward"), (self.proj, hg_f, p["weight_hh"], b_hh, self.states[0], keep_u8, masked,
+                                              self.reverse), n)  # fmt: skip
+
+    def backward_compiled(self, p, keep):
+        t_len, n = self.x.shape[1:]
+        self.dhg_f = self.fit(self.dhg_f, self.dg_f.shape)
+        self.dhg = self.dhg_f.transpose(1, 0, 2)
+        keep_u8, masked = self.keep_bytes(keep, t_len, n)
+        _rnn_fast.run(_rnn_fast.kernel("gru_backward"), (self.proj, self.hg_f, p["weight_hh"], self.states[0], self.dy,
+                                               self.dg_f, self.dhg_f, self.dstate[0], keep_u8, masked,
+                                               self.reverse), n)  # fmt: skip
 
     def step(self, t, prev, new, p, g_t):
         hs = self.hs
@@ -279,7 +354,8 @@ class GRUKernel(Kernel):
         gru_forward(self.backend.xp, r, z, n, hg[2 * hs :], s[prev], s[new])
 
     def prepare_back(self, t_len, n):
-        self.dhg = self.fit(self.dhg, (t_len, 3 * self.hs, n))
+        self.dhg = self.fit(self.dhg if self.dhg is not None and self.dhg.flags.c_contiguous else None,
+                            (t_len, 3 * self.hs, n))
         self.direct = self.fit(self.direct, (self.hs, n))
 
     def finish_back(self):

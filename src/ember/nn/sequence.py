@@ -6,6 +6,8 @@ the real steps of padded sequences.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..errors import ShapeError, check_same_shape, describe, shape_error
@@ -41,7 +43,7 @@ class Sequencer(Composite):
 
     _input_kind = "any"
 
-    def __init__(self, module):
+    def __init__(self, module: Module) -> None:
         super().__init__()
         if not isinstance(module, Module):
             raise TypeError(f"Sequencer: expected a Module, got {type(module).__name__}")
@@ -88,7 +90,7 @@ class Bidirectional(Composite, SequenceModule):
     grad_forward = scratch("dE/d(forward module's output)")
     grad_reversed = scratch("dE/d(backward module's output), reversed in time")
 
-    def __init__(self, module, backward_module=None, merge="concat", rng=None):
+    def __init__(self, module: Module, backward_module: Module | None = None, merge: str = "concat", rng: Any = None) -> None:
         super().__init__()
         if merge not in ("concat", "sum"):
             raise ValueError(f"Bidirectional: merge must be 'concat' or 'sum', got {merge!r}")
@@ -208,7 +210,7 @@ class SequencerCriterion(Criterion):
     mask). bprop: the criterion's gradient, reshaped back; zero at padded steps.
     """
 
-    def __init__(self, criterion):
+    def __init__(self, criterion: Criterion) -> None:
         super().__init__()
         if not isinstance(criterion, Criterion):
             raise TypeError(f"SequencerCriterion: expected a Criterion, got {type(criterion).__name__}")

@@ -1,0 +1,171 @@
+"""Compiled time loops of the fused LSTM and GRU layers (the optional ``ember[fast]`` path).
+
+The NumPy loop of :mod:`ember.nn.rnn_kernels` is the reference; these kernels compute
+the same thing with the same feature-major layout, in one compiled call per layer and
+direction:
+
+- forward: the input projection of all steps (one GEMM, done by the caller) lies in
+  ``gates`` (G*H, T, N). Each step adds ``W_hh h_{t-1}`` to ``gates[:, t]`` with one
+  ``cblas_?gemm`` (beta = 1, leading dimension T*N: no copy), then one fused pass
+  computes the gate activations (written back in place), the new states and what the
+  backward needs.
+- backward: one fused pass per step writes dE/d(gates) straight into the
+  feature-major (G*H, T, N) buffer the weight-gradient GEMMs read, then one
+  ``cblas_?gemm`` (beta = 1) adds ``W_hh^T dE/d(gates)`` to dE/dh_{t-1}.
+
+The batch is split in two halves run on two threads (the caller and ember's helper
+thread, :mod:`ember.nn._parallel`) with OpenBLAS set to one thread meanwhile: each half
+runs its whole time loop with no synchronisation (REFERENCE §8.2: a Numba parallel
+region next to threaded OpenBLAS collapses).
+
+BLAS is NumPy's own OpenBLAS (``scipy_cblas_?gemm64_`` in NumPy's wheels), bound by
+symbol name (``llvmlite.binding.load_library_permanently`` + Numba's
+``ExternalFunction``) so the kernels are cached on disk. When Numba is missing, or NumPy's
+BLAS is not that OpenBLAS, :func:`ready` is False and the NumPy loop runs. Numba and the
+kernels (:mod:`ember.nn._rnn_jit`) are imported on first use, not with ``import ember``.
+
+float32 uses a rational tanh (Eigen's, relative error < 4e-7; it vectorises where
+``np.tanh`` would run scalar without SVML); float64 uses ``math.tanh`` so gradient
+checks stay exact.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from typing import Any, Callable
+
+import numpy as np
+
+from .. import _fast
+from . import _parallel
+
+_SGEMM, _DGEMM = "scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_"
+#: batch halves narrower than this run on one thread (the hand-off would cost more)
+MIN_SPLIT = 8
+
+
+def _openblas_path() -> str | None:
+    """The mapped library that exports NumPy's OpenBLAS symbols, or None."""
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = sorted({line.split()[-1] for line in maps if "blas" in line.lower() and ".so" in line})
+    except OSError:  # not Linux
+        return None
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        if hasattr(lib, _SGEMM) and hasattr(lib, _DGEMM):
+            return path
+    return None
+
+
+def _load() -> tuple[Any, Any]:
+    """(numba, the OpenBLAS ctypes library) when the compiled path can run, else (None, None)."""
+    if not _fast.available() or os.environ.get("EMBER_NO_BLAS"):
+        return None, None
+    path = _openblas_path()
+    if path is None:
+        return None, None
+    import numba
+    from llvmlite import binding
+
+    binding.load_library_permanently(path)  # lets compiled code resolve the symbols by name
+    return numba, ctypes.CDLL(path)
+
+
+_state: dict[str, Any] = {"checked": False, "jit": None, "get": None, "set": None}
+
+
+def _jit() -> Any:
+    """The compiled kernels' module (loaded on first use), or None when they cannot run."""
+    if not _state["checked"]:
+        _state["checked"] = True
+        numba, lib = _load()
+        if numba is not None:
+            from . import _rnn_jit
+
+            _state["jit"] = _rnn_jit
+            get, put = (getattr(lib, f"scipy_openblas_{w}_num_threads64_", None) for w in ("get", "set"))
+            if get is not None and put is not None:
+                get.restype, put.argtypes = ctypes.c_int, [ctypes.c_int]
+                _state["get"], _state["set"] = get, put
+    return _state["jit"]
+
+
+def ready() -> bool:
+    """True when the compiled loops can run: Numba installed and NumPy's BLAS is OpenBLAS."""
+    return _jit() is not None
+
+
+def kernel(name: str) -> Callable:
+    """The compiled kernel ``name`` (``lstm_forward``, ``lstm_backward``, ``gru_forward``,
+    ``gru_backward``); call only after :func:`usable` said yes."""
+    return getattr(_jit(), name)
+
+
+def run(kernel: Callable, args: tuple, n: int) -> None:
+    """``kernel(*args, n0, n1)`` over the batch columns 0:n: two halves on two threads when
+    ember's array work may use two (:func:`ember.runtime.configure_threads`) and the helper
+    thread is free, with OpenBLAS on one thread meanwhile; else one call on this thread."""
+    half = (n // 2 + 7) // 8 * 8  # the first half a multiple of 8 columns (whole vectors)
+    if half < MIN_SPLIT or n - half < MIN_SPLIT or not _split_pair(kernel, args + (0, half), args + (half, n)):
+        kernel(*args, 0, n)
+
+
+def _split_pair(work: Callable, mine: tuple, theirs: tuple) -> bool:
+    """``work(*mine)`` here and ``work(*theirs)`` on the helper thread with OpenBLAS on one
+    thread meanwhile; False (nothing done) when two threads are not allowed or free."""
+    threads_get, threads_set = _state["get"], _state["set"]
+    if _parallel.get_num_threads() < 2 or threads_set is None:
+        return False
+    helper = _parallel._helper()
+    if not helper.lock.acquire(blocking=False):
+        return False
+    old = threads_get()
+    try:
+        threads_set(1)
+        helper.run_pair(work, mine, theirs)
+    finally:
+        threads_set(old)
+        helper.lock.release()
+    return True
+
+
+def split_gemm(backend: Any, a: np.ndarray, b: np.ndarray, out: np.ndarray, alpha: float = 1.0,
+               beta: float = 0.0) -> bool:
+    """``out = alpha a b + beta out`` (2-D NumPy arrays, any may be a transposed view) as two
+    halves of ``out``, each a ``backend.gemm`` on its own thread with one BLAS thread (like
+    the time loops: no multi-threaded BLAS call that waits for a descheduled thread on a
+    shared host). False when it cannot (the caller then makes the product itself)."""
+    if not ready() or backend.xp is not np or out.ndim != 2 or a.ndim != 2 or b.ndim != 2:
+        return False
+    rows = out.shape[0] >= out.shape[1]
+    size = out.shape[0] if rows else out.shape[1]
+    half = (size // 2 + 15) // 16 * 16
+    if half < 2 * MIN_SPLIT or size - half < 2 * MIN_SPLIT:
+        return False
+
+    def work(x, y, z):
+        backend.gemm(x, y, z, alpha=alpha, beta=beta)
+
+    if rows:
+        parts = (a[:half], b, out[:half]), (a[half:], b, out[half:])
+    else:
+        parts = (a, b[:, :half], out[:, :half]), (a, b[:, half:], out[:, half:])
+    return _split_pair(work, *parts)
+
+
+def usable(*arrays: np.ndarray) -> bool:
+    """True when the compiled path is on and these arrays suit it (float32/64 NumPy arrays)."""
+    if not (_fast.enabled() and ready()):
+        return False
+    first = arrays[0]
+    if not isinstance(first, np.ndarray) or first.dtype not in (np.float32, np.float64):
+        return False
+    return all(isinstance(a, np.ndarray) and a.dtype == first.dtype for a in arrays)
+
+
+__all__ = ["ready", "kernel", "run", "split_gemm", "usable"]
