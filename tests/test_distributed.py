@@ -19,7 +19,7 @@ import pytest
 
 import distributed_helper as helper
 from ember import io
-from ember.distributed import launched_ranks, shard_batches, share_of
+from ember.distributed import DistributedError, check_world, launched_ranks, shard_batches, share_of
 from ember.distributed.group import LAUNCHER_SIZE_VARIABLES
 from ember.distributed.replicas import BatchShare, ShardedGenerator
 
@@ -73,6 +73,18 @@ def test_launched_ranks_reads_the_launchers_environment(monkeypatch):
     assert launched_ranks() == 3
     monkeypatch.setenv("EMBER_DISTRIBUTED", "0")
     assert launched_ranks() == 1
+
+
+def test_srun_ranks_are_recognised_and_an_mpi_that_cannot_see_them_is_refused(monkeypatch):
+    # under `srun -n 4` (Slurm sets SLURM_STEP_NUM_TASKS in every task); an mpi4py whose MPI lacks
+    # Slurm support sees a world of 1 in each task: refused, instead of 4 lone runs writing the same files
+    for name in (*LAUNCHER_SIZE_VARIABLES, "EMBER_DISTRIBUTED"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "4")
+    assert launched_ranks() == 4
+    check_world(4, 4)
+    with pytest.raises(DistributedError, match=r"started 4 ranks \(SLURM_STEP_NUM_TASKS=4\) but MPI sees 1.*pmix"):
+        check_world(4, 1)
 
 
 @pytest.mark.parametrize("n, size", [(64, 2), (7, 3), (2, 4)])

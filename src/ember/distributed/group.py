@@ -46,6 +46,20 @@ def launched_ranks() -> int:
     return 1
 
 
+def check_world(launched: int, size: int) -> None:
+    """Raise :class:`DistributedError` when the launcher started ``launched`` ranks but
+    MPI's world has ``size``: typically ``srun`` with an mpi4py whose MPI has no Slurm
+    (PMI/PMIx) support, where every rank would otherwise train alone and all of them
+    would write the same files."""
+    if size != launched:
+        variable = next((n for n in LAUNCHER_SIZE_VARIABLES if os.environ.get(n, "").isdigit()), "?")
+        raise DistributedError(
+            f"the launcher started {launched} ranks ({variable}={launched}) but MPI sees {size}: the MPI under "
+            "mpi4py cannot talk to this launcher (under srun: use the site's MPI built with Slurm/PMIx support, "
+            "`srun --mpi=pmix`, and mpi4py built against it: pip install --no-binary mpi4py mpi4py; or start the "
+            "ranks with that MPI's mpirun). EMBER_DISTRIBUTED=0 trains each rank alone on purpose")
+
+
 def share_of(rank, size, n):
     """``(start, stop)`` of rank ``rank``'s part of ``n`` samples over ``size`` ranks:
     contiguous, in rank order, sizes differing by at most one."""
