@@ -151,6 +151,20 @@ def test_ember_train_resumes_across_rank_counts(tmp_path):
 
 
 @needs_mpi
+def test_ember_train_on_two_ranks_is_the_single_process_run_in_float64(tmp_path):
+    # issue 14's check, on 640 samples (20 steps): --dtype float64, the opt-in exact mode; float32 runs
+    # differ by the rounding of the gradient's summation order, which training amplifies (docs/distributed.md)
+    runs = [ember_train(["--dtype", "float64", "--save", f"r{n}.safetensors"], tmp_path, ranks=n) for n in (1, 2)]
+    assert all(r.returncode == 0 for r in runs), runs[1].stdout + runs[1].stderr
+    one, two = (io.read_tensors(str(tmp_path / f"r{n}.safetensors"))[0] for n in (1, 2))
+    assert one["1.weight"].dtype == np.float64 and sorted(one) == sorted(two)
+    for name in one:
+        np.testing.assert_allclose(two[name], one[name], rtol=0, atol=1e-12, err_msg=name)
+    accuracy = [r.stdout.split("test accuracy ")[1].split("%")[0] for r in runs]
+    assert accuracy[0] == accuracy[1]
+
+
+@needs_mpi
 def test_ranks_that_disagree_stop_at_once_with_one_message(tmp_path):
     # two programs in one job (MPMD): rank 1 has less data and another learning rate
     rank0 = ["-m", "ember", "train", "--limit", "640", "--lr", "0.1", "--epochs", "1", "--no-progress"]
