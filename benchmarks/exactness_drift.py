@@ -4,7 +4,12 @@ network trained side by side in one process, one on whole batches, one as 2 rank
 the same data order and starting weights.
 
     python benchmarks/exactness_drift.py [--model mnist-mlp] [--dtype float32] [--act relu|tanh]
-                                         [--steps 938] [--every 25] [--lr 0.05]
+                                         [--steps 938] [--every 25] [--seed 1] [--save both.npz]
+                                         [--split 2] [--perturb EPS]
+
+Replica one is ``ember train --model M --seed S --epochs 1 --threads 1`` and replica two
+``mpirun -np 2 ember train ...`` (same flags), bit for bit (``--save`` writes both
+parameter vectors; mnist-mlp: 0.0 difference to both runs' files).
 
 Per step it prints the largest parameter difference and the number of hidden units
 (sample x unit) whose ReLU is on in one replica and off in the other (a "kink flip").
@@ -29,9 +34,10 @@ from ember.models import get_model  # noqa: E402
 from ember.training import load_dataset  # noqa: E402
 
 
-def build(name, act, dtype):
+def build(name, act, dtype, seed):
+    """The model of ``ember train --model name --seed seed`` (ReLUs swapped for Tanh with ``act="tanh"``)."""
     spec = get_model(name)
-    model = spec.build(n_classes=10, rng=np.random.default_rng(1))
+    model = spec.build(n_classes=10, rng=np.random.default_rng(seed))
     if act == "tanh":
         model = nn.Sequential(*[nn.Tanh() if isinstance(m, nn.ReLU) else m for m in model.children()])
     return spec, (model.double() if dtype == "float64" else model)
@@ -44,19 +50,19 @@ def main():
     p.add_argument("--act", default="relu", choices=["relu", "tanh"])
     p.add_argument("--steps", type=int, default=938)
     p.add_argument("--every", type=int, default=25)
-    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--seed", type=int, default=1)
     p.add_argument("--save", help="an .npz file for both replicas' final parameters")
     p.add_argument("--split", type=int, default=2, help="replica two's batch split in this many shares (1: whole)")
     p.add_argument("--perturb", type=float, default=0.0,
                    help="replica two starts from the weights times (1 + this x random sign)")
     a = p.parse_args()
-    spec, one = build(a.model, a.act, a.dtype)
-    _, two = build(a.model, a.act, a.dtype)
+    spec, one = build(a.model, a.act, a.dtype, a.seed)
+    _, two = build(a.model, a.act, a.dtype, a.seed)
     dt = np.float64 if a.dtype == "float64" else np.float32
     data = load_dataset(spec.input_shape)
     x_all = np.asarray(data.x_train).astype(dt)
     y_all = data.y_train
-    order = np.random.default_rng(1).permutation(len(y_all))
+    order = np.random.default_rng(a.seed).permutation(len(y_all))  # ember train's first epoch
     crit1, crit2 = nn.ClassNLLCriterion(), nn.ClassNLLCriterion()
     if dt == np.float64:
         crit1, crit2 = crit1.double(), crit2.double()
@@ -65,7 +71,9 @@ def main():
     p2[...] = p1
     if a.perturb:
         p2 *= 1 + a.perturb * np.random.default_rng(5).choice([-1.0, 1.0], size=p2.shape)
-    config1 = {"learning_rate": a.lr, "momentum": 0.9, "learning_rate_decay": 2e-4, "dampening": 0.0}
+    d = spec.defaults  # ember train's sgd settings for this model
+    config1 = {"learning_rate": d["lr"], "momentum": d["momentum"], "learning_rate_decay": d["lr_decay"],
+               "dampening": 0.0}  # fmt: skip
     config2, s1, s2 = dict(config1), {}, {}
     kinks1 = [m for m in one.modules() if isinstance(m, (nn.ReLU, nn.Tanh))]
     kinks2 = [m for m in two.modules() if isinstance(m, (nn.ReLU, nn.Tanh))]

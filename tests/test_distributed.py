@@ -50,12 +50,12 @@ def launch(args, tmp_path, ranks=2, env=None, timeout=120, mpirun_options=()):
     return subprocess.run(cmd, cwd=tmp_path, env=full_env, capture_output=True, text=True, timeout=timeout)
 
 
-def ember_train(args, tmp_path, ranks=1):
+def ember_train(args, tmp_path, ranks=1, env=None):
     """``ember train`` on 1 rank (plain process) or several (mpirun)."""
     base = ["-m", "ember", "train", "--model", "mnist-mlp", "--limit", "640", "--epochs", "2", "--seed", "1",
             "--no-progress", "--threads", "1", *args]  # fmt: skip
     if ranks > 1:
-        return launch(base, tmp_path, ranks)
+        return launch(base, tmp_path, ranks, env)
     env = {**os.environ, "PYTHONPATH": SRC}
     return subprocess.run([sys.executable, *base], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
 
@@ -154,7 +154,9 @@ def test_ember_train_resumes_across_rank_counts(tmp_path):
 def test_ember_train_on_two_ranks_is_the_single_process_run_in_float64(tmp_path):
     # issue 14's check, on 640 samples (20 steps): --dtype float64, the opt-in exact mode; float32 runs
     # differ by the rounding of the gradient's summation order, which training amplifies (docs/distributed.md)
-    runs = [ember_train(["--dtype", "float64", "--save", f"r{n}.safetensors"], tmp_path, ranks=n) for n in (1, 2)]
+    # (the 2 ranks with the opt-in blocking allreduce; the other ember train test uses the polled one)
+    runs = [ember_train(["--dtype", "float64", "--save", f"r{n}.safetensors"], tmp_path, ranks=n,
+                        env={"EMBER_DIST_BLOCKING": "1"}) for n in (1, 2)]  # fmt: skip
     assert all(r.returncode == 0 for r in runs), runs[1].stdout + runs[1].stderr
     one, two = (io.read_tensors(str(tmp_path / f"r{n}.safetensors"))[0] for n in (1, 2))
     assert one["1.weight"].dtype == np.float64 and sorted(one) == sorted(two)
@@ -184,18 +186,20 @@ def _open_mpi_5():
 
 
 @needs_mpi
-@pytest.mark.parametrize("who", ["launcher", "watchdog"])
+@pytest.mark.parametrize("who", ["launcher", "watchdog", "watchdog thread"])
 def test_a_killed_rank_stops_the_others_within_10_seconds(tmp_path, who):
     # mpirun ends the job itself when a rank dies; with --enable-recovery (Open MPI 5) it
-    # does not, and ember's watchdog in the waiting rank must do it
-    if who == "watchdog" and not _open_mpi_5():
+    # does not, and ember's watchdog in the waiting rank must do it: the polling loop, or the
+    # thread that watches a blocking allreduce (EMBER_DIST_BLOCKING=1)
+    if who != "launcher" and not _open_mpi_5():
         pytest.skip("needs Open MPI 5's mpirun --enable-recovery")
     done = launch([os.path.join(HERE, "distributed_helper.py"), "kill", str(tmp_path)], tmp_path, timeout=90,
-                  mpirun_options=["--enable-recovery"] if who == "watchdog" else [])  # fmt: skip
+                  mpirun_options=["--enable-recovery"] if who != "launcher" else [],
+                  env={"EMBER_DIST_BLOCKING": "1" if who == "watchdog thread" else "0"})  # fmt: skip
     stopped = time.time()
     killed_at = float((tmp_path / "killed_at").read_text())
     assert stopped - killed_at < 10, f"the other rank ran on for {stopped - killed_at:.1f} s"
-    if who == "watchdog":
+    if who != "launcher":
         assert "rank 0 of 2: rank 1 (pid" in done.stderr and "died while this rank waited" in done.stderr, done.stderr
     else:
         assert done.returncode != 0 and "rank 1" in done.stderr and "signal 9" in done.stderr, done.stderr
