@@ -37,13 +37,15 @@ def mpirun() -> str:
     return found
 
 
-def train(model, ranks, limit, folder):
-    """(samples, epoch seconds, allreduce ms per call or None) of one ``ember train`` run."""
+def train(model, ranks, limit, folder, blocking=False):
+    """(samples, epoch seconds, allreduce ms per call or None) of one ``ember train`` run
+    (``blocking``: with ``EMBER_DIST_BLOCKING=1``)."""
     cmd = [sys.executable, "-m", "ember", "train", "--model", model, "--epochs", "1", "--seed", "1", "--no-progress",
            "--threads", "1", "--log", "scaling.csv", *(["--limit", str(limit)] if limit else [])]  # fmt: skip
     if ranks > 1:
-        cmd = [mpirun(), "--oversubscribe", "-np", str(ranks), *cmd]
-    out = subprocess.run(cmd, cwd=folder, env=ENV, capture_output=True, text=True, check=True).stdout
+        cmd = [mpirun(), "--oversubscribe", "-np", str(ranks), "-x", "EMBER_DIST_BLOCKING", *cmd]
+    env = {**ENV, "EMBER_DIST_BLOCKING": "1" if blocking else "0"}
+    out = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True, check=True).stdout
     samples = int(re.search(r"\((\d+) train", out).group(1))
     with open(os.path.join(folder, "scaling.csv")) as f:  # the epoch's time at full precision
         rows = list(csv.DictReader(f))
@@ -52,10 +54,10 @@ def train(model, ranks, limit, folder):
     return samples, seconds, float(reduce.group(1)) if reduce else None
 
 
-def allreduce(model, ranks, blocking=False):
-    """(MB, median ms, 10th percentile ms) of bench_allreduce.py."""
+def allreduce(model, ranks, option=None):
+    """(MB, median ms, 10th percentile ms) of bench_allreduce.py (``option``: --watched, --blocking)."""
     cmd = [mpirun(), "--oversubscribe", "-np", str(ranks), sys.executable, os.path.join(HERE, "bench_allreduce.py"),
-           "--model", model, "--repeats", "200", *(["--blocking"] if blocking else [])]  # fmt: skip
+           "--model", model, "--repeats", "200", *([option] if option else [])]  # fmt: skip
     out = subprocess.run(cmd, env=ENV, capture_output=True, text=True, check=True).stdout
     mb, median, p10 = re.search(r"([\d.]+) MB .* median ([\d.]+) ms, 10th percentile ([\d.]+) ms", out).groups()
     return float(mb), float(median), float(p10)
@@ -69,30 +71,31 @@ def main():
     parser.add_argument("--limit", type=int, help="train on the first N samples only (a quicker check)")
     args = parser.parse_args()
     load = os.getloadavg()[0]
-    runs: dict[int, list] = {r: [] for r in args.ranks}
-    alone: dict[int, list] = {r: [] for r in args.ranks if r > 1}
+    kinds = [(r, False) for r in args.ranks] + [(r, True) for r in args.ranks if r > 1]  # True: EMBER_DIST_BLOCKING=1
+    runs: dict[tuple, list] = {k: [] for k in kinds}
+    alone: dict[tuple, list] = {(r, o): [] for r in args.ranks if r > 1 for o in (None, "--watched", "--blocking")}
     with tempfile.TemporaryDirectory(prefix="ember-scaling-") as folder:
-        for _ in range(args.rounds):
-            for r in args.ranks:
-                runs[r].append(train(args.model, r, args.limit, folder))
-                if r > 1:
-                    alone[r].append((allreduce(args.model, r), allreduce(args.model, r, blocking=True)))
+        for _ in range(args.rounds):  # interleaved, so a change of load hits every kind alike
+            for ranks, blocking in kinds:
+                runs[ranks, blocking].append(train(args.model, ranks, args.limit, folder, blocking))
+            for ranks, option in alone:
+                alone[ranks, option].append(allreduce(args.model, ranks, option))
     print(f"{args.model}, 1 epoch, batch 64, --threads 1, median of {args.rounds} rounds "
-          f"(load average at the start {load:.2f})")  # fmt: skip
-    print("| ranks | samples/s | epoch time | allreduce per step in training | allreduce alone (polled; blocking) |")
-    print("|---|---|---|---|---|")
-    for r in args.ranks:
-        samples = runs[r][0][0]
-        seconds = float(np.median([s for _, s, _ in runs[r]]))
-        if r == 1:
-            print(f"| 1 | {samples / seconds:,.0f} | {seconds:.1f} s | - | - |")
-            continue
-        in_training = float(np.median([t for _, _, t in runs[r]]))
-        mb = alone[r][0][0][0]
-        polled = np.median([p[1] for p, _ in alone[r]]), np.median([p[2] for p, _ in alone[r]])
-        blocking = np.median([b[1] for _, b in alone[r]]), np.median([b[2] for _, b in alone[r]])
-        print(f"| {r} | {samples / seconds:,.0f} | {seconds:.1f} s | {mb:.2f} MB, {in_training:.2f} ms (waits included) "
-              f"| median {polled[0]:.2f} ms (p10 {polled[1]:.2f}); {blocking[0]:.2f} ms (p10 {blocking[1]:.2f}) |")
+          f"(load average at the start {load:.2f}, at the end {os.getloadavg()[0]:.2f})")  # fmt: skip
+    print("| ranks | samples/s | epoch time | allreduce per step in training (waits included) |")
+    print("|---|---|---|---|")
+    for ranks, blocking in kinds:
+        samples = runs[ranks, blocking][0][0]
+        seconds = float(np.median([s for _, s, _ in runs[ranks, blocking]]))
+        label = f"{ranks}" + (" (EMBER_DIST_BLOCKING=1)" if blocking else "")
+        per_call = "-" if ranks == 1 else f"{np.median([t for _, _, t in runs[ranks, blocking]]):.2f} ms"
+        print(f"| {label} | {samples / seconds:,.0f} | {seconds:.1f} s | {per_call} |")
+    print()
+    names = {None: "polled Iallreduce (default)", "--watched": "watched MPI_Allreduce (EMBER_DIST_BLOCKING=1)",
+             "--blocking": "plain MPI_Allreduce (no watchdog)"}  # fmt: skip
+    for (ranks, option), results in alone.items():
+        print(f"allreduce alone, {ranks} ranks, {results[0][0]:.2f} MB, {names[option]}: median "
+              f"{np.median([r[1] for r in results]):.2f} ms, 10th percentile {np.median([r[2] for r in results]):.2f} ms")
 
 
 if __name__ == "__main__":

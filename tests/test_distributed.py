@@ -114,6 +114,43 @@ def test_sharded_dropout_noise_is_the_single_process_noise_cut_in_rows():
     assert np.array_equal(np.concatenate(rows), whole)
 
 
+class FakeDeviceArray:
+    """Stands in for a CuPy array: not a NumPy array; ``get(out=)`` and ``set()`` copy."""
+
+    def __init__(self, values):
+        self.values = np.array(values)
+        self.shape, self.dtype = self.values.shape, self.values.dtype
+
+    def get(self, out=None):
+        out[...] = self.values
+        return out
+
+    def set(self, host):
+        self.values[...] = host
+
+
+@pytest.mark.parametrize("cuda_aware", [False, True])
+def test_device_gradients_are_staged_through_host_unless_the_mpi_is_cuda_aware(monkeypatch, cuda_aware):
+    import ember.distributed.group as group_module
+
+    synced = []
+    monkeypatch.setattr(group_module, "device_synchronize", lambda: synced.append(1))
+    group = group_module.Group.__new__(group_module.Group)  # no MPI needed for the staging logic
+    group.cuda_aware, group.force_staging, group._host_buffers = cuda_aware, False, {}
+    device = FakeDeviceArray(np.arange(6, dtype=np.float32))
+    for _ in range(2):  # the host buffer is reused
+        host, staged = group._host_view(device)
+        if cuda_aware:  # MPI reads the device array itself, after the GPU's queued work
+            assert host is device and not staged and synced
+            continue
+        assert isinstance(host, np.ndarray) and staged and not synced
+        np.testing.assert_array_equal(host, device.values)
+        host *= 2  # what the allreduce of 2 equal ranks does
+        assert group._back(device, host, staged) is device
+    assert len(group._host_buffers) == (0 if cuda_aware else 1)
+    np.testing.assert_array_equal(device.values, np.arange(6) * (1 if cuda_aware else 4))
+
+
 # ---------------------------------------------------------------- with MPI (2 ranks)
 @needs_mpi
 def test_two_ranks_train_like_one_process(tmp_path):

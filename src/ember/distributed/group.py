@@ -103,6 +103,13 @@ def _flat(facts, prefix=""):
     return out
 
 
+def device_synchronize() -> None:
+    """Wait for the GPU work queued on CuPy's current stream (before MPI reads device memory)."""
+    import cupy  # only reached with CuPy arrays and a CUDA-aware MPI
+
+    cupy.cuda.get_current_stream().synchronize()
+
+
 def _alive(pid) -> bool:
     try:
         os.kill(pid, 0)
@@ -220,9 +227,13 @@ class Group:
     # ------------------------------------------------------------------ collectives
     def _host_view(self, array):
         """``(host array, staged)``: NumPy arrays as they are; device arrays are copied
-        to a reused host buffer unless the MPI is CUDA-aware (EMBER_MPI_CUDA_AWARE=1)."""
+        to a reused host buffer unless the MPI is CUDA-aware (EMBER_MPI_CUDA_AWARE=1),
+        which then reads the device array itself once the GPU's queued work is done."""
         on_device = not isinstance(array, np.ndarray)
-        if not (on_device and not self.cuda_aware) and not self.force_staging:
+        if on_device and self.cuda_aware and not self.force_staging:
+            device_synchronize()  # CuPy kernels run asynchronously: MPI must not read a gradient still being written
+            return array, False
+        if not on_device and not self.force_staging:
             return array, False
         key = (array.shape, str(array.dtype))
         buf = self._host_buffers.get(key)
