@@ -94,8 +94,9 @@ def main():
     names = {None: "polled Iallreduce (default)", "--watched": "watched MPI_Allreduce (EMBER_DIST_BLOCKING=1)",
              "--blocking": "plain MPI_Allreduce (no watchdog)"}  # fmt: skip
     for (ranks, option), results in alone.items():
+        median, p10 = np.median([r[1] for r in results]), np.median([r[2] for r in results])
         print(f"allreduce alone, {ranks} ranks, {results[0][0]:.2f} MB, {names[option]}: median "
-              f"{np.median([r[1] for r in results]):.2f} ms, 10th percentile {np.median([r[2] for r in results]):.2f} ms")
+              f"{median:.2f} ms, 10th percentile {p10:.2f} ms")
 
 
 if __name__ == "__main__":
