@@ -87,6 +87,8 @@ def _train_parser(sub):
     p.add_argument("--seed", type=COUNT, default=0, help="seed for initialisation, shuffling, validation split and dropout")
     p.add_argument("--threads", type=POSITIVE_INT, help="BLAS threads (default: all cores)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="cpu (NumPy) or cuda (CuPy, needs a GPU)")
+    p.add_argument("--dtype", default="float32", choices=("float32", "float64"),
+                   help="the model's floating-point type (float64: runs on 1 and N MPI ranks agree to ~1e-15)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar, only the epoch summaries")
     p.add_argument("--filters", metavar="PNG", help="after training, draw the first layer's filters into this PNG")
     p.set_defaults(run=cmd_train)
@@ -244,7 +246,8 @@ def cmd_train(args):
     data = load_dataset(spec.input_shape, args.data_dir, args.data, args.limit, valid, args.preprocess, args.seed,
                         dataset=dataset, layout=args.layout, download=args.download)  # fmt: skip
     options_kw = {"dropout": args.dropout} if args.dropout else {}
-    model = _to_device(spec.build(n_classes=data.n_classes, rng=np.random.default_rng(args.seed), **options_kw), args)
+    model = spec.build(n_classes=data.n_classes, rng=np.random.default_rng(args.seed), **options_kw)
+    model = _to_device(model.double() if args.dtype == "float64" else model, args)
     config = {k: v for k, v in options.optimizer_config().items() if k != "line_search"}
     split = f"{len(data.y_train)} train / " + (f"{len(data.y_valid)} valid / " if data.y_valid is not None else "")
     print(f"ember train: {args.model} on {data.name} ({split}{len(data.y_test)} test), {options.epochs} epochs, "

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import sys
 
-from .group import DistributedError, Group, launched_ranks, local_rank, shard_batches, share_of
+from .group import DistributedError, Group, check_world, launched_ranks, local_rank, shard_batches, share_of
 
 _GROUP = None
 
@@ -45,8 +45,15 @@ def init(comm=None) -> Group:
 
 
 def active() -> Group | None:
-    """The group when this process is one of several launched ranks, else None."""
-    return init() if launched_ranks() > 1 else None
+    """The group when this process is one of several launched ranks, else None. Raises
+    :class:`DistributedError` if MPI sees another number of ranks than the launcher
+    started (:func:`~ember.distributed.group.check_world`)."""
+    launched = launched_ranks()
+    if launched <= 1:
+        return None
+    group = init()
+    check_world(launched, group.size)
+    return group
 
 
 def start_rank(device="cpu"):
@@ -67,5 +74,5 @@ def start_rank(device="cpu"):
     return group
 
 
-__all__ = ["DistributedError", "Group", "init", "active", "start_rank", "launched_ranks", "local_rank",
+__all__ = ["DistributedError", "Group", "check_world", "init", "active", "start_rank", "launched_ranks", "local_rank",
            "shard_batches", "share_of"]

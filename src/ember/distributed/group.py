@@ -1,15 +1,18 @@
 """The MPI ranks of a data-parallel run: collectives that never hang, sharding, a
 gradient-reducing ``feval``.
 
-Every wait on another rank goes through :meth:`Group.wait`: a non-blocking MPI request
-polled with short sleeps. While it waits it checks, twice a second, that the other
-ranks on this machine are still alive (their process ids, exchanged at start-up), and
-it gives up after ``EMBER_DIST_TIMEOUT`` seconds (default 300) without an answer. In
-both cases it prints one line naming the rank and calls ``MPI_Abort``, which stops
-every rank; a blocked ``MPI_Allreduce`` could never be escaped this way, a polled
-``MPI_Iallreduce`` can. Ranks on other machines are covered by the launcher
-(``mpirun`` and ``srun --kill-on-bad-exit`` end the job when a rank dies) and by the
-timeout.
+Every wait on another rank is watched: twice a second something checks that the other
+ranks on this machine are still alive (their process ids, exchanged at start-up) and
+gives up after ``EMBER_DIST_TIMEOUT`` seconds (default 300) without an answer; it then
+prints one line naming the rank and calls ``MPI_Abort``, which stops every rank. By
+default every wait is a non-blocking request polled with short sleeps (:meth:`Group.wait`):
+a rank that waits for a slower one leaves it the core. With ``EMBER_DIST_BLOCKING=1``
+the allreduces are a blocking ``MPI_Allreduce`` watched by a daemon thread instead
+(needs the ``MPI_THREAD_MULTIPLE`` that mpi4py asks for): about 2 ms a step faster for
+3 MB when every rank has its own cores, but Open MPI spins while it waits, which halved
+the speed of 2 ranks on a loaded 2-core machine (docs/distributed.md). Ranks on other
+machines are covered by the launcher (``mpirun`` and ``srun --kill-on-bad-exit`` end
+the job when a rank dies) and by the timeout.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import json
 import os
 import socket
 import sys
+import threading
 import time
 import zlib
 
@@ -44,6 +48,20 @@ def launched_ranks() -> int:
         if value.isdigit():
             return int(value)
     return 1
+
+
+def check_world(launched: int, size: int) -> None:
+    """Raise :class:`DistributedError` when the launcher started ``launched`` ranks but
+    MPI's world has ``size``: typically ``srun`` with an mpi4py whose MPI has no Slurm
+    (PMI/PMIx) support, where every rank would otherwise train alone and all of them
+    would write the same files."""
+    if size != launched:
+        variable = next((n for n in LAUNCHER_SIZE_VARIABLES if os.environ.get(n, "").isdigit()), "?")
+        raise DistributedError(
+            f"the launcher started {launched} ranks ({variable}={launched}) but MPI sees {size}: the MPI under "
+            "mpi4py cannot talk to this launcher (under srun: use the site's MPI built with Slurm/PMIx support, "
+            "`srun --mpi=pmix`, and mpi4py built against it: pip install --no-binary mpi4py mpi4py; or start the "
+            "ranks with that MPI's mpirun). EMBER_DISTRIBUTED=0 trains each rank alone on purpose")
 
 
 def share_of(rank, size, n):
@@ -85,6 +103,13 @@ def _flat(facts, prefix=""):
     return out
 
 
+def device_synchronize() -> None:
+    """Wait for the GPU work queued on CuPy's current stream (before MPI reads device memory)."""
+    import cupy  # only reached with CuPy arrays and a CUDA-aware MPI
+
+    cupy.cuda.get_current_stream().synchronize()
+
+
 def _alive(pid) -> bool:
     try:
         os.kill(pid, 0)
@@ -97,6 +122,29 @@ def _alive(pid) -> bool:
             return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
     except OSError:
         return True
+
+
+class _Watchdog(threading.Thread):
+    """A daemon thread that watches the peers while the main thread is inside a blocking
+    MPI call (``armed``); it calls :meth:`Group._check_peers`, which aborts the job."""
+
+    def __init__(self, group):
+        super().__init__(name="ember-mpi-watchdog", daemon=True)
+        self.group, self.what, self.since = group, None, 0.0
+
+    def arm(self, what):
+        self.since = time.monotonic()  # before `what`: the thread reads `what` first
+        self.what = what
+
+    def disarm(self):
+        self.what = None
+
+    def run(self):
+        while True:
+            time.sleep(0.5)
+            what, since = self.what, self.since
+            if what is not None:
+                self.group._check_peers(what, time.monotonic() - since)
 
 
 class Group:
@@ -122,6 +170,9 @@ class Group:
         self.cuda_aware = os.environ.get("EMBER_MPI_CUDA_AWARE") == "1"
         self.force_staging = os.environ.get("EMBER_MPI_STAGE") == "1"  # exercise the GPU path on NumPy arrays
         self._host_buffers = {}
+        # opt-in: blocking allreduces watched by a thread (when MPI lets a second thread call MPI_Abort)
+        self.blocking = os.environ.get("EMBER_DIST_BLOCKING") == "1" and MPI.Query_thread() == MPI.THREAD_MULTIPLE
+        self._watchdog = None
         self.reduce_calls, self.reduce_bytes, self.reduce_seconds = 0, 0, 0.0
         self._calls = 0
 
@@ -156,14 +207,33 @@ class Group:
                     self._check_peers(what, now - start)
                     next_check = now + 0.5
         except self.MPI.Exception as exc:
+            self._check_peers(what, 0.0)  # a dead peer is the likelier story: say so
             self.abort(f"MPI failed during {what}: {exc}")
+
+    def watched(self, call, what):
+        """Run the blocking MPI ``call()`` while the watchdog thread watches the peers."""
+        if self._watchdog is None:
+            self._watchdog = _Watchdog(self)
+            self._watchdog.start()
+        self._watchdog.arm(what)
+        try:
+            call()
+        except self.MPI.Exception as exc:
+            self._check_peers(what, 0.0)  # a dead peer is the likelier story: say so
+            self.abort(f"MPI failed during {what}: {exc}")
+        finally:
+            self._watchdog.disarm()
 
     # ------------------------------------------------------------------ collectives
     def _host_view(self, array):
         """``(host array, staged)``: NumPy arrays as they are; device arrays are copied
-        to a reused host buffer unless the MPI is CUDA-aware (EMBER_MPI_CUDA_AWARE=1)."""
+        to a reused host buffer unless the MPI is CUDA-aware (EMBER_MPI_CUDA_AWARE=1),
+        which then reads the device array itself once the GPU's queued work is done."""
         on_device = not isinstance(array, np.ndarray)
-        if not (on_device and not self.cuda_aware) and not self.force_staging:
+        if on_device and self.cuda_aware and not self.force_staging:
+            device_synchronize()  # CuPy kernels run asynchronously: MPI must not read a gradient still being written
+            return array, False
+        if not on_device and not self.force_staging:
             return array, False
         key = (array.shape, str(array.dtype))
         buf = self._host_buffers.get(key)
@@ -186,7 +256,10 @@ class Group:
         count it in :meth:`report` (the gradient's)."""
         start = time.perf_counter()
         host, staged = self._host_view(array)
-        self.wait(self.comm.Iallreduce(self.MPI.IN_PLACE, host, op=self.MPI.SUM), what)
+        if self.blocking:
+            self.watched(lambda: self.comm.Allreduce(self.MPI.IN_PLACE, host, op=self.MPI.SUM), what)
+        else:
+            self.wait(self.comm.Iallreduce(self.MPI.IN_PLACE, host, op=self.MPI.SUM), what)
         if timed:
             self.reduce_calls += 1
             self.reduce_bytes += host.nbytes

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The checks of issue 14 with real `ember train` runs (docs/distributed.md), in a scratch folder:
+#
+#   benchmarks/check_distributed.sh exact [float64|float32]   # 1 process vs mpirun -np 2: mnist-mlp sgd,
+#                                                             # mnist-mlp adam, lenet5 sgd; one full epoch each
+#   benchmarks/check_distributed.sh kill                      # SIGKILL rank 1 mid-epoch, time the stop,
+#                                                             # then resume the checkpoint on 1 process
+#
+# Needs mpirun and mpi4py (pip install 'ember[mpi]'); sets the Open MPI root variables itself.
+# Every run uses --threads 1 and seed 1; lenet5 takes a few minutes a run.
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+export PYTHONPATH="$HERE/../src" OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
+PY="${PYTHON:-python3}"
+MPIRUN="$(command -v mpirun || echo "$(dirname "$(command -v "$PY")")/mpirun")"
+WORK="$(mktemp -d /tmp/ember-check-XXXXXX)"
+cd "$WORK"
+TRAIN=("$PY" -m ember train --epochs 1 --seed 1 --no-progress --threads 1)
+
+compare() {  # name: the two runs' arrays (float64 kept) and test accuracies
+    "$PY" - "$1" <<'EOF'
+import sys
+import numpy as np
+from ember.io import read_tensors
+name = sys.argv[1]
+one, two = (read_tensors(f"{name}_{r}.safetensors")[0] for r in (1, 2))
+diff = max(float(np.abs(one[k].astype(np.float64) - two[k]).max()) for k in one if not k.startswith("extra"))
+acc = [open(f"{name}_{r}.log").read().split("test accuracy ")[1].split("%")[0] for r in (1, 2)]
+print(f"{name}: {one['1.weight'].dtype}, max |parameter difference| {diff:.3g}, "
+      f"test accuracy 1 process {acc[0]}%, 2 ranks {acc[1]}%", flush=True)
+EOF
+}
+
+exact() {
+    local dtype="${1:-float64}" name
+    for run in "mnist-mlp sgd" "mnist-mlp adam" "lenet5 sgd"; do
+        set -- $run
+        name="$1-$2-$dtype"
+        "${TRAIN[@]}" --model "$1" --optimizer "$2" --dtype "$dtype" --save "${name}_1.safetensors" > "${name}_1.log"
+        "$MPIRUN" -np 2 "${TRAIN[@]}" --model "$1" --optimizer "$2" --dtype "$dtype" --save "${name}_2.safetensors" \
+            > "${name}_2.log"
+        compare "$name"
+    done
+}
+
+kill_rank() {
+    "$MPIRUN" -np 2 "${TRAIN[@]}" --model mnist-mlp --checkpoint run.ckpt --checkpoint-every 50 > kill.out 2> kill.err &
+    local launcher=$! rank1="" start end status=0
+    sleep 12  # well into the epoch
+    for pid in $(pgrep -P "$launcher"); do  # the ranks are the launcher's children
+        if tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1'; then rank1=$pid; fi
+    done
+    [ -n "$rank1" ] || { echo "rank 1 not found among the children of mpirun ($launcher)"; kill "$launcher"; exit 1; }
+    start=$(date +%s.%N)
+    kill -9 "$rank1"
+    wait "$launcher" || status=$?
+    end=$(date +%s.%N)
+    echo "SIGKILL to rank 1 (pid $rank1): mpirun exited with status $status after $(echo "$end - $start" | bc) s"
+    grep -m1 -A1 "noticed\|died" kill.err || true
+    "${TRAIN[@]}" --model mnist-mlp --checkpoint run.ckpt --resume --save resumed.safetensors | grep "resumed\|accuracy"
+}
+
+case "${1:-}" in
+    exact) exact "${2:-float64}" ;;
+    kill) kill_rank ;;
+    *) echo "usage: $0 exact [float64|float32] | kill"; exit 2 ;;
+esac
+echo "(files in $WORK)"
