@@ -8,8 +8,10 @@ sample (or, for the encoders, the code), with a bprop checked by finite differen
 other module. FISTA itself is :func:`ember.optim.fista`.
 """
 
+from .autoencoder import AutoEncoder
 from .costs import Diag, L1Cost
+from .lista import LISTA
 from .psd import PSD, ConvPSD
 from .sparse_coding import FistaL1, SpatialConvFistaL1, conv_lipschitz
 
-__all__ = ["Diag", "L1Cost", "FistaL1", "SpatialConvFistaL1", "PSD", "ConvPSD", "conv_lipschitz"]
+__all__ = ["Diag", "L1Cost", "FistaL1", "SpatialConvFistaL1", "PSD", "ConvPSD", "LISTA", "AutoEncoder", "conv_lipschitz"]
