@@ -10,7 +10,8 @@
    against PSD's own codes z* (the joint energy's minimum) and against the plain sparse
    codes of its dictionary (alpha = 0).
 4. LISTA (Gregor & LeCun 2010): for each number of steps, an ``unsup.LISTA`` started at
-   ISTA (``init_from_dictionary``) and trained (Adam, MSE) to predict the converged
+   ISTA (``init_from_dictionary``) and trained (Adam, MSE, batches of 50, learning rate
+   decaying from 3e-3 to 1e-5) to predict the converged
    FISTA codes of the dictionary of step 2; plotted beside FISTA and ISTA after k
    iterations (the paper's figure): relative error against the converged codes.
 
@@ -71,11 +72,14 @@ def train_dictionary(model, x, epochs, batch, lr, rng, label):
     return model
 
 
-def train_lista(dictionary, lambd, steps, x, z_star, epochs, batch, lr, rng):
+def train_lista(dictionary, lambd, steps, x, z_star, epochs, batch, lr, rng, final_lr=1e-5):
+    """An ``n_steps = steps`` LISTA started at ISTA, trained by Adam on the MSE to the codes
+    ``z_star``, the learning rate decaying exponentially from ``lr`` to ``final_lr``."""
     model = unsup.LISTA(x.shape[1], dictionary.shape[1], n_steps=steps).to("numpy:float64")
     model.init_from_dictionary(dictionary, lambd)
     params, grads = model.get_parameters()
     mse, state = nn.MSECriterion().to("numpy:float64"), {}
+    total, step = epochs * -(-len(x) // batch), 0
     for _ in range(epochs):
         for idx in minibatches(len(x), batch, rng):
             xb, zb = x[idx], z_star[idx]
@@ -86,7 +90,8 @@ def train_lista(dictionary, lambd, steps, x, z_star, epochs, batch, lr, rng):
                 model.backward(xb, mse.backward(model.output, zb))
                 return loss, grads
 
-            optim.adam(feval, params, {"learning_rate": lr}, state)
+            optim.adam(feval, params, {"learning_rate": lr * (final_lr / lr) ** (step / total)}, state)
+            step += 1
     return model
 
 
@@ -99,9 +104,10 @@ def main(argv=None):
     ap.add_argument("--lambd", type=float, default=0.1)
     ap.add_argument("--alpha", type=float, default=1.0)
     ap.add_argument("--epochs", type=int, default=3)
-    ap.add_argument("--lr", type=float, default=0.05)
+    ap.add_argument("--lr", type=float, default=5.0)
     ap.add_argument("--lista-steps", default="1,2,3,5,7")
-    ap.add_argument("--lista-epochs", type=int, default=10)
+    ap.add_argument("--lista-epochs", type=int, default=20)
+    ap.add_argument("--lista-lr", type=float, default=3e-3)
     ap.add_argument("--fista-iters", type=int, default=30)
     ap.add_argument("--png", default=None)
     ap.add_argument("--json", default=None)
@@ -162,7 +168,7 @@ def main(argv=None):
     results["ista"] = {k: relative_error(sparse_codes(dictionary, x_test, args.lambd, k, False), z_test) for k in iters}
     results["lista"] = {}
     for steps in [int(s) for s in args.lista_steps.split(",")]:
-        model = train_lista(dictionary, args.lambd, steps, x_train, z_star_train, args.lista_epochs, 100, 1e-3, rng)
+        model = train_lista(dictionary, args.lambd, steps, x_train, z_star_train, args.lista_epochs, 50, args.lista_lr, rng)
         model.evaluate()
         results["lista"][steps] = relative_error(model.forward(x_test), z_test)
         print(f"LISTA {steps} steps: {results['lista'][steps]:.4f}  (FISTA {steps} iterations: "
