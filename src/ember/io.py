@@ -126,7 +126,7 @@ def load(path: str | os.PathLike, backend: Backend | str | None = None, with_met
     if not isinstance(shared, dict) or not all(isinstance(v, str) for v in shared.values()):
         raise FormatError(f"{path}: the sharing table must map array paths to array paths")
     stored = sum(int(a.size) for a in tensors.values())
-    module = build(spec, source=path, budget=max(BUDGET_FLOOR, BUDGET_FACTOR * stored), classes=classes)
+    module = build(spec, source=path, budget=max(BUDGET_FLOOR, BUDGET_FACTOR * stored), classes=tuple(classes))
     slots = dict(module.named_arrays())
     missing = [p for p in slots if p not in tensors and p not in shared]
     extra = [p for p in tensors if p not in slots]

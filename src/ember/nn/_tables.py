@@ -161,7 +161,7 @@ def sync_replica(prototype: Module, replica: Any) -> bool:
                 moved = True
         r.train = p.train
         if getattr(p, "rng", None) is not None:
-            r.rng = p.rng  # one random stream, also after the prototype's generator was replaced
+            r.rng = p.rng  # type: ignore[attr-defined]  # one random stream, also after the prototype's generator was replaced
         if moved:
             r._parameters_moved()
     return True
