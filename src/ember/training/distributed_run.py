@@ -23,7 +23,7 @@ from ..nn.batchnorm import BatchNormalization
 from ..distributed import active
 from ..distributed.group import share_of
 from ..distributed.replicas import BatchShare, ShardedGenerator, sync_batchnorm
-from .run_state import load_run, save_run
+from .run_state import load_training, save_training
 from .train import evaluate
 
 
@@ -80,7 +80,7 @@ class RunSync:
         with tempfile.TemporaryDirectory(prefix="ember-rank-") as folder:
             path = os.path.join(folder, "state.ckpt")
             if group.is_root:
-                save_run(path, r.run, r.model, r.params, r.state, r.gens, r.schedule, r.fingerprint, r.best_params)
+                save_training(path, r)
                 with open(path, "rb") as f:
                     blob = f.read()
             blob = group.broadcast_bytes(blob if group.is_root else b"")
@@ -88,9 +88,7 @@ class RunSync:
                 return r.run
             with open(path, "wb") as f:
                 f.write(blob)
-            return load_run(path, r.model, r.params, r.state, r.gens, r.schedule, r.fingerprint,
-                            len(r.data.y_train), r.best_params, optimizer=(r.step_fn, r.config),
-                            batch_size=r.options.batch_size)  # fmt: skip
+            return load_training(path, r)
 
     def shard(self, index):
         """This rank's rows of the global batch ``index`` (and remember them)."""

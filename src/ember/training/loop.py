@@ -24,7 +24,7 @@ from ..optim import Logger, MaxNorm, WeightDecay, clip_grad_norm, parameter_mask
 from .checkpoint import generators
 from .distributed_run import join_run
 from .progress import Progress
-from .run_state import RunState, fingerprint, load_run, save_run
+from .run_state import RunState, fingerprint, load_training, save_training
 from .train import _HAS, TORCH_LR, Dataset, TrainOptions, evaluate, make_feval, on_model_backend
 
 
@@ -72,9 +72,7 @@ class TrainingRun:
         """Run (or resume) the epochs; returns the history, one dict per completed epoch."""
         o, run = self.options, self.run
         if o.resume and o.checkpoint and os.path.exists(o.checkpoint):
-            self.run = run = load_run(o.checkpoint, self.model, self.params, self.state, self.gens, self.schedule,
-                                      self.fingerprint, len(self.data.y_train), self.best_params,
-                                      optimizer=(self.step_fn, self.config), batch_size=o.batch_size)  # fmt: skip
+            self.run = run = load_training(o.checkpoint, self)
             print(f"resumed from {o.checkpoint}: epoch {run.epoch + 1}, step {run.step}", file=self.out, flush=True)
             if self.schedule is not None and run.order is not None and run.step:
                 # the learning rate of the step before the checkpoint: the epoch's log row reports it
@@ -234,8 +232,7 @@ class TrainingRun:
             return
         if not bool(np.isfinite(self.model.backend.to_numpy(self.params)).all()):
             self._fail(math.nan, None, "the parameters are not finite")
-        save_run(self.options.checkpoint, self.run, self.model, self.params, self.state, self.gens, self.schedule,
-                 self.fingerprint, self.best_params)  # fmt: skip
+        save_training(self.options.checkpoint, self)
 
     def _fail(self, loss, batch, what=None):
         o, run = self.options, self.run
