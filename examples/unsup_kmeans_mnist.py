@@ -12,10 +12,14 @@ import argparse
 import sys
 import time
 
-import numpy as np
+import ember
 
-from ember.data.mnist import load_mnist
-from ember.unsup.pipeline import accuracy, fit_kmeans_pipeline, train_linear
+ember.configure_threads(int(next((a.split("=")[1] for a in sys.argv if a.startswith("--threads=")), 1)))  # before NumPy
+
+import numpy as np  # noqa: E402
+
+from ember.data.mnist import load_mnist  # noqa: E402
+from ember.unsup.pipeline import accuracy, fit_kmeans_pipeline, train_linear  # noqa: E402
 
 
 def main(argv=None):
@@ -33,6 +37,7 @@ def main(argv=None):
     p.add_argument("--loss", default="nll", choices=("nll", "hinge"))
     p.add_argument("--limit", type=int, default=60000)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--threads", type=int, default=1, help="BLAS threads, as --threads=N (default 1)")
     args = p.parse_args(argv)
     data = load_mnist()
     (x_train, y_train), (x_test, y_test) = data["train"], data["test"]

@@ -62,11 +62,13 @@ def triangle(x: np.ndarray, centroids: np.ndarray, out: np.ndarray | None = None
 
 
 def _cluster_sums(x: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
-    """Per-cluster sums of the rows of x, (k, D): a one-hot (k, N) times x (N, D) GEMM
-    (much faster than ``np.add.at``)."""
-    onehot = np.zeros((k, x.shape[0]), dtype=x.dtype)
-    onehot[labels, np.arange(x.shape[0])] = 1
-    return onehot @ x
+    """Per-cluster sums of the rows of x, (k, D) float64: rows sorted by cluster, then one
+    ``np.add.reduceat`` (O(N D), much faster than ``np.add.at`` or a one-hot GEMM)."""
+    sums = np.zeros((k, x.shape[1]))
+    order = np.argsort(labels, kind="stable")
+    present, starts = np.unique(labels[order], return_index=True)
+    sums[present] = np.add.reduceat(np.asarray(x, dtype=np.float64)[order], starts, axis=0)
+    return sums
 
 
 def kmeans_plus_plus(x: np.ndarray, k: int, rng: np.random.Generator, spherical: bool = False) -> np.ndarray:
@@ -127,9 +129,10 @@ class KMeans:
         return f"KMeans({kind}k={self.k}, batch_size={self.batch_size}, iterations={self.iterations})"
 
     def _assign(self, x: np.ndarray, c: np.ndarray) -> np.ndarray:
+        c32 = c.astype(np.float32)  # float32 GEMMs: twice as fast, and the argmin hardly ever changes
         if self.spherical:
-            return np.argmax(x @ c.T, axis=1)
-        return np.argmin(squared_distances(x, c), axis=1)
+            return np.argmax(np.asarray(x, dtype=np.float32) @ c32.T, axis=1)
+        return np.argmin(squared_distances(x, c32), axis=1)
 
     def _normalize(self, c: np.ndarray) -> None:
         if self.spherical:
@@ -168,7 +171,6 @@ class KMeans:
         return self
 
     def _minibatch_step(self, batch: np.ndarray, c: np.ndarray, counts: np.ndarray) -> None:
-        batch = np.asarray(batch, dtype=np.float64)
         if self.spherical:
             batch = batch / np.maximum(np.linalg.norm(batch, axis=1, keepdims=True), 1e-12)
         labels = self._assign(batch, c)
@@ -184,7 +186,7 @@ class KMeans:
         sums = np.zeros_like(c)
         n_k = np.zeros(self.k)
         for start in range(0, x.shape[0], chunk):
-            block = np.asarray(x[start : start + chunk], dtype=np.float64)
+            block = x[start : start + chunk]
             if self.spherical:
                 block = block / np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-12)
             labels = self._assign(block, c)

@@ -250,6 +250,17 @@ def fit_kmeans_pipeline(images, k: int = 400, patch: int = 6, n_patches: int = 4
     return FeaturePipeline(TriangleEncoder(km.centroids), whitening, patch=patch, **pipeline_kw)
 
 
+@dataclass
+class Standardize:
+    """``(x - mean) / std`` per feature, float32 (fitted on the training features)."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    def __call__(self, x) -> np.ndarray:
+        return (np.asarray(x, dtype=np.float32) - self.mean) / self.std
+
+
 def train_linear(x_train: np.ndarray, y_train: np.ndarray, epochs: int = 20, lr: float = 0.05,
                  weight_decay: float = 1e-4, batch_size: int = 128, loss: str = "nll", momentum: float = 0.9,
                  seed: int = 0, progress=None):  # fmt: skip
@@ -268,11 +279,9 @@ def train_linear(x_train: np.ndarray, y_train: np.ndarray, epochs: int = 20, lr:
     y = np.asarray(y_train).astype(np.int64)
     if x_train.ndim != 2 or len(x_train) != len(y):
         raise ValueError(f"train_linear: expected features (N, F) and N labels, got {x_train.shape} and {y.shape}")
-    mean = x_train.mean(axis=0, dtype=np.float64).astype(np.float32)
-    std = (x_train.std(axis=0, dtype=np.float64) + 1e-6).astype(np.float32)  # one pass each; float64 sums
-
-    def standardize(x):
-        return (np.asarray(x, dtype=np.float32) - mean) / std
+    standardize = Standardize(x_train.mean(axis=0, dtype=np.float64).astype(np.float32),
+                              (x_train.std(axis=0, dtype=np.float64) + 1e-6).astype(np.float32))  # fmt: skip
+    mean, std = standardize.mean, standardize.std
 
     n, f = x_train.shape
     classes = int(y.max()) + 1
@@ -330,4 +339,4 @@ def timed(fn, *args, **kw):
 
 
 __all__ = ["FeaturePipeline", "Whitening", "TriangleEncoder", "LinearEncoder", "pool_grid", "grid_bounds",
-           "fit_kmeans_pipeline", "train_linear", "accuracy", "POOLS", "RECTIFY"]  # fmt: skip
+           "fit_kmeans_pipeline", "train_linear", "Standardize", "accuracy", "POOLS", "RECTIFY"]  # fmt: skip
