@@ -60,6 +60,7 @@ def add_pretrain_parser(subparsers):
     f.add_argument("--weight-decay", type=NON_NEGATIVE, default=1e-4, help="classifier L2 weight decay (default 1e-4)")
     f.add_argument("--loss", default="nll", choices=("nll", "hinge"), help="softmax (nll) or squared hinge (L2-SVM)")
     f.add_argument("--chunk", type=POSITIVE_INT, default=5, help="images encoded per GEMM (default 5: codes stay in cache)")
+    f.add_argument("--test-limit", type=POSITIVE_INT, help="use only the first N test images (quick runs)")
     f.add_argument("--save", help="write dictionary, whitening and classifier here (.safetensors, atomic)")
     f.set_defaults(run=cmd_features)
 
@@ -111,6 +112,8 @@ def cmd_features(args) -> int:
     (x_train, y_train), (x_test, y_test) = data["train"], data["test"]
     if args.limit:
         x_train, y_train = x_train[: args.limit], y_train[: args.limit]
+    if args.test_limit:
+        x_test, y_test = x_test[: args.test_limit], y_test[: args.test_limit]
     if args.patch > 28:
         raise ValueError(f"--patch {args.patch} is larger than the 28x28 images")
     code_size = (28 - args.patch) // args.stride + 1
