@@ -16,6 +16,7 @@ from .asgd import asgd
 from .cg import cg
 from .checkgrad import checkgrad, rosenbrock
 from .confusion import ConfusionMatrix
+from .fista import fista, ista, soft_threshold
 from .lbfgs import lbfgs
 from .logger import Logger
 from .lswolfe import lswolfe, polyinterp
@@ -41,4 +42,6 @@ __all__ = [
     "WeightDecay", "MaxNorm", "clip_grad_norm", "parameter_mask",
     # logs and plots
     "Logger", "ConfusionMatrix", "plot_csv",
+    # proximal methods (sparse coding, ember.unsup)
+    "fista", "ista", "soft_threshold",
 ]  # fmt: skip
