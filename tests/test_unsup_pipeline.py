@@ -241,3 +241,27 @@ def test_cli_pretrain_errors(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["pretrain", "convnet", "--stages", "0"])
     assert exit_info.value.code == 2
+
+
+def test_psd_pipeline_encoder_is_the_trained_psd_encoder():
+    from ember.unsup.sparse_pipeline import fit_psd_pipeline
+
+    rng = np.random.default_rng(11)
+    images = rng.integers(0, 256, (20, 12, 12), dtype=np.uint8)
+    energies = []
+    pipe, psd = fit_psd_pipeline(images, k=8, patch=4, n_patches=2048, epochs=2, grid=2, seed=0,
+                                 progress=lambda s, n, e: energies.append(e))  # fmt: skip
+    assert len(energies) == 16 and np.isfinite(energies).all()
+    x = pipe.whitening.transform(random_patches(images, 4, 50, rng, scale=1 / 255))
+    assert np.allclose(pipe.encoder.encode(x), psd.encode(x), atol=1e-5)
+    feats = pipe.transform(images)
+    assert feats.shape == (20, 2 * 2 * 16) and (feats >= 0).all()  # split rectification: 2K codes
+
+
+def test_cli_pretrain_features_psd_quick_run(capsys):
+    from ember.cli.main import main
+
+    code = main(["pretrain", "features", "--dictionary", "psd", "--limit", "300", "--test-limit", "100", "--k", "8",
+                 "--patches", "1024", "--psd-epochs", "1", "--epochs", "2", "--grid", "2", "--no-progress"])  # fmt: skip
+    text = capsys.readouterr().out
+    assert code == 0 and "PSD" in text and "test accuracy" in text

@@ -1,6 +1,6 @@
 """``ember pretrain``: unsupervised features and pre-training (docs/unsupervised.md).
 
-    ember pretrain features [--k 400] [--grid 3] [--pool sum] [--seed N] [--limit N]
+    ember pretrain features [--dictionary kmeans|psd] [--k 400] [--grid 3] [--pool sum] [--seed N] [--limit N]
                             [--filters OUT.png] [--save OUT.safetensors]
     ember pretrain convnet  [--model convnet-lcn] [--stages 1] [--random-init] [--epochs N]
                             [--limit N] [--seed N] [--save MODEL] [--log RUN.csv] [--filters OUT.png]
@@ -43,7 +43,11 @@ def add_pretrain_parser(subparsers):
     sub = p.add_subparsers(dest="pretrain_command", required=True)
 
     f = sub.add_parser("features", help="k-means features + pooling + linear classifier on MNIST")
-    f.add_argument("--k", type=POSITIVE_INT, default=400, help="dictionary size K (default 400)")
+    f.add_argument("--dictionary", default="kmeans", choices=("kmeans", "psd"),
+                   help="kmeans (triangle code) or psd (sparse coding by FISTA + its tanh encoder, split-rectified)")
+    f.add_argument("--k", type=POSITIVE_INT, help="dictionary size K (default 400 for kmeans, 128 for psd)")
+    f.add_argument("--lambd", type=POSITIVE, default=0.1, help="psd: L1 weight of the codes (default 0.1)")
+    f.add_argument("--psd-epochs", type=POSITIVE_INT, default=2, help="psd: passes over the patches (default 2)")
     f.add_argument("--patch", type=POSITIVE_INT, default=6, help="patch size (default 6)")
     f.add_argument("--stride", type=POSITIVE_INT, default=1, help="step between encoded patches (default 1)")
     f.add_argument("--grid", type=POSITIVE_INT, default=3, help="pooling grid: 2 = quadrants, 3 = 3x3 (default 3)")
@@ -51,7 +55,8 @@ def add_pretrain_parser(subparsers):
     f.add_argument("--pool-p", type=POSITIVE, default=2.0, help="p of lp pooling (default 2)")
     f.add_argument("--pool-beta", type=POSITIVE, default=1.0, help="beta of lse pooling (default 1)")
     f.add_argument("--spherical", action="store_true", help="spherical k-means (unit centroids, cosine assignment)")
-    f.add_argument("--patches", type=POSITIVE_INT, default=400000, help="random patches for the dictionary (default 400000)")
+    f.add_argument("--patches", type=POSITIVE_INT,
+                   help="random patches for the dictionary (default 400000 for kmeans, 100000 for psd)")
     f.add_argument("--iterations", type=POSITIVE_INT, default=10, help="k-means passes over the patches (default 10)")
     f.add_argument("--whiten-eps", type=NON_NEGATIVE, default=1.0, help="ZCA eps, relative to the mean eigenvalue (default 1)")
     f.add_argument("--contrast-eps", type=NON_NEGATIVE, default=0.1, help="per-patch contrast normalization eps (default 0.1)")
@@ -119,18 +124,30 @@ def cmd_features(args) -> int:
     code_size = (28 - args.patch) // args.stride + 1
     if args.grid > code_size:
         raise ValueError(f"--grid {args.grid} is larger than the {code_size}x{code_size} code maps")
+    psd = args.dictionary == "psd"
+    k = args.k or (128 if psd else 400)
+    n_patches = args.patches or (100000 if psd else 400000)
+    what = (f"K={k} PSD (lambda {args.lambd:g}), tanh encoder, split rectification" if psd else
+            f"K={k}{' spherical' if args.spherical else ''} k-means, triangle code")  # fmt: skip
     print(f"ember pretrain features: MNIST ({len(y_train)} train / {len(y_test)} test), {args.patch}x{args.patch} patches, "
-          f"K={args.k}{' spherical' if args.spherical else ''} k-means, triangle code, {args.pool} pooling "
-          f"{args.grid}x{args.grid}, seed {args.seed}", flush=True)  # fmt: skip
+          f"{what}, {args.pool} pooling {args.grid}x{args.grid}, seed {args.seed}", flush=True)  # fmt: skip
     start = time.perf_counter()
-    bar = _progress(args.iterations, "k-means", args, "passes")
-    pipe = fit_kmeans_pipeline(x_train, k=args.k, patch=args.patch, n_patches=args.patches, iterations=args.iterations,
-                               spherical=args.spherical, contrast_eps=args.contrast_eps, whiten_eps=args.whiten_eps,
-                               seed=args.seed, progress=lambda i, n: bar.update(1), stride=args.stride,
-                               pool=args.pool, grid=args.grid, p=args.pool_p, beta=args.pool_beta)  # fmt: skip
+    pool_kw = dict(stride=args.stride, pool=args.pool, grid=args.grid, p=args.pool_p, beta=args.pool_beta)
+    if psd:
+        from ..unsup.sparse_pipeline import fit_psd_pipeline
+
+        bar = _progress(args.psd_epochs * (n_patches // 256), "PSD", args, "batches")
+        pipe, _ = fit_psd_pipeline(x_train, k=k, patch=args.patch, n_patches=n_patches, lambd=args.lambd,
+                                   epochs=args.psd_epochs, contrast_eps=args.contrast_eps, whiten_eps=args.whiten_eps,
+                                   seed=args.seed, progress=lambda i, n, e: bar.update(1, energy=e), **pool_kw)  # fmt: skip
+    else:
+        bar = _progress(args.iterations, "k-means", args, "passes")
+        pipe = fit_kmeans_pipeline(x_train, k=k, patch=args.patch, n_patches=n_patches, iterations=args.iterations,
+                                   spherical=args.spherical, contrast_eps=args.contrast_eps, whiten_eps=args.whiten_eps,
+                                   seed=args.seed, progress=lambda i, n: bar.update(1), **pool_kw)  # fmt: skip
     bar.close()
     t_dict = time.perf_counter() - start
-    print(f"dictionary: {args.k} centroids from {args.patches} patches ({t_dict:.1f}s)", flush=True)
+    print(f"dictionary: {k} {'PSD atoms' if psd else 'centroids'} from {n_patches} patches ({t_dict:.1f}s)", flush=True)
     if args.filters:
         from ..viz import filter_grid
 
@@ -164,10 +181,12 @@ def cmd_features(args) -> int:
         from ..tensor_file import write_tensors
 
         linear = model.get(0)
-        arrays = {"centroids": pipe.encoder.centroids, "whiten_mean": pipe.whitening.mean, "whiten_w": pipe.whitening.w,
+        atoms = {"encoder.weight": pipe.encoder.weight, "encoder.bias": pipe.encoder.bias,
+                 "encoder.gain": pipe.encoder.gain} if psd else {"centroids": pipe.encoder.centroids}  # fmt: skip
+        arrays = {**atoms, "whiten_mean": pipe.whitening.mean, "whiten_w": pipe.whitening.w,
                   "linear.weight": linear.weight, "linear.bias": linear.bias,
                   "feature_mean": standardize.mean, "feature_std": standardize.std}  # fmt: skip
-        meta = {"format": "ember-unsup-features", "patch": str(args.patch), "stride": str(args.stride),
+        meta = {"format": "ember-unsup-features", "dictionary": args.dictionary, "patch": str(args.patch), "stride": str(args.stride),
                 "pool": args.pool, "grid": str(args.grid), "contrast_eps": str(args.contrast_eps),
                 "whiten_eps": str(args.whiten_eps), "test_accuracy": f"{acc:.4f}"}  # fmt: skip
         write_tensors(args.save, arrays, meta)
