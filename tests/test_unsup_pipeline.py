@@ -90,7 +90,7 @@ def _naive_pool(codes, grid, reduce):
 ])  # fmt: skip
 def test_pool_grid_matches_naive(mode, reduce):
     codes = np.random.default_rng(5).standard_normal((2, 7, 7, 3))
-    for grid in (1, 2, 3):
+    for grid in (1, 2, 3, 7):  # 7: one position per region, no pooling
         got = pool_grid(codes, grid, mode, p=2.0, beta=2.0)
         assert np.allclose(got, _naive_pool(codes, grid, reduce))
 

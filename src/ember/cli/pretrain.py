@@ -46,7 +46,7 @@ def add_pretrain_parser(subparsers):
     f.add_argument("--dictionary", default="kmeans", choices=("kmeans", "psd"),
                    help="kmeans (triangle code) or psd (sparse coding by FISTA + its tanh encoder, split-rectified)")
     f.add_argument("--k", type=POSITIVE_INT, help="dictionary size K (default 400 for kmeans, 128 for psd)")
-    f.add_argument("--lambd", type=POSITIVE, default=0.1, help="psd: L1 weight of the codes (default 0.1)")
+    f.add_argument("--lambd", type=POSITIVE, default=0.3, help="psd: L1 weight of the codes (default 0.3)")
     f.add_argument("--psd-epochs", type=POSITIVE_INT, default=2, help="psd: passes over the patches (default 2)")
     f.add_argument("--patch", type=POSITIVE_INT, default=6, help="patch size (default 6)")
     f.add_argument("--stride", type=POSITIVE_INT, default=1, help="step between encoded patches (default 1)")

@@ -58,6 +58,8 @@ def pool_grid(codes: np.ndarray, grid: int = 2, mode: str = "sum", p: float = 2.
     if mode == "lse" and not beta > 0:
         raise ValueError(f"pool_grid: beta must be > 0, got {beta!r}")
     n, oh, ow, k = codes.shape
+    if grid == oh == ow:  # one position per region: no pooling (every mode reduces one value to itself)
+        return np.array(np.abs(codes) if mode == "lp" else codes, dtype=np.result_type(codes.dtype, np.float32))
     out = np.empty((n, grid, grid, k), dtype=np.result_type(codes.dtype, np.float32))
     for i, (r0, r1) in enumerate(grid_bounds(oh, grid)):
         for j, (c0, c1) in enumerate(grid_bounds(ow, grid)):

@@ -17,10 +17,12 @@ from .pipeline import FeaturePipeline, LinearEncoder, Whitening
 
 
 def train_psd(x: np.ndarray, k: int = 128, lambd: float = 0.1, alpha: float = 1.0, epochs: int = 3,
-              batch_size: int = 256, lr: float = 0.02, max_iter: int = 50, seed: int = 0, progress=None):  # fmt: skip
+              batch_size: int = 256, lr: float = 1.0, max_iter: int = 50, seed: int = 0, progress=None,
+              init_from_data: bool = True):  # fmt: skip
     """Train :class:`ember.unsup.PSD` (float32) on samples x (N, D) with ``fit_batch`` (one
     SGD step on the mean energy per minibatch, dictionary atoms renormalised, the learning
-    rate decayed linearly to a tenth). ``progress(step, steps, energy)`` per minibatch."""
+    rate decayed linearly to a tenth). ``init_from_data``: the atoms start as random samples
+    (unit norm). ``progress(step, steps, energy)`` per minibatch."""
     from .psd import PSD
 
     x = np.asarray(x, dtype=np.float32)
@@ -28,6 +30,9 @@ def train_psd(x: np.ndarray, k: int = 128, lambd: float = 0.1, alpha: float = 1.
         raise ValueError(f"train_psd: expected samples (N, D), got shape {x.shape}")
     rng = np.random.default_rng(seed)
     psd = PSD(x.shape[1], k, lambd=lambd, alpha=alpha, max_iter=max_iter, rng=rng)
+    if init_from_data:  # atoms start as random samples: learning starts from plausible atoms, not noise
+        atoms = x[rng.choice(len(x), size=k, replace=len(x) < k)].T
+        psd.decoder.weight[...] = psd.backend.asarray(atoms + 1e-3 * rng.standard_normal(atoms.shape))
     psd.normalize_dictionary()
     n = len(x)
     steps = epochs * (n // batch_size)
@@ -50,7 +55,7 @@ def psd_encoder(psd) -> LinearEncoder:
 
 
 def fit_psd_pipeline(images, k: int = 128, patch: int = 6, n_patches: int = 100000, lambd: float = 0.1,
-                     alpha: float = 1.0, epochs: int = 3, lr: float = 0.02, contrast_eps: float = 0.1,
+                     alpha: float = 1.0, epochs: int = 3, lr: float = 1.0, contrast_eps: float = 0.1,
                      whiten_eps: float | None = 1.0, rectify: str = "split", seed: int = 0, progress=None,
                      **pipeline_kw) -> tuple[FeaturePipeline, object]:  # fmt: skip
     """PSD on ``n_patches`` random normalized, whitened patches; returns the pipeline with
