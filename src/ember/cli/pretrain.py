@@ -181,9 +181,7 @@ def cmd_features(args) -> int:
         from ..tensor_file import write_tensors
 
         linear = model.get(0)
-        atoms = {"encoder.weight": pipe.encoder.weight, "encoder.bias": pipe.encoder.bias,
-                 "encoder.gain": pipe.encoder.gain} if psd else {"centroids": pipe.encoder.centroids}  # fmt: skip
-        arrays = {**atoms, "whiten_mean": pipe.whitening.mean, "whiten_w": pipe.whitening.w,
+        arrays = {**pipe.encoder.arrays(), "whiten_mean": pipe.whitening.mean, "whiten_w": pipe.whitening.w,
                   "linear.weight": linear.weight, "linear.bias": linear.bias,
                   "feature_mean": standardize.mean, "feature_std": standardize.std}  # fmt: skip
         meta = {"format": "ember-unsup-features", "dictionary": args.dictionary, "patch": str(args.patch), "stride": str(args.stride),

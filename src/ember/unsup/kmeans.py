@@ -155,7 +155,7 @@ class KMeans:
         counts = np.zeros(self.k)
         for it in range(self.iterations):
             if self.batch_size is None:
-                c, counts = self._lloyd(x, c, rng), None
+                c = self._lloyd(x, c, rng)
             else:
                 order = rng.permutation(n)
                 for start in range(0, n, self.batch_size):
@@ -167,7 +167,7 @@ class KMeans:
             if progress is not None:
                 progress(it + 1, self.iterations)
         self.centroids = c.astype(np.float32)
-        self.counts = counts
+        self.counts = counts if self.batch_size is not None else None  # samples per centroid (mini-batch)
         return self
 
     def _minibatch_step(self, batch: np.ndarray, c: np.ndarray, counts: np.ndarray) -> None:
@@ -200,6 +200,12 @@ class KMeans:
             new[dead] = x[rng.choice(x.shape[0], size=len(dead), replace=False)]
         self._normalize(new)
         return new
+
+    def fitted_centroids(self) -> np.ndarray:
+        """The centroids (K, D) float32; RuntimeError before :meth:`fit`."""
+        if self.centroids is None:
+            raise RuntimeError("KMeans: fit first")
+        return self.centroids
 
     def _fitted(self, name: str, x) -> tuple[np.ndarray, np.ndarray]:
         if self.centroids is None:

@@ -131,6 +131,10 @@ class TriangleEncoder:
         """(M, D) whitened patches -> (M, K) codes."""
         return triangle(x, self.centroids)
 
+    def arrays(self) -> dict:
+        """The encoder's arrays by name (for a file)."""
+        return {"centroids": self.centroids}
+
 
 @dataclass
 class LinearEncoder:
@@ -175,6 +179,11 @@ class LinearEncoder:
         if not np.isscalar(self.gain) or self.gain != 1:
             z *= np.asarray(self.gain, dtype=np.float32)
         return z
+
+    def arrays(self) -> dict:
+        """The encoder's arrays by name (for a file)."""
+        arrays = {"encoder.weight": self.weight, "encoder.gain": np.asarray(self.gain, dtype=np.float32)}
+        return arrays if self.bias is None else {**arrays, "encoder.bias": np.asarray(self.bias)}
 
 
 @dataclass
@@ -249,7 +258,7 @@ def fit_kmeans_pipeline(images, k: int = 400, patch: int = 6, n_patches: int = 4
     whitening = Whitening(contrast_eps, whiten_eps).fit(raw)
     x = whitening.transform(raw)
     km = KMeans(k, batch_size=batch_size, iterations=iterations, spherical=spherical, seed=seed).fit(x, rng, progress)
-    return FeaturePipeline(TriangleEncoder(km.centroids), whitening, patch=patch, **pipeline_kw)
+    return FeaturePipeline(TriangleEncoder(km.fitted_centroids()), whitening, patch=patch, **pipeline_kw)
 
 
 @dataclass

@@ -78,7 +78,7 @@ def learn_filters(inputs: np.ndarray, n_filters: int, kh: int, kw: int, n_patche
     zca = ZCA(whiten_eps).fit(patches)
     white = zca.transform(patches)
     km = KMeans(n_filters, batch_size=1000, iterations=iterations, spherical=True, seed=seed).fit(white, rng)
-    filters, bias = fold_whitening(km.centroids, zca.mean, zca.w)
+    filters, bias = fold_whitening(km.fitted_centroids(), zca.mean, zca.w)
     response_std = (patches @ filters.T.astype(np.float32)).std(axis=0) + 1e-12
     scale = (target_std / response_std) if target_std is not None else np.ones(n_filters)
     filters *= scale[:, None]
