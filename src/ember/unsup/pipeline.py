@@ -22,7 +22,6 @@ chunk by chunk in float32 so memory stays at ``chunk`` images' worth of codes.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -340,13 +339,6 @@ def accuracy(model, standardize, x: np.ndarray, y: np.ndarray, chunk: int = 2000
         out = model.forward(standardize(x[start : start + chunk]))
         right += int((out.argmax(axis=1) == np.asarray(y[start : start + chunk])).sum())
     return right / len(x)
-
-
-def timed(fn, *args, **kw):
-    """``(result, seconds)`` of ``fn(*args, **kw)``."""
-    start = time.perf_counter()
-    result = fn(*args, **kw)
-    return result, time.perf_counter() - start
 
 
 __all__ = ["FeaturePipeline", "Whitening", "TriangleEncoder", "LinearEncoder", "pool_grid", "grid_bounds",
