@@ -176,7 +176,7 @@ def cmd_features(args) -> int:
     total = time.perf_counter() - start
     print(f"test accuracy {acc * 100:.2f}% (train {train_acc * 100:.2f}% on the first 10000); total {total:.1f}s "
           f"= {total / 60:.1f} min (dictionary {t_dict:.0f}s, encoding {t_enc:.0f}s, classifier "
-          f"{total - t_dict - t_enc:.0f}s)")  # fmt: skip
+          f"{total - t_dict - t_enc:.0f}s; CPU time {time.process_time():.0f}s)")  # fmt: skip
     if args.save:
         from ..tensor_file import write_tensors
 
