@@ -265,3 +265,12 @@ def test_cli_pretrain_features_psd_quick_run(capsys):
                  "--patches", "1024", "--psd-epochs", "1", "--epochs", "2", "--grid", "2", "--no-progress"])  # fmt: skip
     text = capsys.readouterr().out
     assert code == 0 and "PSD" in text and "test accuracy" in text
+
+
+def test_train_linear_reports_divergence():
+    from ember.errors import TrainingError
+
+    rng = np.random.default_rng(12)
+    x, y = rng.standard_normal((64, 5)).astype(np.float32), rng.integers(0, 3, 64)
+    with np.errstate(all="ignore"), pytest.raises(TrainingError, match="smaller lr"):
+        train_linear(x, y, epochs=3, lr=1e6, loss="hinge", batch_size=16)

@@ -324,6 +324,11 @@ def train_linear(x_train: np.ndarray, y_train: np.ndarray, epochs: int = 20, lr:
             config = {"learning_rate": lr * (1 - step / steps), "weight_decay": weight_decay,
                       "momentum": momentum, "dampening": 0.0}  # fmt: skip
             _, (value,) = optim.sgd(feval, params, config, state)
+            if not np.isfinite(value):
+                from ..errors import TrainingError
+
+                raise TrainingError(f"train_linear: the loss became {value} at step {step} (epoch {epoch + 1}); "
+                                    f"try a smaller lr than {lr}")  # fmt: skip
             total += value * len(rows)
             step += 1
         if progress is not None:
