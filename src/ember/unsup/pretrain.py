@@ -64,7 +64,7 @@ def fold_whitening(centroids: np.ndarray, mean: np.ndarray, w: np.ndarray) -> tu
 
 
 def learn_filters(inputs: np.ndarray, n_filters: int, kh: int, kw: int, n_patches: int = 100000,
-                  whiten_eps: float = 0.1, iterations: int = 10, seed: int = 0, target_std: float | None = None):  # fmt: skip
+                  whiten_eps: float = 1.0, iterations: int = 10, seed: int = 0, target_std: float | None = None):  # fmt: skip
     """Filters (n_filters, C, kh, kw) and biases (n_filters,) learned by spherical k-means
     on whitened kh x kw patches of ``inputs`` (N, C, H, W), whitening folded in (see the
     module docstring). ``target_std``: each filter's response std on the patches (default:
@@ -87,7 +87,7 @@ def learn_filters(inputs: np.ndarray, n_filters: int, kh: int, kw: int, n_patche
     return filters.reshape(n_filters, channels, kh, kw).astype(np.float32), bias.astype(np.float32)
 
 
-def pretrain_convolutions(model, images, stages=(0,), n_patches: int = 100000, whiten_eps: float = 0.1,
+def pretrain_convolutions(model, images, stages=(0,), n_patches: int = 100000, whiten_eps: float = 1.0,
                           iterations: int = 10, seed: int = 0, n_images: int = 10000, progress=None) -> list:  # fmt: skip
     """Pre-train the filter banks ``stages`` (indices among the model's convolutions, in
     order) of a top-level ``Sequential`` in place, each on the outputs of the (already
