@@ -45,7 +45,7 @@ def main(argv=None):
     p.add_argument("--contrast-eps", type=float, default=0.1)
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--weight-decay", type=float, default=3e-3)
     p.add_argument("--loss", default="nll", choices=("nll", "hinge"))
     p.add_argument("--limit", type=int, default=60000)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])

@@ -62,7 +62,7 @@ def add_pretrain_parser(subparsers):
     f.add_argument("--contrast-eps", type=NON_NEGATIVE, default=0.1, help="per-patch contrast normalization eps (default 0.1)")
     f.add_argument("--epochs", type=POSITIVE_INT, default=20, help="classifier epochs (default 20)")
     f.add_argument("--lr", type=POSITIVE, default=0.05, help="classifier learning rate, decayed linearly to 0 (default 0.05)")
-    f.add_argument("--weight-decay", type=NON_NEGATIVE, default=1e-4, help="classifier L2 weight decay (default 1e-4)")
+    f.add_argument("--weight-decay", type=NON_NEGATIVE, default=3e-3, help="classifier L2 weight decay (default 3e-3)")
     f.add_argument("--loss", default="nll", choices=("nll", "hinge"), help="softmax (nll) or squared hinge (L2-SVM)")
     f.add_argument("--chunk", type=POSITIVE_INT, default=5, help="images encoded per GEMM (default 5: codes stay in cache)")
     f.add_argument("--test-limit", type=POSITIVE_INT, help="use only the first N test images (quick runs)")
