@@ -2,7 +2,7 @@
 
 from cases import CASES
 
-from ember import nn
+from ember import nn, unsup
 
 ABSTRACT = {"Module", "Criterion", "Container"}
 
@@ -27,3 +27,28 @@ def test_every_public_module_has_a_case():
 def test_every_public_name_is_documented():
     undocumented = [n for n in nn.__all__ if not (getattr(nn, n).__doc__ or "").strip()]
     assert not undocumented, f"public names without a docstring: {undocumented}"
+
+
+def public_unsup_module_classes():
+    """The modules and criteria of ember.unsup (energy terms, sparse coding, PSD, LISTA, ...)."""
+    return {
+        name
+        for name in unsup.__all__
+        if isinstance(getattr(unsup, name), type) and issubclass(getattr(unsup, name), nn.Module)
+    }
+
+
+def test_every_public_unsup_module_has_a_case():
+    covered = set()
+    for case in CASES:
+        covered.add(type(case.build()).__name__)
+        covered.update(case.covers)
+    found = public_unsup_module_classes()
+    assert {"FistaL1", "PSD", "LISTA", "AutoEncoder"} <= found  # the walk sees them
+    missing = sorted(found - covered)
+    assert not missing, f"public ember.unsup modules without a case in tests/cases_*.py: {missing}"
+
+
+def test_every_public_unsup_name_is_documented():
+    undocumented = [n for n in unsup.__all__ if not (getattr(unsup, n).__doc__ or "").strip()]
+    assert not undocumented, f"public ember.unsup names without a docstring: {undocumented}"

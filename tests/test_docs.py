@@ -16,10 +16,12 @@ import ember.optim
 import ember.runtime
 import ember.testing
 import ember.training
+import ember.unsup
 import ember.viz
 
 PACKAGES = [ember, ember.nn, ember.optim, ember.data, ember.io, ember.testing, ember.training, ember.models,
-            ember.drlim, ember.drlim.manifold, ember.cli, ember.runtime, ember.viz, ember.image]  # fmt: skip
+            ember.drlim, ember.drlim.manifold, ember.cli, ember.runtime, ember.viz, ember.image,
+            ember.unsup]  # fmt: skip
 
 
 def _public(module):

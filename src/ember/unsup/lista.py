@@ -9,7 +9,6 @@ from ..backend import axpby
 from ..errors import check_positive, shape_error
 from ..nn.init import uniform
 from ..nn.module import Composite, saved, scratch
-from ..optim.fista import soft_threshold
 
 
 class LISTA(Composite):
@@ -67,6 +66,15 @@ class LISTA(Composite):
         self.threshold[...] = lambd / L
         return self
 
+    def _shrink(self, c, out):
+        """out = sign(c) max(|c| - theta, 0), written as the formula so that a threshold that
+        training drove below 0 still matches the bprop (then out = c - theta sign(c))."""
+        xp = self.backend.xp
+        xp.abs(c, out=out)
+        out -= self.threshold
+        xp.maximum(out, 0, out=out)
+        out *= xp.sign(c)
+
     def _check(self, input):
         if input.ndim != 2 or input.shape[1] != self.input_size:
             raise shape_error(self, f"input (N, {self.input_size})", input)
@@ -78,12 +86,12 @@ class LISTA(Composite):
         self.codes = self._fit(self.codes, (t, n, self.code_size))
         b = self.pre[0]
         backend.gemm(input, self.weight, b, trans_b=True)  # b = x W_e^T
-        soft_threshold(b, self.threshold, out=self.codes[0])
+        self._shrink(b, self.codes[0])
         for k in range(1, t):
             c = self.pre[k]
             c[...] = b
             backend.gemm(self.codes[k - 1], self.lateral, c, trans_b=True, beta=1.0)  # c = b + z S^T
-            soft_threshold(c, self.threshold, out=self.codes[k])
+            self._shrink(c, self.codes[k])
         self.output = self._fit(self.output, (n, self.code_size))
         self.output[...] = self.codes[t - 1]
         return self.output

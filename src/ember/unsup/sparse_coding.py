@@ -15,6 +15,8 @@ norm (without it the L1 term is beaten by shrinking z and growing D).
 from __future__ import annotations
 
 
+from typing import Any
+
 from .. import nn
 from ..errors import ShapeError, check_positive, shape_error
 from ..nn.module import Composite, backprop, saved
@@ -37,8 +39,21 @@ class _SparseCoding(Composite):
     lipschitz = saved("the Lipschitz constant of the smooth part's gradient at the last forward")
     history = saved("FISTA's history of the last inference (iterations, L, energies)")
 
-    encoder = None
+    encoder: Any = None
+    decoder: Any = None
     alpha = 0.0
+
+    def _check_input(self, input):
+        raise NotImplementedError
+
+    def _code_shape(self, input) -> tuple:
+        raise NotImplementedError
+
+    def _atom_axes(self) -> tuple:
+        raise NotImplementedError
+
+    def _lipschitz_decoder(self) -> float:
+        raise NotImplementedError
 
     def _setup(self, lambd, max_iter, err_thres, line_search):
         if not isinstance(lambd, int | float) or not lambd >= 0:
