@@ -90,7 +90,7 @@ def _naive_pool(codes, grid, reduce):
 ])  # fmt: skip
 def test_pool_grid_matches_naive(mode, reduce):
     codes = np.random.default_rng(5).standard_normal((2, 7, 7, 3))
-    for grid in (1, 2, 3):
+    for grid in (1, 2, 3, 7):  # 7: one position per region, no pooling
         got = pool_grid(codes, grid, mode, p=2.0, beta=2.0)
         assert np.allclose(got, _naive_pool(codes, grid, reduce))
 
@@ -170,3 +170,107 @@ def test_kmeans_pipeline_on_mnist_subset():
     assert acc > 0.9, acc
     with pytest.raises(ValueError, match="loss"):
         train_linear(feats, y, loss="mse")
+
+
+def test_fold_whitening_equals_dot_products_in_whitened_space():
+    from ember.data.preprocess import ZCA
+    from ember.unsup.pretrain import fold_whitening
+
+    rng = np.random.default_rng(9)
+    patches = rng.standard_normal((400, 9)) @ rng.standard_normal((9, 9))
+    zca = ZCA(0.1).fit(patches)
+    centroids = rng.standard_normal((4, 9))
+    filters, bias = fold_whitening(centroids, zca.mean, zca.w)
+    assert np.allclose(patches @ filters.T + bias, ((patches - zca.mean) @ zca.w) @ centroids.T)
+
+
+def test_pretrain_convolutions_sets_both_stages_at_the_random_scale():
+    from ember.models.convnets import convnet_lcn
+    from ember.unsup.patches import random_patches
+    from ember.unsup.pretrain import _inputs_of, convolutions, pretrain_convolutions
+
+    rng = np.random.default_rng(10)
+    images = rng.random((120, 1, 28, 28)).astype(np.float32)
+    net = convnet_lcn(rng=np.random.default_rng(0), width=(4, 8), hidden=16)
+    before = [c.weight.copy() for c in convolutions(net)]
+    messages = []
+    learned = pretrain_convolutions(net, images, stages=(0, 1), n_patches=3000, iterations=2, n_images=100,
+                                    progress=messages.append)  # fmt: skip
+    assert [w.shape for w in learned] == [(4, 1, 5, 5), (8, 4, 5, 5)] and len(messages) == 2
+    for conv, old, new in zip(convolutions(net), before, learned):
+        assert np.array_equal(conv.weight, new) and not np.allclose(old, new)
+        inputs = _inputs_of(net, conv, images)
+        p = random_patches(inputs, 5, 2000, np.random.default_rng(1))
+        ratio = (p @ new.reshape(len(new), -1).T).std() / (p @ old.reshape(len(old), -1).T).std()
+        assert 0.7 < ratio < 1.4, ratio  # responses as strong as the random initialisation's
+    assert np.isfinite(net.forward(images[:2])).all()
+    with pytest.raises(ValueError, match="stages"):
+        pretrain_convolutions(net, images, stages=(2,))
+    from ember import nn
+
+    with pytest.raises(ValueError, match="no SpatialConvolution"):
+        pretrain_convolutions(nn.Sequential(nn.Linear(3, 2)), images)
+
+
+def test_cli_pretrain_features_quick_run(tmp_path, capsys):
+    from ember.cli.main import main
+    from ember.tensor_file import read_tensors
+
+    out, png = tmp_path / "f.safetensors", tmp_path / "d.png"
+    code = main(["pretrain", "features", "--limit", "600", "--test-limit", "200", "--k", "16", "--patches", "5000",
+                 "--iterations", "2", "--epochs", "3", "--grid", "2", "--no-progress", "--save", str(out),
+                 "--filters", str(png)])  # fmt: skip
+    text = capsys.readouterr().out
+    assert code == 0 and "test accuracy" in text
+    acc = float(text.split("test accuracy ")[1].split("%")[0])
+    assert acc > 70, text
+    tensors, meta = read_tensors(out)
+    assert tensors["centroids"].shape == (16, 36) and tensors["linear.weight"].shape == (10, 64)
+    assert meta["format"] == "ember-unsup-features" and png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_pretrain_errors(capsys):
+    from ember.cli.main import main
+
+    assert main(["pretrain", "features", "--grid", "30", "--limit", "10"]) == 1
+    assert "--grid 30" in capsys.readouterr().err
+    assert main(["pretrain", "convnet", "--model", "mnist-mlp", "--limit", "10"]) == 1
+    assert "no SpatialConvolution" in capsys.readouterr().err
+    assert main(["pretrain", "convnet", "--stages", "3", "--limit", "10"]) == 1
+    assert "2 filter banks" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["pretrain", "convnet", "--stages", "0"])
+    assert exit_info.value.code == 2
+
+
+def test_psd_pipeline_encoder_is_the_trained_psd_encoder():
+    from ember.unsup.sparse_pipeline import fit_psd_pipeline
+
+    rng = np.random.default_rng(11)
+    images = rng.integers(0, 256, (20, 12, 12), dtype=np.uint8)
+    energies = []
+    pipe, psd = fit_psd_pipeline(images, k=8, patch=4, n_patches=2048, epochs=2, grid=2, seed=0,
+                                 progress=lambda s, n, e: energies.append(e))  # fmt: skip
+    assert len(energies) == 16 and np.isfinite(energies).all()
+    x = pipe.whitening.transform(random_patches(images, 4, 50, rng, scale=1 / 255))
+    assert np.allclose(pipe.encoder.encode(x), psd.encode(x), atol=1e-5)
+    feats = pipe.transform(images)
+    assert feats.shape == (20, 2 * 2 * 16) and (feats >= 0).all()  # split rectification: 2K codes
+
+
+def test_cli_pretrain_features_psd_quick_run(capsys):
+    from ember.cli.main import main
+
+    code = main(["pretrain", "features", "--dictionary", "psd", "--limit", "300", "--test-limit", "100", "--k", "8",
+                 "--patches", "1024", "--psd-epochs", "1", "--epochs", "2", "--grid", "2", "--no-progress"])  # fmt: skip
+    text = capsys.readouterr().out
+    assert code == 0 and "PSD" in text and "test accuracy" in text
+
+
+def test_train_linear_reports_divergence():
+    from ember.errors import TrainingError
+
+    rng = np.random.default_rng(12)
+    x, y = rng.standard_normal((64, 5)).astype(np.float32), rng.integers(0, 3, 64)
+    with np.errstate(all="ignore"), pytest.raises(TrainingError, match="smaller lr"):
+        train_linear(x, y, epochs=3, lr=1e6, loss="hinge", batch_size=16)

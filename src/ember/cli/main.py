@@ -7,6 +7,7 @@
     ember plot RUN.csv [-o curves.png]
     ember models
     ember manifold [--data FILE.npz] [--steps N] [--seed N] [--save-embedding OUT.npz] [--plot OUT.png]
+    ember pretrain {features,convnet} ...   (unsupervised features, pre-training; docs/unsupervised.md)
     ember --version
 
 Exit status: 0 success, 1 failure (bad data, a missing file or optional package, a
@@ -162,6 +163,9 @@ def build_parser():
     from .manifold import add_manifold_parser
 
     add_manifold_parser(sub)
+    from .pretrain import add_pretrain_parser
+
+    add_pretrain_parser(sub)
     return parser
 
 

@@ -17,7 +17,9 @@ from .kmeans import KMeans, triangle
 from .lista import LISTA
 from .patches import all_patches, normalize_patches, random_patches
 from .pipeline import FeaturePipeline, LinearEncoder, TriangleEncoder, Whitening, fit_kmeans_pipeline, pool_grid, train_linear
+from .pretrain import pretrain_convolutions
 from .psd import PSD, ConvPSD
+from .sparse_pipeline import fit_psd_pipeline
 from .sparse_coding import FistaL1, SpatialConvFistaL1, conv_lipschitz
 
 #: the energy-based modules (each has a gradient-checked case in tests/cases_unsup.py)
@@ -28,4 +30,5 @@ __all__ = MODULES + [
     "KMeans", "triangle", "all_patches", "normalize_patches", "random_patches",
     "FeaturePipeline", "LinearEncoder", "TriangleEncoder", "Whitening", "fit_kmeans_pipeline", "pool_grid",
     "train_linear",
+    "fit_psd_pipeline", "pretrain_convolutions",
 ]  # fmt: skip

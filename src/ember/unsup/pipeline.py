@@ -22,7 +22,6 @@ chunk by chunk in float32 so memory stays at ``chunk`` images' worth of codes.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -58,6 +57,8 @@ def pool_grid(codes: np.ndarray, grid: int = 2, mode: str = "sum", p: float = 2.
     if mode == "lse" and not beta > 0:
         raise ValueError(f"pool_grid: beta must be > 0, got {beta!r}")
     n, oh, ow, k = codes.shape
+    if grid == oh == ow:  # one position per region: no pooling (every mode reduces one value to itself)
+        return np.array(np.abs(codes) if mode == "lp" else codes, dtype=np.result_type(codes.dtype, np.float32))
     out = np.empty((n, grid, grid, k), dtype=np.result_type(codes.dtype, np.float32))
     for i, (r0, r1) in enumerate(grid_bounds(oh, grid)):
         for j, (c0, c1) in enumerate(grid_bounds(ow, grid)):
@@ -129,6 +130,10 @@ class TriangleEncoder:
         """(M, D) whitened patches -> (M, K) codes."""
         return triangle(x, self.centroids)
 
+    def arrays(self) -> dict:
+        """The encoder's arrays by name (for a file)."""
+        return {"centroids": self.centroids}
+
 
 @dataclass
 class LinearEncoder:
@@ -173,6 +178,11 @@ class LinearEncoder:
         if not np.isscalar(self.gain) or self.gain != 1:
             z *= np.asarray(self.gain, dtype=np.float32)
         return z
+
+    def arrays(self) -> dict:
+        """The encoder's arrays by name (for a file)."""
+        arrays = {"encoder.weight": self.weight, "encoder.gain": np.asarray(self.gain, dtype=np.float32)}
+        return arrays if self.bias is None else {**arrays, "encoder.bias": np.asarray(self.bias)}
 
 
 @dataclass
@@ -247,7 +257,18 @@ def fit_kmeans_pipeline(images, k: int = 400, patch: int = 6, n_patches: int = 4
     whitening = Whitening(contrast_eps, whiten_eps).fit(raw)
     x = whitening.transform(raw)
     km = KMeans(k, batch_size=batch_size, iterations=iterations, spherical=spherical, seed=seed).fit(x, rng, progress)
-    return FeaturePipeline(TriangleEncoder(km.centroids), whitening, patch=patch, **pipeline_kw)
+    return FeaturePipeline(TriangleEncoder(km.fitted_centroids()), whitening, patch=patch, **pipeline_kw)
+
+
+@dataclass
+class Standardize:
+    """``(x - mean) / std`` per feature, float32 (fitted on the training features)."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    def __call__(self, x) -> np.ndarray:
+        return (np.asarray(x, dtype=np.float32) - self.mean) / self.std
 
 
 def train_linear(x_train: np.ndarray, y_train: np.ndarray, epochs: int = 20, lr: float = 0.05,
@@ -268,11 +289,9 @@ def train_linear(x_train: np.ndarray, y_train: np.ndarray, epochs: int = 20, lr:
     y = np.asarray(y_train).astype(np.int64)
     if x_train.ndim != 2 or len(x_train) != len(y):
         raise ValueError(f"train_linear: expected features (N, F) and N labels, got {x_train.shape} and {y.shape}")
-    mean = x_train.mean(axis=0, dtype=np.float64).astype(np.float32)
-    std = (x_train.std(axis=0, dtype=np.float64) + 1e-6).astype(np.float32)  # one pass each; float64 sums
-
-    def standardize(x):
-        return (np.asarray(x, dtype=np.float32) - mean) / std
+    standardize = Standardize(x_train.mean(axis=0, dtype=np.float64).astype(np.float32),
+                              (x_train.std(axis=0, dtype=np.float64) + 1e-6).astype(np.float32))  # fmt: skip
+    mean, std = standardize.mean, standardize.std
 
     n, f = x_train.shape
     classes = int(y.max()) + 1
@@ -305,6 +324,11 @@ def train_linear(x_train: np.ndarray, y_train: np.ndarray, epochs: int = 20, lr:
             config = {"learning_rate": lr * (1 - step / steps), "weight_decay": weight_decay,
                       "momentum": momentum, "dampening": 0.0}  # fmt: skip
             _, (value,) = optim.sgd(feval, params, config, state)
+            if not np.isfinite(value):
+                from ..errors import TrainingError
+
+                raise TrainingError(f"train_linear: the loss became {value} at step {step} (epoch {epoch + 1}); "
+                                    f"try a smaller lr than {lr}")  # fmt: skip
             total += value * len(rows)
             step += 1
         if progress is not None:
@@ -322,12 +346,5 @@ def accuracy(model, standardize, x: np.ndarray, y: np.ndarray, chunk: int = 2000
     return right / len(x)
 
 
-def timed(fn, *args, **kw):
-    """``(result, seconds)`` of ``fn(*args, **kw)``."""
-    start = time.perf_counter()
-    result = fn(*args, **kw)
-    return result, time.perf_counter() - start
-
-
 __all__ = ["FeaturePipeline", "Whitening", "TriangleEncoder", "LinearEncoder", "pool_grid", "grid_bounds",
-           "fit_kmeans_pipeline", "train_linear", "accuracy", "POOLS", "RECTIFY"]  # fmt: skip
+           "fit_kmeans_pipeline", "train_linear", "Standardize", "accuracy", "POOLS", "RECTIFY"]  # fmt: skip
