@@ -18,7 +18,7 @@ SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 
 ROOT = os.path.join(SRC, "ember")
 
 # The part of ember a module belongs to: its subpackage, or its own name for a top-level module.
-SUBPACKAGES = {"nn", "optim", "data", "datasets", "models", "training", "drlim", "cli"}
+SUBPACKAGES = {"nn", "optim", "data", "datasets", "models", "training", "drlim", "cli", "unsup"}
 # What nn (the modules) must never import: it sits under everything but the array layer.
 NN_MAY_NOT_IMPORT = {"data", "datasets", "optim", "models", "training", "drlim", "cli", "runtime", "ember"}
 
