@@ -53,8 +53,5 @@ def momentum_step(x, g, v, wd: float, mom: float, damp: float, nesterov: bool, c
     if np.may_share_memory(x, g) or np.may_share_memory(x, v) or np.may_share_memory(g, v):
         return False
     real = x.dtype.type
-    from ..nn._parallel import split  # halves on ember's helper thread when configured (the kernel drops the GIL)
-
-    args = (real(wd), real(mom), real(1 - damp), bool(nesterov), real(-clr))
-    split(lambda a, b: kernel(x[a:b], g[a:b], v[a:b], *args), x.shape[0], x.shape[0] * 5, np)
+    kernel(x, g, v, real(wd), real(mom), real(1 - damp), bool(nesterov), real(-clr))
     return True
