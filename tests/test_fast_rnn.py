@@ -11,11 +11,10 @@ import sys
 
 import numpy as np
 import pytest
-from allocation import warm_step_allocation
+from allocation import warm_recurrent_step
 
 from ember import _fast, nn
 from ember.nn import _parallel, _rnn_fast
-from ember.training import make_feval
 
 pytest.importorskip("numba")
 if not _fast.available():  # pragma: no cover
@@ -163,18 +162,8 @@ def test_warm_compiled_step_on_two_threads_allocates_nothing(kind, threads):
     """The batch halves and split products hand views to the helper thread; the arrays
     themselves are all kept across calls."""
     threads(2)
-    rng = np.random.default_rng(0)
-    n, t, hidden = 256, 12, 64
-    layer = getattr(nn, kind)(28, hidden, rng=rng)
-    net = nn.Sequential(layer, nn.LastStep(), nn.Linear(hidden, 10, rng=rng), nn.LogSoftMax())
-    net.compute_grad_input = False
-    params, grads = net.get_parameters()
-    x = rng.standard_normal((n, t, 28)).astype(np.float32)
-    y = rng.integers(0, 10, size=n)
-    peak, kept = warm_step_allocation(make_feval(net, nn.ClassNLLCriterion(), x, y, grads), params,
-                                      {"learning_rate": 0.01, "momentum": 0.9, "dampening": 0.0}, {}, steps=3)
+    layer, peak, kept, smallest = warm_recurrent_step(kind)
     assert layer.kernels[0].compiled
-    smallest = n * hidden * 4  # the smallest per-step array, (N, H) float32
     assert peak < smallest / 2, f"a warm compiled {kind} step allocated up to {peak} bytes"
     assert kept < smallest / 2, f"{kept} bytes stayed allocated"
 
