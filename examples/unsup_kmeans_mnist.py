@@ -3,9 +3,9 @@
     PYTHONPATH=src python examples/unsup_kmeans_mnist.py [--k 400] [--grid 3] [--seeds 0 1 2]
 
 6x6 patches, contrast normalization, ZCA (eps 1), k-means (K centroids, triangle code),
-every patch position encoded (one GEMM per few images), sum pooling over a grid,
+every patch position encoded (one GEMM per few images), max pooling over a grid (--pool sum|lp|lse also),
 then a linear softmax classifier trained with ember's optim.sgd. Prints one line per seed
-and the mean. The same run as a command: ``ember pretrain kmeans``.
+and the mean. The same run as a command: ``ember pretrain features --seed S``.
 """
 
 import argparse
@@ -38,7 +38,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--k", type=int, default=400)
     p.add_argument("--grid", type=int, default=3)
-    p.add_argument("--pool", default="sum")
+    p.add_argument("--pool", default="max")  # max: 99.14% mean of 3 seeds, sum 98.95% (docs/unsupervised.md)
     p.add_argument("--patches", type=int, default=400000)
     p.add_argument("--iterations", type=int, default=10)
     p.add_argument("--whiten-eps", type=float, default=1.0)
