@@ -44,9 +44,12 @@ exact() {
 }
 
 kill_rank() {
-    "$MPIRUN" -np 2 "${TRAIN[@]}" --model mnist-mlp --checkpoint run.ckpt --checkpoint-every 50 > kill.out 2> kill.err &
+    # 3 epochs: a quiet 2-core machine finishes one in ~5 s, so a fixed sleep could miss the run
+    "$MPIRUN" -np 2 "${TRAIN[@]}" --epochs 3 --model mnist-mlp --checkpoint run.ckpt --checkpoint-every 50 \
+        > kill.out 2> kill.err &
     local launcher=$! rank1="" start end status=0
-    sleep 12  # well into the epoch
+    for _ in $(seq 600); do [ -e run.ckpt ] && break; sleep 0.1; done  # into the run: a checkpoint exists
+    sleep 1
     for pid in $(pgrep -P "$launcher"); do  # the ranks are the launcher's children
         if tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1'; then rank1=$pid; fi
     done
