@@ -33,14 +33,15 @@ def _with_gains(make):
 def _lista_torch(m, torch):
     w, s, theta = torch_params(torch, m.weight, m.lateral, m.threshold)
 
-    def shrink(c):
-        return torch.sign(c) * torch.relu(c.abs() - theta)
+    def shrink(c, k):
+        t = theta if m.tied else theta[k]
+        return torch.sign(c) * torch.relu(c.abs() - t)
 
     def fn(x):
         b = x @ w.T
-        z = shrink(b)
-        for _ in range(m.n_steps - 1):
-            z = shrink(b + z @ s.T)
+        z = shrink(b, 0)
+        for k in range(1, m.n_steps):
+            z = shrink(b + z @ (s if m.tied else s[k - 1]).T, k)
         return z
 
     pairs = [(m.weight, w), (m.threshold, theta)] + ([(m.lateral, s)] if m.n_steps > 1 else [])  # S unused in one step
@@ -66,6 +67,7 @@ CASES = [
          normal(1, 1, 4, 3)),
     Case("LISTA", lambda rng: unsup.LISTA(6, 5, n_steps=3, rng=rng), normal(3, 6), torch=_lista_torch),
     Case("LISTA-one-step", lambda rng: unsup.LISTA(6, 5, n_steps=1, rng=rng), normal(3, 6), torch=_lista_torch),
+    Case("LISTA-untied", lambda rng: unsup.LISTA(6, 5, n_steps=3, rng=rng, tied=False), normal(3, 6), torch=_lista_torch),
     Case("AutoEncoder-tied", lambda rng: unsup.AutoEncoder(6, 4, rng=rng), normal(3, 6), torch=_autoencoder_torch),
     Case("AutoEncoder-untied", lambda rng: unsup.AutoEncoder(6, 4, tied=False, rng=rng), normal(3, 6),
          torch=_autoencoder_torch),

@@ -125,8 +125,9 @@ def test_lista_initialised_from_a_dictionary_is_ista():
     L = float(np.linalg.norm(dictionary, 2)) ** 2
     for steps in (1, 4):
         z, _ = optim.ista(f, g, pl, np.zeros((5, 12)), {"L": L, "max_iter": steps, "err_thres": 0.0}, {})
-        lista = unsup.LISTA(8, 12, n_steps=steps).to(F64).init_from_dictionary(dictionary, 0.1)
-        np.testing.assert_allclose(lista.forward(x), z, rtol=1e-12, atol=1e-14)
+        for tied in (True, False):
+            lista = unsup.LISTA(8, 12, n_steps=steps, tied=tied).to(F64).init_from_dictionary(dictionary, 0.1)
+            np.testing.assert_allclose(lista.forward(x), z, rtol=1e-12, atol=1e-14)
 
 
 def test_lista_training_beats_the_same_number_of_ista_steps():
@@ -188,6 +189,8 @@ def test_clear_errors():
         unsup.Diag(4).to(F64).forward(x)
     with pytest.raises(ValueError, match="dictionary must be"):
         unsup.LISTA(6, 4).to(F64).init_from_dictionary(np.zeros((4, 6)), 0.1)
+    with pytest.raises(TypeError, match="tied"):
+        unsup.LISTA(6, 4, tied="no")
     model = unsup.FistaL1(5, 4).to(F64)
     model.forward(x)
     with pytest.raises(ShapeError, match="one dE/dE_n per sample"):

@@ -28,10 +28,17 @@ class LISTA(Composite):
     iterations from z = 0 cost (the paper's "T iterations" is n_steps = T + 1).
     Init: random (Linear-like) or :meth:`init_from_dictionary` (exactly ISTA).
 
+    ``tied=False`` ("untied LISTA", not the paper's model): each step has its own S_k and
+    theta_k (W_e stays shared, so a step costs what a tied one costs):
+    ``c_k = b + S_k z_{k-1}, z_k = h_{theta_k}(c_k)``; ``lateral`` is then
+    (max(n_steps - 1, 1), code_size, code_size), row k - 2 holding S_k (unused when
+    n_steps = 1), and ``threshold`` (n_steps, code_size), row k - 1 holding theta_k.
+
     bprop (through the unrolled steps; dc_k = dz_k * [|c_k| > theta]):
       dz_{k-1} = S^T dc_k;  dE/db = sum_k dc_k;  dE/dx = W_e^T dE/db
       dE/dW_e += scale * dE/db x^T;  dE/dS += scale * sum_{k>=2} dc_k z_{k-1}^T
       dE/dtheta += scale * sum_k -sign(c_k) dc_k
+      (untied: the sums over k are not taken, dE/dS_k and dE/dtheta_k are each step's term)
     Shapes: input (N, input_size), output (N, code_size).
     """
 
@@ -41,13 +48,16 @@ class LISTA(Composite):
     grad_b = scratch("dE/db, summed over the steps")
     grad_c = scratch("dE/dc_k of one step")
 
-    def __init__(self, input_size, code_size, n_steps=3, rng=None):
+    def __init__(self, input_size, code_size, n_steps=3, rng=None, tied=True):
         super().__init__()
         check_positive("LISTA", input_size=input_size, code_size=code_size, n_steps=n_steps)
-        self.input_size, self.code_size, self.n_steps = input_size, code_size, n_steps
+        if not isinstance(tied, bool):
+            raise TypeError(f"LISTA: tied must be a bool, got {tied!r}")
+        self.input_size, self.code_size, self.n_steps, self.tied = input_size, code_size, n_steps, tied
+        lead = () if tied else (max(n_steps - 1, 1),)
         self.weight = uniform(rng, (code_size, input_size), 1.0 / math.sqrt(input_size))
-        self.lateral = uniform(rng, (code_size, code_size), 1.0 / math.sqrt(code_size))
-        self.threshold = uniform(rng, (code_size,), 0.1) + 0.1
+        self.lateral = uniform(rng, lead + (code_size, code_size), 1.0 / math.sqrt(code_size))
+        self.threshold = uniform(rng, ((code_size,) if tied else (n_steps, code_size)), 0.1) + 0.1
         self.grad_weight, self.grad_lateral, self.grad_threshold = self.weight * 0, self.lateral * 0, self.threshold * 0
 
     def init_from_dictionary(self, dictionary, lambd: float, lipschitz: float | None = None):
@@ -66,12 +76,20 @@ class LISTA(Composite):
         self.threshold[...] = lambd / L
         return self
 
-    def _shrink(self, c, out):
+    def _theta(self, k):
+        """theta of step k + 1 (k = 0..n_steps-1)."""
+        return self.threshold if self.tied else self.threshold[k]
+
+    def _lateral(self, k):
+        """S of step k + 1 (k = 1..n_steps-1)."""
+        return self.lateral if self.tied else self.lateral[k - 1]
+
+    def _shrink(self, c, out, theta):
         """out = sign(c) max(|c| - theta, 0), written as the formula so that a threshold that
         training drove below 0 still matches the bprop (then out = c - theta sign(c))."""
         xp = self.backend.xp
         xp.abs(c, out=out)
-        out -= self.threshold
+        out -= theta
         xp.maximum(out, 0, out=out)
         out *= xp.sign(c)
 
@@ -86,12 +104,12 @@ class LISTA(Composite):
         self.codes = self._fit(self.codes, (t, n, self.code_size))
         b = self.pre[0]
         backend.gemm(input, self.weight, b, trans_b=True)  # b = x W_e^T
-        self._shrink(b, self.codes[0])
+        self._shrink(b, self.codes[0], self._theta(0))
         for k in range(1, t):
             c = self.pre[k]
             c[...] = b
-            backend.gemm(self.codes[k - 1], self.lateral, c, trans_b=True, beta=1.0)  # c = b + z S^T
-            self._shrink(c, self.codes[k])
+            backend.gemm(self.codes[k - 1], self._lateral(k), c, trans_b=True, beta=1.0)  # c = b + z S^T
+            self._shrink(c, self.codes[k], self._theta(k))
         self.output = self._fit(self.output, (n, self.code_size))
         self.output[...] = self.codes[t - 1]
         return self.output
@@ -109,15 +127,16 @@ class LISTA(Composite):
         for k in range(self.n_steps - 1, -1, -1):
             c, dc = self.pre[k], self.grad_c
             xp.abs(c, out=dc)
-            xp.greater(dc, self.threshold, out=dc)
+            xp.greater(dc, self._theta(k), out=dc)
             dc *= dz  # dE/dc_k
             self.grad_b += dc
             if need_params:
-                theta_step -= (xp.sign(c) * dc).sum(axis=0)
+                (theta_step if self.tied else theta_step[k])[...] -= (xp.sign(c) * dc).sum(axis=0)
             if k > 0:
-                if need_params:  # dS += scale dc_k^T z_{k-1}
-                    backend.gemm(dc, self.codes[k - 1], self.grad_lateral, trans_a=True, alpha=scale, beta=1.0)
-                backend.gemm(dc, self.lateral, dz)  # dz_{k-1} = dc_k S
+                if need_params:  # dS_k += scale dc_k^T z_{k-1}
+                    grad_s = self.grad_lateral if self.tied else self.grad_lateral[k - 1]
+                    backend.gemm(dc, self.codes[k - 1], grad_s, trans_a=True, alpha=scale, beta=1.0)
+                backend.gemm(dc, self._lateral(k), dz)  # dz_{k-1} = dc_k S_k
         if need_params:
             backend.gemm(self.grad_b, input, self.grad_weight, trans_a=True, alpha=scale, beta=1.0)
             axpby(scale, theta_step, 1.0, self.grad_threshold, theta_step)
@@ -126,7 +145,7 @@ class LISTA(Composite):
             backend.gemm(self.grad_b, self.weight, self.grad_input)  # dE/dx = dE/db W_e
 
     def extra_repr(self):
-        return f"{self.input_size} -> {self.code_size}, {self.n_steps} steps"
+        return f"{self.input_size} -> {self.code_size}, {self.n_steps} steps" + ("" if self.tied else ", untied")
 
 
 __all__ = ["LISTA"]
