@@ -72,10 +72,11 @@ def train_dictionary(model, x, epochs, batch, lr, rng, label):
     return model
 
 
-def train_lista(dictionary, lambd, steps, x, z_star, epochs, batch, lr, rng, final_lr=1e-5):
-    """An ``n_steps = steps`` LISTA started at ISTA, trained by Adam on the MSE to the codes
-    ``z_star``, the learning rate decaying exponentially from ``lr`` to ``final_lr``."""
-    model = unsup.LISTA(x.shape[1], dictionary.shape[1], n_steps=steps).to("numpy:float64")
+def train_lista(dictionary, lambd, steps, x, z_star, epochs, batch, lr, rng, final_lr=1e-5, tied=True):
+    """An ``n_steps = steps`` LISTA (``tied``: the paper's; else untied) started at ISTA, trained
+    by Adam on the MSE to the codes ``z_star``, the learning rate decaying exponentially from
+    ``lr`` to ``final_lr``."""
+    model = unsup.LISTA(x.shape[1], dictionary.shape[1], n_steps=steps, tied=tied).to("numpy:float64")
     model.init_from_dictionary(dictionary, lambd)
     params, grads = model.get_parameters()
     mse, state = nn.MSECriterion().to("numpy:float64"), {}
@@ -105,7 +106,10 @@ def main(argv=None):
     ap.add_argument("--alpha", type=float, default=1.0)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--lr", type=float, default=5.0)
-    ap.add_argument("--lista-steps", default="1,2,3,5,7")
+    ap.add_argument("--lista-steps", default="1,2,3,5,7", help="steps of the (tied, the paper's) LISTA models")
+    ap.add_argument("--untied-steps", default="2,3,5", help="steps of the untied LISTA models ('' for none)")
+    ap.add_argument("--lista-train", type=int, default=20000,
+                    help="LISTA training patches: the dictionary's, then more from other training digits")
     ap.add_argument("--lista-epochs", type=int, default=20)
     ap.add_argument("--lista-lr", type=float, default=3e-3)
     ap.add_argument("--fista-iters", type=int, default=30)
@@ -161,18 +165,27 @@ def main(argv=None):
                       "relative_reconstruction_error": relative_error(z_joint @ psd.dictionary.T, x_test)}  # fmt: skip
     print("PSD:", results["psd"], flush=True)
 
-    # 4. LISTA against FISTA / ISTA, errors against the converged codes of step 2's dictionary
-    z_star_train = exact.infer(x_train).copy()
+    # 4. LISTA against FISTA / ISTA, errors against the converged codes of step 2's dictionary;
+    # extra training patches come from their own generator, so the held-out patches, the
+    # dictionary and FISTA's curve do not depend on --lista-train
+    x_lista = x_train
+    if args.lista_train > len(x_train):
+        more = patches(mnist["train"][0], args.lista_train - len(x_train), args.size, np.random.default_rng([args.seed, 1]))
+        x_lista = np.concatenate([x_train, zca.transform(more, "float64") / norm])
+    z_lista = exact.infer(x_lista).copy()
+    print(f"LISTA training set: {len(x_lista)} patches, converged codes ({time.time() - t0:.0f} s)", flush=True)
     iters = list(range(1, args.fista_iters + 1))
     results["fista"] = {k: relative_error(sparse_codes(dictionary, x_test, args.lambd, k), z_test) for k in iters}
     results["ista"] = {k: relative_error(sparse_codes(dictionary, x_test, args.lambd, k, False), z_test) for k in iters}
-    results["lista"] = {}
-    for steps in [int(s) for s in args.lista_steps.split(",")]:
-        model = train_lista(dictionary, args.lambd, steps, x_train, z_star_train, args.lista_epochs, 50, args.lista_lr, rng)
-        model.evaluate()
-        results["lista"][steps] = relative_error(model.forward(x_test), z_test)
-        print(f"LISTA {steps} steps: {results['lista'][steps]:.4f}  (FISTA {steps} iterations: "
-              f"{results['fista'].get(steps, float('nan')):.4f})", flush=True)  # fmt: skip
+    for name, tied, steps_list in (("lista", True, args.lista_steps), ("lista_untied", False, args.untied_steps)):
+        results[name] = {}
+        for steps in [int(s) for s in steps_list.split(",") if s]:
+            model = train_lista(dictionary, args.lambd, steps, x_lista, z_lista, args.lista_epochs, 50, args.lista_lr,
+                                np.random.default_rng([args.seed, 2, steps, tied]), tied=tied)  # fmt: skip
+            model.evaluate()
+            results[name][steps] = relative_error(model.forward(x_test), z_test)
+            print(f"{name} {steps} steps: {results[name][steps]:.4f} (train {relative_error(model.forward(x_lista), z_lista):.4f};"
+                  f" FISTA {steps} iterations: {results['fista'].get(steps, float('nan')):.4f}) ({time.time() - t0:.0f} s)", flush=True)  # fmt: skip
     print("FISTA:", {k: round(v, 4) for k, v in results["fista"].items() if k in (1, 2, 3, 5, 10, 20, 30)})
     print("ISTA:", {k: round(v, 4) for k, v in results["ista"].items() if k in (1, 2, 3, 5, 10, 20, 30)})
     results["seconds"] = time.time() - t0
@@ -196,8 +209,11 @@ def plot(results, path):
     for name, style in (("fista", "o-"), ("ista", "s--")):
         ks = sorted(results[name])
         ax.plot(ks, [results[name][k] for k in ks], style, ms=3, label=name.upper() + " (k iterations)")
-    ks = sorted(results["lista"])
-    ax.plot(ks, [results["lista"][k] for k in ks], "D-", color="crimson", label="LISTA (k learned steps)")
+    for name, style, label in (("lista", "D-", "LISTA (k learned steps, tied: the paper's)"),
+                               ("lista_untied", "^-", "LISTA untied (S_k, theta_k per step)")):  # fmt: skip
+        ks = sorted(results.get(name, {}))
+        if ks:
+            ax.plot(ks, [results[name][k] for k in ks], style, ms=4, label=label)
     ax.set_yscale("log")
     ax.set_xlabel("iterations / unrolled steps k")
     ax.set_ylabel("||z_k - z*|| / ||z*||  (held out)")
