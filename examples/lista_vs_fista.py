@@ -9,11 +9,14 @@
    reported: the encoder's relative error ``||F(x) - z*|| / ||z*||`` on held-out patches,
    against PSD's own codes z* (the joint energy's minimum) and against the plain sparse
    codes of its dictionary (alpha = 0).
-4. LISTA (Gregor & LeCun 2010): for each number of steps, an ``unsup.LISTA`` started at
-   ISTA (``init_from_dictionary``) and trained (Adam, MSE, batches of 50, learning rate
-   decaying from 3e-3 to 1e-5) to predict the converged
-   FISTA codes of the dictionary of step 2; plotted beside FISTA and ISTA after k
-   iterations (the paper's figure): relative error against the converged codes.
+4. LISTA (Gregor & LeCun 2010): for each number of steps, an ``unsup.LISTA`` (tied: the
+   paper's model; and untied, ``tied=False``, a learned S_k and theta_k per step) started
+   at ISTA (``init_from_dictionary``) and trained (Adam, MSE, batches of 50, learning rate
+   decaying from 3e-3 to 1e-5) to predict the sparse codes (FISTA, ``--target-iters``) of
+   the dictionary of step 2, on ``--lista-train`` patches (the dictionary's 20,000, then
+   more from other training digits, drawn by their own generator); plotted beside FISTA
+   and ISTA after k iterations (the paper's figure): relative error against the converged
+   codes of the same held-out patches.
 
     python examples/lista_vs_fista.py                         # ~ a few minutes on one core
     python examples/lista_vs_fista.py --png docs/img/lista_vs_fista.png --json /tmp/unsup.json
@@ -110,9 +113,11 @@ def main(argv=None):
     ap.add_argument("--untied-steps", default="2,3,5", help="steps of the untied LISTA models ('' for none)")
     ap.add_argument("--lista-train", type=int, default=20000,
                     help="LISTA training patches: the dictionary's, then more from other training digits")
+    ap.add_argument("--target-iters", type=int, default=200, help="FISTA iterations of LISTA's training targets")
     ap.add_argument("--lista-epochs", type=int, default=20)
     ap.add_argument("--lista-lr", type=float, default=3e-3)
     ap.add_argument("--fista-iters", type=int, default=30)
+    ap.add_argument("--no-psd", action="store_true", help="skip step 3 (PSD)")
     ap.add_argument("--png", default=None)
     ap.add_argument("--json", default=None)
     ap.add_argument("--seed", type=int, default=0)
@@ -146,24 +151,25 @@ def main(argv=None):
     print("sparse coding:", results["sparse_coding"], flush=True)
 
     # 3. PSD
-    psd = unsup.PSD(x_train.shape[1], args.code, lambd=args.lambd, alpha=args.alpha, max_iter=100, rng=rng)
-    psd = psd.to("numpy:float64")
-    train_dictionary(psd, x_train, args.epochs, 100, args.lr, rng, "PSD")
-    psd.evaluate()
-    z_pred = psd.encode(x_test)
-    joint = unsup.PSD(x_train.shape[1], args.code, lambd=args.lambd, alpha=args.alpha, **converged).to("numpy:float64")
-    joint.decoder.weight[...] = psd.dictionary
-    for mine, theirs in zip(joint.encoder.parameters()[0], psd.encoder.parameters()[0]):
-        mine[...] = theirs
-    z_joint = joint.infer(x_test).copy()
-    plain = unsup.FistaL1(x_train.shape[1], args.code, lambd=args.lambd, **converged).to("numpy:float64")
-    plain.decoder.weight[...] = psd.dictionary
-    z_plain = plain.infer(x_test).copy()
-    results["psd"] = {"encoder_vs_psd_codes": relative_error(z_pred, z_joint),
-                      "encoder_vs_sparse_codes": relative_error(z_pred, z_plain),
-                      "nonzero_fraction_psd_codes": float((z_joint != 0).mean()),
-                      "relative_reconstruction_error": relative_error(z_joint @ psd.dictionary.T, x_test)}  # fmt: skip
-    print("PSD:", results["psd"], flush=True)
+    if not args.no_psd:  # (LISTA below does not depend on it: it draws from its own generators)
+        psd = unsup.PSD(x_train.shape[1], args.code, lambd=args.lambd, alpha=args.alpha, max_iter=100, rng=rng)
+        psd = psd.to("numpy:float64")
+        train_dictionary(psd, x_train, args.epochs, 100, args.lr, rng, "PSD")
+        psd.evaluate()
+        z_pred = psd.encode(x_test)
+        joint = unsup.PSD(x_train.shape[1], args.code, lambd=args.lambd, alpha=args.alpha, **converged).to("numpy:float64")
+        joint.decoder.weight[...] = psd.dictionary
+        for mine, theirs in zip(joint.encoder.parameters()[0], psd.encoder.parameters()[0]):
+            mine[...] = theirs
+        z_joint = joint.infer(x_test).copy()
+        plain = unsup.FistaL1(x_train.shape[1], args.code, lambd=args.lambd, **converged).to("numpy:float64")
+        plain.decoder.weight[...] = psd.dictionary
+        z_plain = plain.infer(x_test).copy()
+        results["psd"] = {"encoder_vs_psd_codes": relative_error(z_pred, z_joint),
+                          "encoder_vs_sparse_codes": relative_error(z_pred, z_plain),
+                          "nonzero_fraction_psd_codes": float((z_joint != 0).mean()),
+                          "relative_reconstruction_error": relative_error(z_joint @ psd.dictionary.T, x_test)}  # fmt: skip
+        print("PSD:", results["psd"], flush=True)
 
     # 4. LISTA against FISTA / ISTA, errors against the converged codes of step 2's dictionary;
     # extra training patches come from their own generator, so the held-out patches, the
@@ -172,8 +178,10 @@ def main(argv=None):
     if args.lista_train > len(x_train):
         more = patches(mnist["train"][0], args.lista_train - len(x_train), args.size, np.random.default_rng([args.seed, 1]))
         x_lista = np.concatenate([x_train, zca.transform(more, "float64") / norm])
-    z_lista = exact.infer(x_lista).copy()
-    print(f"LISTA training set: {len(x_lista)} patches, converged codes ({time.time() - t0:.0f} s)", flush=True)
+    z_lista = sparse_codes(dictionary, x_lista, args.lambd, args.target_iters)  # the training targets z*
+    results["lista_targets_held_out_error"] = relative_error(sparse_codes(dictionary, x_test, args.lambd, args.target_iters), z_test)
+    print(f"LISTA training set: {len(x_lista)} patches, targets FISTA-{args.target_iters} (held out: "
+          f"{results['lista_targets_held_out_error']:.1e} from the converged codes) ({time.time() - t0:.0f} s)", flush=True)
     iters = list(range(1, args.fista_iters + 1))
     results["fista"] = {k: relative_error(sparse_codes(dictionary, x_test, args.lambd, k), z_test) for k in iters}
     results["ista"] = {k: relative_error(sparse_codes(dictionary, x_test, args.lambd, k, False), z_test) for k in iters}
