@@ -121,7 +121,17 @@ def main(argv=None):
     ap.add_argument("--png", default=None)
     ap.add_argument("--json", default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                    help="only combine earlier runs' --json files (LISTA curves run as separate processes) into --png/--json")
     args = ap.parse_args(argv)
+    if args.merge:
+        results = merge(args.merge)
+        if args.json:
+            with open(args.json, "w") as fh:
+                json.dump(results, fh, indent=1)
+        if args.png:
+            plot(results, args.png)
+        return results
     rng = np.random.default_rng(args.seed)
     t0 = time.time()
 
@@ -205,6 +215,26 @@ def main(argv=None):
     if args.png:
         plot(results, args.png)
     return results
+
+
+CURVES = ("fista", "ista", "lista", "lista_untied")
+
+
+def merge(paths):
+    """One result from several runs that differ only in which LISTA curves they trained: the
+    FISTA/ISTA curves (same dictionary, same held-out patches) must agree."""
+    runs = []
+    for path in paths:
+        with open(path) as fh:
+            run = json.load(fh)
+        runs.append({**run, **{c: {int(k): v for k, v in run.get(c, {}).items()} for c in CURVES}})
+    out = dict(runs[0], merged_from=list(paths), seconds=[r["seconds"] for r in runs])
+    for run in runs[1:]:
+        if run["fista"] != out["fista"] or run["ista"] != out["ista"]:
+            raise ValueError("merge: the runs' FISTA/ISTA curves differ (not the same dictionary / held-out patches)")
+        for c in ("lista", "lista_untied"):
+            out[c] = {**out[c], **run[c]}
+    return out
 
 
 def plot(results, path):

@@ -16,9 +16,12 @@ def test_siamese_mnist_runs_to_the_end(capsys):
 
 def test_lista_vs_fista_runs_to_the_end(tmp_path):
     example = runpy.run_path(os.path.join(ROOT, "examples", "lista_vs_fista.py"))
+    small = ["--train", "300", "--test", "50", "--code", "16", "--epochs", "1", "--lista-train", "400", "--lista-epochs", "1",
+             "--fista-iters", "3", "--target-iters", "50"]  # fmt: skip
+    tied = example["main"](small + ["--lista-steps", "1,2", "--untied-steps", "", "--json", str(tmp_path / "a.json")])
+    untied = example["main"](small + ["--no-psd", "--lista-steps", "", "--untied-steps", "2", "--json", str(tmp_path / "b.json")])
+    assert "psd" in tied and "psd" not in untied and tied["fista"] == untied["fista"]  # PSD changes nothing else
     png = tmp_path / "lista.png"
-    results = example["main"](["--train", "400", "--test", "100", "--code", "32", "--epochs", "1", "--lista-steps", "1,2",
-                               "--untied-steps", "2", "--lista-train", "500", "--lista-epochs", "1", "--fista-iters", "3",
-                               "--png", str(png)])  # fmt: skip
-    assert set(results["lista"]) == {1, 2} and set(results["lista_untied"]) == {2} and png.stat().st_size > 0
-    assert results["ista"][1] == results["fista"][1]  # the same first step
+    merged = example["main"](["--merge", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--png", str(png)])
+    assert merged["lista"] == tied["lista"] and merged["lista_untied"] == untied["lista_untied"] == {2: untied["lista_untied"][2]}
+    assert png.stat().st_size > 0 and merged["ista"][1] == merged["fista"][1]  # the same first step
