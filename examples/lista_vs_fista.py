@@ -126,9 +126,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.merge:
         results = merge(args.merge)
-        if args.json:
-            with open(args.json, "w") as fh:
-                json.dump(results, fh, indent=1)
+        save(results, args.json)
         if args.png:
             plot(results, args.png)
         return results
@@ -204,17 +202,24 @@ def main(argv=None):
             results[name][steps] = relative_error(model.forward(x_test), z_test)
             print(f"{name} {steps} steps: {results[name][steps]:.4f} (train {relative_error(model.forward(x_lista), z_lista):.4f};"
                   f" FISTA {steps} iterations: {results['fista'].get(steps, float('nan')):.4f}) ({time.time() - t0:.0f} s)", flush=True)  # fmt: skip
+            results["seconds"] = time.time() - t0
+            save(results, args.json)  # after each model: a long run cut short keeps what it measured
     print("FISTA:", {k: round(v, 4) for k, v in results["fista"].items() if k in (1, 2, 3, 5, 10, 20, 30)})
     print("ISTA:", {k: round(v, 4) for k, v in results["ista"].items() if k in (1, 2, 3, 5, 10, 20, 30)})
     results["seconds"] = time.time() - t0
     print(f"total {results['seconds']:.0f} s")
 
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(results, fh, indent=1)
+    save(results, args.json)
     if args.png:
         plot(results, args.png)
     return results
+
+
+def save(results, path):
+    """Write ``results`` as JSON to ``path`` (nothing when it is None or empty)."""
+    if path:
+        with open(path, "w") as fh:
+            json.dump(results, fh, indent=1)
 
 
 CURVES = ("fista", "ista", "lista", "lista_untied")
