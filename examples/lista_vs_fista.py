@@ -257,6 +257,8 @@ def plot(results, path):
         ks = sorted(results.get(name, {}))
         if ks:
             ax.plot(ks, [results[name][k] for k in ks], style, ms=4, label=label)
+    if 10 in results["fista"]:
+        ax.axhline(results["fista"][10], color="gray", lw=0.8, ls=":", label="FISTA, 10 iterations (the goal)")
     ax.set_yscale("log")
     ax.set_xlabel("iterations / unrolled steps k")
     ax.set_ylabel("||z_k - z*|| / ||z*||  (held out)")
