@@ -15,6 +15,11 @@ the input projection of all steps, the W_hh gradient; LeNet-5 batch 64 / 128: th
 im2col products of both convolutions and the 800->500 Linear layer.
 
     python benchmarks/bench_blas.py [--threads-list 1 2] [--lib NAME_OR_PATH ...] [--windows 5] [--seconds 0.05]
+    python benchmarks/bench_blas.py --steps --seconds 0.4 --windows 9   # whole training steps
+
+``--steps`` times whole ember training steps (MLP, LeNet-5) with ember's ctypes calls
+bound to each library in turn (what ``ember.configure_blas`` changes; NumPy's own
+``matmul`` calls stay on NumPy's library), interleaved windows in one process.
 
 Prints GFLOP/s per library and each library's time relative to NumPy's (> 1: faster than
 NumPy's), then the geometric mean per group. MKL's OpenMP threads are told not to spin
@@ -40,6 +45,9 @@ def _add(parser):
     parser.add_argument("--lib", action="append", default=None,
                         help="library name or path (repeatable; default: numpy and every installed one)")  # fmt: skip
     parser.add_argument("--only", default=None, help="run only the groups whose name contains this (mlp, lstm, lenet)")
+    parser.add_argument("--steps", action="store_true",
+                        help="time whole ember training steps instead (MLP batch 32/128/512, LeNet-5 batch 64/128), "
+                             "the library switched between windows")  # fmt: skip
 
 
 ARGS = benchmark_args(__doc__, batches=None, windows=5, seconds=0.05, add=_add) if __name__ == "__main__" else None
@@ -120,6 +128,44 @@ def libraries(names):
     return found
 
 
+def with_library(lib, step):
+    """``step`` run with ember's ctypes calls bound to ``lib`` (swapped in per call: cheap)."""
+    funcs = {kind + name: lib.function(kind + name) for kind in "sd" for name in ("gemm", "ger", "axpy", "axpby")}
+
+    def run():
+        _blas._FUNCS.update(funcs)
+        step()
+
+    return run
+
+
+def whole_steps(libs, names):
+    """Interleaved windows of ember's MLP and LeNet-5 training steps under each library."""
+    import bench_lenet
+    import bench_mlp
+
+    models = [(f"mlp b{b}", lambda b=b: bench_mlp.ember_step(b)[0]) for b in (32, 128, 512)]
+    models += [(f"lenet b{b}", lambda b=b: bench_lenet.ember_step(b)[0]) for b in (64, 128)]
+    for threads in ARGS.threads_list:
+        from common import set_threads
+
+        set_threads(threads)
+        for lib in libs.values():
+            lib.set_num_threads(threads)
+        print(f"\n## whole training steps, {threads} thread(s): steps/s; in brackets steps/s / NumPy's BLAS\n")
+        print("| model | " + " | ".join(names) + " |")
+        print("| --- |" + " --- |" * len(names))
+        for label, make in models:
+            if ARGS.only and ARGS.only not in label:
+                continue
+            rates = compare({name: with_library(lib, make()) for name, lib in libs.items()}, windows=ARGS.windows,
+                            seconds=ARGS.seconds, warmup=3, max_foreign=ARGS.max_foreign)  # fmt: skip
+            base = rates.get("numpy", float("nan"))
+            cells = [f"{rates[n]:.1f}" + ("" if n == "numpy" else f" ({rates[n] / base:.2f})") for n in names]
+            print(f"| {label} | " + " | ".join(cells) + " |", flush=True)
+    _blas._bind(_blas.open_library("numpy"))
+
+
 def main():
     libs = libraries(ARGS.lib)
     for lib in libs.values():  # loaded now: MKL maps its CPU kernel on the first call
@@ -129,6 +175,8 @@ def main():
     for name, lib in libs.items():
         print(f"  {name}: {lib.describe()}")
     names = list(libs)
+    if ARGS.steps:
+        return whole_steps(libs, names)
     rng = np.random.default_rng(0)
     summary = {}
     for threads in ARGS.threads_list:

@@ -140,7 +140,10 @@ def _open(path: str) -> Library | None:
         return None
     for prefix, suffix, int_type in _FLAVOURS:
         if hasattr(handle, f"{prefix}sgemm{suffix}"):
-            return Library(path, handle, prefix, suffix, int_type)
+            lib = Library(path, handle, prefix, suffix, int_type)
+            if not suffix and "USE64BITINT" in lib.describe():  # an OpenBLAS built with 64-bit integers, no suffix
+                lib.int_type = ctypes.c_int64
+            return lib
     return None
 
 
