@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from .runtime import _loaded_blas_libraries as _mapped_libraries  # the BLAS-looking mapped libraries
+
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 _FUNCS: dict = {}
 _state: dict[str, Any] = {"library": None}  # and "numpy": NumPy's own Library, once looked up
@@ -47,16 +49,6 @@ def _address(array) -> int:
     ctypes helper object with reference cycles on every call: garbage that only the
     cyclic collector frees, several per training step.)"""
     return array.__array_interface__["data"][0]
-
-
-def _mapped_libraries() -> list[str]:
-    """The BLAS-looking shared libraries mapped into this process (Linux), sorted."""
-    try:
-        with open("/proc/self/maps") as maps:
-            mapped = {line.split()[-1] for line in maps if ".so" in line}
-    except OSError:  # not Linux
-        return []
-    return sorted(p for p in mapped if "blas" in os.path.basename(p).lower() or "mkl_rt" in p)
 
 
 class Library:
