@@ -77,7 +77,8 @@ def test_optional_library_is_selected_and_matches_numpy(name, dtype):
     text = _blas.configure_blas(name, threads=1)
     lib = _blas.library()
     assert lib.path == path
-    assert lib.int_type is {"scipy-openblas32": ctypes.c_int, "scipy-openblas64": ctypes.c_int64, "mkl": ctypes.c_int}[name]
+    width = {"scipy-openblas32": ctypes.c_int, "scipy-openblas64": ctypes.c_int64, "mkl": ctypes.c_int64}
+    assert lib.int_type is width[name]
     assert _blas.describe() == f"ember: {text} | NumPy: {_blas.open_library('numpy').describe()}"
     assert _blas.sgemm_address() == lib.address("sgemm") != _blas.open_library("numpy").address("sgemm")
     _check_results_equal_numpy(dtype)

@@ -23,7 +23,6 @@ is mapped into the process; its ``*_set_num_threads`` is called like NumPy's).
 from __future__ import annotations
 
 import ctypes
-import glob
 import importlib
 import os
 import sys
@@ -37,8 +36,10 @@ _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 _FUNCS: dict = {}
 _state: dict[str, Any] = {"library": None}  # and "numpy": NumPy's own Library, once looked up
 #: the symbol flavours tried in order: (prefix, suffix, integer type)
+#: (MKL's ``cblas_*_64`` are 64-bit whatever ``MKL_INTERFACE_LAYER`` says; its plain names follow it)
 _FLAVOURS = (("scipy_cblas_", "64_", ctypes.c_int64), ("cblas_", "64_", ctypes.c_int64),
-             ("scipy_cblas_", "", ctypes.c_int), ("cblas_", "", ctypes.c_int))  # fmt: skip
+             ("cblas_", "_64", ctypes.c_int64), ("scipy_cblas_", "", ctypes.c_int),
+             ("cblas_", "", ctypes.c_int))  # fmt: skip
 #: names :func:`configure_blas` accepts besides a path: the pip package providing each
 NAMES = {"numpy": "numpy", "scipy-openblas32": "scipy_openblas32", "scipy-openblas64": "scipy_openblas64",
          "mkl": "mkl"}  # fmt: skip
@@ -109,9 +110,9 @@ class Library:
             buf = ctypes.create_string_buffer(256)
             mkl(buf, ctypes.c_int(len(buf)))
             text += ": " + buf.value.decode(errors="replace").strip()
-            kernels = sorted({os.path.basename(p).split(".")[0][len("libmkl_"):] for p in _all_mapped()
-                              if os.path.basename(p).startswith("libmkl_") and "vml" not in p
-                              and any(k in p for k in ("_def.", "_mc3.", "_avx2.", "_avx512.", "_avx10."))})  # fmt: skip
+            cpu = ("_def.", "_mc3.", "_avx2.", "_avx512.", "_avx10.")
+            mkl_files = [os.path.basename(p) for p in _all_mapped() if "libmkl_" in p and "vml" not in p]
+            kernels = sorted({f.split(".")[0][len("libmkl_"):] for f in mkl_files if any(k in f for k in cpu)})
             text += "; core " + ("/".join(kernels) or "not loaded yet")
         return text
 
@@ -143,7 +144,7 @@ def _numpy_library() -> Library | None:
     """NumPy's own BLAS: found once among the mapped libraries (those inside NumPy's
     package folders first), before any other library is loaded."""
     if "numpy" not in _state:
-        paths = _mapped_libraries()
+        paths = [p for p in _mapped_libraries() if "blas" in p.lower()]  # (not a NumPy on MKL: int width unknown)
         _state["numpy"] = next((lib for path in sorted(paths, key=lambda p: "numpy" not in p)
                                 if (lib := _open(path)) is not None), None)  # fmt: skip
     return _state["numpy"]
@@ -173,10 +174,9 @@ def find_library(name: str) -> str:
         dirs = [os.path.join(base, "lib") for base in dict.fromkeys((sys.prefix, sys.base_prefix))]
         dirs += [d for d in os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep) if d]
         for folder in dirs:
-            found = sorted(glob.glob(os.path.join(folder, "libmkl_rt.so*")))
-            if found:
-                return found[-1] if not os.path.exists(os.path.join(folder, "libmkl_rt.so.3")) else \
-                    os.path.join(folder, "libmkl_rt.so.3")  # fmt: skip
+            for file in ("libmkl_rt.so.3", "libmkl_rt.so.2", "libmkl_rt.so"):
+                if os.path.exists(os.path.join(folder, file)):
+                    return os.path.join(folder, file)
         raise ValueError("configure_blas: name='mkl' but no libmkl_rt.so was found under "
                          f"{', '.join(dirs)} (pip install mkl)")  # fmt: skip
     if os.sep in name or ".so" in name or name.endswith((".dylib", ".dll")):
