@@ -30,8 +30,6 @@ from typing import Any
 
 import numpy as np
 
-from .runtime import _loaded_blas_libraries as _mapped_libraries  # the BLAS-looking mapped libraries
-
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 _FUNCS: dict = {}
 _state: dict[str, Any] = {"library": None}  # and "numpy": NumPy's own Library, once looked up
@@ -123,6 +121,11 @@ def _all_mapped() -> list[str]:
             return sorted({line.split()[-1] for line in maps if ".so" in line})
     except OSError:  # not Linux
         return []
+
+
+def _mapped_libraries() -> list[str]:
+    """The BLAS-looking libraries among :func:`_all_mapped` (by file name)."""
+    return [p for p in _all_mapped() if "blas" in os.path.basename(p).lower() or "mkl_rt" in p]
 
 
 def _open(path: str) -> Library | None:
