@@ -26,6 +26,7 @@ _LAZY = {
     "get_backend": ("ember.backend", "get_backend"), "load": ("ember.io", "load"), "save": ("ember.io", "save"),
     "manual_seed": ("ember.nn.init", "manual_seed"), "load_t7": ("ember.t7", "load_t7"),
 }  # fmt: skip
+_LAZY["configure_blas"] = ("ember._blas", "configure_blas")  # opt-in BLAS library (docs/benchmarks.md)
 
 
 def __getattr__(name: str) -> Any:
@@ -46,3 +47,4 @@ __all__ = [
     "nn", "optim", "data", "models", "Backend", "get_backend", "ShapeError", "TrainingError", "FormatError",
     "load", "save", "load_t7", "manual_seed", "configure_threads", "__version__",
 ]  # fmt: skip
+__all__ += ["configure_blas"]

@@ -1,4 +1,4 @@
-"""Direct calls into the BLAS library that NumPy already ships (OpenBLAS), via ctypes.
+"""Direct calls into a BLAS library via ctypes: by default the OpenBLAS that NumPy ships.
 
 NumPy's ``matmul`` cannot accumulate (``C += A @ B``) nor do a rank-1 update in place,
 so gradient accumulation would need a scratch array and an extra pass over it. The
@@ -10,17 +10,37 @@ Nothing is compiled: the symbols are looked up in the OpenBLAS that NumPy loaded
 found (e.g. NumPy on Accelerate or MKL), :data:`AVAILABLE` is False and callers use
 their NumPy fallback. Every function returns False when it cannot handle the arrays
 (dtype or memory layout), so the fallback is always taken rather than guessed.
+
+Another BLAS can be chosen (opt-in, see docs/benchmarks.md "Choosing a BLAS"):
+``EMBER_BLAS=scipy-openblas32|scipy-openblas64|mkl|/path/to/libblas.so`` in the
+environment before ``import ember``, or :func:`configure_blas` at run time. It serves
+these four routines (ember's accumulating products, its Linear/convolution GEMMs); what
+NumPy computes itself (``matmul`` for matrix-vector products, ``dot``) stays on NumPy's.
+The thread count of :func:`ember.configure_threads` reaches the chosen library too (it
+is mapped into the process; its ``*_set_num_threads`` is called like NumPy's).
 """
 
 from __future__ import annotations
 
 import ctypes
+import importlib
 import os
+import sys
+from typing import Any
 
 import numpy as np
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 _FUNCS: dict = {}
+_state: dict[str, Any] = {"library": None}  # and "numpy": NumPy's own Library, once looked up
+#: the symbol flavours tried in order: (prefix, suffix, integer type)
+#: (MKL's ``cblas_*_64`` are 64-bit whatever ``MKL_INTERFACE_LAYER`` says; its plain names follow it)
+_FLAVOURS = (("scipy_cblas_", "64_", ctypes.c_int64), ("cblas_", "64_", ctypes.c_int64),
+             ("cblas_", "_64", ctypes.c_int64), ("scipy_cblas_", "", ctypes.c_int),
+             ("cblas_", "", ctypes.c_int))  # fmt: skip
+#: names :func:`configure_blas` accepts besides a path: the pip package providing each
+NAMES = {"numpy": "numpy", "scipy-openblas32": "scipy_openblas32", "scipy-openblas64": "scipy_openblas64",
+         "mkl": "mkl"}  # fmt: skip
 
 
 def _address(array) -> int:
@@ -30,45 +50,217 @@ def _address(array) -> int:
     return array.__array_interface__["data"][0]
 
 
-def _find_library():
+class Library:
+    """One CBLAS library opened with ctypes: ``path``, ``int_type`` (its BLAS integer,
+    32 or 64 bits) and ``symbol(name)``, the exported name of routine ``name``
+    (e.g. ``"sgemm"`` -> ``"scipy_cblas_sgemm64_"``)."""
+
+    def __init__(self, path: str, handle: ctypes.CDLL, prefix: str, suffix: str, int_type: Any) -> None:
+        self.path, self.handle, self.int_type = path, handle, int_type
+        self._prefix, self._suffix = prefix, suffix
+
+    def symbol(self, name: str) -> str:
+        """The exported name of CBLAS routine ``name`` (``sgemm``, ``dger``, ...)."""
+        return f"{self._prefix}{name}{self._suffix}"
+
+    def function(self, name: str) -> Any:
+        """The ctypes function of CBLAS routine ``name`` with its argument types set."""
+        I, P, E = self.int_type, ctypes.c_void_p, ctypes.c_int  # noqa: E741
+        real = ctypes.c_float if name[0] == "s" else ctypes.c_double
+        args = {"gemm": [E, E, E, I, I, I, real, P, I, P, I, real, P, I],
+                "ger": [E, I, I, real, P, I, P, I, P, I],
+                "axpy": [I, real, P, I, P, I],
+                "axpby": [I, real, P, I, real, P, I]}[name[1:]]  # fmt: skip
+        fn = getattr(self.handle, self.symbol(name))
+        fn.argtypes, fn.restype = args, None
+        return fn
+
+    def address(self, name: str) -> int:
+        """The address of CBLAS routine ``name`` (for compiled callers, e.g. Numba)."""
+        return ctypes.cast(getattr(self.handle, self.symbol(name)), ctypes.c_void_p).value or 0
+
+    def _entry(self, *names: str) -> Any:
+        return next((getattr(self.handle, n) for n in names if hasattr(self.handle, n)), None)
+
+    def set_num_threads(self, n: int) -> bool:
+        """Limit this library to ``n`` threads; False when it has no known entry point."""
+        fn = self._entry("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
+                         "openblas_set_num_threads64_", "openblas_set_num_threads", "MKL_Set_Num_Threads")  # fmt: skip
+        if fn is None:
+            return False
+        fn(ctypes.c_int(n))
+        return True
+
+    def describe(self) -> str:
+        """``file: version/build; core KERNEL``: OpenBLAS's config and core name, MKL's
+        version string and the CPU-specific kernel library it mapped (``def`` = generic)."""
+        text = os.path.basename(self.path)
+        config = self._entry("scipy_openblas_get_config64_", "scipy_openblas_get_config", "openblas_get_config64_",
+                             "openblas_get_config")  # fmt: skip
+        core = self._entry("scipy_openblas_get_corename64_", "scipy_openblas_get_corename",
+                           "openblas_get_corename64_", "openblas_get_corename")  # fmt: skip
+        for fn, what in ((config, ": "), (core, "; core ")):
+            if fn is not None:
+                fn.argtypes, fn.restype = [], ctypes.c_char_p
+                text += what + (fn() or b"?").decode(errors="replace").strip()
+        mkl = self._entry("MKL_Get_Version_String")
+        if mkl is not None:
+            buf = ctypes.create_string_buffer(256)
+            mkl(buf, ctypes.c_int(len(buf)))
+            text += ": " + buf.value.decode(errors="replace").strip()
+            cpu = ("_def.", "_mc3.", "_avx2.", "_avx512.", "_avx10.")
+            mkl_files = [os.path.basename(p) for p in _all_mapped() if "libmkl_" in p and "vml" not in p]
+            kernels = sorted({f.split(".")[0][len("libmkl_"):] for f in mkl_files if any(k in f for k in cpu)})
+            text += "; core " + ("/".join(kernels) or "not loaded yet")
+        return text
+
+
+def _all_mapped() -> list[str]:
     try:
         with open("/proc/self/maps") as maps:
-            paths = sorted({line.split()[-1] for line in maps if "blas" in line.lower() and ".so" in line})
+            return sorted({line.split()[-1] for line in maps if ".so" in line})
+    except OSError:  # not Linux
+        return []
+
+
+def _mapped_libraries() -> list[str]:
+    """The BLAS-looking libraries among :func:`_all_mapped` (by file name)."""
+    return [p for p in _all_mapped() if "blas" in os.path.basename(p).lower() or "mkl_rt" in p]
+
+
+def _open(path: str) -> Library | None:
+    """``path`` opened as a CBLAS library, or None when it cannot be loaded or has no sgemm."""
+    try:
+        handle = ctypes.CDLL(path)
     except OSError:
-        return None, None
-    for path in paths:
+        return None
+    for prefix, suffix, int_type in _FLAVOURS:
+        if hasattr(handle, f"{prefix}sgemm{suffix}"):
+            lib = Library(path, handle, prefix, suffix, int_type)
+            if not suffix and "USE64BITINT" in lib.describe():  # an OpenBLAS built with 64-bit integers, no suffix
+                lib.int_type = ctypes.c_int64
+            return lib
+    return None
+
+
+def _numpy_library() -> Library | None:
+    """NumPy's own BLAS: found once among the mapped libraries (those inside NumPy's
+    package folders first), before any other library is loaded."""
+    if "numpy" not in _state:
+        paths = [p for p in _mapped_libraries() if "blas" in p.lower()]  # (not a NumPy on MKL: int width unknown)
+        _state["numpy"] = next((lib for path in sorted(paths, key=lambda p: "numpy" not in p)
+                                if (lib := _open(path)) is not None), None)  # fmt: skip
+    return _state["numpy"]
+
+
+def find_library(name: str) -> str:
+    """The file of BLAS ``name``: ``scipy-openblas32``/``scipy-openblas64`` (pip packages
+    of those names), ``mkl`` (pip package ``mkl``: ``libmkl_rt`` under ``sys.prefix/lib``
+    or on the loader's path) or a path. ``numpy`` is NumPy's own (mapped) library.
+    Raises ValueError naming what is missing and how to install it."""
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"configure_blas: name must be a non-empty str, got {name!r}")
+    if name == "numpy":
+        lib = _numpy_library()
+        if lib is None:
+            raise ValueError("configure_blas: name='numpy' but NumPy's BLAS exports no CBLAS sgemm ember can call")
+        return lib.path
+    if name.startswith("scipy-openblas"):
+        if name not in NAMES:
+            raise ValueError(f"configure_blas: unknown name {name!r}; known: {', '.join(NAMES)} or a path")
         try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for prefix, suffix, int_type in (("scipy_cblas_", "64_", ctypes.c_int64), ("cblas_", "64_", ctypes.c_int64),
-                                         ("cblas_", "", ctypes.c_int)):  # fmt: skip
-            if hasattr(lib, f"{prefix}sgemm{suffix}"):
-                return (lambda name, lib=lib, p=prefix, s=suffix: getattr(lib, f"{p}{name}{s}")), int_type
-    return None, None
+            package: Any = importlib.import_module(NAMES[name])
+        except ImportError:
+            raise ValueError(f"configure_blas: name={name!r} is not installed (pip install {name})") from None
+        return os.path.join(package.get_lib_dir(), package.get_library(True))
+    if name == "mkl":
+        dirs = [os.path.join(base, "lib") for base in dict.fromkeys((sys.prefix, sys.base_prefix))]
+        dirs += [d for d in os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep) if d]
+        for folder in dirs:
+            for file in ("libmkl_rt.so.3", "libmkl_rt.so.2", "libmkl_rt.so"):
+                if os.path.exists(os.path.join(folder, file)):
+                    return os.path.join(folder, file)
+        raise ValueError("configure_blas: name='mkl' but no libmkl_rt.so was found under "
+                         f"{', '.join(dirs)} (pip install mkl)")  # fmt: skip
+    if os.sep in name or ".so" in name or name.endswith((".dylib", ".dll")):
+        if not os.path.exists(name):
+            raise ValueError(f"configure_blas: no such library file {name!r}")
+        return name
+    raise ValueError(f"configure_blas: unknown name {name!r}; known: {', '.join(NAMES)} or a path")
 
 
-def _load():
+def _bind(lib: Library) -> None:
+    funcs = {kind + name: lib.function(kind + name) for kind in "sd" for name in ("gemm", "ger", "axpy", "axpby")}
+    _FUNCS.clear()
+    _FUNCS.update(funcs)
+    _state["library"] = lib
+
+
+def open_library(name: str) -> Library:
+    """BLAS ``name`` (see :func:`find_library`) opened, without making ember use it.
+    Raises ValueError when it is missing or exports no CBLAS ``sgemm``."""
+    path = find_library(name)
+    lib = _open(path)
+    if lib is None:
+        raise ValueError(f"configure_blas: {path!r} (name={name!r}) cannot be loaded or exports no CBLAS sgemm")
+    return lib
+
+
+def configure_blas(name: str = "numpy", threads: int | None = None) -> str:
+    """Make ember's ctypes BLAS calls (:func:`gemm`, :func:`ger`, :func:`axpby`) use the
+    library ``name`` (see :func:`find_library`; default NumPy's own) and return its
+    :meth:`Library.describe` line. ``threads``: also limit that library to this many
+    threads (else its own default: ``OPENBLAS_NUM_THREADS`` / ``MKL_NUM_THREADS`` or all
+    cores; :func:`ember.configure_threads` called afterwards reaches it as well).
+    Raises ValueError when the library is missing or exports no CBLAS ``sgemm``; the
+    previous choice then stays."""
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"configure_blas: threads must be None or a positive int, got {threads!r}")
+    lib = open_library(name)
+    try:
+        _bind(lib)
+    except AttributeError as missing:
+        raise ValueError(f"configure_blas: {lib.path!r} lacks a routine ember needs ({missing})") from None
+    global AVAILABLE
+    AVAILABLE = True
+    if threads is not None:
+        lib.set_num_threads(threads)
+    return lib.describe()
+
+
+def library() -> Library | None:
+    """The library ember's ctypes calls use now (None when there is none)."""
+    return _state["library"]
+
+
+def sgemm_address() -> int:
+    """The address of the chosen library's ``sgemm`` (0 when none), with
+    ``library().symbol("sgemm")`` / ``library().int_type`` telling its name and integer
+    width: for compiled code (Numba) that calls BLAS itself."""
+    lib = _state["library"]
+    return 0 if lib is None else lib.address("sgemm")
+
+
+def _load() -> bool:
     if os.environ.get("EMBER_NO_BLAS"):
         return False
-    lookup, blas_int = _find_library()
-    if lookup is None:
+    import numpy  # noqa: F401  (NumPy loads its BLAS)
+
+    _numpy_library()  # found before another library is mapped
+    chosen = os.environ.get("EMBER_BLAS")
+    if chosen:
+        try:
+            configure_blas(chosen)
+        except (ValueError, TypeError) as error:
+            raise ImportError(f"EMBER_BLAS={chosen!r}: {error}") from None
+        return True
+    lib = _numpy_library()
+    if lib is None:
         return False
-    I, P, E = blas_int, ctypes.c_void_p, ctypes.c_int  # noqa: E741
-    for kind, real in (("s", ctypes.c_float), ("d", ctypes.c_double)):
-        sig = {
-            "gemm": [E, E, E, I, I, I, real, P, I, P, I, real, P, I],
-            "ger": [E, I, I, real, P, I, P, I, P, I],
-            "axpy": [I, real, P, I, P, I],
-            "axpby": [I, real, P, I, real, P, I],
-        }
-        for name, args in sig.items():
-            try:
-                fn = lookup(kind + name)
-            except AttributeError:
-                return False
-            fn.argtypes, fn.restype = args, None
-            _FUNCS[kind + name] = fn
+    try:
+        _bind(lib)
+    except AttributeError:
+        return False
     return True
 
 
@@ -76,36 +268,21 @@ AVAILABLE = _load()
 
 
 def describe() -> str:
-    """One line naming the BLAS library NumPy loaded, its version/build and the CPU kernel
-    it picked (OpenBLAS ``openblas_get_config`` / ``openblas_get_corename``), e.g.
-    ``libscipy_openblas64_-32a4b2a6.so: OpenBLAS 0.3.31.188.0 ... Haswell MAX_THREADS=64;
-    core Haswell``. Speed figures mean little without it: the same machine type has run
-    different CPUs, on which OpenBLAS picks different kernels. "unknown" when none is found."""
-    import numpy  # noqa: F401  (NumPy loads its BLAS)
+    """One line naming the BLAS library ember calls, its version/build and the CPU kernel
+    it picked (OpenBLAS ``openblas_get_config`` / ``openblas_get_corename``, MKL's version
+    string and kernel library), e.g. ``libscipy_openblas64_-32a4b2a6.so: OpenBLAS
+    0.3.31.188.0 ... Haswell MAX_THREADS=64; core Haswell``; when ember uses another
+    library than NumPy's (:func:`configure_blas`), ``ember: ... | NumPy: ...``. Speed figures
+    mean little without it: the same machine type has run different CPUs, on which
+    OpenBLAS picks different kernels. "unknown" when none is found."""
+    numpy_lib = _numpy_library()
+    numpy_text = numpy_lib.describe() if numpy_lib is not None else "unknown"
+    lib = _state["library"]
+    if lib is None or (numpy_lib is not None and os.path.samefile(lib.path, numpy_lib.path)):
+        return numpy_text
+    return f"ember: {lib.describe()} | NumPy: {numpy_text}"
 
-    try:
-        with open("/proc/self/maps") as maps:
-            mapped = {line.split()[-1] for line in maps if ".so" in line}
-    except OSError:  # not Linux
-        return "unknown"
-    paths = sorted(p for p in mapped if "blas" in os.path.basename(p).lower() or "mkl_rt" in p)
-    found = []
-    for path in paths:
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        text = os.path.basename(path)
-        for what, names in (("", ("scipy_openblas_get_config64_", "scipy_openblas_get_config", "openblas_get_config64_",
-                                  "openblas_get_config")),
-                            ("core ", ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename",
-                                       "openblas_get_corename64_", "openblas_get_corename"))):  # fmt: skip
-            fn = next((getattr(lib, name) for name in names if hasattr(lib, name)), None)
-            if fn is not None:
-                fn.argtypes, fn.restype = [], ctypes.c_char_p
-                text += ("; " if what else ": ") + what + (fn() or b"?").decode(errors="replace").strip()
-        found.append(text)
-    return " | ".join(found) or "unknown"
+
 _KIND = {np.dtype("float32"): "s", np.dtype("float64"): "d"}
 
 
