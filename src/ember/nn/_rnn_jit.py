@@ -91,9 +91,10 @@ def _sigmoid_impl(x):
 
 
 @_fast.kernel()
-def lstm_forward(gates, w_hh, h, c, tanh_c, keep, use_keep, reverse, n0, n1):  # pragma: no cover - compiled
+def lstm_forward(gates, bias, w_hh, h, c, tanh_c, keep, use_keep, reverse, n0, n1):  # pragma: no cover - compiled
     """Rows n0:n1 of one LSTM layer's forward (see the module doc). gates (T, N, 4H):
-    W_ih x + b on entry, the activations [i, f, g, o] on exit; w_hh (4H, H) C-contiguous;
+    W_ih x on entry, the activations [i, f, g, o] on exit; bias (4H,) b_ih + b_hh (zeros
+    without bias), added here (no pass over the whole buffer); w_hh (4H, H) C-contiguous;
     h, c (T+1, N, H) (slot 0 or T holds the initial state); tanh_c (T, N, H) out;
     keep (T, N) uint8, nonzero at padded steps (state held), read when use_keep."""
     t_len, n, gh = gates.shape
@@ -108,12 +109,13 @@ def lstm_forward(gates, w_hh, h, c, tanh_c, keep, use_keep, reverse, n0, n1):  #
         for r in range(n0, n1):
             g, cp, cn, hn, tc = gates[t, r], c[prev, r], c[new, r], h[new, r], tanh_c[t, r]
             gi, gf, gg, go = g[:hs], g[hs : 2 * hs], g[2 * hs : 3 * hs], g[3 * hs :]
+            bi, bg, bo = bias[: 2 * hs], bias[2 * hs : 3 * hs], bias[3 * hs :]
             for k in range(2 * hs):  # loops from 0: LLVM vectorises them (no wraparound check)
-                g[k] = _sigmoid(g[k])
+                g[k] = _sigmoid(g[k] + bi[k])
             for k in range(hs):
-                gg[k] = _tanh(gg[k])
+                gg[k] = _tanh(gg[k] + bg[k])
             for k in range(hs):
-                go[k] = _sigmoid(go[k])
+                go[k] = _sigmoid(go[k] + bo[k])
             for k in range(hs):
                 cn[k] = gf[k] * cp[k] + gi[k] * gg[k]
             for k in range(hs):
@@ -126,12 +128,15 @@ def lstm_forward(gates, w_hh, h, c, tanh_c, keep, use_keep, reverse, n0, n1):  #
 
 
 @_fast.kernel()
-def lstm_backward(gates, w_hh, c, tanh_c, dy, dg, dh, dc, keep, use_keep, reverse, n0, n1):  # pragma: no cover
+def lstm_backward(gates, w_hh, c, tanh_c, dy, dg, db, dh, dc, keep, use_keep, reverse, n0, n1):  # pragma: no cover
     """Rows n0:n1 of one LSTM layer's BPTT. gates (T, N, 4H) activations; c (T+1, N, H);
     tanh_c (T, N, H); dy (T, N, H) dE/d(outputs); dg (T, N, 4H) out: dE/d(gate
-    pre-activations) (zero at padded steps); dh, dc (N, H) out: dE/d(initial state)."""
+    pre-activations) (zero at padded steps); db (2, 4H) += the sum of dg over these rows
+    and all steps (row 0 for the call with n0 = 0, row 1 for the other half: the bias
+    gradient without another pass over dg); dh, dc (N, H) out: dE/d(initial state)."""
     t_len, n, gh = gates.shape
     hs = dh.shape[1]
+    acc = db[0 if n0 == 0 else 1]
     dh[n0:n1] = 0
     dc[n0:n1] = 0
     for step in range(t_len):
@@ -160,15 +165,17 @@ def lstm_backward(gates, w_hh, c, tanh_c, dy, dg, dh, dc, keep, use_keep, revers
             for k in range(hs):
                 dcr[k] *= gf[k]
             dhr[:] = 0
+            for k in range(gh):
+                acc[k] += d[k]
         # dh_{t-1}[rows] (+)= dg[t, rows] W_hh (zero, or held at padded rows, before the product)
         _gemm(_NO_TRANS, _NO_TRANS, n1 - n0, hs, gh, dg, (t * n + n0) * gh, gh, w_hh, 0, hs, 1.0, dh, n0 * hs, hs)
 
 
 @_fast.kernel()
-def gru_forward(gates, hg, w_hh, b_hh, h, keep, use_keep, reverse, n0, n1):  # pragma: no cover - compiled
-    """Rows n0:n1 of one GRU layer's forward. gates (T, N, 3H): W_ih x + b_ih on entry,
-    the activations [r, z, n] on exit; hg (T, N, 3H) out: W_hh h_{t-1} + b_hh (its n
-    block feeds the backward); b_hh (3H,) (zeros without bias); h (T+1, N, H)."""
+def gru_forward(gates, b_ih, hg, w_hh, b_hh, h, keep, use_keep, reverse, n0, n1):  # pragma: no cover - compiled
+    """Rows n0:n1 of one GRU layer's forward. gates (T, N, 3H): W_ih x on entry (b_ih is
+    added here), the activations [r, z, n] on exit; hg (T, N, 3H) out: W_hh h_{t-1} + b_hh
+    (its n block feeds the backward); b_ih, b_hh (3H,) (zeros without bias); h (T+1, N, H)."""
     t_len, n, gh = gates.shape
     hs = h.shape[2]
     for step in range(t_len):
@@ -182,10 +189,10 @@ def gru_forward(gates, hg, w_hh, b_hh, h, keep, use_keep, reverse, n0, n1):  # p
         for r in range(n0, n1):
             g, q, hp, hn = gates[t, r], hg[t, r], h[prev, r], h[new, r]
             for k in range(2 * hs):
-                g[k] = _sigmoid(g[k] + q[k])
-            gr, gz, gn, qn = g[:hs], g[hs : 2 * hs], g[2 * hs :], q[2 * hs :]
+                g[k] = _sigmoid(g[k] + b_ih[k] + q[k])
+            gr, gz, gn, qn, bn = g[:hs], g[hs : 2 * hs], g[2 * hs :], q[2 * hs :], b_ih[2 * hs :]
             for k in range(hs):
-                gn[k] = _tanh(gn[k] + gr[k] * qn[k])
+                gn[k] = _tanh(gn[k] + bn[k] + gr[k] * qn[k])
             for k in range(hs):
                 hn[k] = gn[k] + gz[k] * (hp[k] - gn[k])
             if use_keep and keep[t, r]:
@@ -193,12 +200,15 @@ def gru_forward(gates, hg, w_hh, b_hh, h, keep, use_keep, reverse, n0, n1):  # p
 
 
 @_fast.kernel()
-def gru_backward(gates, hg, w_hh, h, dy, dg, dhg, dh, keep, use_keep, reverse, n0, n1):  # pragma: no cover
+def gru_backward(gates, hg, w_hh, h, dy, dg, dhg, db, dh, keep, use_keep, reverse, n0, n1):  # pragma: no cover
     """Rows n0:n1 of one GRU layer's BPTT. gates (T, N, 3H) activations [r, z, n];
     hg (T, N, 3H) from the forward; h (T+1, N, H); dy (T, N, H); out: dg (T, N, 3H)
-    dE/d(W_ih x + b_ih), dhg (T, N, 3H) dE/d(W_hh h + b_hh), dh (N, H) dE/dh_0."""
+    dE/d(W_ih x + b_ih), dhg (T, N, 3H) dE/d(W_hh h + b_hh), db (2, 2, 3H) += the sums of
+    dg (db[., 0]) and dhg (db[., 1]) over these rows (first index as in :func:`lstm_backward`),
+    dh (N, H) dE/dh_0."""
     t_len, n, gh = gates.shape
     hs = dh.shape[1]
+    acc_i, acc_h = db[0 if n0 == 0 else 1, 0], db[0 if n0 == 0 else 1, 1]
     dh[n0:n1] = 0
     for step in range(t_len):
         t = step if reverse else t_len - 1 - step
@@ -225,5 +235,9 @@ def gru_backward(gates, hg, w_hh, h, dy, dg, dhg, dh, keep, use_keep, reverse, n
             e[: 2 * hs] = d[: 2 * hs]
             for k in range(hs):
                 dhr[k] *= gz[k]  # the part of dh_{t-1} that skips the product
+            for k in range(gh):
+                acc_i[k] += d[k]
+            for k in range(gh):
+                acc_h[k] += e[k]
         # dh_{t-1}[rows] += dE/d(W_hh h + b_hh)[t, rows] W_hh
         _gemm(_NO_TRANS, _NO_TRANS, n1 - n0, hs, gh, dhg, (t * n + n0) * gh, gh, w_hh, 0, hs, 1.0, dh, n0 * hs, hs)

@@ -63,6 +63,8 @@ class Kernel:
     dstate = scratch("[dE/dh (, dE/dc)] flowing back through time, each (H, N)")
     held = scratch("dstate of a padded step, passed through unchanged")
     h_prev = scratch("the previous hidden state of every step, feature-major (H, T, N)")
+    zero_bias = scratch("zeros (G*H,): the bias of a compiled loop for a layer without bias")
+    db = scratch("the compiled backward's bias-gradient sums, one row per batch half (2, parts, G*H)")
 
     def __init__(self, backend, hidden_size, reverse):
         self.backend, self.hs, self.reverse = backend, hidden_size, reverse
@@ -130,16 +132,12 @@ class Kernel:
 
     def forward_batch_major(self, x, p, state0, keep, start, end):
         """:meth:`forward` on the compiled path, whose per-step arrays are batch-major
-        (N, features) (:mod:`ember.nn._rnn_jit`): proj (T, N, G*H) = X^T W_ih^T + b in one
-        GEMM, states (T+1, N, H); returns (T, H, N) and (H, N) views like :meth:`forward`."""
+        (N, features) (:mod:`ember.nn._rnn_jit`): proj (T, N, G*H) = X^T W_ih^T in one
+        GEMM (the compiled loop adds the bias), states (T+1, N, H); returns (T, H, N) and (H, N) views like :meth:`forward`."""
         f, t_len, n = x.shape
         hs, gh = self.hs, self.gates * self.hs
         proj = self.proj = self.fit(self.proj, (t_len, n, gh))
-        bias = self.input_bias(p)
-        if bias is not None:
-            proj[...] = bias  # then accumulate the product onto it in one pass
-        self.gemm(x.reshape(f, t_len * n).T, p["weight_ih"].T, proj.reshape(t_len * n, gh),
-                  beta=0.0 if bias is None else 1.0)
+        self.gemm(x.reshape(f, t_len * n).T, p["weight_ih"].T, proj.reshape(t_len * n, gh))  # the bias: in the loop
         states = self.states = self.fits(self.states, [(t_len + 1, n, hs)] * self.parts)
         for s, s0 in zip(states, state0):
             s[start] = s0.T
@@ -155,6 +153,19 @@ class Kernel:
     def backward_compiled(self, p, keep):
         """The reverse loop of :meth:`backward`, compiled; fills dg (and the GRU's dhg), batch-major."""
         raise NotImplementedError
+
+    def zeros(self):
+        """Zeros (G*H,): the bias of a compiled loop for a layer without bias."""
+        zero = self.zero_bias = self.fit(self.zero_bias, (self.gates * self.hs,))
+        zero.fill(0)
+        return zero
+
+    def bias_sums(self, parts):
+        """The compiled backward's bias-gradient sums (2, parts, G*H), zeroed: one row per
+        batch half (the two threads), ``parts`` = 2 for the GRU (dg and dhg)."""
+        db = self.db = self.fit(self.db, (2, parts, self.gates * self.hs))
+        db.fill(0)
+        return db
 
     @staticmethod
     def keep_bytes(keep, t_len, n):
@@ -246,7 +257,14 @@ class Kernel:
         if self.compiled:  # batch-major: (T*N, G*H) gradients, (T*N, H) states, no copy
             pairs = (("weight_ih", self.dg.reshape(tn, -1).T, self.x.reshape(-1, tn).T),
                      ("weight_hh", self.hidden_grads().reshape(tn, -1).T, h_prev.reshape(tn, -1)))
-            sums = (("bias_ih", self.dg.reshape(tn, -1), 0), ("bias_hh", self.hidden_grads().reshape(tn, -1), 0))
+            sums = ()  # summed by the compiled loop (db)
+            if g["bias_ih"] is not None:
+                db, total = self.db, self.backend.work("rnn bias sum", g["bias_ih"].shape)
+                for key, part in (("bias_ih", 0), ("bias_hh", -1)):  # [half, (dg, dhg of the GRU)]
+                    xp.add(db[0, part], db[1, part], out=total)
+                    if scale != 1:
+                        total *= scale
+                    g[key] += total
         else:
             self.h_prev = self.fit(self.h_prev, (self.hs, t_len, n))
             self.h_prev[...] = h_prev.transpose(1, 0, 2)
@@ -256,7 +274,7 @@ class Kernel:
         for key, grads, inputs in pairs:
             self.gemm(grads, inputs, g[key], alpha=scale, beta=1.0)
         if g["bias_ih"] is not None:
-            for key, grads, axis in sums:
+            for key, grads, axis in sums:  # the NumPy path
                 step = self.backend.work("rnn bias sum", g[key].shape)
                 xp.sum(grads, axis=axis, out=step)
                 if scale != 1:
@@ -301,15 +319,17 @@ class LSTMKernel(Kernel):
         self.tanh_c = self.fit(self.tanh_c, (t_len, n, self.hs))
         h, c = self.states
         keep_u8, masked = self.keep_bytes(keep, t_len, n)
-        _rnn_fast.run(_rnn_fast.kernel("lstm_forward"), (self.proj, p["weight_hh"], h, c, self.tanh_c, keep_u8, masked,
-                                               self.reverse), n)  # fmt: skip
+        bias = self.input_bias(p)
+        _rnn_fast.run(_rnn_fast.kernel("lstm_forward"), (self.proj, self.zeros() if bias is None else bias, p["weight_hh"],
+                                               h, c, self.tanh_c, keep_u8, masked, self.reverse), n)  # fmt: skip
 
     def backward_compiled(self, p, keep):
         t_len, n = self.x.shape[1:]
         keep_u8, masked = self.keep_bytes(keep, t_len, n)
         dh, dc = self.dstate
+        db = self.bias_sums(1).reshape(2, -1)
         _rnn_fast.run(_rnn_fast.kernel("lstm_backward"), (self.proj, p["weight_hh"], self.states[1], self.tanh_c, self.dy,
-                                                self.dg, dh, dc, keep_u8, masked, self.reverse), n)  # fmt: skip
+                                                self.dg, db, dh, dc, keep_u8, masked, self.reverse), n)  # fmt: skip
 
     def step(self, t, prev, new, p, g_t):
         hs = self.hs
@@ -337,8 +357,6 @@ class GRUKernel(Kernel):
     dhg_f = scratch("the same, feature-major (3H, T, N)")
     direct = scratch("the part of dE/dh_{t-1} that skips the products, z * dE/dh_t (H, N)")
 
-    zero_bias = scratch("zeros (3H,): b_hh of the compiled loop for a layer without bias")
-
     def input_bias(self, p):
         return p["bias_ih"]
 
@@ -352,20 +370,17 @@ class GRUKernel(Kernel):
     def forward_compiled(self, p, keep):  # hg and dhg batch-major (T, N, 3H) here
         t_len, n = self.x.shape[1:]
         self.hg = self.fit(self.hg, (t_len, n, 3 * self.hs))
-        b_hh = p["bias_hh"]
-        if b_hh is None:
-            b_hh = self.zero_bias = self.fit(self.zero_bias, (3 * self.hs,))
-            b_hh.fill(0)
+        b_ih, b_hh = (self.zeros() if b is None else b for b in (p["bias_ih"], p["bias_hh"]))
         keep_u8, masked = self.keep_bytes(keep, t_len, n)
-        _rnn_fast.run(_rnn_fast.kernel("gru_forward"), (self.proj, self.hg, p["weight_hh"], b_hh, self.states[0], keep_u8,
-                                              masked, self.reverse), n)  # fmt: skip
+        _rnn_fast.run(_rnn_fast.kernel("gru_forward"), (self.proj, b_ih, self.hg, p["weight_hh"], b_hh, self.states[0],
+                                              keep_u8, masked, self.reverse), n)  # fmt: skip
 
     def backward_compiled(self, p, keep):
         t_len, n = self.x.shape[1:]
         self.dhg = self.fit(self.dhg, self.dg.shape)
         keep_u8, masked = self.keep_bytes(keep, t_len, n)
         _rnn_fast.run(_rnn_fast.kernel("gru_backward"), (self.proj, self.hg, p["weight_hh"], self.states[0], self.dy,
-                                               self.dg, self.dhg, self.dstate[0], keep_u8, masked,
+                                               self.dg, self.dhg, self.bias_sums(2), self.dstate[0], keep_u8, masked,
                                                self.reverse), n)  # fmt: skip
 
     def step(self, t, prev, new, p, g_t):
