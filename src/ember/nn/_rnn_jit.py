@@ -91,10 +91,23 @@ def _sigmoid_impl(x):
 
 
 @_fast.kernel()
-def lstm_forward(gates, bias, w_hh, h, c, tanh_c, keep, use_keep, reverse, n0, n1):  # pragma: no cover - compiled
+def transpose(src, dst):  # pragma: no cover - compiled
+    """dst (n, m) = src (m, n)^T in 32 x 32 blocks (NumPy's strided copy of a 4 MB W_hh^T
+    took 5 ms here, 10x longer)."""
+    rows, cols = src.shape
+    for i0 in range(0, rows, 32):
+        for j0 in range(0, cols, 32):
+            for j in range(j0, min(j0 + 32, cols)):
+                for i in range(i0, min(i0 + 32, rows)):
+                    dst[j, i] = src[i, j]
+
+
+@_fast.kernel()
+def lstm_forward(gates, bias, w_t, h, c, tanh_c, keep, use_keep, reverse, n0, n1):  # pragma: no cover - compiled
     """Rows n0:n1 of one LSTM layer's forward (see the module doc). gates (T, N, 4H):
     W_ih x on entry, the activations [i, f, g, o] on exit; bias (4H,) b_ih + b_hh (zeros
-    without bias), added here (no pass over the whole buffer); w_hh (4H, H) C-contiguous;
+    without bias), added here (no pass over the whole buffer); w_t = W_hh^T (H, 4H) C-contiguous
+    (:func:`transpose`: OpenBLAS runs h W_hh^T up to 9% faster from it than from W_hh);
     h, c (T+1, N, H) (slot 0 or T holds the initial state); tanh_c (T, N, H) out;
     keep (T, N) uint8, nonzero at padded steps (state held), read when use_keep."""
     t_len, n, gh = gates.shape
@@ -104,7 +117,7 @@ def lstm_forward(gates, bias, w_hh, h, c, tanh_c, keep, use_keep, reverse, n0, n
         prev = t + 1 if reverse else t
         new = t if reverse else t + 1
         # gates[t, rows] += h_prev[rows] W_hh^T
-        _gemm(_NO_TRANS, _TRANS, n1 - n0, gh, hs, h, (prev * n + n0) * hs, hs, w_hh, 0, hs, 1.0, gates,
+        _gemm(_NO_TRANS, _NO_TRANS, n1 - n0, gh, hs, h, (prev * n + n0) * hs, hs, w_t, 0, gh, 1.0, gates,
               (t * n + n0) * gh, gh)  # fmt: skip
         for r in range(n0, n1):
             g, cp, cn, hn, tc = gates[t, r], c[prev, r], c[new, r], h[new, r], tanh_c[t, r]
@@ -172,10 +185,11 @@ def lstm_backward(gates, w_hh, c, tanh_c, dy, dg, db, dh, dc, keep, use_keep, re
 
 
 @_fast.kernel()
-def gru_forward(gates, b_ih, hg, w_hh, b_hh, h, keep, use_keep, reverse, n0, n1):  # pragma: no cover - compiled
+def gru_forward(gates, b_ih, hg, w_t, b_hh, h, keep, use_keep, reverse, n0, n1):  # pragma: no cover - compiled
     """Rows n0:n1 of one GRU layer's forward. gates (T, N, 3H): W_ih x on entry (b_ih is
     added here), the activations [r, z, n] on exit; hg (T, N, 3H) out: W_hh h_{t-1} + b_hh
-    (its n block feeds the backward); b_ih, b_hh (3H,) (zeros without bias); h (T+1, N, H)."""
+    (its n block feeds the backward); b_ih, b_hh (3H,) (zeros without bias); w_t = W_hh^T
+    (H, 3H) C-contiguous; h (T+1, N, H)."""
     t_len, n, gh = gates.shape
     hs = h.shape[2]
     for step in range(t_len):
@@ -184,7 +198,7 @@ def gru_forward(gates, b_ih, hg, w_hh, b_hh, h, keep, use_keep, reverse, n0, n1)
         new = t if reverse else t + 1
         for r in range(n0, n1):  # hg = b_hh, then += h_prev W_hh^T
             hg[t, r] = b_hh
-        _gemm(_NO_TRANS, _TRANS, n1 - n0, gh, hs, h, (prev * n + n0) * hs, hs, w_hh, 0, hs, 1.0, hg,
+        _gemm(_NO_TRANS, _NO_TRANS, n1 - n0, gh, hs, h, (prev * n + n0) * hs, hs, w_t, 0, gh, 1.0, hg,
               (t * n + n0) * gh, gh)  # fmt: skip
         for r in range(n0, n1):
             g, q, hp, hn = gates[t, r], hg[t, r], h[prev, r], h[new, r]
