@@ -134,6 +134,15 @@ def _split_pair(work: Callable, mine: tuple, theirs: tuple) -> bool:
     return True
 
 
+def split_rows(work: Callable, rows: int) -> None:
+    """``work(start, stop)`` over ``range(rows)`` (e.g. BLAS products on row blocks of their
+    outputs): two halves on two threads with one BLAS thread each, as :func:`run`, or one
+    call here when two threads are not allowed or the halves would be small."""
+    half = (rows // 2 + 15) // 16 * 16
+    if half < 2 * MIN_SPLIT or rows - half < 2 * MIN_SPLIT or not _split_pair(work, (0, half), (half, rows)):
+        work(0, rows)
+
+
 def split_gemm(backend: Any, a: np.ndarray, b: np.ndarray, out: np.ndarray, alpha: float = 1.0,
                beta: float = 0.0) -> bool:
     """``out = alpha a b + beta out`` (2-D NumPy arrays, any may be a transposed view) as two
@@ -168,4 +177,4 @@ def usable(*arrays: np.ndarray) -> bool:
     return all(isinstance(a, np.ndarray) and a.dtype == first.dtype for a in arrays)
 
 
-__all__ = ["ready", "kernel", "run", "split_gemm", "usable"]
+__all__ = ["ready", "kernel", "run", "split_gemm", "split_rows", "usable"]

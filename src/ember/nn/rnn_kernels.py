@@ -279,8 +279,17 @@ class Kernel:
             pairs = (("weight_ih", self.dg_f.reshape(-1, tn), self.x.reshape(-1, tn).T),
                      ("weight_hh", self.hidden_grads().reshape(-1, tn), self.h_prev.reshape(-1, tn).T))
             sums = (("bias_ih", self.dg_f.reshape(-1, tn), 1), ("bias_hh", self.hidden_grads().reshape(-1, tn), 1))
-        for key, grads, inputs in pairs:
-            self.gemm(grads, inputs, g[key], alpha=scale, beta=1.0)
+        if self.compiled:  # both products in one hand-off to the helper thread, by rows of dW
+            gemm = self.backend.gemm
+
+            def rows(lo, hi):
+                for key, grads, inputs in pairs:
+                    gemm(grads[lo:hi], inputs, g[key][lo:hi], alpha=scale, beta=1.0)
+
+            _rnn_fast.split_rows(rows, self.gates * self.hs)
+        else:
+            for key, grads, inputs in pairs:
+                self.gemm(grads, inputs, g[key], alpha=scale, beta=1.0)
         if g["bias_ih"] is not None:
             for key, grads, axis in sums:  # the NumPy path
                 step = self.backend.work("rnn bias sum", g[key].shape)
