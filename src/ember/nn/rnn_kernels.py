@@ -38,7 +38,7 @@ from .cell_steps import (
 )
 
 
-class Kernel:
+class Kernel(_rnn_fast.BatchMajor):
     """Forward/backward over time of one layer in one direction (subclasses: the cells).
 
     Its buffers are declared below (``saved``: kept by the forward for the backward;
@@ -63,9 +63,6 @@ class Kernel:
     dstate = scratch("[dE/dh (, dE/dc)] flowing back through time, each (H, N)")
     held = scratch("dstate of a padded step, passed through unchanged")
     h_prev = scratch("the previous hidden state of every step, feature-major (H, T, N)")
-    w_hh_t = scratch("W_hh^T (H, G*H), C-contiguous: the compiled forward's per-step products run faster from it")
-    zero_bias = scratch("zeros (G*H,): the bias of a compiled loop for a layer without bias")
-    db = scratch("the compiled backward's bias-gradient sums, one row per batch half (2, parts, G*H)")
 
     def __init__(self, backend, hidden_size, reverse):
         self.backend, self.hs, self.reverse = backend, hidden_size, reverse
@@ -131,22 +128,6 @@ class Kernel:
         """Whether the compiled loop can run these arrays (subclasses that have one say so)."""
         return False
 
-    def forward_batch_major(self, x, p, state0, keep, start, end):
-        """:meth:`forward` on the compiled path, whose per-step arrays are batch-major
-        (N, features) (:mod:`ember.nn._rnn_jit`): proj (T, N, G*H) = X^T W_ih^T in one
-        GEMM (the compiled loop adds the bias), states (T+1, N, H); returns (T, H, N) and (H, N) views like :meth:`forward`."""
-        f, t_len, n = x.shape
-        hs, gh = self.hs, self.gates * self.hs
-        proj = self.proj = self.fit(self.proj, (t_len, n, gh))
-        self.gemm(x.reshape(f, t_len * n).T, p["weight_ih"].T, proj.reshape(t_len * n, gh))  # the bias: in the loop
-        states = self.states = self.fits(self.states, [(t_len + 1, n, hs)] * self.parts)
-        for s, s0 in zip(states, state0):
-            s[start] = s0.T
-        self.g = proj
-        self.forward_compiled(p, keep)
-        out = states[0][:-1] if self.reverse else states[0][1:]
-        return out.transpose(0, 2, 1), [s[end].T for s in states]
-
     def forward_compiled(self, p, keep):
         """The time loop of :meth:`forward`, compiled (:mod:`ember.nn._rnn_fast`)."""
         raise NotImplementedError
@@ -154,33 +135,6 @@ class Kernel:
     def backward_compiled(self, p, keep):
         """The reverse loop of :meth:`backward`, compiled; fills dg (and the GRU's dhg), batch-major."""
         raise NotImplementedError
-
-    def w_t(self, p):
-        """W_hh^T (H, G*H), C-contiguous, for the compiled forward."""
-        w = p["weight_hh"]
-        self.w_hh_t = self.fit(self.w_hh_t, w.shape[::-1])
-        _rnn_fast.kernel("transpose")(w, self.w_hh_t)
-        return self.w_hh_t
-
-    def zeros(self):
-        """Zeros (G*H,): the bias of a compiled loop for a layer without bias."""
-        zero = self.zero_bias = self.fit(self.zero_bias, (self.gates * self.hs,))
-        zero.fill(0)
-        return zero
-
-    def bias_sums(self, parts):
-        """The compiled backward's bias-gradient sums (2, parts, G*H), zeroed: one row per
-        batch half (the two threads), ``parts`` = 2 for the GRU (dg and dhg)."""
-        db = self.db = self.fit(self.db, (2, parts, self.gates * self.hs))
-        db.fill(0)
-        return db
-
-    @staticmethod
-    def keep_bytes(keep, t_len, n):
-        """(``keep`` as a (T, N) uint8 view, whether there is one) for a compiled loop."""
-        if keep is None:
-            return np.zeros((1, 1), np.uint8), False
-        return keep.reshape(t_len, n).view(np.uint8), True
 
     def prepare(self, t_len, n):
         """Fit the subclass's own forward buffers."""
