@@ -38,7 +38,7 @@ from .cell_steps import (
 )
 
 
-class Kernel:
+class Kernel(_rnn_fast.BatchMajor):
     """Forward/backward over time of one layer in one direction (subclasses: the cells).
 
     Its buffers are declared below (``saved``: kept by the forward for the backward;
@@ -52,8 +52,8 @@ class Kernel:
     x = saved("the layer's input, feature-major (F, T, N) (the module's buffer)")
     g = saved("gate activations of every step (T, G*H, N)")
     states = saved("[h (, c)]: the states of every step, each (T+1, H, N)")
-    proj = scratch("input projection of all steps W_ih X + b, (G*H, T, N); on the compiled path it "
-                   "becomes the gate activations (then g is a (T, G*H, N) view of it)")
+    proj = scratch("input projection of all steps W_ih X + b, (G*H, T, N); on the compiled path "
+                   "(T, N, G*H), and it becomes the gate activations (g is then the same array)")
     compiled = saved("True when the last forward ran the compiled loop (:mod:`ember.nn._rnn_fast`)")
     bias = scratch("b_ih + b_hh (G*H,)")
     tmp = scratch("elementwise scratch (H, N)")
@@ -96,23 +96,20 @@ class Kernel:
         Returns (outputs (T, H, N), final states [(H, N), ...])."""
         f, t_len, n = x.shape
         hs, gh = self.hs, self.gates * self.hs
-        proj = self.proj = self.fit(self.proj, (gh, t_len, n))
-        was_compiled, self.compiled = self.compiled, self.compiled_ok(p, proj)
+        was_compiled, self.compiled = self.compiled, self.compiled_ok(p, x)
+        self.x = x
+        start, end = (t_len, 0) if self.reverse else (0, t_len)
+        if self.compiled:
+            return self.forward_batch_major(x, p, state0, keep, start, end)
+        proj = self.proj = self.fit(None if was_compiled else self.proj, (gh, t_len, n))
         bias = self.input_bias(p)
         if bias is not None:
             proj[...] = bias.reshape(gh, 1, 1)  # then accumulate the product onto it in one pass
         self.gemm(p["weight_ih"], x.reshape(f, t_len * n), proj.reshape(gh, t_len * n), beta=0.0 if bias is None else 1.0)
-        states = self.states = self.fits(self.states, [(t_len + 1, hs, n)] * self.parts)
-        start = t_len if self.reverse else 0
+        states = self.states = self.fits(None if was_compiled else self.states, [(t_len + 1, hs, n)] * self.parts)
         for s, s0 in zip(states, state0):
             s[start] = s0
-        self.x = x
-        end = 0 if self.reverse else t_len
         out = states[0][:-1] if self.reverse else states[0][1:]
-        if self.compiled:
-            self.g = proj.transpose(1, 0, 2)
-            self.forward_compiled(p, keep)
-            return out, [s[end] for s in states]
         self.g = self.fit(None if was_compiled else self.g, (t_len, gh, n))
         self.tmp = self.fit(self.tmp, (hs, n))
         self.prepare(t_len, n)
@@ -127,7 +124,7 @@ class Kernel:
                     xp.copyto(s[new], s[prev], where=keep[t])
         return out, [s[end] for s in states]
 
-    def compiled_ok(self, p, proj):
+    def compiled_ok(self, p, x):
         """Whether the compiled loop can run these arrays (subclasses that have one say so)."""
         return False
 
@@ -136,15 +133,8 @@ class Kernel:
         raise NotImplementedError
 
     def backward_compiled(self, p, keep):
-        """The reverse loop of :meth:`backward`, compiled; fills dg_f (and the GRU's dhg_f)."""
+        """The reverse loop of :meth:`backward`, compiled; fills dg (and the GRU's dhg), batch-major."""
         raise NotImplementedError
-
-    @staticmethod
-    def keep_bytes(keep, t_len, n):
-        """(``keep`` as a (T, N) uint8 view, whether there is one) for a compiled loop."""
-        if keep is None:
-            return np.zeros((1, 1), np.uint8), False
-        return keep.reshape(t_len, n).view(np.uint8), True
 
     def prepare(self, t_len, n):
         """Fit the subclass's own forward buffers."""
@@ -161,6 +151,9 @@ class Kernel:
     def dy_buffer(self):
         """dE/d(outputs) of this direction (T, H, N), for the layer to fill before :meth:`backward`."""
         t_len, n = self.x.shape[1:]
+        if self.compiled:  # batch-major (T, N, H), seen as (T, H, N)
+            self.dy = self.fit(self.dy, (t_len, n, self.hs))
+            return self.dy.transpose(0, 2, 1)
         self.dy = self.fit(self.dy, (t_len, self.hs, n))
         return self.dy
 
@@ -170,12 +163,12 @@ class Kernel:
         xp = self.backend.xp
         t_len, n = self.x.shape[1:]
         hs, dy_tm = self.hs, self.dy
-        dstate = self.dstate = self.fits(self.dstate, [(hs, n)] * self.parts)
-        if self.compiled:  # the forward ran compiled: the gates are feature-major, so is dg
-            self.dg_f = self.fit(self.dg_f, (self.gates * hs, t_len, n))
-            self.dg = self.dg_f.transpose(1, 0, 2)
+        if self.compiled:  # the forward ran compiled: batch-major gates, so dg and dstate too
+            self.dg = self.fit(self.dg, (t_len, n, self.gates * hs))
+            dstate = self.dstate = self.fits(self.dstate, [(n, hs)] * self.parts)
             self.backward_compiled(p, keep)
-            return dstate
+            return [d.T for d in dstate]
+        dstate = self.dstate = self.fits(self.dstate, [(hs, n)] * self.parts)
         self.dg = self.fit(self.dg if self.dg is not None and self.dg.flags.c_contiguous else None,
                            (t_len, self.gates * hs, n))
         if keep is not None:
@@ -209,27 +202,52 @@ class Kernel:
     def grad_input(self, p, dx, accumulate):
         """dx (F, T, N) = (or +=) W_ih^T dE/d(gates) over all steps in one GEMM."""
         f, t_len, n = dx.shape
-        self.gemm(p["weight_ih"].T, self.dg_f.reshape(-1, t_len * n), dx.reshape(f, t_len * n),
-                  beta=1.0 if accumulate else 0.0)
+        dg = self.dg.reshape(t_len * n, -1).T if self.compiled else self.dg_f.reshape(-1, t_len * n)
+        self.gemm(p["weight_ih"].T, dg, dx.reshape(f, t_len * n), beta=1.0 if accumulate else 0.0)
 
     def hidden_grads(self):
-        """dE/d(W_hh h + b_hh) of all steps, feature-major (the gate gradients, except for the GRU)."""
-        return self.dg_f
+        """dE/d(W_hh h + b_hh) of all steps, (G*H, T, N) (the compiled path: (T, N, G*H)):
+        the gate gradients, except for the GRU."""
+        return self.dg if self.compiled else self.dg_f
 
     def acc(self, p, g, scale):
         """Accumulate scale * dE/dW_ih, dE/dW_hh, dE/db_ih, dE/db_hh (one GEMM / sum each)."""
         xp = self.backend.xp
         t_len, n = self.x.shape[1:]
-        h = self.states[0]
-        h_prev = self.h_prev = self.fit(self.h_prev, (self.hs, t_len, n))
-        h_prev[...] = (h[1:] if self.reverse else h[:-1]).transpose(1, 0, 2)
-        for key, grads, inputs in (("weight_ih", self.dg_f, self.x), ("weight_hh", self.hidden_grads(), h_prev)):
-            self.gemm(grads.reshape(-1, t_len * n), inputs.reshape(-1, t_len * n), g[key], trans_b=True,
-                      alpha=scale, beta=1.0)
+        tn, h = t_len * n, self.states[0]
+        h_prev = h[1:] if self.reverse else h[:-1]
+        if self.compiled:  # batch-major: (T*N, G*H) gradients, (T*N, H) states, no copy
+            pairs = (("weight_ih", self.dg.reshape(tn, -1).T, self.x.reshape(-1, tn).T),
+                     ("weight_hh", self.hidden_grads().reshape(tn, -1).T, h_prev.reshape(tn, -1)))
+            sums = ()  # summed by the compiled loop (db)
+            if g["bias_ih"] is not None:
+                db, total = self.db, self.backend.work("rnn bias sum", g["bias_ih"].shape)
+                for key, part in (("bias_ih", 0), ("bias_hh", -1)):  # [half, (dg, dhg of the GRU)]
+                    xp.add(db[0, part], db[1, part], out=total)
+                    if scale != 1:
+                        total *= scale
+                    g[key] += total
+        else:
+            self.h_prev = self.fit(self.h_prev, (self.hs, t_len, n))
+            self.h_prev[...] = h_prev.transpose(1, 0, 2)
+            pairs = (("weight_ih", self.dg_f.reshape(-1, tn), self.x.reshape(-1, tn).T),
+                     ("weight_hh", self.hidden_grads().reshape(-1, tn), self.h_prev.reshape(-1, tn).T))
+            sums = (("bias_ih", self.dg_f.reshape(-1, tn), 1), ("bias_hh", self.hidden_grads().reshape(-1, tn), 1))
+        if self.compiled:  # both products in one hand-off to the helper thread, by rows of dW
+            gemm = self.backend.gemm
+
+            def rows(lo, hi):
+                for key, grads, inputs in pairs:
+                    gemm(grads[lo:hi], inputs, g[key][lo:hi], alpha=scale, beta=1.0)
+
+            _rnn_fast.split_rows(rows, self.gates * self.hs)
+        else:
+            for key, grads, inputs in pairs:
+                self.gemm(grads, inputs, g[key], alpha=scale, beta=1.0)
         if g["bias_ih"] is not None:
-            for key, grads in (("bias_ih", self.dg_f), ("bias_hh", self.hidden_grads())):
+            for key, grads, axis in sums:  # the NumPy path
                 step = self.backend.work("rnn bias sum", g[key].shape)
-                xp.sum(grads.reshape(-1, t_len * n), axis=1, out=step)
+                xp.sum(grads, axis=axis, out=step)
                 if scale != 1:
                     step *= scale
                 g[key] += step
@@ -264,23 +282,25 @@ class LSTMKernel(Kernel):
     def prepare(self, t_len, n):
         self.tanh_c = self.fit(self.tanh_c, (t_len, self.hs, n))
 
-    def compiled_ok(self, p, proj):
-        return _rnn_fast.usable(proj, p["weight_hh"]) and p["weight_hh"].flags.c_contiguous
+    def compiled_ok(self, p, x):
+        return _rnn_fast.usable(x, p["weight_hh"]) and p["weight_hh"].flags.c_contiguous
 
     def forward_compiled(self, p, keep):
         t_len, n = self.x.shape[1:]
-        self.tanh_c = self.fit(self.tanh_c, (t_len, self.hs, n))
+        self.tanh_c = self.fit(self.tanh_c, (t_len, n, self.hs))
         h, c = self.states
         keep_u8, masked = self.keep_bytes(keep, t_len, n)
-        _rnn_fast.run(_rnn_fast.kernel("lstm_forward"), (self.proj, p["weight_hh"], h, c, self.tanh_c, keep_u8, masked,
-                                               self.reverse), n)  # fmt: skip
+        bias = self.input_bias(p)
+        _rnn_fast.run(_rnn_fast.kernel("lstm_forward"), (self.proj, self.zeros() if bias is None else bias, self.w_t(p),
+                                               h, c, self.tanh_c, keep_u8, masked, self.reverse), n)  # fmt: skip
 
     def backward_compiled(self, p, keep):
         t_len, n = self.x.shape[1:]
         keep_u8, masked = self.keep_bytes(keep, t_len, n)
         dh, dc = self.dstate
+        db = self.bias_sums(1).reshape(2, -1)
         _rnn_fast.run(_rnn_fast.kernel("lstm_backward"), (self.proj, p["weight_hh"], self.states[1], self.tanh_c, self.dy,
-                                                self.dg_f, dh, dc, keep_u8, masked, self.reverse), n)  # fmt: skip
+                                                self.dg, db, dh, dc, keep_u8, masked, self.reverse), n)  # fmt: skip
 
     def step(self, t, prev, new, p, g_t):
         hs = self.hs
@@ -308,9 +328,6 @@ class GRUKernel(Kernel):
     dhg_f = scratch("the same, feature-major (3H, T, N)")
     direct = scratch("the part of dE/dh_{t-1} that skips the products, z * dE/dh_t (H, N)")
 
-    hg_f = scratch("the compiled path's W_hh h_{t-1} + b_hh of every step, feature-major (3H, T, N); hg is a view")
-    zero_bias = scratch("zeros (3H,): b_hh of the compiled loop for a layer without bias")
-
     def input_bias(self, p):
         return p["bias_ih"]
 
@@ -318,28 +335,23 @@ class GRUKernel(Kernel):
         self.hg = self.fit(self.hg if self.hg is not None and self.hg.flags.c_contiguous else None,
                            (t_len, 3 * self.hs, n))
 
-    def compiled_ok(self, p, proj):
-        return _rnn_fast.usable(proj, p["weight_hh"]) and p["weight_hh"].flags.c_contiguous
+    def compiled_ok(self, p, x):
+        return _rnn_fast.usable(x, p["weight_hh"]) and p["weight_hh"].flags.c_contiguous
 
-    def forward_compiled(self, p, keep):
+    def forward_compiled(self, p, keep):  # hg and dhg batch-major (T, N, 3H) here
         t_len, n = self.x.shape[1:]
-        hg_f = self.hg_f = self.fit(self.hg_f, (3 * self.hs, t_len, n))
-        self.hg = hg_f.transpose(1, 0, 2)
-        b_hh = p["bias_hh"]
-        if b_hh is None:
-            b_hh = self.zero_bias = self.fit(self.zero_bias, (3 * self.hs,))
-            b_hh.fill(0)
+        self.hg = self.fit(self.hg, (t_len, n, 3 * self.hs))
+        b_ih, b_hh = (self.zeros() if b is None else b for b in (p["bias_ih"], p["bias_hh"]))
         keep_u8, masked = self.keep_bytes(keep, t_len, n)
-        _rnn_fast.run(_rnn_fast.kernel("gru_forward"), (self.proj, hg_f, p["weight_hh"], b_hh, self.states[0], keep_u8, masked,
-                                              self.reverse), n)  # fmt: skip
+        _rnn_fast.run(_rnn_fast.kernel("gru_forward"), (self.proj, b_ih, self.hg, self.w_t(p), b_hh, self.states[0],
+                                              keep_u8, masked, self.reverse), n)  # fmt: skip
 
     def backward_compiled(self, p, keep):
         t_len, n = self.x.shape[1:]
-        self.dhg_f = self.fit(self.dhg_f, self.dg_f.shape)
-        self.dhg = self.dhg_f.transpose(1, 0, 2)
+        self.dhg = self.fit(self.dhg, self.dg.shape)
         keep_u8, masked = self.keep_bytes(keep, t_len, n)
-        _rnn_fast.run(_rnn_fast.kernel("gru_backward"), (self.proj, self.hg_f, p["weight_hh"], self.states[0], self.dy,
-                                               self.dg_f, self.dhg_f, self.dstate[0], keep_u8, masked,
+        _rnn_fast.run(_rnn_fast.kernel("gru_backward"), (self.proj, self.hg, p["weight_hh"], self.states[0], self.dy,
+                                               self.dg, self.dhg, self.bias_sums(2), self.dstate[0], keep_u8, masked,
                                                self.reverse), n)  # fmt: skip
 
     def step(self, t, prev, new, p, g_t):
@@ -375,7 +387,7 @@ class GRUKernel(Kernel):
         dstate[0] += direct
 
     def hidden_grads(self):
-        return self.dhg_f
+        return self.dhg if self.compiled else self.dhg_f
 
 
 KERNELS = {"RNN": RNNKernel, "LSTM": LSTMKernel, "GRU": GRUKernel}
