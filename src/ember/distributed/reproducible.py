@@ -4,7 +4,8 @@ of ranks (``ember train --grad-shards S``).
 The batch gradient is *defined* as a fixed binary-tree sum of ``S`` chunk gradients: the
 global batch of ``B`` samples is cut into ``S`` contiguous chunks (:func:`chunk_bounds`,
 sizes differing by at most one); chunk ``c``'s gradient is its mean gradient times
-``len(c) / B`` (its part of the batch mean; 1 for criteria that sum); the batch gradient is
+``len(c) / B`` (its part of the batch mean; 1 for criteria that sum; the factor is applied
+to dE/d(output) before the chunk's backward); the batch gradient is
 
     g = (...((g_0 + g_1) + (g_2 + g_3)) + ...)          (a perfect binary tree over S = 2^k)
 
@@ -277,10 +278,11 @@ class ChunkedFeval:
         x, t = self.inputs[lo:hi], self.targets[lo:hi]
         out = model.forward(x)
         loss = criterion.forward(out, t)
-        model.backward(x, criterion.backward(out, t))
         weight = (hi - lo) / self.batch if self.size_average else 1.0
-        if weight != 1:
-            self.grads *= weight
+        grad_out = criterion.backward(out, t)
+        if weight != 1:  # scale dE/d(output) (batch x classes), not the whole gradient afterwards: cheaper
+            grad_out = grad_out * weight
+        model.backward(x, grad_out)
         self.parts[c] = float(loss) * weight
         self.parts[self.shards + c] = int((backend.to_numpy(out.argmax(axis=1)) == backend.to_numpy(t)).sum())
 
