@@ -29,7 +29,7 @@ one, two = (read_tensors(f"{name}_{r}.safetensors")[0] for r in (1, 2))
 times = [open(f"{name}_{r}.log").read().split(" epochs (")[1].split("s)")[0] for r in (1, 2)]
 diff = max(float(np.abs(one[k].astype(np.float64) - two[k]).max()) for k in one if not k.startswith("extra"))
 acc = [open(f"{name}_{r}.log").read().split("test accuracy ")[1].split("%")[0] for r in (1, 2)]
-print(f"{name}: {one['1.weight'].dtype}, max |parameter difference| {diff:.3g}, bitwise equal "
+print(f"{name}: {next(iter(one.values())).dtype}, max |parameter difference| {diff:.3g}, bitwise equal "
       f"{all(np.array_equal(one[k], two[k]) for k in one)}, test accuracy 1 process {acc[0]}%, {ranks} ranks "
       f"{acc[1]}%, run time {times[0]} s / {times[1]} s", flush=True)
 EOF
