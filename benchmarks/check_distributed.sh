@@ -3,6 +3,8 @@
 #
 #   benchmarks/check_distributed.sh exact [float64|float32]   # 1 process vs mpirun -np 2: mnist-mlp sgd,
 #                                                             # mnist-mlp adam, lenet5 sgd; one full epoch each
+#   benchmarks/check_distributed.sh reproducible [RANKS] [S] # the same 3 runs in float32 with --grad-shards S
+#                                                             # (default 2 and 2): 1 process vs mpirun -np RANKS
 #   benchmarks/check_distributed.sh kill                      # SIGKILL rank 1 mid-epoch, time the stop,
 #                                                             # then resume the checkpoint on 1 process
 #
@@ -17,17 +19,19 @@ WORK="$(mktemp -d /tmp/ember-check-XXXXXX)"
 cd "$WORK"
 TRAIN=("$PY" -m ember train --epochs 1 --seed 1 --no-progress --threads 1)
 
-compare() {  # name: the two runs' arrays (float64 kept) and test accuracies
-    "$PY" - "$1" <<'EOF'
+compare() {  # name [ranks]: the two runs' arrays (float64 kept) and test accuracies
+    "$PY" - "$1" "${2:-2}" <<'EOF'
 import sys
 import numpy as np
 from ember.io import read_tensors
-name = sys.argv[1]
+name, ranks = sys.argv[1], sys.argv[2]
 one, two = (read_tensors(f"{name}_{r}.safetensors")[0] for r in (1, 2))
+times = [open(f"{name}_{r}.log").read().split(" epochs (")[1].split("s)")[0] for r in (1, 2)]
 diff = max(float(np.abs(one[k].astype(np.float64) - two[k]).max()) for k in one if not k.startswith("extra"))
 acc = [open(f"{name}_{r}.log").read().split("test accuracy ")[1].split("%")[0] for r in (1, 2)]
-print(f"{name}: {one['1.weight'].dtype}, max |parameter difference| {diff:.3g}, "
-      f"test accuracy 1 process {acc[0]}%, 2 ranks {acc[1]}%", flush=True)
+print(f"{name}: {next(iter(one.values())).dtype}, max |parameter difference| {diff:.3g}, bitwise equal "
+      f"{all(np.array_equal(one[k], two[k]) for k in one)}, test accuracy 1 process {acc[0]}%, {ranks} ranks "
+      f"{acc[1]}%, run time {times[0]} s / {times[1]} s", flush=True)
 EOF
 }
 
@@ -40,6 +44,19 @@ exact() {
         "$MPIRUN" -np 2 "${TRAIN[@]}" --model "$1" --optimizer "$2" --dtype "$dtype" --save "${name}_2.safetensors" \
             > "${name}_2.log"
         compare "$name"
+    done
+}
+
+reproducible() {
+    local ranks="${1:-2}" shards="${2:-2}" name
+    for run in "mnist-mlp sgd" "mnist-mlp adam" "lenet5 sgd"; do
+        set -- $run
+        name="$1-$2-S$shards"
+        "${TRAIN[@]}" --model "$1" --optimizer "$2" --grad-shards "$shards" --save "${name}_1.safetensors" \
+            > "${name}_1.log"
+        "$MPIRUN" --oversubscribe -np "$ranks" "${TRAIN[@]}" --model "$1" --optimizer "$2" --grad-shards "$shards" \
+            --save "${name}_2.safetensors" > "${name}_2.log"
+        compare "$name" "$ranks"
     done
 }
 
@@ -65,7 +82,8 @@ kill_rank() {
 
 case "${1:-}" in
     exact) exact "${2:-float64}" ;;
+    reproducible) reproducible "${2:-2}" "${3:-2}" ;;
     kill) kill_rank ;;
-    *) echo "usage: $0 exact [float64|float32] | kill"; exit 2 ;;
+    *) echo "usage: $0 exact [float64|float32] | reproducible [RANKS] [S] | kill"; exit 2 ;;
 esac
 echo "(files in $WORK)"

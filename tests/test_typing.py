@@ -30,6 +30,7 @@ FULLY_ANNOTATED = [
     "ember.data.layout",
     "ember.data.mnist",
     "ember.data.named",
+    "ember.distributed.reproducible",
     "ember.data.npz",
     "ember.data.pose",
     "ember.data.pose_render",

@@ -91,6 +91,9 @@ def _train_parser(sub):
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"),
                    help="the model's floating-point type (float64: runs on 1 and N MPI ranks agree to ~1e-15)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar, only the epoch summaries")
+    p.add_argument("--grad-shards", type=POSITIVE_INT, default=0, metavar="S",
+                   help="reproducible gradient: each batch as S chunks (a power of two), tree-summed on 1 BLAS "
+                        "thread; float32 runs on 1 process and N ranks (N dividing S) agree bit for bit")
     p.add_argument("--filters", metavar="PNG", help="after training, draw the first layer's filters into this PNG")
     p.set_defaults(run=cmd_train)
 
@@ -240,7 +243,7 @@ def cmd_train(args):
         l1=args.l1, decay_from=args.decay_from, skip_biases=args.skip_biases, max_norm=args.max_norm,
         clip_grad=args.clip_grad, early_stop=args.early_stop, seed=args.seed, save=args.save, log=args.log,
         checkpoint=checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume, max_steps=args.max_steps,
-        progress=not args.no_progress,
+        progress=not args.no_progress, grad_shards=args.grad_shards,
     )  # fmt: skip
     manual_seed(args.seed)
     valid = int(args.valid) if args.valid >= 1 else args.valid

@@ -9,7 +9,9 @@ included) take the single-process step; batch normalization and dropout see the
 global batch; rank 0 alone prints and writes files. Ranks that disagree stop at once
 with one message, a rank that dies stops the others within seconds, and the replicas
 are checked to be bitwise identical every ``EMBER_DIST_CHECK_EVERY`` (100) steps.
-See docs/distributed.md.
+With ``--grad-shards S`` the gradient is a fixed tree sum of S chunk gradients
+(:mod:`ember.distributed.reproducible`): float32 runs on 1 process and on N ranks (N a
+power of two dividing S) are then bit for bit the same. See docs/distributed.md.
 
 In your own loop (five lines; run it with ``mpirun -np N python train.py``)::
 

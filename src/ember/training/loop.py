@@ -130,9 +130,10 @@ class TrainingRun:
                 if feval is None:
                     feval = self.fevals[len(local)] = make_feval(self.model, self.criterion, xb, yb, self.grads,
                                                                  self._regularize)  # fmt: skip
-            else:  # sum over the ranks, then regularize the global gradient
-                feval = make_feval(self.model, self.criterion, xb, yb, self.grads)
-                feval = self.dist.wrap_feval(feval, self._regularize, yb)
+            else:  # sum over the ranks (or the chunks), then regularize the global gradient; built once per length
+                feval = self.fevals.get(len(index))
+                if feval is None:
+                    feval = self.fevals[len(index)] = self.dist.feval(xb, yb, self._regularize)
             loss = float(self.step_fn(feval, self.params, self.config, self.state)[1][0])
             if not math.isfinite(loss):
                 bar.close()

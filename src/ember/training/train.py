@@ -159,6 +159,9 @@ class TrainOptions:
     log: CSV file, one row per epoch. checkpoint: file written every
     ``checkpoint_every`` steps and at each epoch's end; resume: continue from it.
     max_steps: stop (with a checkpoint) after this many steps in total.
+    grad_shards: 0 (off) or a power of two S: the reproducible batch gradient, a fixed
+    tree sum of S chunk gradients on one BLAS thread, bit for bit the same on 1 process
+    and on N MPI ranks (N a power of two dividing S; :mod:`ember.distributed.reproducible`).
     """
 
     epochs: int = 10
@@ -187,6 +190,7 @@ class TrainOptions:
     max_steps: int | None = None
     progress: bool = True
     metadata: dict = field(default_factory=dict)
+    grad_shards: int = 0
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -203,6 +207,10 @@ class TrainOptions:
             raise ValueError("checkpoint_every and resume need a checkpoint file (--checkpoint PATH)")
         if self.max_steps is not None and (not isinstance(self.max_steps, int) or self.max_steps < 1):
             raise ValueError(f"max_steps must be a positive int, got {self.max_steps!r}")
+        if self.grad_shards:
+            from ..distributed.reproducible import check_shards
+
+            check_shards(self.grad_shards)
 
     @property
     def lr_key(self) -> Any:
