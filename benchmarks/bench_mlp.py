@@ -91,12 +91,18 @@ def floor_step(batch):
     probs, rows = np.empty((batch, 10), np.float32), np.arange(batch)
     top, total = np.empty((batch, 1), np.float32), np.empty((batch, 1), np.float32)
 
+    def affine(a, w, b, out):
+        if batch == 1:  # one sample: a matrix-vector product (OpenBLAS's GEMM with M = 1 is ~5x slower)
+            np.matmul(w, a[0], out=out[0])
+            np.add(out, b, out=out)
+        else:
+            np.copyto(out, b)
+            _blas.gemm(a, w.T, out, 1.0, 1.0)
+
     def step():
-        np.copyto(h, b1)
-        _blas.gemm(x, w1.T, h, 1.0, 1.0)
+        affine(x, w1, b1, h)
         np.maximum(h, 0, out=h)  # in place: h is both the pre- and post-activation
-        np.copyto(probs, b2)
-        _blas.gemm(h, w2.T, probs, 1.0, 1.0)
+        affine(h, w2, b2, probs)
         np.max(probs, axis=1, keepdims=True, out=top)
         np.subtract(probs, top, out=probs)
         np.exp(probs, out=probs)

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import math
 
-from ..backend import axpby
+import numpy as np
+
+from .. import _fast
+from ..backend import axpby, unbuffered
 from ..errors import check_positive, check_same_shape, shape_error
+from . import _linear_fast
+from ._fresh_grads import take_zero_mark
 from .init import uniform
 from .module import Module, scratch
 
@@ -35,10 +40,15 @@ class Linear(Module):
                       dE/db += scale * sum_n dE/dy_n
 
     Initialisation (Torch7): W, b ~ U(-1/sqrt(in), 1/sqrt(in)). ``bias=False`` drops b.
+
+    Inside a training step's ``zeroed_gradients`` (``nn._fresh_grads``) the first
+    accumulation writes ``dE/dW = scale * ...`` instead of adding it onto zeros.
     """
 
     _param_names = ("weight", "bias")
+    _writes_fresh_grads = True  # see _fresh_grads: the first accumulation may write
     bias_step = scratch("sum_n dE/dy_n, before it is scaled into grad_bias")
+    scaled_dy = scratch("scale * dE/dy of one sample (the outer product's left factor)")
 
     def __init__(self, in_features, out_features, bias=True, rng=None):
         super().__init__()
@@ -96,11 +106,37 @@ class Linear(Module):
 
     def _accumulate_grads(self, input, grad_output, scale):
         go, x = grad_output.reshape(-1, self.out_features), input.reshape(-1, self.in_features)
+        if take_zero_mark(self):  # the gradients hold zeros: write them
+            self._write_grads(go, x, scale)
+            return
         self.backend.gemm(go, x, self.grad_weight, trans_a=True, alpha=scale, beta=1.0)  # dW += scale dy^T x
         if self.bias is not None:
             self.bias_step = self._fit(self.bias_step, self.bias.shape)
             self.backend.xp.sum(go, axis=0, out=self.bias_step)
             axpby(scale, self.bias_step, 1.0, self.grad_bias, self.bias_step)  # db += scale sum_n dy_n
+
+    def _write_grads(self, go, x, scale):
+        """dW = scale dy^T x and db = scale sum_n dy_n, written over the old contents."""
+        xp, gw = self.backend.xp, self.grad_weight
+        if go.shape[0] == 0:  # no sample (a product with k = 0 may leave the old contents)
+            for _, _, grad in self._own_parameters():
+                grad.fill(0)
+            return
+        if go.shape[0] != 1 or xp is not np or not gw.flags.c_contiguous:
+            self.backend.gemm(go, x, gw, trans_a=True, alpha=scale, beta=0.0)  # BLAS zeroes as it goes
+        elif _fast.use(_linear_fast.outer_write) and go.dtype == x.dtype == gw.dtype:
+            _linear_fast.outer_write(gw.dtype.type(scale), go[0], x[0], gw)  # compiled: one pass
+        else:  # one sample: the outer product, written
+            dy = go[0]
+            if scale != 1:
+                dy = self.scaled_dy = self._fit(self.scaled_dy, dy.shape)
+                xp.multiply(go[0], scale, out=dy)
+            with unbuffered(xp):  # a broadcast product: no iterator buffers
+                xp.multiply(dy.reshape(-1, 1), x, out=gw)
+        if self.bias is not None:
+            xp.sum(go, axis=0, out=self.grad_bias)
+            if scale != 1:
+                self.grad_bias *= scale
 
     def extra_repr(self):
         return f"{self.in_features} -> {self.out_features}" + ("" if self.bias is not None else ", without bias")

@@ -34,6 +34,7 @@ from ..data.named import load_named
 from ..data.npz import read_npz
 from ..data.preprocess import make_preprocessor
 from ..errors import ShapeError
+from ..nn._fresh_grads import zeroed_gradients
 from .._typing import Array
 
 from typing import TYPE_CHECKING, Any
@@ -269,10 +270,10 @@ def make_feval(model: Any, criterion: Criterion, inputs: Any, targets: Any, grad
     ``regularize(x, grads)``, if given, adjusts the gradient (weight decay, clipping)."""
 
     def feval(x: Array):
-        model.zero_grad_parameters()
-        output = model.forward(inputs)
-        loss = criterion.forward(output, targets)
-        model.backward(inputs, criterion.backward(output, targets))
+        with zeroed_gradients(model):  # = model.zero_grad_parameters(), minus a pass over the gradients
+            output = model.forward(inputs)
+            loss = criterion.forward(output, targets)
+            model.backward(inputs, criterion.backward(output, targets))
         if regularize is not None:
             regularize(x, grads)
         return loss, grads
