@@ -45,7 +45,7 @@ def add_pretrain_parser(subparsers):
     f = sub.add_parser("features", help="k-means features + pooling + linear classifier on MNIST")
     f.add_argument("--dictionary", default="kmeans", choices=("kmeans", "psd"),
                    help="kmeans (triangle code) or psd (sparse coding by FISTA + its tanh encoder, split-rectified)")
-    f.add_argument("--k", type=POSITIVE_INT, help="dictionary size K (default 400 for kmeans, 128 for psd)")
+    f.add_argument("--k", type=POSITIVE_INT, help="dictionary size K (default 400 for kmeans, 256 for psd)")
     f.add_argument("--lambd", type=POSITIVE, default=0.3, help="psd: L1 weight of the codes (default 0.3)")
     f.add_argument("--psd-epochs", type=POSITIVE_INT, default=2, help="psd: passes over the patches (default 2)")
     f.add_argument("--patch", type=POSITIVE_INT, default=6, help="patch size (default 6)")
@@ -126,7 +126,7 @@ def cmd_features(args) -> int:
     if args.grid > code_size:
         raise ValueError(f"--grid {args.grid} is larger than the {code_size}x{code_size} code maps")
     psd = args.dictionary == "psd"
-    k = args.k or (128 if psd else 400)
+    k = args.k or (256 if psd else 400)
     args.pool = args.pool or ("sum" if psd else "max")  # measured best for each (docs/unsupervised.md)
     n_patches = args.patches or (100000 if psd else 400000)
     what = (f"K={k} PSD (lambda {args.lambd:g}), tanh encoder, split rectification" if psd else

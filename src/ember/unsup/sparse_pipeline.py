@@ -16,7 +16,7 @@ from .patches import random_patches
 from .pipeline import FeaturePipeline, LinearEncoder, Whitening
 
 
-def train_psd(x: np.ndarray, k: int = 128, lambd: float = 0.3, alpha: float = 1.0, epochs: int = 3,
+def train_psd(x: np.ndarray, k: int = 256, lambd: float = 0.3, alpha: float = 1.0, epochs: int = 3,
               batch_size: int = 256, lr: float = 1.0, max_iter: int = 50, seed: int = 0, progress=None,
               init_from_data: bool = True):  # fmt: skip
     """Train :class:`ember.unsup.PSD` (float32) on samples x (N, D) with ``fit_batch`` (one
@@ -68,7 +68,7 @@ def encoder_error(psd, x: np.ndarray) -> float:
     return float(np.linalg.norm(z_pred - z_star)) / norm if norm > 0 else 0.0
 
 
-def fit_psd_pipeline(images, k: int = 128, patch: int = 6, n_patches: int = 100000, lambd: float = 0.3,
+def fit_psd_pipeline(images, k: int = 256, patch: int = 6, n_patches: int = 100000, lambd: float = 0.3,
                      alpha: float = 1.0, epochs: int = 3, lr: float = 1.0, contrast_eps: float = 0.1,
                      whiten_eps: float | None = 1.0, rectify: str = "split", seed: int = 0, progress=None,
                      **pipeline_kw) -> tuple[FeaturePipeline, object]:  # fmt: skip
