@@ -265,6 +265,22 @@ def test_cli_pretrain_features_psd_quick_run(capsys):
                  "--patches", "1024", "--psd-epochs", "1", "--epochs", "2", "--grid", "2", "--no-progress"])  # fmt: skip
     text = capsys.readouterr().out
     assert code == 0 and "PSD" in text and "test accuracy" in text
+    assert "encoder error" in text
+
+
+def test_psd_encoder_error_is_the_relative_prediction_error():
+    from ember.unsup.sparse_pipeline import encoder_error, fit_psd_pipeline
+
+    rng = np.random.default_rng(13)
+    images = rng.integers(0, 256, (20, 12, 12), dtype=np.uint8)
+    pipe, psd = fit_psd_pipeline(images, k=8, patch=4, n_patches=1024, epochs=1, grid=2, seed=0)
+    x = pipe.whitening.transform(random_patches(images, 4, 100, rng, scale=1 / 255))
+    error = encoder_error(psd, x)
+    z_star, z_pred = psd.infer(x).copy(), psd.encode(x)
+    assert np.isclose(error, np.linalg.norm(z_pred - z_star) / np.linalg.norm(z_star), rtol=1e-4)
+    assert 0 < error < 1
+    with pytest.raises(ValueError, match="encoder_error"):
+        encoder_error(psd, x[0])
 
 
 def test_train_linear_reports_divergence():

@@ -45,7 +45,7 @@ def add_pretrain_parser(subparsers):
     f = sub.add_parser("features", help="k-means features + pooling + linear classifier on MNIST")
     f.add_argument("--dictionary", default="kmeans", choices=("kmeans", "psd"),
                    help="kmeans (triangle code) or psd (sparse coding by FISTA + its tanh encoder, split-rectified)")
-    f.add_argument("--k", type=POSITIVE_INT, help="dictionary size K (default 400 for kmeans, 128 for psd)")
+    f.add_argument("--k", type=POSITIVE_INT, help="dictionary size K (default 400 for kmeans, 256 for psd)")
     f.add_argument("--lambd", type=POSITIVE, default=0.3, help="psd: L1 weight of the codes (default 0.3)")
     f.add_argument("--psd-epochs", type=POSITIVE_INT, default=2, help="psd: passes over the patches (default 2)")
     f.add_argument("--patch", type=POSITIVE_INT, default=6, help="patch size (default 6)")
@@ -126,7 +126,7 @@ def cmd_features(args) -> int:
     if args.grid > code_size:
         raise ValueError(f"--grid {args.grid} is larger than the {code_size}x{code_size} code maps")
     psd = args.dictionary == "psd"
-    k = args.k or (128 if psd else 400)
+    k = args.k or (256 if psd else 400)
     args.pool = args.pool or ("sum" if psd else "max")  # measured best for each (docs/unsupervised.md)
     n_patches = args.patches or (100000 if psd else 400000)
     what = (f"K={k} PSD (lambda {args.lambd:g}), tanh encoder, split rectification" if psd else
@@ -139,9 +139,10 @@ def cmd_features(args) -> int:
         from ..unsup.sparse_pipeline import fit_psd_pipeline
 
         bar = _progress(args.psd_epochs * (n_patches // 256), "PSD", args, "batches")
-        pipe, _ = fit_psd_pipeline(x_train, k=k, patch=args.patch, n_patches=n_patches, lambd=args.lambd,
-                                   epochs=args.psd_epochs, contrast_eps=args.contrast_eps, whiten_eps=args.whiten_eps,
-                                   seed=args.seed, progress=lambda i, n, e: bar.update(1, energy=e), **pool_kw)  # fmt: skip
+        pipe, psd_model = fit_psd_pipeline(x_train, k=k, patch=args.patch, n_patches=n_patches, lambd=args.lambd,
+                                           epochs=args.psd_epochs, contrast_eps=args.contrast_eps,
+                                           whiten_eps=args.whiten_eps, seed=args.seed,
+                                           progress=lambda i, n, e: bar.update(1, energy=e), **pool_kw)  # fmt: skip
     else:
         bar = _progress(args.iterations, "k-means", args, "passes")
         pipe = fit_kmeans_pipeline(x_train, k=k, patch=args.patch, n_patches=n_patches, iterations=args.iterations,
@@ -150,6 +151,13 @@ def cmd_features(args) -> int:
     bar.close()
     t_dict = time.perf_counter() - start
     print(f"dictionary: {k} {'PSD atoms' if psd else 'centroids'} from {n_patches} patches ({t_dict:.1f}s)", flush=True)
+    if psd:
+        from ..unsup.patches import random_patches
+        from ..unsup.sparse_pipeline import encoder_error
+
+        held = random_patches(x_test, args.patch, 2000, np.random.default_rng(args.seed + 1), scale=1 / 255)
+        error = encoder_error(psd_model, pipe.whitening.transform(held))
+        print(f"PSD encoder error ||F(x) - z*|| / ||z*|| on 2000 held-out test patches: {error:.3f}", flush=True)
     if args.filters:
         from ..viz import filter_grid
 

@@ -16,7 +16,7 @@ from .patches import random_patches
 from .pipeline import FeaturePipeline, LinearEncoder, Whitening
 
 
-def train_psd(x: np.ndarray, k: int = 128, lambd: float = 0.3, alpha: float = 1.0, epochs: int = 3,
+def train_psd(x: np.ndarray, k: int = 256, lambd: float = 0.3, alpha: float = 1.0, epochs: int = 3,
               batch_size: int = 256, lr: float = 1.0, max_iter: int = 50, seed: int = 0, progress=None,
               init_from_data: bool = True):  # fmt: skip
     """Train :class:`ember.unsup.PSD` (float32) on samples x (N, D) with ``fit_batch`` (one
@@ -54,7 +54,21 @@ def psd_encoder(psd) -> LinearEncoder:
     return LinearEncoder(to_numpy(linear.weight), to_numpy(linear.bias), "tanh", gain=np.array(to_numpy(diag.weight)))
 
 
-def fit_psd_pipeline(images, k: int = 128, patch: int = 6, n_patches: int = 100000, lambd: float = 0.3,
+def encoder_error(psd, x: np.ndarray) -> float:
+    """The PSD encoder's relative prediction error on samples x (N, D), e.g. held-out whitened
+    patches: ``||F(x) - z*|| / ||z*||`` over the whole set, z* the codes of the joint energy
+    (FISTA started from F(x), as in training). 0 when every code is 0."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 2:
+        raise ValueError(f"encoder_error: expected samples (N, D), got shape {x.shape}")
+    xb = psd.backend.asarray(x)
+    z_star = psd.backend.to_numpy(psd.infer(xb)).astype(np.float64)
+    z_pred = psd.backend.to_numpy(psd.encode(xb)).astype(np.float64)
+    norm = float(np.linalg.norm(z_star))
+    return float(np.linalg.norm(z_pred - z_star)) / norm if norm > 0 else 0.0
+
+
+def fit_psd_pipeline(images, k: int = 256, patch: int = 6, n_patches: int = 100000, lambd: float = 0.3,
                      alpha: float = 1.0, epochs: int = 3, lr: float = 1.0, contrast_eps: float = 0.1,
                      whiten_eps: float | None = 1.0, rectify: str = "split", seed: int = 0, progress=None,
                      **pipeline_kw) -> tuple[FeaturePipeline, object]:  # fmt: skip
@@ -69,4 +83,4 @@ def fit_psd_pipeline(images, k: int = 128, patch: int = 6, n_patches: int = 1000
     return pipe, psd
 
 
-__all__ = ["train_psd", "psd_encoder", "fit_psd_pipeline"]
+__all__ = ["train_psd", "psd_encoder", "encoder_error", "fit_psd_pipeline"]
