@@ -50,6 +50,7 @@ FULLY_ANNOTATED = [
     "ember.nn._arrays",
     "ember.nn._layout",
     "ember.nn._rnn_fast",
+    "ember.nn._fresh_grads",
     "ember.nn._spec",
     "ember.nn._state",
     "ember.nn._tables",

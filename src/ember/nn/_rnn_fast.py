@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import ctypes
 import os
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -189,7 +189,23 @@ class BatchMajor:
     zero_bias = scratch("zeros (G*H,): the bias of a compiled loop for a layer without bias")
     db = scratch("the compiled backward's bias-gradient sums, one row per batch half (2, parts, G*H)")
 
-    def forward_batch_major(self, x, p, state0, keep, start, end):
+    if TYPE_CHECKING:  # provided by Kernel (rnn_kernels.py), the class this is a base of
+        hs: int
+        gates: int
+        parts: int
+        reverse: bool
+        proj: Any
+        states: Any
+        g: Any
+
+        def fit(self, buffer: Any, shape: tuple[int, ...]) -> np.ndarray: ...
+        def fits(self, buffers: Any, shapes: list[tuple[int, ...]]) -> list[np.ndarray]: ...
+        def gemm(self, a: np.ndarray, b: np.ndarray, out: np.ndarray, beta: float = 0.0, trans_b: bool = False,
+                 alpha: float = 1.0) -> None: ...
+        def forward_compiled(self, p: dict[str, np.ndarray], keep: np.ndarray | None) -> None: ...
+
+    def forward_batch_major(self, x: np.ndarray, p: dict[str, np.ndarray], state0: list[np.ndarray],
+                            keep: np.ndarray | None, start: int, end: int) -> tuple[np.ndarray, list[np.ndarray]]:
         """``Kernel.forward`` on the compiled path, whose per-step arrays are batch-major
         (N, features) (:mod:`ember.nn._rnn_jit`): proj (T, N, G*H) = X^T W_ih^T in one
         GEMM (the compiled loop adds the bias), states (T+1, N, H); returns (T, H, N) and
@@ -206,20 +222,20 @@ class BatchMajor:
         out = states[0][:-1] if self.reverse else states[0][1:]
         return out.transpose(0, 2, 1), [s[end].T for s in states]
 
-    def w_t(self, p):
+    def w_t(self, p: dict[str, np.ndarray]) -> np.ndarray:
         """W_hh^T (H, G*H), C-contiguous, for the compiled forward."""
         w = p["weight_hh"]
         self.w_hh_t = self.fit(self.w_hh_t, w.shape[::-1])
         kernel("transpose")(w, self.w_hh_t)
         return self.w_hh_t
 
-    def zeros(self):
+    def zeros(self) -> np.ndarray:
         """Zeros (G*H,): the bias of a compiled loop for a layer without bias."""
         zero = self.zero_bias = self.fit(self.zero_bias, (self.gates * self.hs,))
         zero.fill(0)
         return zero
 
-    def bias_sums(self, parts):
+    def bias_sums(self, parts: int) -> np.ndarray:
         """The compiled backward's bias-gradient sums (2, parts, G*H), zeroed: one row per
         batch half (the two threads), ``parts`` = 2 for the GRU (dg and dhg)."""
         db = self.db = self.fit(self.db, (2, parts, self.gates * self.hs))
@@ -227,7 +243,7 @@ class BatchMajor:
         return db
 
     @staticmethod
-    def keep_bytes(keep, t_len, n):
+    def keep_bytes(keep: np.ndarray | None, t_len: int, n: int) -> tuple[np.ndarray, bool]:
         """(``keep`` as a (T, N) uint8 view, whether there is one) for a compiled loop."""
         if keep is None:
             return np.zeros((1, 1), np.uint8), False
