@@ -28,6 +28,8 @@ import os
 import sys
 from typing import Any
 
+from . import _fast
+
 import numpy as np
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
@@ -310,6 +312,11 @@ def gemm(a, b, out, alpha=1.0, beta=0.0) -> bool:
         return False
     if a.ndim != 2 or b.ndim != 2 or out.ndim != 2 or a.shape[1] != b.shape[0] or out.shape != (a.shape[0], b.shape[1]):
         return False
+    compiled = _state.get("gemm")
+    if compiled is None:
+        compiled = _state["gemm"] = _compiled_gemm()
+    if compiled and _state["library"] is _state.get("numpy") and _fast.use(compiled):
+        return bool(compiled(a, b, out, alpha, beta))  # the same call from compiled code (_blas_jit)
     ma, mb, mc = _matrix(a), _matrix(b), _matrix(out)
     if ma is None or mb is None or mc is None or mc[2]:
         return False
@@ -323,6 +330,22 @@ def gemm(a, b, out, alpha=1.0, beta=0.0) -> bool:
     _FUNCS[kind + "gemm"](_ROW_MAJOR, _TRANS if ma[2] else _NO_TRANS, _TRANS if mb[2] else _NO_TRANS,
                           m, n, k, alpha, ma[0], ma[1], mb[0], mb[1], beta, mc[0], mc[1])  # fmt: skip
     return True
+
+
+def _compiled_gemm() -> Any:
+    """:func:`ember._blas_jit.gemm` when it can serve :func:`gemm` (Numba installed, NumPy's
+    BLAS is the OpenBLAS of NumPy's wheels), else False. Checked once, on the first product."""
+    lib = _state.get("numpy")
+    if not _fast.available() or lib is None or os.environ.get("EMBER_NO_BLAS"):
+        return False
+    if not all(hasattr(lib.handle, name) for name in ("scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_")):
+        return False
+    from llvmlite import binding
+
+    binding.load_library_permanently(lib.path)  # compiled code finds the routines by name
+    from . import _blas_jit
+
+    return _blas_jit.gemm
 
 
 def _vector(v):

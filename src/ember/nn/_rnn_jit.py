@@ -11,16 +11,9 @@ from numba.extending import overload
 
 from .. import _fast
 
+from .._blas_jit import dgemm as _dgemm, sgemm as _sgemm  # bound by name: the kernels cache
+
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
-_SGEMM, _DGEMM = "scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_"  # bound by name: the kernels cache
-
-
-def _blas_sig(real):
-    i64, i32 = types.int64, types.intc
-    return types.void(i32, i32, i32, i64, i64, i64, real, i64, i64, i64, i64, real, i64, i64)
-
-_sgemm = types.ExternalFunction(_SGEMM, _blas_sig(types.float32))
-_dgemm = types.ExternalFunction(_DGEMM, _blas_sig(types.float64))
 
 def _gemm(trans_a, trans_b, m, n, k, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc):  # pragma: no cover - stub
     """C (m, n) = op(A) (m, k) op(B) (k, n) + beta C, row-major, each matrix given as an

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .. import _fast
 from ..errors import check_same_shape, shape_error
-from . import _pointwise_fast
+from . import _pointwise_fast, _softmax_fast
 from ._layout import ensure_like
 from .module import Module, scratch
 
@@ -320,8 +320,11 @@ class LogSoftMax(_OverFeatures):
     def update_output(self, input):
         axis = self._axis(input)
         lse = self.lse = self._fit(self.lse, self._reduced_shape(input, axis))
-        self._log_sum_exp(input, axis, lse)
         out = self.output = self.backend.ensure(self.output, input.shape)
+        if axis == 1 and _fast.use(_softmax_fast.log_softmax_rows) and _softmax_fast.rows_ready(input, out):
+            _softmax_fast.log_softmax_rows(input, out, lse)  # compiled (ember[fast]): one pass per row
+            return out
+        self._log_sum_exp(input, axis, lse)
         self.backend.xp.subtract(input, lse, out=out)
         return out
 
@@ -329,6 +332,11 @@ class LogSoftMax(_OverFeatures):
         axis = self._axis(input)
         check_same_shape(self, "grad_output", grad_output, input)
         xp = self.backend.xp
+        if axis == 1 and _fast.use(_softmax_fast.log_softmax_rows_backward):
+            gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape)
+            if _softmax_fast.rows_ready(self.output, grad_output, gx):  # compiled: one pass per row
+                _softmax_fast.log_softmax_rows_backward(self.output, grad_output, gx)
+                return gx
         total = self.total = self._fit(self.total, self._reduced_shape(input, axis))
         xp.sum(grad_output, axis=axis, keepdims=True, out=total)
         gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _fast
 from ..errors import ShapeError, describe, shape_error
+from . import _softmax_fast
 from .activation import LogSoftMax
 from .module import Criterion, scratch
 from .._typing import Array
@@ -133,7 +135,21 @@ class ClassNLLCriterion(_ClassWeights, Criterion):
             self.ramp = self.backend.xp.arange(n, dtype="int64")
         return self.ramp
 
+    def _compiled(self, input: Array, target: Array, kernel) -> bool:
+        """Whether the compiled path (``nn/_softmax_fast.py``) may run: an (N, C) NumPy
+        batch, no class weights, no ``ignore_index`` among the classes, NumPy labels."""
+        return (_fast.use(kernel) and self.weights is None and input.ndim == 2
+                and not 0 <= self.ignore_index < input.shape[1]
+                and _softmax_fast.labels_ready(target, input.shape[0]))  # fmt: skip
+
     def update_output(self, input: Array, target: Array) -> Array:
+        pick = _softmax_fast.pick_classes
+        if pick is not None and self._compiled(input, target, pick) and _softmax_fast.rows_ready(input):
+            picked = self.picked = self._fit(self.picked, (input.shape[0],))
+            if pick(input, target, picked):  # else a label is not a class: NumPy below
+                total = float(picked.sum())
+                self.output = -total / (input.shape[0] if self.size_average else 1.0)
+                return self.output
         batch, flat, w, norm = self._prepare(input, target)
         xp = self.backend.xp
         picked = self.picked = self._fit(self.picked, flat.shape)
@@ -143,9 +159,14 @@ class ClassNLLCriterion(_ClassWeights, Criterion):
         return self.output
 
     def update_grad_input(self, input: Array, target: Array) -> Array:
+        gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape)
+        write = _softmax_fast.write_class_gradient
+        if write is not None and self._compiled(input, target, write) and _softmax_fast.rows_ready(input, gx):
+            value = gx.dtype.type(-1.0 / (input.shape[0] if self.size_average else 1.0))
+            if write(target, value, gx):  # else NumPy below redoes it all
+                return gx
         batch, flat, w, norm = self._prepare(input, target)
         xp = self.backend.xp
-        gx = self.grad_input = self.backend.ensure(self.grad_input, input.shape)
         gx.fill(0)
         xp.put(gx.reshape(-1), flat, -1.0 / norm if w is None else -w / norm)
         return gx
