@@ -77,6 +77,9 @@ def ensure_layout(backend: Backend, buffer: Array, shape: tuple[int, ...], order
 
 def ensure_like(backend: Backend, buffer: Array, like: Any, dtype: Any = None) -> Any:
     """A buffer of ``like``'s shape and memory layout (reusing ``buffer`` when it fits)."""
+    if (buffer is not None and like.flags.c_contiguous and buffer.flags.c_contiguous and buffer.shape == like.shape
+            and buffer.dtype == (backend.dtype if dtype is None else dtype) and isinstance(buffer, backend.xp.ndarray)):
+        return buffer  # the common case, decided without working out the axis order (~5 us a call)
     return ensure_layout(backend, buffer, like.shape, axis_order(like), dtype)
 
 

@@ -18,6 +18,8 @@ def flat_views(*arrays: np.ndarray) -> list[np.ndarray] | None:
     """1-D views of arrays that have one shape and one dense memory layout (any axis
     order: CHWN images too), listing elements in memory order; None otherwise."""
     first = arrays[0]
+    if all(a.flags.c_contiguous and a.shape == first.shape and a.dtype == first.dtype for a in arrays):
+        return [a.reshape(-1) for a in arrays]  # the common case, without working out the axis order
     if any(a.shape != first.shape or a.strides != first.strides or a.dtype != first.dtype for a in arrays[1:]):
         return None
     order = axis_order(first)
