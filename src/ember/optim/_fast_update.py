@@ -17,6 +17,8 @@ NumPy code.
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from .. import _fast
@@ -39,6 +41,26 @@ def _momentum_kernel(x, g, v, wd, mom, keep, nesterov, neg_clr):  # pragma: no c
         x[i] = x[i] + neg_clr * gi  # 5. the step
 
 
+def _dead() -> None:
+    return None
+
+
+#: the last (x, g, v) that qualified (weak references: the arrays are not kept alive) and
+#: their shapes and dtype: a training loop passes the same three arrays every step, checked
+#: once rather than every step (the overlap tests cost microseconds)
+_last_checked: list = [[_dead, _dead, _dead], None]
+
+
+def _qualify(x, g, v) -> bool:
+    """Whether the kernel can take the arrays: contiguous 1-D NumPy float vectors of one
+    dtype and length that share no memory."""
+    if not all(isinstance(a, np.ndarray) and a.ndim == 1 and a.flags.c_contiguous for a in (x, g, v)):
+        return False
+    if not (x.dtype == g.dtype == v.dtype) or x.dtype.kind != "f" or not (x.shape == g.shape == v.shape):
+        return False
+    return not (np.may_share_memory(x, g) or np.may_share_memory(x, v) or np.may_share_memory(g, v))
+
+
 def momentum_step(x, g, v, wd: float, mom: float, damp: float, nesterov: bool, clr: float) -> bool:
     """Steps 2, 3 and 5 of Torch7's sgd for momentum ``mom`` > 0 and an existing momentum
     buffer ``v``, in one compiled pass; False (nothing done) when the compiled path is off
@@ -46,12 +68,11 @@ def momentum_step(x, g, v, wd: float, mom: float, damp: float, nesterov: bool, c
     kernel = _momentum_kernel
     if kernel is None or not _fast.use(kernel):
         return False
-    if not all(isinstance(a, np.ndarray) and a.ndim == 1 and a.flags.c_contiguous for a in (x, g, v)):
-        return False
-    if not (x.dtype == g.dtype == v.dtype) or x.dtype.kind != "f" or not (x.shape == g.shape == v.shape):
-        return False
-    if np.may_share_memory(x, g) or np.may_share_memory(x, v) or np.may_share_memory(g, v):
-        return False
+    refs, layout = _last_checked
+    if not (x is refs[0]() and g is refs[1]() and v is refs[2]() and (x.shape, g.shape, v.shape, x.dtype) == layout):
+        if not _qualify(x, g, v):
+            return False
+        _last_checked[:] = [[weakref.ref(a) for a in (x, g, v)], (x.shape, g.shape, v.shape, x.dtype)]
     real = x.dtype.type
     kernel(x, g, v, real(wd), real(mom), real(1 - damp), bool(nesterov), real(-clr))
     return True

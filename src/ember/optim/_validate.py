@@ -23,7 +23,8 @@ def number(algorithm: str, config: dict[str, Any], key: str, default: Any, low: 
            low_open: bool = False, high_open: bool = False) -> float:
     """Read ``config[key]`` (or ``default``), check it is a finite real in range."""
     value = config.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+    kind = type(value)  # float and int first: an ABC check costs more than the rest (called every step)
+    if not (kind is float or kind is int or (kind is not bool and isinstance(value, numbers.Real))) or not math.isfinite(value):
         raise ValueError(f"optim.{algorithm}: {key} must be a finite number, got {value!r}")
     if low is not None and (value < low or (low_open and value == low)):
         bound = ">" if low_open else ">="
@@ -60,7 +61,9 @@ def vector(algorithm: str, config: dict[str, Any], key: str, x: Array) -> Any:
     return value
 
 
-def known_keys(algorithm: str, config: dict[str, Any], allowed: Any) -> None:
+def known_keys(algorithm: str, config: Any, allowed: Any) -> None:
+    """Raise ValueError naming the keys of ``config`` (a dict or any iterable of keys)
+    that are not in ``allowed``."""
     unknown = sorted(set(config) - set(allowed))
     if unknown:
         raise ValueError(f"optim.{algorithm}: unknown hyperparameter(s) {unknown}; known: {sorted(allowed)}")
@@ -77,8 +80,10 @@ def setup(algorithm: str, config: dict[str, Any] | None, state: dict[str, Any] |
     state = config if state is None else state
     if not isinstance(config, dict) or not isinstance(state, dict):
         raise ValueError(f"optim.{algorithm}: config and state must be dicts, got {type(config).__name__}, {type(state).__name__}")
-    skip = set(state_keys) if state is config else set()
-    known_keys(algorithm, {k: v for k, v in config.items() if not k.startswith("_") and k not in skip}, keys)
+    skip = state_keys if state is config else ()
+    for key in config:  # the common case (every key known) without building sets
+        if key not in keys and key not in skip and not (isinstance(key, str) and key.startswith("_")):
+            known_keys(algorithm, [k for k in config if k not in skip and not (isinstance(k, str) and k.startswith("_"))], keys)
     return config, state
 
 
