@@ -9,6 +9,7 @@ It also checks that the compiled path really ran, so a silent fallback is caught
 
 import numpy as np
 import pytest
+from compiled_paths import both, restore_fast  # noqa: F401  (restore_fast: a fixture)
 
 from ember import _fast, nn, optim
 from ember.nn import _conv_fast
@@ -19,21 +20,7 @@ pytest.importorskip("numba")
 NCHW, NHWC = (0, 1, 2, 3), (0, 2, 3, 1)
 
 
-@pytest.fixture(autouse=True)
-def _restore_fast():
-    previous = _fast.set_enabled(True)
-    yield
-    _fast.set_enabled(previous)
-
-
-def _both(run):
-    """``run()`` with the compiled path on, then off: (compiled result, NumPy result)."""
-    _fast.set_enabled(True)
-    fast = run()
-    _fast.set_enabled(False)
-    reference = run()
-    _fast.set_enabled(True)
-    return fast, reference
+pytestmark = pytest.mark.usefixtures("restore_fast")
 
 
 def _laid_out(values, order):
@@ -69,7 +56,7 @@ def test_max_pooling_compiled_matches_numpy(geometry, order, dtype):
         used = module.argmax is not None
         return y, module.backward(x, g).copy(), used
 
-    (y_fast, gx_fast, used), (y_ref, gx_ref, used_ref) = _both(run)
+    (y_fast, gx_fast, used), (y_ref, gx_ref, used_ref) = both(run)
     assert used and not used_ref
     np.testing.assert_array_equal(y_fast, y_ref)
     if (dw, dh) == (kw, kh):  # each input element gets at most one term: the same arithmetic
@@ -83,7 +70,7 @@ def test_max_pooling_single_image_and_nan():
     x = np.arange(2 * 4 * 6, dtype=np.float32).reshape(2, 4, 6)
     x[0, 0, 0] = np.nan
     g = np.ones((2, 2, 3), np.float32)
-    (y_fast, gx_fast), (y_ref, gx_ref) = _both(lambda: (module.forward(x).copy(), module.backward(x, g).copy()))
+    (y_fast, gx_fast), (y_ref, gx_ref) = both(lambda: (module.forward(x).copy(), module.backward(x, g).copy()))
     np.testing.assert_array_equal(y_fast, y_ref)  # NaN in the same place: it propagates, as np.maximum does
     assert np.isnan(y_fast[0, 0, 0])
     np.testing.assert_array_equal(gx_fast[1], gx_ref[1])
@@ -113,7 +100,7 @@ def test_max_pooling_noncontiguous_input_falls_back_to_numpy():
     x = base[:, :, :, ::2]  # no (A, H, W, B) view
     module = nn.SpatialMaxPooling(2, 2)
     g = np.ones((2, 3, 5, 3), np.float32)
-    (y_fast, gx_fast), (y_ref, gx_ref) = _both(lambda: (module.forward(x).copy(), module.backward(x, g).copy()))
+    (y_fast, gx_fast), (y_ref, gx_ref) = both(lambda: (module.forward(x).copy(), module.backward(x, g).copy()))
     np.testing.assert_array_equal(y_fast, y_ref)
     np.testing.assert_array_equal(gx_fast, gx_ref)
 
@@ -147,7 +134,7 @@ def test_convnet_forward_and_gradients_agree(dtype, batch):
         y = net.forward(x).copy()
         return y, net.backward(x, g).copy(), grads.copy()
 
-    fast, reference = _both(run)
+    fast, reference = both(run)
     tolerance = 1e-5 if dtype == "float32" else 1e-12
     for a, b in zip(fast, reference):
         np.testing.assert_allclose(a, b, rtol=tolerance, atol=tolerance)
@@ -185,7 +172,7 @@ def test_fused_sgd_update_matches_numpy(config, dtype):
             seen.append((fx, grad.copy()))
         return x, state, seen
 
-    (x_fast, s_fast, seen_fast), (x_ref, s_ref, seen_ref) = _both(run)
+    (x_fast, s_fast, seen_fast), (x_ref, s_ref, seen_ref) = both(run)
     rtol = 2e-6 if dtype == "float32" else 1e-13
     np.testing.assert_allclose(x_fast, x_ref, rtol=rtol, atol=rtol)
     assert s_fast["eval_counter"] == s_ref["eval_counter"] == 5
@@ -225,9 +212,9 @@ def test_relu_backward_compiled_matches_numpy(order, dtype):
     module.forward(x)
     assert _pointwise_fast.flat_views(module.output, g, module.output) is not None  # the compiled path runs
     with np.errstate(invalid="ignore"):  # inf * 0 where y <= 0: NaN on both paths
-        fast, reference = _both(lambda: module.update_grad_input(x, g).copy())
+        fast, reference = both(lambda: module.update_grad_input(x, g).copy())
     np.testing.assert_array_equal(fast, reference)
     mixed = np.ascontiguousarray(g) if order == CHWN else _laid_out(g, CHWN)  # another layout: NumPy code
     with np.errstate(invalid="ignore"):
-        fast, reference = _both(lambda: module.update_grad_input(x, mixed).copy())
+        fast, reference = both(lambda: module.update_grad_input(x, mixed).copy())
     np.testing.assert_array_equal(fast, reference)

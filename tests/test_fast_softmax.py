@@ -9,6 +9,7 @@ row's additions differs (LogSoftMax). Each test also checks that the compiled pa
 
 import numpy as np
 import pytest
+from compiled_paths import both, restore_fast  # noqa: F401  (restore_fast: a fixture)
 
 from ember import _blas, _fast, nn
 from ember.nn import _softmax_fast
@@ -19,21 +20,7 @@ DTYPES = ["float32", "float64"]
 TOLERANCE = {"float32": 2e-6, "float64": 1e-14}
 
 
-@pytest.fixture(autouse=True)
-def _restore_fast():
-    previous = _fast.set_enabled(True)
-    yield
-    _fast.set_enabled(previous)
-
-
-def _both(run):
-    """``run()`` with the compiled path on, then off: (compiled result, reference result)."""
-    _fast.set_enabled(True)
-    fast = run()
-    _fast.set_enabled(False)
-    reference = run()
-    _fast.set_enabled(True)
-    return fast, reference
+pytestmark = pytest.mark.usefixtures("restore_fast")
 
 
 def _scores(dtype, n=7, c=10, seed=0):
@@ -52,12 +39,12 @@ def test_log_softmax_compiled_matches_numpy(dtype, classes):
     module = nn.LogSoftMax().to("numpy:" + dtype)
     module.forward(x)
     assert _softmax_fast.rows_ready(x, module.output)  # the compiled path runs
-    fast, reference = _both(lambda: module.forward(x).copy())
+    fast, reference = both(lambda: module.forward(x).copy())
     np.testing.assert_allclose(fast, reference, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])
-    fast_lse, reference_lse = _both(lambda: (module.forward(x), module.lse.copy())[1])
+    fast_lse, reference_lse = both(lambda: (module.forward(x), module.lse.copy())[1])
     np.testing.assert_allclose(fast_lse, reference_lse, rtol=TOLERANCE[dtype])
     module.forward(x)
-    fast, reference = _both(lambda: module.backward(x, go).copy())
+    fast, reference = both(lambda: module.backward(x, go).copy())
     np.testing.assert_allclose(fast, reference, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])
 
 
@@ -69,7 +56,7 @@ def test_log_softmax_compiled_keeps_nan_and_inf_rows_as_numpy(dtype):
     x[3] = -np.inf
     module = nn.LogSoftMax().to("numpy:" + dtype)
     with np.errstate(invalid="ignore"):
-        fast, reference = _both(lambda: module.forward(x).copy())
+        fast, reference = both(lambda: module.forward(x).copy())
     np.testing.assert_array_equal(np.isnan(fast), np.isnan(reference))
     np.testing.assert_allclose(fast[4], reference[4], rtol=TOLERANCE[dtype])
 
@@ -78,10 +65,10 @@ def test_log_softmax_other_layouts_use_the_numpy_code():
     x = np.asfortranarray(_scores("float64"))
     assert not _softmax_fast.rows_ready(x, np.empty_like(x, order="C"))
     module = nn.LogSoftMax().to("numpy:float64")
-    fast, reference = _both(lambda: module.forward(x).copy())
+    fast, reference = both(lambda: module.forward(x).copy())
     np.testing.assert_array_equal(fast, reference)
     image = np.random.default_rng(2).standard_normal((2, 3, 4, 5))  # (N, C, H, W): the class axis is not last
-    fast, reference = _both(lambda: module.forward(image).copy())
+    fast, reference = both(lambda: module.forward(image).copy())
     np.testing.assert_array_equal(fast, reference)
 
 
@@ -94,9 +81,9 @@ def test_class_nll_compiled_matches_numpy_exactly(dtype, label_dtype, size_avera
     target = np.random.default_rng(3).integers(0, 10, 9).astype(label_dtype)
     crit = nn.ClassNLLCriterion(size_average=size_average).to("numpy:" + dtype)
     assert crit._compiled(x, target, _softmax_fast.pick_classes)
-    fast, reference = _both(lambda: crit.forward(x, target))
+    fast, reference = both(lambda: crit.forward(x, target))
     assert fast == reference
-    fast, reference = _both(lambda: crit.backward(x, target).copy())
+    fast, reference = both(lambda: crit.backward(x, target).copy())
     np.testing.assert_array_equal(fast, reference)
 
 
@@ -116,7 +103,7 @@ def test_class_nll_ignored_samples_and_weights_use_the_numpy_code():
     x = _scores("float64", n=6)
     target = np.array([0, 3, -100, 9, -100, 1])  # ignore_index: the compiled pick stops, NumPy takes over
     crit = nn.ClassNLLCriterion().to("numpy:float64")
-    fast, reference = _both(lambda: (crit.forward(x, target), crit.backward(x, target).copy()))
+    fast, reference = both(lambda: (crit.forward(x, target), crit.backward(x, target).copy()))
     assert fast[0] == reference[0]
     np.testing.assert_array_equal(fast[1], reference[1])
     weighted = nn.ClassNLLCriterion(weights=np.linspace(0.5, 2, 10))
@@ -159,7 +146,7 @@ def test_compiled_gemm_makes_the_same_call_as_ctypes(dtype, alpha, beta):
             out[...] = start
             return _blas.gemm(a, b, out, alpha, beta), out.copy()
 
-        (done_fast, fast), (done_ref, reference) = _both(run)
+        (done_fast, fast), (done_ref, reference) = both(run)
         assert done_fast == done_ref, (a.shape, a.strides, b.shape, out.strides)
         np.testing.assert_array_equal(fast, reference)
 
