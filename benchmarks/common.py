@@ -103,7 +103,8 @@ def foreign_load(before, after):
 
 
 def compare(steps: dict, windows=7, seconds=0.5, warmup=3, raw=False, max_foreign=None):
-    """Interleave timing windows of each named step; return {name: median steps/s}
+    """Interleave timing windows of each named step (in turn forward and reverse order);
+    return {name: median steps/s}
     (``raw=True``: {name: [steps/s of each window]}, for per-window ratios).
 
     ``max_foreign`` (e.g. 0.1): a window during which other processes used more than
@@ -113,8 +114,11 @@ def compare(steps: dict, windows=7, seconds=0.5, warmup=3, raw=False, max_foreig
         for _ in range(warmup):
             step()
     rates = {name: [] for name in steps}
-    for _ in range(windows):
-        for name, step in steps.items():
+    order = list(steps.items())
+    for index in range(windows):
+        # every other window in reverse order: no contestant always runs right after the
+        # same other one (whose threads may still spin, whose data fills the caches)
+        for name, step in order if index % 2 == 0 else order[::-1]:
             before = cpu_ticks()
             rate = window(step, seconds)
             busy = foreign_load(before, cpu_ticks())
