@@ -7,11 +7,12 @@ products, so that is over 1% of a step at batch 128 (benchmarks/bench_mlp.py --f
 :func:`gemm` makes the same checks and the same ``cblas_?gemm`` call from compiled code,
 in ~1 us. It is used only while ember's BLAS is NumPy's own OpenBLAS (whose wheels export
 ``scipy_cblas_?gemm64_``), so both paths call one routine with the same arguments and
-give the same bits (tests/test_blas_jit.py). ``_blas.gemm``'s Python code is the
+give the same bits (tests/test_fast_softmax.py compares them for every layout). ``_blas.gemm``'s Python code is the
 reference and the fallback.
 
-Imported on first use (it imports Numba), after :func:`load` made the OpenBLAS symbols
-resolvable by name, which lets the compiled products be cached on disk.
+Imported on first use (it imports Numba) by ``_blas._compiled_gemm``, after that made the
+OpenBLAS symbols resolvable by name (which lets the compiled products be cached on disk).
+The recurrent kernels (``nn/_rnn_jit.py``) call the same two bindings.
 """
 
 from __future__ import annotations
