@@ -35,7 +35,6 @@ checks stay exact.
 from __future__ import annotations
 
 import ctypes
-import os
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
@@ -44,40 +43,21 @@ from .. import _fast
 from . import _parallel
 from .module import scratch
 
-_SGEMM, _DGEMM = "scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_"
 #: batch halves narrower than this run on one thread (the hand-off would cost more)
 MIN_SPLIT = 8
 
 
-def _openblas_path() -> str | None:
-    """The mapped library that exports NumPy's OpenBLAS symbols, or None."""
-    try:
-        with open("/proc/self/maps") as maps:
-            paths = sorted({line.split()[-1] for line in maps if "blas" in line.lower() and ".so" in line})
-    except OSError:  # not Linux
-        return None
-    for path in paths:
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        if hasattr(lib, _SGEMM) and hasattr(lib, _DGEMM):
-            return path
-    return None
-
-
 def _load() -> tuple[Any, Any]:
-    """(numba, the OpenBLAS ctypes library) when the compiled path can run, else (None, None)."""
-    if not _fast.available() or os.environ.get("EMBER_NO_BLAS"):
-        return None, None
-    path = _openblas_path()
-    if path is None:
+    """(numba, NumPy's OpenBLAS as a ctypes library) when the compiled path can run, else
+    (None, None)."""
+    from .. import _blas
+
+    lib = _blas.numpy_openblas_for_compiled_code()
+    if lib is None:
         return None, None
     import numba
-    from llvmlite import binding
 
-    binding.load_library_permanently(path)  # lets compiled code resolve the symbols by name
-    return numba, ctypes.CDLL(path)
+    return numba, lib.handle
 
 
 _state: dict[str, Any] = {"checked": False, "jit": None, "get": None, "set": None}
