@@ -25,8 +25,8 @@ _LAZY = {
     "models": ("ember.models", None), "Backend": ("ember.backend", "Backend"),
     "get_backend": ("ember.backend", "get_backend"), "load": ("ember.io", "load"), "save": ("ember.io", "save"),
     "manual_seed": ("ember.nn.init", "manual_seed"), "load_t7": ("ember.t7", "load_t7"),
+    "configure_blas": ("ember._blas", "configure_blas"),  # opt-in BLAS library (docs/benchmarks.md)
 }  # fmt: skip
-_LAZY["configure_blas"] = ("ember._blas", "configure_blas")  # opt-in BLAS library (docs/benchmarks.md)
 
 
 def __getattr__(name: str) -> Any:
@@ -45,6 +45,5 @@ def __dir__() -> list[Any]:
 
 __all__ = [
     "nn", "optim", "data", "models", "Backend", "get_backend", "ShapeError", "TrainingError", "FormatError",
-    "load", "save", "load_t7", "manual_seed", "configure_threads", "__version__",
+    "load", "save", "load_t7", "manual_seed", "configure_threads", "configure_blas", "__version__",
 ]  # fmt: skip
-__all__ += ["configure_blas"]
