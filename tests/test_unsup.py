@@ -195,3 +195,22 @@ def test_clear_errors():
     model.forward(x)
     with pytest.raises(ShapeError, match="one dE/dE_n per sample"):
         model.backward(x, np.ones((3, 4)))
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_lista_warm_forward_and_backward_allocate_no_arrays(tied):
+    from allocation import allocations
+
+    model = unsup.LISTA(64, 128, n_steps=3, rng=np.random.default_rng(0), tied=tied)
+    x = np.random.default_rng(1).standard_normal((256, 64)).astype(np.float32)
+    grad = np.ones((256, 128), np.float32)
+
+    def step():
+        model.forward(x)
+        model.backward(x, grad)
+
+    step()  # warm: the buffers exist from now on
+    peak, retained = allocations(step)
+    # one (256, 128) float32 array is 128 KB; what is left is NumPy's buffers for the
+    # comparison written as floats (~40 KB) and small Python objects
+    assert peak < 64 * 1024 and retained < 4096, f"a warm LISTA step allocated up to {peak} bytes ({retained} kept)"

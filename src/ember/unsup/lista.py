@@ -47,6 +47,10 @@ class LISTA(Composite):
     codes = saved("z_1..z_T, (T, N, code_size)")
     grad_b = scratch("dE/db, summed over the steps")
     grad_c = scratch("dE/dc_k of one step")
+    grad_z = scratch("dE/dz_k of one step (starts as grad_output)")
+    sign_c = scratch("sign(c_k) of one step (then sign(c_k) dE/dc_k in the backward)")
+    theta_step = scratch("-sum_k sign(c_k) dE/dc_k: dE/dtheta before scaling, like the threshold")
+    theta_row = scratch("one step's -sum_n sign(c) dE/dc, (code_size,)")
 
     def __init__(self, input_size, code_size, n_steps=3, rng=None, tied=True):
         super().__init__()
@@ -91,7 +95,9 @@ class LISTA(Composite):
         xp.abs(c, out=out)
         out -= theta
         xp.maximum(out, 0, out=out)
-        out *= xp.sign(c)
+        sign = self.sign_c = self._fit(self.sign_c, c.shape)
+        xp.sign(c, out=sign)
+        out *= sign
 
     def _check(self, input):
         if input.ndim != 2 or input.shape[1] != self.input_size:
@@ -122,8 +128,12 @@ class LISTA(Composite):
         self.grad_b = self._fit(self.grad_b, grad_output.shape)
         self.grad_c = self._fit(self.grad_c, grad_output.shape)
         self.grad_b.fill(0)
-        dz = grad_output.copy()
-        theta_step = xp.zeros_like(self.threshold)
+        dz = self.grad_z = self._fit(self.grad_z, grad_output.shape)
+        dz[...] = grad_output
+        theta_step = self.theta_step = self._fit(self.theta_step, self.threshold.shape)
+        theta_step.fill(0)
+        sign = self.sign_c = self._fit(self.sign_c, grad_output.shape)
+        row = self.theta_row = self._fit(self.theta_row, (self.code_size,))
         for k in range(self.n_steps - 1, -1, -1):
             c, dc = self.pre[k], self.grad_c
             xp.abs(c, out=dc)
@@ -131,7 +141,10 @@ class LISTA(Composite):
             dc *= dz  # dE/dc_k
             self.grad_b += dc
             if need_params:
-                (theta_step if self.tied else theta_step[k])[...] -= (xp.sign(c) * dc).sum(axis=0)
+                xp.sign(c, out=sign)
+                sign *= dc
+                xp.sum(sign, axis=0, out=row)
+                (theta_step if self.tied else theta_step[k])[...] -= row
             if k > 0:
                 if need_params:  # dS_k += scale dc_k^T z_{k-1}
                     grad_s = self.grad_lateral if self.tied else self.grad_lateral[k - 1]
