@@ -22,6 +22,10 @@ import numpy as np
 
 from . import _blas
 
+#: NumPy's OpenBLAS when compiled code can call it by name, else None: the array layer's
+#: door to it for ``nn`` (whose products otherwise all go through :meth:`Backend.gemm`)
+compiled_blas = _blas.numpy_openblas_for_compiled_code
+
 _NAMES = ("numpy", "cupy")
 _DTYPES = ("float32", "float64")
 

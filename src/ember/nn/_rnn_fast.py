@@ -50,9 +50,9 @@ MIN_SPLIT = 8
 def _load() -> tuple[Any, Any]:
     """(numba, NumPy's OpenBLAS as a ctypes library) when the compiled path can run, else
     (None, None)."""
-    from .. import _blas
+    from ..backend import compiled_blas
 
-    lib = _blas.numpy_openblas_for_compiled_code()
+    lib = compiled_blas()
     if lib is None:
         return None, None
     import numba
