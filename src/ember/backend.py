@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _blas
+from . import _blas, _pages
 
 #: NumPy's OpenBLAS when compiled code can call it by name, else None: the array layer's
 #: door to it for ``nn`` (whose products otherwise all go through :meth:`Backend.gemm`)
@@ -88,6 +88,15 @@ class Backend:
     def zeros(self, shape, dtype=None):
         """An array of zeros on this backend (default dtype: the backend's)."""
         return self.xp.zeros(shape, dtype=dtype or self.dtype)
+
+    def flat_vector(self, n, fill=0.0):
+        """A 1-D vector of ``n`` elements of the backend's dtype, filled with ``fill`` (None:
+        uninitialised): the flat parameter and gradient vectors. On NumPy a long one lies on
+        2 MB memory pages where Linux allows it (:mod:`ember._pages`; only speed differs)."""
+        vector = _pages.empty(n, self.dtype) if self.xp is np else self.xp.empty(n, dtype=self.dtype)
+        if fill is not None:
+            vector.fill(fill)
+        return vector
 
     def ensure(self, buffer, shape, dtype=None):
         """Return ``buffer`` if it already has ``shape`` and dtype, else a new empty array.

@@ -36,10 +36,9 @@ def flatten_parameters(root: Module) -> tuple[Array, Array]:
                     f"{module!r}: parameter {name!r} is shared with another module but "
                     f"its gradient is not; share both (clone('{name}') shares the pair)"
                 )
-    xp = root.backend.xp
     total = sum(int(p.size) for p in params)
-    flat_params = xp.empty(total, dtype=root.backend.dtype)
-    flat_grads = xp.zeros(total, dtype=root.backend.dtype)
+    flat_params = root.backend.flat_vector(total, fill=None)
+    flat_grads = root.backend.flat_vector(total)
     replacement = {}
     offset = 0
     for param, grad in zip(params, grads):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..backend import axpby
 from ._fast_update import momentum_step
-from ._validate import evaluate, namespace, number, scratch, setup, vector, weight_decay
+from ._validate import evaluate, namespace, number, scratch, setup, state_vector, vector, weight_decay
 from .._typing import Array, FEval, OptimResult
 
 _KEYS = {
@@ -81,7 +81,7 @@ def sgd(feval: FEval, x: Array, config: dict | None = None, state: dict | None =
     if mom != 0:
         v = state.get("dfdx")
         if v is None or v.shape != x.shape:
-            v = state["dfdx"] = g.copy()
+            v = state["dfdx"] = state_vector(g, fill=None)
         else:
             axpby(1 - damp, g, mom, v, tmp)
         if nesterov:
