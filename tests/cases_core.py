@@ -17,11 +17,11 @@ def _linear_torch(m, torch):
     return (lambda x: torch.nn.functional.linear(x, w, b)), [(m.weight, w), (m.bias, b)]
 
 
-def _seq_torch(m, torch):
+def _seq_torch(m, torch, activation="tanh"):
     l1, l2 = m.get(0), m.get(2)
     w1, b1, w2, b2 = torch_params(torch, l1.weight, l1.bias, l2.weight, l2.bias)
-    F = torch.nn.functional
-    fn = lambda x: F.log_softmax(F.linear(torch.tanh(F.linear(x, w1, b1)), w2, b2), dim=-1)  # noqa: E731
+    F, f = torch.nn.functional, getattr(torch, activation)
+    fn = lambda x: F.log_softmax(F.linear(f(F.linear(x, w1, b1)), w2, b2), dim=-1)  # noqa: E731
     return fn, [(l1.weight, w1), (l1.bias, b1), (l2.weight, w2), (l2.bias, b2)]
 
 
@@ -47,6 +47,10 @@ CASES = [
     # containers and layout
     Case("Sequential", lambda rng: nn.Sequential(nn.Linear(5, 4, rng=rng), nn.Tanh(), nn.Linear(4, 3, rng=rng), nn.LogSoftMax()),
          normal(3, 5), torch=_seq_torch),
+    # the ReLU writes over the first Linear's output (see ReLU's inplace)
+    Case("Sequential-inplace-ReLU",
+         lambda rng: nn.Sequential(nn.Linear(5, 4, rng=rng), nn.ReLU(inplace=True), nn.Linear(4, 3, rng=rng), nn.LogSoftMax()),
+         normal(3, 5), torch=lambda m, torch: _seq_torch(m, torch, "relu")),
     Case("Identity", lambda rng: nn.Identity(), normal(3, 4), torch=lambda m, torch: ((lambda x: x * 1), [])),
     Case("Linear", lambda rng: nn.Linear(5, 4, rng=rng), normal(3, 5), torch=_linear_torch),
     Case("Linear-single-sample", lambda rng: nn.Linear(5, 4, rng=rng), normal(5), torch=_linear_torch),

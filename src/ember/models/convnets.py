@@ -22,7 +22,7 @@ def lenet5(n_classes: int = 10, rng: np.random.Generator | None = None, dropout:
     net = nn.Sequential(
         nn.SpatialConvolution(1, 20, 5, 5, rng=rng), nn.SpatialMaxPooling(2, 2), nn.ReLU(),
         nn.SpatialConvolution(20, 50, 5, 5, rng=rng), nn.SpatialMaxPooling(2, 2), nn.ReLU(),
-        nn.Reshape(800), nn.Linear(800, 500, rng=rng), nn.ReLU(),
+        nn.Reshape(800), nn.Linear(800, 500, rng=rng), nn.ReLU(inplace=True),  # over the Linear's output
     )  # fmt: skip
     if dropout:
         net.add(nn.Dropout(dropout, rng=rng))
@@ -47,11 +47,11 @@ def convnet_lcn(n_classes: int = 10, rng: np.random.Generator | None = None, dro
     kernel = image.gaussian1d(7)
     net = nn.Sequential(
         nn.SpatialContrastiveNormalization(1, kernel),
-        nn.SpatialConvolution(1, c1, 5, 5, rng=rng), nn.ReLU(), nn.SpatialLPPooling(c1, 2, 2, 2),
+        nn.SpatialConvolution(1, c1, 5, 5, rng=rng), nn.ReLU(inplace=True), nn.SpatialLPPooling(c1, 2, 2, 2),
         nn.SpatialContrastiveNormalization(c1, kernel),
-        nn.SpatialConvolution(c1, c2, 5, 5, rng=rng), nn.ReLU(), nn.SpatialLPPooling(c2, 2, 2, 2),
-        nn.Reshape(c2 * 16), nn.Linear(c2 * 16, hidden, rng=rng), nn.ReLU(),
-    )  # fmt: skip
+        nn.SpatialConvolution(c1, c2, 5, 5, rng=rng), nn.ReLU(inplace=True), nn.SpatialLPPooling(c2, 2, 2, 2),
+        nn.Reshape(c2 * 16), nn.Linear(c2 * 16, hidden, rng=rng), nn.ReLU(inplace=True),
+    )  # fmt: skip  (each ReLU writes over the output of the layer before it: same numbers)
     if dropout:
         net.add(nn.Dropout(dropout, rng=rng))
     return net.add(nn.Linear(hidden, n_classes, rng=rng)).add(nn.LogSoftMax())

@@ -75,7 +75,37 @@ class ReLU(Pointwise):
     """Rectified linear unit ``y = max(0, x)`` (= ``Threshold(0, 0)``).
 
     bprop: dE/dx = dE/dy where x > 0, else 0 (computed from the stored output).
+
+    ``inplace=True`` (Torch7's ``nn.ReLU(true)``, PyTorch's ``inplace=True``) writes y over
+    x where no result can change: when x is the output of the module just before this one
+    in a :class:`Sequential` and that module's class says nothing reads its output again
+    (``output_free_for_next``: Linear, SpatialConvolution). That module's ``output`` then
+    holds y. Anywhere else (the first module, a table container's branch, after a Tanh whose
+    backward reads its own output) y goes to the ReLU's own buffer as with ``inplace=False``:
+    the numbers never depend on the switch, only the memory traffic does (a 128 x 1000
+    activation less to write and read back: ~2% of an MNIST MLP training step).
     """
+
+    own_output = scratch("y when not written over the input: the ReLU's own buffer (the output "
+                         "after an in-place call is another module's buffer, never written here)")
+
+    def __init__(self, inplace=False):
+        super().__init__()
+        if not isinstance(inplace, bool):
+            raise TypeError(f"ReLU: inplace must be a bool, got {inplace!r}")
+        self.inplace = inplace
+
+    def update_output(self, input):
+        if self.inplace and self.overwrite_input:  # set by a Sequential: a free buffer (class doc)
+            out = input
+        else:
+            out = self.own_output = ensure_like(self.backend, self.own_output, input)
+        self.fprop(self.backend.xp, input, out)
+        self.output = out
+        return out
+
+    def extra_repr(self):
+        return "inplace" if self.inplace else ""
 
     def fprop(self, xp, x, y):
         xp.maximum(x, 0, out=y)

@@ -109,6 +109,23 @@ class Container(Composite):
         return header + " {\n" + "\n".join(lines + body) + "\n}"
 
 
+def may_overwrite_input(children: list[Module]) -> frozenset[int]:
+    """Indices k of the children that may write over their input: child k has an
+    ``inplace`` switch (``ReLU``; it works in place only while the switch is on) and child
+    k - 1's output is free for it (see ``Module.output_free_for_next``)."""
+    return frozenset(k for k in range(1, len(children))
+                     if isinstance(getattr(children[k], "inplace", None), bool) and children[k - 1].output_free_for_next)  # fmt: skip
+
+
+def forward_over_input(child: Module, input: Any) -> Any:
+    """``child.forward(input)`` with leave to overwrite ``input``, for this call only."""
+    child.overwrite_input = True
+    try:
+        return child.forward(input)
+    finally:
+        child.overwrite_input = False
+
+
 class Sequential(Container):
     """Chain of modules: the output of child k is the input of child k+1.
 
@@ -120,9 +137,14 @@ class Sequential(Container):
 
     def update_output(self, input: Any) -> Any:
         current = input
-        for index, child in enumerate(self._children):
+        children = self._children
+        in_place = tree_cached(self, "_in_place_children", lambda: may_overwrite_input(children))
+        for index, child in enumerate(children):
             try:
-                current = child.forward(current)
+                if index in in_place and current is children[index - 1].output:
+                    current = forward_over_input(child, current)
+                else:
+                    current = child.forward(current)
             except Exception as error:
                 add_context(error, self, index, child)
                 raise

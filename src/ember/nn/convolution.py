@@ -125,6 +125,8 @@ class SpatialConvolution(_Convolution):
     reuses the columns of the last forward call, which must be on the same input.
     """
 
+    output_free_for_next = True  # the backward reads the columns, W and dE/dy, never y
+
     def __init__(self, n_input_plane, n_output_plane, kw, kh, dw=1, dh=1, pad_w=0, pad_h=0, bias=True, rng=None):
         super().__init__()
         self._init_geometry(n_input_plane, n_output_plane, kw, kh, dw, dh, pad_w, pad_h, 1, 1)

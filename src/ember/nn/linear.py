@@ -47,6 +47,7 @@ class Linear(Module):
 
     _param_names = ("weight", "bias")
     _writes_fresh_grads = True  # see _fresh_grads: the first accumulation may write
+    output_free_for_next = True  # the backward reads x, W and dE/dy, never y
     bias_step = scratch("sum_n dE/dy_n, before it is scaled into grad_bias")
     scaled_dy = scratch("scale * dE/dy of one sample (the outer product's left factor)")
 

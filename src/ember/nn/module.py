@@ -65,6 +65,14 @@ class Module(DeclaredState, TorchHabits):
     #: parameter gradients, as PyTorch does for inputs that do not require gradients.
     #: ``grad_input`` is then None.
     compute_grad_input: bool = True
+    #: True on a class whose output the next module of a :class:`Sequential` may write
+    #: over (an in-place ReLU): the output is the module's own buffer, and neither its
+    #: backward nor anything else of the module reads it again (Linear, convolutions).
+    output_free_for_next: bool = False
+    #: Set by a :class:`Sequential` for the duration of one forward call of a module that
+    #: can work in place (``ReLU(inplace=True)``): its input may be overwritten (the input
+    #: is the previous module's output and that module's class says it is free).
+    overwrite_input: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)  # DeclaredState collects the saved/scratch names

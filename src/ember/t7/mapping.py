@@ -172,11 +172,12 @@ def _simple(cls, **fields):
     return build
 
 
-for _name in ("ReLU", "Tanh", "Sigmoid", "Abs", "Square", "Exp", "Log", "Identity", "CAddTable", "CSubTable",
+for _name in ("Tanh", "Sigmoid", "Abs", "Square", "Exp", "Log", "Identity", "CAddTable", "CSubTable",
               "CMulTable", "CDivTable", "CMaxTable", "CMinTable", "FlattenTable", "DotProduct", "CosineDistance",
               "LogSumExp"):  # fmt: skip
     BUILDERS[_name] = _simple(getattr(nn, _name))
 BUILDERS.update({
+    "ReLU": _simple(nn.ReLU, inplace=("inplace", False)),  # Torch7's nn.ReLU(true): same numbers, see ReLU
     "Threshold": _simple(nn.Threshold, threshold=("threshold", 1e-6), value=("val", 0.0)),
     "HardTanh": _simple(nn.HardTanh, min_value=("min_val", -1.0), max_value=("max_val", 1.0)),
     "SoftPlus": _simple(nn.SoftPlus, beta=("beta", 1.0), threshold=("threshold", 20.0)),
