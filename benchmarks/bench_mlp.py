@@ -12,7 +12,9 @@ per module. ``--floor`` also times the same step written by hand as a few NumPy 
 calls on preallocated arrays, with no module system at all: a lower bound on the time of
 any NumPy library on this machine, to read the ratios against ("e/fl": ember / floor).
 ``--numpy-too`` also times ember with its compiled kernels off ("numpy" row; "f/np": ember
-with them / without them, same run).
+with them / without them, same run). ``--memory-variants`` (with ``--floor``) also times ember
+without its 2 MB pages, without its in-place ReLU, and without either, each against the floor
+(rows "-pages", "-inpl", "-both"; docs/benchmarks.md, "Memory pages and the in-place ReLU").
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from common import benchmark_args  # noqa: E402  (imports no NumPy)
 def _options(parser):
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="cuda: ember on CuPy, PyTorch on CUDA")
     parser.add_argument("--floor", action="store_true", help="also time the hand-written NumPy step (lower bound)")
+    parser.add_argument("--memory-variants", action="store_true",
+                        help="with --floor: also time ember without 2 MB pages / in-place ReLU / both")
 
 
 ARGS = benchmark_args(__doc__, batches=[1, 32, 128, 512], windows=15, seconds=0.4, add=_options) if __name__ == "__main__" else None
@@ -62,6 +66,22 @@ def ember_step(batch, device="cpu"):
         done()
 
     return synchronized, net
+
+
+def ember_variant(batch, pages, inplace):
+    """ember's CPU step with its flat vectors on 2 MB pages or not (``ember._pages``) and its
+    ReLU in place or not: the same numbers, other memory traffic."""
+    from ember import _pages
+
+    _pages.set_enabled(pages)
+    try:
+        step, net = ember_step(batch)
+        step()  # the momentum vector is made in the first step
+    finally:
+        _pages.set_enabled(True)
+    for relu in net.find_modules("ReLU"):
+        relu.inplace = inplace
+    return step
 
 
 def torch_step(batch, device="cpu"):
@@ -141,6 +161,9 @@ def main():
             steps["floor"] = floor_step(batch)
         if ARGS.numpy_too and ARGS.device == "cpu":
             steps["numpy"] = numpy_path(ember_step(batch)[0])
+        variants = {"-pages": (False, True), "-inpl": (True, False), "-both": (False, False)}
+        if ARGS.memory_variants and "floor" in steps:
+            steps.update({name: ember_variant(batch, *switches) for name, switches in variants.items()})
         rates = compare(steps, ARGS.windows, ARGS.seconds, raw=True, max_foreign=ARGS.max_foreign)
         print_ratios(f"{batch:5d}", batch, rates["ember"], rates["torch"], ARGS.windows)
         if "floor" in steps:
@@ -149,6 +172,9 @@ def main():
         if "numpy" in steps:
             print_ratios(f"{'numpy':>5}", batch, rates["numpy"], rates["torch"], ARGS.windows)
             print_ratios(f"{'f/np':>5}", batch, rates["ember"], rates["numpy"], ARGS.windows)
+        for name in variants:
+            if name in steps:  # e/fl of ember without that change
+                print_ratios(f"{name:>5}", batch, rates[name], rates["floor"], ARGS.windows)
         if ARGS.profile:
             profile(net, mine)
 

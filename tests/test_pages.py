@@ -58,6 +58,23 @@ def test_without_huge_pages_the_vectors_come_from_numpy(monkeypatch):
     assert v.base is None and v.shape == (LONG,)
 
 
+def test_switched_off_by_hand_or_by_the_environment(monkeypatch):
+    monkeypatch.setitem(_pages._state, "available", True)
+    monkeypatch.setitem(_pages._state, "enabled", True)
+    _pages.set_enabled(False)
+    assert not _pages.available() and _pages.empty(LONG, np.float32).base is None
+    _pages.set_enabled(True)
+    assert _pages.available()
+    with pytest.raises(TypeError, match="expected a bool"):
+        _pages.set_enabled(1)
+    monkeypatch.delitem(_pages._state, "enabled")
+    monkeypatch.setenv("EMBER_HUGE_PAGES", "0")
+    assert not _pages.available()
+    monkeypatch.delitem(_pages._state, "enabled")
+    monkeypatch.setenv("EMBER_HUGE_PAGES", "1")
+    assert _pages.available()
+
+
 def test_the_kernel_setting_is_read(monkeypatch, tmp_path):
     for text, expected in (("always [madvise] never\n", True), ("[always] madvise never\n", True),
                            ("always madvise [never]\n", False)):  # fmt: skip

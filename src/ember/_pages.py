@@ -15,13 +15,15 @@ memory itself (anonymous, private, 2 MB-aligned) and asks for huge pages with
 ``/sys/kernel/mm/transparent_hugepage/enabled`` is ``always`` or ``madvise`` and free 2 MB
 blocks exist, and falls back to 4 KB pages otherwise -- correctness never depends on it.
 Elsewhere (not Linux, Python without ``MADV_HUGEPAGE``, THP ``never``, vectors under
-:data:`MIN_BYTES`) the arrays come from NumPy as usual. The memory is freed when the last
-array viewing it goes away, as for any NumPy array.
+:data:`MIN_BYTES`) the arrays come from NumPy as usual, and so they do everywhere with the
+environment variable ``EMBER_HUGE_PAGES=0`` or after :func:`set_enabled` ``(False)``. The
+memory is freed when the last array viewing it goes away, as for any NumPy array.
 """
 
 from __future__ import annotations
 
 import mmap
+import os
 import sys
 
 import numpy as np
@@ -37,10 +39,22 @@ _state: dict[str, bool] = {}
 
 def available() -> bool:
     """True when :func:`empty` maps huge-page memory: Linux, ``mmap.MADV_HUGEPAGE`` known,
-    and the kernel's THP setting is ``always`` or ``madvise`` (read once)."""
+    the kernel's THP setting is ``always`` or ``madvise`` (read once), and not switched off
+    (``EMBER_HUGE_PAGES=0``, :func:`set_enabled`)."""
     if "available" not in _state:
         _state["available"] = _kernel_allows_huge_pages()
-    return _state["available"]
+    if "enabled" not in _state:
+        _state["enabled"] = os.environ.get("EMBER_HUGE_PAGES", "1") != "0"
+    return _state["enabled"] and _state["available"]
+
+
+def set_enabled(on: bool) -> None:
+    """Map long vectors on huge pages (True, the default where :func:`available`) or take
+    them from NumPy (False), for the vectors made from now on; only speed differs (the
+    benchmarks time both: ``benchmarks/bench_mlp.py --memory-variants``)."""
+    if not isinstance(on, bool):
+        raise TypeError(f"_pages.set_enabled: expected a bool, got {on!r}")
+    _state["enabled"] = on
 
 
 def _kernel_allows_huge_pages() -> bool:
@@ -92,4 +106,4 @@ def like(x: np.ndarray, fill: float | None = 0.0) -> np.ndarray:
     return vector
 
 
-__all__ = ["available", "empty", "zeros", "like", "MIN_BYTES", "HUGE_PAGE"]
+__all__ = ["available", "set_enabled", "empty", "zeros", "like", "MIN_BYTES", "HUGE_PAGE"]
