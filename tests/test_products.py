@@ -91,7 +91,9 @@ def test_products_reach_the_backend(case, guarded_products):
 def test_linear_products_are_the_backend_shortcuts_chosen_by_shape(batch, monkeypatch):
     """Linear's forward is one affine product, its input gradient one gemm, its weight
     gradient a rank-1 ``ger`` for one sample and an accumulating gemm otherwise; with BLAS
-    each is one BLAS call (the transposed forward for 2-48 samples through a wide layer)."""
+    each is one BLAS call (the transposed forward for 2-48 samples through a wide layer),
+    except one sample's forward: a matrix-vector product (NumPy's gemv; a GEMM with M = 1
+    is ~5x slower in OpenBLAS)."""
     if not _blas.AVAILABLE:
         pytest.skip("no OpenBLAS found in NumPy")
     blas_calls = []
@@ -101,8 +103,12 @@ def test_linear_products_are_the_backend_shortcuts_chosen_by_shape(batch, monkey
     backend = RecordingBackend("numpy", "float32")
     lin = nn.Linear(300, 260).to(backend)
     x = np.random.default_rng(0).standard_normal((batch, 300)).astype(np.float32)
-    lin.forward(x)
-    assert backend.calls == {"affine": 1, "gemm": 1} and blas_calls == ["gemm"]
+    y = lin.forward(x)
+    if batch == 1:
+        assert backend.calls == {"affine": 1} and blas_calls == []
+    else:
+        assert backend.calls == {"affine": 1, "gemm": 1} and blas_calls == ["gemm"]
+    np.testing.assert_allclose(y, x @ lin.weight.T + lin.bias, rtol=1e-5, atol=1e-5)
     blas_calls.clear()
     lin.backward(x, np.ones((batch, 260), np.float32))
     # one sample: dE/dx is a matrix-vector product (NumPy's gemv), dE/dW a rank-1 update

@@ -196,7 +196,8 @@ class Backend:
         With BLAS: the bias is copied in and the product accumulated onto it (one gemm,
         no broadcast add), or, for 2-48 samples through a layer at least 256 wide on both
         sides, computed as y^T = W x^T followed by one transposed copy that adds the bias
-        (1.3-2.8x faster in OpenBLAS there, see :func:`transposed_product_is_faster`).
+        (1.3-2.8x faster in OpenBLAS there, see :func:`transposed_product_is_faster`), or,
+        for one sample (N = 1), as the matrix-vector product W x plus the bias.
         """
         xp = self.xp
         blas = xp is np and _blas.AVAILABLE and x.ndim == 2
@@ -208,6 +209,12 @@ class Backend:
                     xp.copyto(out, out_t.T)
                 else:
                     xp.add(out_t.T, bias, out=out)
+            return out
+        if blas and x.shape[0] == 1:  # one sample: W x is a matrix-vector product (BLAS gemv);
+            # OpenBLAS's GEMM with M = 1 takes ~5x as long (784 -> 1000, 2 threads: 190 us, gemv 35 us)
+            xp.matmul(weight, x[0], out=out[0])
+            if bias is not None:
+                out[0] += bias
             return out
         if blas and bias is not None:
             xp.copyto(out, bias)
