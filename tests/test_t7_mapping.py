@@ -220,3 +220,20 @@ def test_table_and_elementwise_modules_follow_torch7_fields(tmp_path):
                                                                 "ceil_mode": False, "count_include_pad": True}))  # fmt: skip
     x = rng.standard_normal((1, 1, 4, 4))
     np.testing.assert_allclose(pool.forward(x.astype("float32"))[0, 0], x[0, 0].reshape(2, 2, 2, 2).mean(axis=(1, 3)), rtol=1e-5)
+
+
+def test_an_in_place_relu_keeps_its_flag_and_its_numbers(tmp_path):
+    # Torch7's nn.ReLU(true) saves inplace = true; ember's ReLU(inplace=True) computes the same
+    rng = np.random.default_rng(0)
+    w, b = rng.standard_normal((4, 3)), rng.standard_normal(4)
+    linear = Obj("nn.Linear", {"weight": Tensor("Double", w), "bias": Tensor("Double", b)})
+    path = tmp_path / "relu.t7"
+    path.write_bytes(dumps(Obj("nn.Sequential", {"modules": {1: linear, 2: Obj("nn.ReLU", {"inplace": True})}})))
+    model = ember.load_t7(path)
+    assert model[1].inplace is True
+    x = rng.standard_normal((2, 3)).astype(np.float32)
+    np.testing.assert_allclose(model.forward(x), np.maximum(x @ w.T + b, 0), rtol=1e-5, atol=1e-6)
+    assert model[1].output is model[0].output  # written over the Linear's output
+    path.write_bytes(dumps(Obj("nn.ReLU", {"inplace": 1})))
+    with pytest.raises(FormatError, match="inplace"):
+        ember.load_t7(path)
