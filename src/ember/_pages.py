@@ -88,13 +88,6 @@ def empty(n: int, dtype) -> np.ndarray:
     return raw[start : start + nbytes].view(dtype)
 
 
-def zeros(n: int, dtype) -> np.ndarray:
-    """Like :func:`empty`, filled with zeros."""
-    vector = empty(n, dtype)
-    vector.fill(0)
-    return vector
-
-
 def like(x: np.ndarray, fill: float | None = 0.0) -> np.ndarray:
     """A vector of ``x``'s length and dtype from :func:`empty`, filled with ``fill``, or a
     copy of ``x`` when ``fill`` is None. ``x`` must be a 1-D NumPy array."""
@@ -106,4 +99,4 @@ def like(x: np.ndarray, fill: float | None = 0.0) -> np.ndarray:
     return vector
 
 
-__all__ = ["available", "set_enabled", "empty", "zeros", "like", "MIN_BYTES", "HUGE_PAGE"]
+__all__ = ["available", "set_enabled", "empty", "like", "MIN_BYTES", "HUGE_PAGE"]

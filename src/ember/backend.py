@@ -210,16 +210,17 @@ class Backend:
                 else:
                     xp.add(out_t.T, bias, out=out)
             return out
-        if blas and x.shape[0] == 1:  # one sample: W x is a matrix-vector product (BLAS gemv);
-            # OpenBLAS's GEMM with M = 1 takes ~5x as long (784 -> 1000, 2 threads: 190 us, gemv 35 us)
-            xp.matmul(weight, x[0], out=out[0])
+        if x.ndim == 1 or (blas and x.shape[0] == 1):  # one sample: W x, a matrix-vector product
+            # (BLAS gemv); OpenBLAS's GEMM with M = 1 takes ~5x as long (784 -> 1000: 190 us, gemv 35 us)
+            row_x, row_out = (x, out) if x.ndim == 1 else (x[0], out[0])
+            xp.matmul(weight, row_x, out=row_out)
             if bias is not None:
-                out[0] += bias
+                row_out += bias
             return out
         if blas and bias is not None:
             xp.copyto(out, bias)
             return self.gemm(x, weight, out, trans_b=True, beta=1.0)
-        self.gemm(x, weight, out, trans_b=True) if x.ndim == 2 else xp.matmul(weight, x, out=out)
+        self.gemm(x, weight, out, trans_b=True)
         if bias is not None:
             with unbuffered(xp):  # a broadcast add: no iterator buffers
                 out += bias
