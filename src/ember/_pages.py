@@ -6,7 +6,8 @@ between the matrix products that read the weights again. With 4 KB pages a 3 MB 
 spans ~800 pages, and one step over three such vectors evicts the CPU's page-address cache
 (TLB; 2048 entries on AMD Zen 3) that the next product needs: every page costs a page-table
 walk. On 2 MB pages the same vector is two pages. Measured on the lecture's MNIST MLP
-(795 010 parameters, batch 128): a training step 1-2% faster (docs/benchmarks.md).
+(795 010 parameters, batch 128, AMD EPYC Zen 3, OpenBLAS Haswell kernel, 2 threads,
+2026-12-03): a training step 1-2% faster (docs/benchmarks.md, "Memory pages and the in-place ReLU").
 
 NumPy itself asks for huge pages only for arrays of 4 MB and more, and its arrays are not
 aligned to 2 MB, so only the middle of a vector could get them. :func:`empty` maps the

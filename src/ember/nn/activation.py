@@ -83,7 +83,8 @@ class ReLU(Pointwise):
     holds y. Anywhere else (the first module, a table container's branch, after a Tanh whose
     backward reads its own output) y goes to the ReLU's own buffer as with ``inplace=False``:
     the numbers never depend on the switch, only the memory traffic does (a 128 x 1000
-    activation less to write and read back: ~2% of an MNIST MLP training step).
+    activation less to write and read back: ~2% of an MNIST MLP training step on AMD Zen 3,
+    OpenBLAS Haswell kernel, 2026-12-03; docs/benchmarks.md).
     """
 
     own_output = scratch("y when not written over the input: the ReLU's own buffer (the output "
